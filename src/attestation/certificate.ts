@@ -1,0 +1,179 @@
+import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { Asn1Error, TAG, children, content, decodeOid, decodeTime, expectTag, readNode, whole } from '../internal/asn1.js';
+
+/** The parts of an X.509 certificate that chain validation needs, parsed from DER. */
+export interface ParsedCertificate {
+  readonly der: Uint8Array;
+  /** Hex SHA-256 of the DER: the certificate's identity for pinning and caching. */
+  readonly fingerprint: string;
+  readonly tbs: Uint8Array;
+  readonly signatureAlgorithm: string;
+  readonly signature: Uint8Array;
+  readonly issuer: Uint8Array;
+  readonly subject: Uint8Array;
+  readonly subjectCommonName: string | null;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  readonly spki: Uint8Array;
+  readonly publicKey: KeyObject;
+  /** `null` when the certificate has no basicConstraints extension. */
+  readonly basicConstraints: { readonly ca: boolean; readonly pathLength: number | null } | null;
+  /** Key usage bits, `null` when the extension is absent. */
+  readonly keyUsage: { readonly digitalSignature: boolean; readonly keyCertSign: boolean } | null;
+}
+
+const OID_BASIC_CONSTRAINTS = '2.5.29.19';
+const OID_KEY_USAGE = '2.5.29.15';
+const OID_COMMON_NAME = '2.5.4.3';
+/** Extensions we understand; any other critical extension makes the certificate unusable (RFC 5280 §4.2). */
+const KNOWN_CRITICAL = new Set([OID_BASIC_CONSTRAINTS, OID_KEY_USAGE]);
+
+export class CertificateParseError extends Error {
+  override name = 'CertificateParseError';
+}
+
+/** Parses one DER certificate. Throws {@link CertificateParseError} on anything unexpected. */
+export function parseCertificate(der: Uint8Array): ParsedCertificate {
+  try {
+    return parse(der);
+  } catch (err) {
+    if (err instanceof CertificateParseError) throw err;
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new CertificateParseError(`invalid certificate DER: ${reason}`);
+  }
+}
+
+function parse(der: Uint8Array): ParsedCertificate {
+  const root = expectTag(readNode(der, 0, der.length), TAG.SEQUENCE, 'Certificate');
+  if (root.end !== der.length) throw new CertificateParseError('trailing bytes after certificate');
+  const [tbsNode, algNode, sigNode, extra] = children(der, root);
+  if (extra) throw new CertificateParseError('Certificate has more than three elements');
+  expectTag(tbsNode, TAG.SEQUENCE, 'tbsCertificate');
+  const signatureAlgorithm = algorithmOid(der, expectTag(algNode, TAG.SEQUENCE, 'signatureAlgorithm'));
+  const signature = bitString(der, expectTag(sigNode, TAG.BIT_STRING, 'signatureValue'));
+
+  const tbsParts = children(der, tbsNode!);
+  let i = 0;
+  let version = 1;
+  if (tbsParts[0]?.tag === 0xa0) {
+    const [v] = children(der, tbsParts[0]);
+    version = Number(smallInteger(der, expectTag(v, TAG.INTEGER, 'version'))) + 1;
+    i++;
+  }
+  expectTag(tbsParts[i++], TAG.INTEGER, 'serialNumber');
+  const innerAlg = algorithmOid(der, expectTag(tbsParts[i++], TAG.SEQUENCE, 'signature'));
+  if (innerAlg !== signatureAlgorithm) throw new CertificateParseError('signature algorithms in tbsCertificate and Certificate differ');
+  const issuerNode = expectTag(tbsParts[i++], TAG.SEQUENCE, 'issuer');
+  const validity = children(der, expectTag(tbsParts[i++], TAG.SEQUENCE, 'validity'));
+  if (validity.length !== 2) throw new CertificateParseError('validity must have two times');
+  const notBefore = decodeTime(der, validity[0]!);
+  const notAfter = decodeTime(der, validity[1]!);
+  const subjectNode = expectTag(tbsParts[i++], TAG.SEQUENCE, 'subject');
+  const spkiNode = expectTag(tbsParts[i++], TAG.SEQUENCE, 'subjectPublicKeyInfo');
+  const spki = whole(der, spkiNode);
+
+  let basicConstraints: ParsedCertificate['basicConstraints'] = null;
+  let keyUsage: ParsedCertificate['keyUsage'] = null;
+  for (; i < tbsParts.length; i++) {
+    const node = tbsParts[i]!;
+    if (node.tag === 0x81 || node.tag === 0x82) continue; // issuer/subject unique IDs
+    if (node.tag !== 0xa3) throw new CertificateParseError(`unexpected element 0x${node.tag.toString(16)} in tbsCertificate`);
+    if (version !== 3) throw new CertificateParseError('extensions in a certificate that is not v3');
+    const [list] = children(der, node);
+    const seen = new Set<string>();
+    for (const ext of children(der, expectTag(list, TAG.SEQUENCE, 'extensions'))) {
+      const parts = children(der, expectTag(ext, TAG.SEQUENCE, 'extension'));
+      const oid = decodeOid(content(der, expectTag(parts[0], TAG.OID, 'extnID')));
+      if (seen.has(oid)) throw new CertificateParseError(`duplicate extension ${oid}`);
+      seen.add(oid);
+      let critical = false;
+      let valueNode = parts[1];
+      if (valueNode?.tag === TAG.BOOLEAN) {
+        critical = content(der, valueNode)[0] === 0xff;
+        valueNode = parts[2];
+      }
+      const value = content(der, expectTag(valueNode, TAG.OCTET_STRING, 'extnValue'));
+      if (oid === OID_BASIC_CONSTRAINTS) basicConstraints = parseBasicConstraints(value);
+      else if (oid === OID_KEY_USAGE) keyUsage = parseKeyUsage(value);
+      else if (critical && !KNOWN_CRITICAL.has(oid)) throw new CertificateParseError(`unsupported critical extension ${oid}`);
+    }
+  }
+
+  let publicKey: KeyObject;
+  try {
+    publicKey = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+  } catch {
+    throw new CertificateParseError('unusable subjectPublicKeyInfo');
+  }
+
+  return {
+    der,
+    fingerprint: createHash('sha256').update(der).digest('hex'),
+    tbs: whole(der, tbsNode!),
+    signatureAlgorithm,
+    signature,
+    issuer: whole(der, issuerNode),
+    subject: whole(der, subjectNode),
+    subjectCommonName: commonName(der, subjectNode),
+    notBefore,
+    notAfter,
+    spki,
+    publicKey,
+    basicConstraints,
+    keyUsage,
+  };
+}
+
+function algorithmOid(buf: Uint8Array, node: ReturnType<typeof readNode>): string {
+  const [oid] = children(buf, node);
+  return decodeOid(content(buf, expectTag(oid, TAG.OID, 'algorithm')));
+}
+
+function bitString(buf: Uint8Array, node: ReturnType<typeof readNode>): Uint8Array {
+  const bytes = content(buf, node);
+  if (bytes.length < 1 || bytes[0] !== 0) throw new CertificateParseError('signature BIT STRING must have no unused bits');
+  return bytes.subarray(1);
+}
+
+function smallInteger(buf: Uint8Array, node: ReturnType<typeof readNode>): number {
+  const bytes = content(buf, node);
+  if (bytes.length === 0 || bytes.length > 4 || (bytes[0]! & 0x80) !== 0) throw new CertificateParseError('integer out of range');
+  let v = 0;
+  for (const b of bytes) v = v * 256 + b;
+  return v;
+}
+
+function parseBasicConstraints(value: Uint8Array): { ca: boolean; pathLength: number | null } {
+  const seq = expectTag(readNode(value, 0, value.length), TAG.SEQUENCE, 'BasicConstraints');
+  if (seq.end !== value.length) throw new CertificateParseError('trailing bytes in BasicConstraints');
+  let ca = false;
+  let pathLength: number | null = null;
+  for (const node of children(value, seq)) {
+    if (node.tag === TAG.BOOLEAN) ca = content(value, node)[0] === 0xff;
+    else if (node.tag === TAG.INTEGER) pathLength = smallInteger(value, node);
+    else throw new CertificateParseError('unexpected element in BasicConstraints');
+  }
+  return { ca, pathLength };
+}
+
+function parseKeyUsage(value: Uint8Array): { digitalSignature: boolean; keyCertSign: boolean } {
+  const node = expectTag(readNode(value, 0, value.length), TAG.BIT_STRING, 'KeyUsage');
+  const bits = content(value, node);
+  if (bits.length < 2) throw new CertificateParseError('empty KeyUsage');
+  const first = bits[1]!;
+  return { digitalSignature: (first & 0x80) !== 0, keyCertSign: (first & 0x04) !== 0 };
+}
+
+function commonName(buf: Uint8Array, name: ReturnType<typeof readNode>): string | null {
+  for (const rdn of children(buf, name)) {
+    for (const atv of children(buf, rdn)) {
+      const [type, value] = children(buf, atv);
+      if (type && value && decodeOid(content(buf, type)) === OID_COMMON_NAME) {
+        return new TextDecoder().decode(content(buf, value));
+      }
+    }
+  }
+  return null;
+}
+
+export { Asn1Error };

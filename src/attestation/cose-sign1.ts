@@ -1,0 +1,113 @@
+import { verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { NitroEnclaveError } from '../errors.js';
+import { CborDecodeError, CborTag, decodeCbor, type CborKey, type CborValue } from '../internal/cbor.js';
+
+/** COSE algorithm identifiers (RFC 9053) that this layer recognises. */
+const ALGORITHMS = new Map<number, { name: string; hash: string; signatureLength: number; curve: string }>([
+  [-7, { name: 'ES256', hash: 'sha256', signatureLength: 64, curve: 'prime256v1' }],
+  [-35, { name: 'ES384', hash: 'sha384', signatureLength: 96, curve: 'secp384r1' }],
+  [-36, { name: 'ES512', hash: 'sha512', signatureLength: 132, curve: 'secp521r1' }],
+]);
+
+/** Only ES384 is verified: it is the one algorithm the Nitro Secure Module signs with. */
+const SUPPORTED = new Set([-35]);
+
+export interface CoseSign1 {
+  /** The protected header exactly as received (a bstr's content). */
+  readonly protectedBytes: Uint8Array;
+  readonly protectedHeader: Map<CborKey, CborValue>;
+  readonly unprotectedHeader: Map<CborKey, CborValue>;
+  readonly payload: Uint8Array;
+  readonly signature: Uint8Array;
+  readonly tagged: boolean;
+}
+
+function malformed(message: string, cause?: unknown): NitroEnclaveError {
+  return new NitroEnclaveError('ERR_ATTESTATION_MALFORMED', message, cause === undefined ? undefined : { cause });
+}
+
+export function decodeCborStrict(bytes: Uint8Array, what: string): CborValue {
+  try {
+    return decodeCbor(bytes, { maxDepth: 16 });
+  } catch (err) {
+    if (err instanceof CborDecodeError) throw malformed(`${what} is not valid CBOR: ${err.message}`);
+    throw err;
+  }
+}
+
+/**
+ * Decodes a COSE_Sign1 structure (RFC 9052 §4.2): a 4-element array, either
+ * untagged or wrapped in CBOR tag 18 and nothing else.
+ */
+export function decodeCoseSign1(bytes: Uint8Array): CoseSign1 {
+  let value = decodeCborStrict(bytes, 'COSE_Sign1');
+  let tagged = false;
+  if (value instanceof CborTag) {
+    if (value.tag !== 18) throw malformed(`COSE_Sign1 carries CBOR tag ${value.tag}, expected none or 18`);
+    value = value.value;
+    tagged = true;
+  }
+  if (!Array.isArray(value) || value.length !== 4) throw malformed('COSE_Sign1 must be an array of 4 elements');
+  const [protectedBytes, unprotectedHeader, payload, signature] = value;
+  if (!(protectedBytes instanceof Uint8Array)) throw malformed('COSE_Sign1 protected header must be a byte string');
+  if (!(unprotectedHeader instanceof Map)) throw malformed('COSE_Sign1 unprotected header must be a map');
+  if (!(payload instanceof Uint8Array)) throw malformed('COSE_Sign1 payload must be a byte string (detached payloads are not supported)');
+  if (!(signature instanceof Uint8Array)) throw malformed('COSE_Sign1 signature must be a byte string');
+  let protectedHeader: Map<CborKey, CborValue>;
+  if (protectedBytes.length === 0) {
+    protectedHeader = new Map();
+  } else {
+    const decoded = decodeCborStrict(protectedBytes, 'COSE_Sign1 protected header');
+    if (!(decoded instanceof Map)) throw malformed('COSE_Sign1 protected header must encode a map');
+    protectedHeader = decoded;
+  }
+  return { protectedBytes, protectedHeader, unprotectedHeader, payload, signature, tagged };
+}
+
+/** CBOR encoding of `["Signature1", protected, external_aad, payload]`, built from the bytes as received. */
+export function sigStructure(protectedBytes: Uint8Array, payload: Uint8Array, externalAad: Uint8Array = new Uint8Array(0)): Uint8Array {
+  const context = new TextEncoder().encode('Signature1');
+  const parts = [Uint8Array.of(0x84), head(3, context.length), context, head(2, protectedBytes.length), protectedBytes, head(2, externalAad.length), externalAad, head(2, payload.length), payload];
+  return Buffer.concat(parts);
+}
+
+function head(major: number, length: number): Uint8Array {
+  const m = major << 5;
+  if (length < 24) return Uint8Array.of(m | length);
+  if (length < 0x100) return Uint8Array.of(m | 24, length);
+  if (length < 0x10000) return Uint8Array.of(m | 25, length >> 8, length & 0xff);
+  return Uint8Array.of(m | 26, (length >>> 24) & 0xff, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
+}
+
+/** The algorithm named by the protected header; only ES384 passes. */
+export function coseAlgorithm(sign1: CoseSign1): { name: string; hash: string; signatureLength: number; curve: string } {
+  const alg = sign1.protectedHeader.get(1);
+  if (typeof alg !== 'number' && typeof alg !== 'string') {
+    throw malformed('COSE_Sign1 protected header has no algorithm (label 1)');
+  }
+  const known = typeof alg === 'number' ? ALGORITHMS.get(alg) : undefined;
+  if (!known || typeof alg !== 'number' || !SUPPORTED.has(alg)) {
+    throw new NitroEnclaveError(
+      'ERR_ATTESTATION_UNSUPPORTED_ALGORITHM',
+      `COSE algorithm ${known ? known.name : String(alg)} is not supported; Nitro attestation uses ES384 (-35) only`,
+    );
+  }
+  return known;
+}
+
+/**
+ * Verifies a COSE_Sign1 signature with `key` (an EC public key on the
+ * algorithm's curve). The signature is raw r‖s; high-S values are valid.
+ */
+export function verifyCoseSign1(sign1: CoseSign1, key: KeyObject): void {
+  const alg = coseAlgorithm(sign1);
+  if (sign1.signature.length !== alg.signatureLength) {
+    throw malformed(`COSE_Sign1 signature is ${sign1.signature.length} bytes, ${alg.name} needs ${alg.signatureLength}`);
+  }
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== alg.curve) {
+    throw new NitroEnclaveError('ERR_ATTESTATION_CHAIN_INVALID', `signing key is not an EC key on ${alg.curve}`);
+  }
+  const data = sigStructure(sign1.protectedBytes, sign1.payload);
+  const ok = cryptoVerify(alg.hash, data, { key, dsaEncoding: 'ieee-p1363' }, sign1.signature);
+  if (!ok) throw new NitroEnclaveError('ERR_ATTESTATION_SIGNATURE_INVALID', 'COSE_Sign1 signature does not verify with the leaf certificate key');
+}

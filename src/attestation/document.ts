@@ -1,0 +1,150 @@
+import { NitroEnclaveError } from '../errors.js';
+import type { CborKey, CborValue } from '../internal/cbor.js';
+import { copyBytes, toHex } from '../internal/bytes.js';
+import { decodeCborStrict, decodeCoseSign1, type CoseSign1 } from './cose-sign1.js';
+
+/** Limits of the attestation payload, as AWS's NSM produces it. */
+export const LIMITS = {
+  /** AWS documents the optional fields as 512 bytes, but real AWS-signed documents carry 1024. */
+  optionalField: 1024,
+  certificate: 1024,
+  maxPcrs: 32,
+} as const;
+
+const PCR_SIZES = new Set([32, 48, 64]);
+
+/**
+ * An attestation document decoded but **not verified**: nothing in it may be
+ * trusted. Use {@link verifyAttestationDocument} for facts you can rely on.
+ */
+export interface UnverifiedAttestation {
+  /** Always `false`: a reminder that nothing here was checked. */
+  readonly verified: false;
+  readonly moduleId: string;
+  readonly digest: string;
+  readonly timestamp: Date;
+  readonly pcrs: Readonly<Record<number, Uint8Array>>;
+  readonly pcrsHex: Readonly<Record<number, string>>;
+  readonly certificate: Uint8Array;
+  readonly cabundle: readonly Uint8Array[];
+  readonly publicKey: Uint8Array | null;
+  readonly userData: Uint8Array | null;
+  readonly nonce: Uint8Array | null;
+  /** PCR0, PCR1 and PCR2 are all zero: the enclave runs in debug mode. */
+  readonly debugMode: boolean;
+  /** The payload is an indefinite-length CBOR map (newer NSM versions). */
+  readonly indefiniteLengthPayload: boolean;
+}
+
+/** The decoded document plus the raw COSE parts the verifier needs. */
+export interface DecodedDocument {
+  readonly sign1: CoseSign1;
+  readonly attestation: UnverifiedAttestation;
+}
+
+function malformed(message: string): NitroEnclaveError {
+  return new NitroEnclaveError('ERR_ATTESTATION_MALFORMED', message);
+}
+
+function isAllZero(bytes: Uint8Array | undefined): boolean {
+  return bytes !== undefined && bytes.every((b) => b === 0);
+}
+
+/** Applies the Nitro profile of COSE_Sign1 and decodes the payload, with every structural check. */
+export function decodeDocument(document: Uint8Array): DecodedDocument {
+  if (!(document instanceof Uint8Array)) throw new TypeError('document must be a Uint8Array');
+  const sign1 = decodeCoseSign1(document);
+  const header = sign1.protectedHeader;
+  const alg = header.get(1);
+  if (header.size !== 1 || alg === undefined) {
+    throw malformed('protected header must be exactly {1: -35} (alg: ES384)');
+  }
+  if (alg !== -35) {
+    throw new NitroEnclaveError('ERR_ATTESTATION_UNSUPPORTED_ALGORITHM', `protected header names algorithm ${String(alg)}; Nitro attestation uses ES384 (-35) only`);
+  }
+  if (sign1.unprotectedHeader.size !== 0) throw malformed('unprotected header must be an empty map');
+  if (sign1.signature.length !== 96) throw malformed(`signature must be 96 bytes (ES384 r||s), got ${sign1.signature.length}`);
+
+  const payload = decodeCborStrict(sign1.payload, 'payload');
+  if (!(payload instanceof Map)) throw malformed('payload must be a CBOR map');
+  for (const key of payload.keys()) {
+    if (typeof key !== 'string') throw malformed(`payload key ${String(key)} is not a text string`);
+  }
+  // Unknown text keys are tolerated (forward compatibility): they are signed, but not reported.
+  const get = (key: string): CborValue => payload.get(key);
+
+  const moduleId = get('module_id');
+  if (typeof moduleId !== 'string' || moduleId.length === 0) throw malformed('module_id must be non-empty text');
+  const digest = get('digest');
+  if (digest !== 'SHA384') throw malformed(`digest must be "SHA384", got ${JSON.stringify(typeof digest === 'string' ? digest : typeof digest)}`);
+  const timestamp = get('timestamp');
+  if (typeof timestamp !== 'number' || !Number.isInteger(timestamp) || timestamp <= 0) {
+    throw malformed('timestamp must be a positive integer (milliseconds since the epoch)');
+  }
+
+  const pcrMap = get('pcrs');
+  if (!(pcrMap instanceof Map) || pcrMap.size < 1 || pcrMap.size > LIMITS.maxPcrs) throw malformed('pcrs must be a map of 1 to 32 entries');
+  const pcrs: Record<number, Uint8Array> = {};
+  const pcrsHex: Record<number, string> = {};
+  for (const [index, value] of pcrMap as Map<CborKey, CborValue>) {
+    if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index > 31) throw malformed(`pcrs key ${String(index)} is not an index 0..31`);
+    if (!(value instanceof Uint8Array) || !PCR_SIZES.has(value.length)) throw malformed(`pcrs[${index}] must be 32, 48 or 64 bytes`);
+    pcrs[index] = copyBytes(value);
+    pcrsHex[index] = toHex(value);
+  }
+
+  const certificate = get('certificate');
+  if (!(certificate instanceof Uint8Array) || certificate.length === 0) throw malformed('certificate must be DER bytes');
+  const bundle = get('cabundle');
+  if (!Array.isArray(bundle) || bundle.length === 0) throw malformed('cabundle must be a non-empty array');
+  const cabundle = bundle.map((cert, i) => {
+    if (!(cert instanceof Uint8Array) || cert.length < 1 || cert.length > LIMITS.certificate) {
+      throw malformed(`cabundle[${i}] must be DER bytes of 1..${LIMITS.certificate} bytes`);
+    }
+    return copyBytes(cert);
+  });
+
+  const optional = (key: string): Uint8Array | null => {
+    const value = get(key);
+    if (value === undefined || value === null) return null;
+    if (!(value instanceof Uint8Array) || value.length > LIMITS.optionalField) throw malformed(`${key} must be null or bytes of at most ${LIMITS.optionalField}`);
+    return copyBytes(value);
+  };
+  const publicKey = optional('public_key');
+  const userData = optional('user_data');
+  const nonce = optional('nonce');
+  return {
+    sign1,
+    attestation: {
+      verified: false,
+      moduleId,
+      digest,
+      timestamp: new Date(timestamp),
+      pcrs,
+      pcrsHex,
+      certificate: copyBytes(certificate),
+      cabundle,
+      publicKey,
+      userData,
+      nonce,
+      debugMode: isAllZero(pcrs[0]) && isAllZero(pcrs[1]) && isAllZero(pcrs[2]),
+      indefiniteLengthPayload: sign1.payload[0] === 0xbf,
+    },
+  };
+}
+
+/**
+ * Decodes an attestation document **without verifying it** — for inspection
+ * tools and diagnostics only. Structural checks still apply (a malformed
+ * document throws `ERR_ATTESTATION_MALFORMED`), but the signature, the
+ * certificate chain and all freshness checks are skipped.
+ *
+ * @example
+ * ```ts
+ * const info = parseAttestationDocument(doc);
+ * console.log(info.verified, info.moduleId, info.pcrsHex[0]); // false, "i-…-enc…", "e72a…"
+ * ```
+ */
+export function parseAttestationDocument(document: Uint8Array): UnverifiedAttestation {
+  return decodeDocument(document).attestation;
+}

@@ -1,0 +1,231 @@
+import { NitroEnclaveError } from '../errors.js';
+import { bytesEqual, copyBytes, fromHex, toHex } from '../internal/bytes.js';
+import { ChainCache, verifyChain } from './chain.js';
+import { verifyCoseSign1 } from './cose-sign1.js';
+import { decodeDocument } from './document.js';
+import { AWS_NITRO_ROOT_G1_SHA256, anchorFingerprints, sha256Hex, type TrustAnchor } from './trust.js';
+
+/** Options of {@link verifyAttestationDocument}. All optional; setting an expected value makes that field required. */
+export interface VerifyAttestationOptions {
+  /** The time at which certificates must be valid and freshness is judged. Default: now. */
+  currentDate?: Date;
+  /** Milliseconds of leeway for validity windows and future timestamps. Default 0. */
+  clockTolerance?: number;
+  /** Reject a document whose `timestamp` is older than this many ms (or from the future beyond `clockTolerance`). */
+  maxAge?: number;
+  /** PCR index → expected value (bytes, or hex in either case). Each listed PCR must match exactly. */
+  expectedPcrs?: Readonly<Record<number, Uint8Array | string>>;
+  /** When given, the document's `nonce` must be present and equal. */
+  nonce?: Uint8Array;
+  /** When given, the document's `public_key` must be present and equal. */
+  publicKey?: Uint8Array;
+  /** When given, the document's `user_data` must be present and equal. */
+  userData?: Uint8Array;
+  /** Replace the pinned AWS root (test PKIs): certificates (DER or PEM) or SHA-256 fingerprints. */
+  trustAnchors?: readonly TrustAnchor[];
+  /** When `false`, a debug-mode enclave (PCR0, PCR1, PCR2 all zero) is rejected. Default `true`. */
+  allowDebug?: boolean;
+}
+
+/** Facts from an attestation document whose signature, chain and requested values all checked out. */
+export interface VerifiedAttestation {
+  readonly verified: true;
+  readonly moduleId: string;
+  readonly digest: 'SHA384';
+  readonly timestamp: Date;
+  readonly pcrs: Readonly<Record<number, Uint8Array>>;
+  /** The same PCRs as lower-case hex. */
+  readonly pcrsHex: Readonly<Record<number, string>>;
+  /** The leaf (signing) certificate, DER. */
+  readonly certificate: Uint8Array;
+  /** The CA certificates, root first, DER. */
+  readonly cabundle: readonly Uint8Array[];
+  /** Not-after of the leaf certificate: the document cannot verify past it. */
+  readonly certificateNotAfter: Date;
+  readonly publicKey: Uint8Array | null;
+  readonly userData: Uint8Array | null;
+  readonly nonce: Uint8Array | null;
+  readonly debugMode: boolean;
+}
+
+interface ResolvedOptions {
+  currentDate: Date | null;
+  clockTolerance: number;
+  maxAge: number | null;
+  expectedPcrs: Map<number, Uint8Array>;
+  nonce: Uint8Array | null;
+  publicKey: Uint8Array | null;
+  userData: Uint8Array | null;
+  anchors: Set<string>;
+  allowDebug: boolean;
+}
+
+const DEFAULT_ANCHORS = new Set([AWS_NITRO_ROOT_G1_SHA256]);
+
+function nonNegative(name: string, value: unknown): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) throw new TypeError(`${name} must be a non-negative finite number of milliseconds`);
+  return value;
+}
+
+function optionalBytes(name: string, value: unknown): Uint8Array | null {
+  if (value === undefined) return null;
+  if (!(value instanceof Uint8Array)) throw new TypeError(`${name} must be a Uint8Array`);
+  return copyBytes(value);
+}
+
+function resolveOptions(options: VerifyAttestationOptions | undefined): ResolvedOptions {
+  if (options === undefined) options = {};
+  if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
+  const { currentDate, clockTolerance, maxAge, expectedPcrs, trustAnchors, allowDebug } = options;
+  if (currentDate !== undefined && (!(currentDate instanceof Date) || Number.isNaN(currentDate.getTime()))) {
+    throw new TypeError('currentDate must be a valid Date');
+  }
+  if (allowDebug !== undefined && typeof allowDebug !== 'boolean') throw new TypeError('allowDebug must be a boolean');
+  const pcrs = new Map<number, Uint8Array>();
+  if (expectedPcrs !== undefined) {
+    if (typeof expectedPcrs !== 'object' || expectedPcrs === null) throw new TypeError('expectedPcrs must be an object of index → value');
+    for (const [key, value] of Object.entries(expectedPcrs)) {
+      const index = Number(key);
+      if (!/^\d+$/.test(key) || index > 31) throw new TypeError(`expectedPcrs: ${key} is not a PCR index 0..31`);
+      const bytes = typeof value === 'string' ? fromHex(value) : value instanceof Uint8Array ? copyBytes(value) : null;
+      if (!bytes || ![32, 48, 64].includes(bytes.length)) throw new TypeError(`expectedPcrs[${key}] must be 32, 48 or 64 bytes (or their hex)`);
+      pcrs.set(index, bytes);
+    }
+  }
+  return {
+    currentDate: currentDate ?? null,
+    clockTolerance: clockTolerance === undefined ? 0 : nonNegative('clockTolerance', clockTolerance),
+    maxAge: maxAge === undefined ? null : nonNegative('maxAge', maxAge),
+    expectedPcrs: pcrs,
+    nonce: optionalBytes('nonce', options.nonce),
+    publicKey: optionalBytes('publicKey', options.publicKey),
+    userData: optionalBytes('userData', options.userData),
+    anchors: trustAnchors === undefined ? DEFAULT_ANCHORS : anchorFingerprints(trustAnchors),
+    allowDebug: allowDebug ?? true,
+  };
+}
+
+function describe(bytes: Uint8Array | null): string {
+  return bytes === null ? 'absent' : toHex(bytes);
+}
+
+function expectEqual(
+  code: 'ERR_ATTESTATION_NONCE_MISMATCH' | 'ERR_ATTESTATION_PUBLIC_KEY_MISMATCH' | 'ERR_ATTESTATION_USER_DATA_MISMATCH',
+  field: string,
+  expected: Uint8Array | null,
+  actual: Uint8Array | null,
+): void {
+  if (expected === null) return;
+  if (actual === null || !bytesEqual(expected, actual)) {
+    throw new NitroEnclaveError(code, `${field} mismatch: expected ${toHex(expected)}, document has ${describe(actual)}`);
+  }
+}
+
+function check(document: Uint8Array, opts: ResolvedOptions, cache: ChainCache | null): VerifiedAttestation {
+  const { sign1, attestation } = decodeDocument(document);
+  const currentDate = opts.currentDate ?? new Date();
+  const leaf = verifyChain(attestation.cabundle, attestation.certificate, {
+    anchors: opts.anchors,
+    currentDate,
+    clockTolerance: opts.clockTolerance,
+    cache,
+    fingerprint: sha256Hex,
+  });
+  verifyCoseSign1(sign1, leaf.publicKey);
+
+  const stamp = attestation.timestamp.getTime();
+  if (opts.maxAge !== null) {
+    const now = currentDate.getTime();
+    if (now - stamp > opts.maxAge) {
+      throw new NitroEnclaveError('ERR_ATTESTATION_STALE', `timestamp ${attestation.timestamp.toISOString()} is older than maxAge ${opts.maxAge} ms at ${currentDate.toISOString()}`);
+    }
+    if (stamp - now > opts.clockTolerance) {
+      throw new NitroEnclaveError('ERR_ATTESTATION_STALE', `timestamp ${attestation.timestamp.toISOString()} is in the future at ${currentDate.toISOString()}`);
+    }
+  }
+  if (!opts.allowDebug && attestation.debugMode) {
+    throw new NitroEnclaveError('ERR_ATTESTATION_DEBUG_MODE', 'the enclave runs in debug mode (PCR0, PCR1 and PCR2 are all zero) and allowDebug is false');
+  }
+  for (const [index, expected] of opts.expectedPcrs) {
+    const actual = attestation.pcrs[index];
+    if (!actual || !bytesEqual(actual, expected)) {
+      throw new NitroEnclaveError('ERR_ATTESTATION_PCR_MISMATCH', `PCR${index} mismatch: expected ${toHex(expected)}, document has ${describe(actual ?? null)}`);
+    }
+  }
+  expectEqual('ERR_ATTESTATION_NONCE_MISMATCH', 'nonce', opts.nonce, attestation.nonce);
+  expectEqual('ERR_ATTESTATION_PUBLIC_KEY_MISMATCH', 'public_key', opts.publicKey, attestation.publicKey);
+  expectEqual('ERR_ATTESTATION_USER_DATA_MISMATCH', 'user_data', opts.userData, attestation.userData);
+
+  return {
+    verified: true,
+    moduleId: attestation.moduleId,
+    digest: 'SHA384',
+    timestamp: attestation.timestamp,
+    pcrs: attestation.pcrs,
+    pcrsHex: attestation.pcrsHex,
+    certificate: attestation.certificate,
+    cabundle: attestation.cabundle,
+    certificateNotAfter: leaf.notAfter,
+    publicKey: attestation.publicKey,
+    userData: attestation.userData,
+    nonce: attestation.nonce,
+    debugMode: attestation.debugMode,
+  };
+}
+
+/** A verifier with its own certificate cache; see {@link createAttestationVerifier}. */
+export interface AttestationVerifier {
+  verify(document: Uint8Array, options?: VerifyAttestationOptions): Promise<VerifiedAttestation>;
+}
+
+/**
+ * Creates a verifier that caches parsed certificates and verified
+ * issuer→subject signatures (by SHA-256 of the DER), so documents from an
+ * already-seen CA chain cost one ECDSA verify. Validity windows are still
+ * checked on every call; failures are never cached.
+ *
+ * @example
+ * ```ts
+ * const verifier = createAttestationVerifier();
+ * const facts = await verifier.verify(doc, { expectedPcrs: { 0: pcr0Hex } });
+ * ```
+ */
+export function createAttestationVerifier(config: { cacheSize?: number } = {}): AttestationVerifier {
+  const size = config.cacheSize ?? 512;
+  if (!Number.isInteger(size) || size < 0) throw new TypeError('cacheSize must be a non-negative integer');
+  const cache = size === 0 ? null : new ChainCache(size);
+  return {
+    async verify(document, options) {
+      const opts = resolveOptions(options);
+      return check(document, opts, cache);
+    },
+  };
+}
+
+let shared: AttestationVerifier | undefined;
+
+/**
+ * Verifies an AWS Nitro Enclaves attestation document offline: the
+ * COSE_Sign1 (ES384) signature, the certificate chain up to the pinned AWS
+ * Nitro root, every certificate's validity at `currentDate`, and each
+ * expected value given in `options`. Resolves only with verified facts;
+ * anything else rejects with a coded {@link NitroEnclaveError}.
+ *
+ * @example
+ * ```ts
+ * import { verifyAttestationDocument } from 'nitro-enclave-sdk/attestation';
+ *
+ * const nonce = crypto.getRandomValues(new Uint8Array(32)); // sent to the peer
+ * const facts = await verifyAttestationDocument(peerDocument, {
+ *   expectedPcrs: { 0: 'e72a46ca…' },
+ *   nonce,
+ *   maxAge: 5 * 60_000,
+ *   allowDebug: false,
+ * });
+ * console.log(facts.moduleId, facts.pcrsHex[0]);
+ * ```
+ */
+export function verifyAttestationDocument(document: Uint8Array, options?: VerifyAttestationOptions): Promise<VerifiedAttestation> {
+  shared ??= createAttestationVerifier();
+  return shared.verify(document, options);
+}

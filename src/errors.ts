@@ -1,0 +1,54 @@
+/**
+ * Every error this library throws on bad input or a failed check is a
+ * {@link NitroEnclaveError} with a stable `code`. Invalid *options* throw a
+ * plain `TypeError` instead, because they are programming mistakes rather
+ * than runtime conditions a caller should switch on.
+ *
+ * Messages never contain key material or plaintext: only field names,
+ * public measurements (PCRs), lengths and offsets.
+ */
+
+/** Codes raised while decoding and verifying attestation documents. */
+export type AttestationErrorCode =
+  | 'ERR_ATTESTATION_MALFORMED'
+  | 'ERR_ATTESTATION_UNSUPPORTED_ALGORITHM'
+  | 'ERR_ATTESTATION_SIGNATURE_INVALID'
+  | 'ERR_ATTESTATION_UNTRUSTED_ROOT'
+  | 'ERR_ATTESTATION_CHAIN_INVALID'
+  | 'ERR_ATTESTATION_CERT_EXPIRED'
+  | 'ERR_ATTESTATION_CERT_NOT_YET_VALID'
+  | 'ERR_ATTESTATION_STALE'
+  | 'ERR_ATTESTATION_PCR_MISMATCH'
+  | 'ERR_ATTESTATION_NONCE_MISMATCH'
+  | 'ERR_ATTESTATION_PUBLIC_KEY_MISMATCH'
+  | 'ERR_ATTESTATION_USER_DATA_MISMATCH'
+  | 'ERR_ATTESTATION_DEBUG_MODE';
+
+/** All error codes of the library. */
+export type NitroEnclaveErrorCode = AttestationErrorCode;
+
+/**
+ * The one error class of nitro-enclave-sdk. Switch on `code`, not on the message.
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await verifyAttestationDocument(doc, { expectedPcrs: { 0: pcr0 } });
+ * } catch (err) {
+ *   if (err instanceof NitroEnclaveError && err.code === 'ERR_ATTESTATION_PCR_MISMATCH') {
+ *     // a different enclave image
+ *   }
+ *   throw err;
+ * }
+ * ```
+ */
+export class NitroEnclaveError extends Error {
+  /** Stable machine-readable code, documented in the README. */
+  readonly code: NitroEnclaveErrorCode;
+
+  constructor(code: NitroEnclaveErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'NitroEnclaveError';
+    this.code = code;
+  }
+}
