@@ -1,4 +1,4 @@
-import { verify as cryptoVerify } from 'node:crypto';
+import { verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { NitroEnclaveError } from '../errors.js';
 import { bytesEqual } from '../internal/bytes.js';
 import { CertificateParseError, parseCertificate, type ParsedCertificate } from './certificate.js';
@@ -64,7 +64,7 @@ function label(cert: ParsedCertificate, index: number, count: number): string {
  * Validates root → cabundle[1..] → leaf and returns the leaf. `cabundle[0]`
  * must be a trust anchor (pinned by fingerprint, so its own signature adds nothing).
  */
-export function verifyChain(cabundle: readonly Uint8Array[], leafDer: Uint8Array, opts: ChainCheckOptions): ParsedCertificate {
+export async function verifyChain(cabundle: readonly Uint8Array[], leafDer: Uint8Array, opts: ChainCheckOptions): Promise<{ leaf: ParsedCertificate; leafKey: KeyObject }> {
   const ders = [...cabundle, leafDer];
   const fingerprints = ders.map(opts.fingerprint);
   if (!opts.anchors.has(fingerprints[0]!)) {
@@ -105,10 +105,11 @@ export function verifyChain(cabundle: readonly Uint8Array[], leafDer: Uint8Array
     if (!hash) {
       throw new NitroEnclaveError('ERR_ATTESTATION_UNSUPPORTED_ALGORITHM', `${label(subject, i, count)} is signed with ${subject.signatureAlgorithm}; only ECDSA is supported`);
     }
-    if (issuer.publicKey.asymmetricKeyType !== 'ec') throw chainError(`${issuerLabel} does not hold an EC key`);
+    if (issuer.keyType.algorithm !== 'ec') throw chainError(`${issuerLabel} does not hold an EC key`);
+    const key = await keyOf(issuer, issuerLabel);
     let ok = false;
     try {
-      ok = cryptoVerify(hash, subject.tbs, issuer.publicKey, subject.signature);
+      ok = cryptoVerify(hash, subject.tbs, key, subject.signature);
     } catch {
       ok = false;
     }
@@ -130,8 +131,14 @@ export function verifyChain(cabundle: readonly Uint8Array[], leafDer: Uint8Array
   const leaf = certs[count - 1]!;
   if (leaf.basicConstraints?.ca) throw chainError('leaf certificate is a CA certificate');
   if (!leaf.keyUsage?.digitalSignature) throw chainError('leaf certificate lacks the digitalSignature key usage');
-  if (leaf.publicKey.asymmetricKeyType !== 'ec' || leaf.publicKey.asymmetricKeyDetails?.namedCurve !== 'secp384r1') {
-    throw chainError('leaf certificate key is not ECDSA P-384');
+  if (leaf.keyType.algorithm !== 'ec' || leaf.keyType.curve !== 'P-384') throw chainError('leaf certificate key is not ECDSA P-384');
+  return { leaf, leafKey: await keyOf(leaf, 'leaf certificate') };
+}
+
+async function keyOf(cert: ParsedCertificate, what: string): Promise<KeyObject> {
+  try {
+    return await cert.publicKey();
+  } catch (err) {
+    throw chainError(`${what} has an unusable public key: ${err instanceof Error ? err.message : String(err)}`);
   }
-  return leaf;
 }

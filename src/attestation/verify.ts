@@ -121,17 +121,17 @@ function expectEqual(
   }
 }
 
-function check(document: Uint8Array, opts: ResolvedOptions, cache: ChainCache | null): VerifiedAttestation {
+async function check(document: Uint8Array, opts: ResolvedOptions, cache: ChainCache | null): Promise<VerifiedAttestation> {
   const { sign1, attestation } = decodeDocument(document);
   const currentDate = opts.currentDate ?? new Date();
-  const leaf = verifyChain(attestation.cabundle, attestation.certificate, {
+  const { leaf, leafKey } = await verifyChain(attestation.cabundle, attestation.certificate, {
     anchors: opts.anchors,
     currentDate,
     clockTolerance: opts.clockTolerance,
     cache,
     fingerprint: sha256Hex,
   });
-  verifyCoseSign1(sign1, leaf.publicKey);
+  verifyCoseSign1(sign1, leafKey);
 
   const stamp = attestation.timestamp.getTime();
   if (opts.maxAge !== null) {

@@ -141,8 +141,10 @@ export function decodeOid(bytes: Uint8Array): string {
 }
 
 /** Parses UTCTime / GeneralizedTime in the forms RFC 5280 allows (UTC, seconds, "Z"). */
+const latin1 = new TextDecoder('latin1');
+
 export function decodeTime(buf: Uint8Array, node: Asn1Node): Date {
-  const text = new TextDecoder().decode(content(buf, node));
+  const text = latin1.decode(content(buf, node));
   const m =
     node.tag === TAG.UTC_TIME
       ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text)

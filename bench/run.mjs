@@ -1,0 +1,6 @@
+// `npm run bench`: prints figures and ratios against floors measured in the same run.
+import { cpus } from 'node:os';
+import { benchAttestation } from './attestation.mjs';
+
+console.log(`# nitro-enclave-sdk bench — node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}`);
+await benchAttestation();
