@@ -24,8 +24,11 @@ export type AttestationErrorCode =
   | 'ERR_ATTESTATION_USER_DATA_MISMATCH'
   | 'ERR_ATTESTATION_DEBUG_MODE';
 
+/** Codes raised while opening CMS envelopes (`CiphertextForRecipient`). */
+export type CmsErrorCode = 'ERR_CMS_MALFORMED' | 'ERR_CMS_UNSUPPORTED_ALGORITHM' | 'ERR_CMS_DECRYPT_FAILED';
+
 /** All error codes of the library. */
-export type NitroEnclaveErrorCode = AttestationErrorCode;
+export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode;
 
 /**
  * The one error class of nitro-enclave-sdk. Switch on `code`, not on the message.

@@ -24,6 +24,8 @@ export interface IssueCertificateOptions {
   serial?: Uint8Array;
   /** Adds an authorityKeyIdentifier naming this key (as AWS's non-root certificates carry). */
   issuerPublicKey?: KeyObject;
+  /** subjectAltName DNS names (TLS server certificates). */
+  dnsNames?: readonly string[];
 }
 
 /** A key identifier: SHA-1 of the SubjectPublicKeyInfo (RFC 7093 allows any stable method). */
@@ -50,6 +52,7 @@ export function issueCertificate(o: IssueCertificateOptions, signingKey: KeyObje
   }
   if (o.keyUsage !== undefined) exts.push(extension('2.5.29.15', true, flagBits(o.keyUsage)));
   if (o.ca) exts.push(extension('2.5.29.14', false, octetString(keyIdentifier(o.subjectPublicKey))));
+  if (o.dnsNames?.length) exts.push(extension('2.5.29.17', false, sequence(...o.dnsNames.map((n) => tlv(0x82, new TextEncoder().encode(n))))));
   if (o.issuerPublicKey) exts.push(extension('2.5.29.35', false, sequence(tlv(0x80, keyIdentifier(o.issuerPublicKey)))));
   const spki = o.subjectPublicKey.export({ format: 'der', type: 'spki' });
   const tbs = sequence(

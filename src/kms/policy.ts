@@ -1,0 +1,201 @@
+/**
+ * Key policy evaluation as KMS does it for the attested-decrypt use case:
+ * principals (direct, account root delegating to IAM, "*"), actions and
+ * resources with wildcards, Allow/Deny with explicit deny winning and
+ * default deny, and the basic string condition operators on
+ * `kms:RecipientAttestation:*` and `kms:EncryptionContext:*` keys.
+ *
+ * Used by the KMS simulator and by the runtime to explain an AccessDenied.
+ */
+
+export interface PolicyStatement {
+  Sid?: string;
+  Effect: 'Allow' | 'Deny';
+  Principal?: '*' | { AWS: string | string[] };
+  Action: string | string[];
+  Resource?: string | string[];
+  Condition?: Record<string, Record<string, string | string[] | boolean>>;
+}
+
+export interface PolicyDocument {
+  Version?: string;
+  Id?: string;
+  Statement: PolicyStatement[];
+}
+
+export class PolicySyntaxError extends Error {
+  override name = 'PolicySyntaxError';
+}
+
+const OPERATORS = new Set([
+  'StringEquals',
+  'StringNotEquals',
+  'StringEqualsIgnoreCase',
+  'StringNotEqualsIgnoreCase',
+  'StringLike',
+  'StringNotLike',
+  'Null',
+  'Bool',
+]);
+
+const asArray = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+/** Parses and validates a policy JSON string; throws {@link PolicySyntaxError}. */
+export function parsePolicy(json: string): PolicyDocument {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(json);
+  } catch {
+    throw new PolicySyntaxError('the policy is not valid JSON');
+  }
+  if (typeof doc !== 'object' || doc === null) throw new PolicySyntaxError('the policy must be a JSON object');
+  const statements = asArray((doc as { Statement?: unknown }).Statement as PolicyStatement | PolicyStatement[]);
+  if (statements.length === 0) throw new PolicySyntaxError('the policy has no Statement');
+  for (const [i, s] of statements.entries()) {
+    const where = `Statement ${s?.Sid ? `"${s.Sid}"` : i}`;
+    if (typeof s !== 'object' || s === null) throw new PolicySyntaxError(`${where} is not an object`);
+    if (s.Effect !== 'Allow' && s.Effect !== 'Deny') throw new PolicySyntaxError(`${where}: Effect must be Allow or Deny`);
+    if (asArray(s.Action).length === 0 || !asArray(s.Action).every((a) => typeof a === 'string')) throw new PolicySyntaxError(`${where}: Action is required`);
+    for (const [op, block] of Object.entries(s.Condition ?? {})) {
+      if (!OPERATORS.has(op)) throw new PolicySyntaxError(`${where}: unsupported condition operator ${op}`);
+      if (typeof block !== 'object' || block === null) throw new PolicySyntaxError(`${where}: ${op} must map keys to values`);
+    }
+  }
+  return { ...(doc as PolicyDocument), Statement: statements };
+}
+
+/** What a request brings to policy evaluation. */
+export interface RequestContext {
+  /** The caller, e.g. `arn:aws:sts::111122223333:assumed-role/EnclaveInstanceRole/i-0abc`. */
+  principalArn: string;
+  /** e.g. `kms:Decrypt`. */
+  action: string;
+  /** The key ARN. */
+  resource: string;
+  /** Condition keys (any case) to values; absent keys are simply missing. */
+  conditions: Record<string, string | undefined>;
+}
+
+export type Decision =
+  | { effect: 'Allow'; by: string }
+  | { effect: 'Deny'; explicit: true; by: string }
+  | { effect: 'Deny'; explicit: false; unmet: string[] };
+
+function wildcard(pattern: string, value: string, ignoreCase: boolean): boolean {
+  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`, ignoreCase ? 'i' : '');
+  return re.test(value);
+}
+
+function accountOf(arn: string): string | null {
+  return /^arn:aws[\w-]*:(?:iam|sts)::(\d{12}):/.exec(arn)?.[1] ?? null;
+}
+
+/** `arn:aws:sts::A:assumed-role/R/s` is the role `arn:aws:iam::A:role/R` for policy matching. */
+function roleOf(arn: string): string {
+  const m = /^arn:(aws[\w-]*):sts::(\d{12}):assumed-role\/([^/]+)\/.+$/.exec(arn);
+  return m ? `arn:${m[1]}:iam::${m[2]}:role/${m[3]}` : arn;
+}
+
+/** How a statement's principal covers the caller: directly, or through the account (IAM delegation). */
+function principalMatch(statement: PolicyStatement, caller: string): 'direct' | 'account' | null {
+  if (statement.Principal === undefined) return 'direct'; // identity policies have no Principal
+  if (statement.Principal === '*') return 'direct';
+  const callerRole = roleOf(caller);
+  let result: 'direct' | 'account' | null = null;
+  for (const p of asArray(statement.Principal.AWS)) {
+    if (p === '*' || p === caller || p === callerRole) return 'direct';
+    const account = /^\d{12}$/.test(p) ? p : /^arn:aws[\w-]*:iam::(\d{12}):root$/.exec(p)?.[1];
+    if (account && account === accountOf(caller)) {
+      if (caller === `arn:aws:iam::${account}:root`) return 'direct';
+      result = 'account';
+    }
+  }
+  return result;
+}
+
+function lookup(ctx: RequestContext, key: string): string | undefined {
+  const wanted = key.toLowerCase();
+  for (const [k, v] of Object.entries(ctx.conditions)) if (k.toLowerCase() === wanted) return v;
+  return undefined;
+}
+
+/** Returns the unmet condition descriptions (empty when all conditions hold). */
+export function unmetConditions(statement: PolicyStatement, ctx: RequestContext): string[] {
+  const unmet: string[] = [];
+  for (const [op, block] of Object.entries(statement.Condition ?? {})) {
+    for (const [key, expected] of Object.entries(block)) {
+      const values = asArray(expected).map(String);
+      const actual = lookup(ctx, key);
+      let ok: boolean;
+      switch (op) {
+        case 'Null':
+          ok = values.some((v) => (v === 'true') === (actual === undefined));
+          break;
+        case 'Bool':
+          ok = actual !== undefined && values.some((v) => v.toLowerCase() === actual.toLowerCase());
+          break;
+        default: {
+          const negated = op.includes('Not');
+          const ignoreCase = op.endsWith('IgnoreCase');
+          const like = op.includes('Like');
+          if (actual === undefined) {
+            ok = negated; // AWS: a negated operator matches when the key is absent
+            break;
+          }
+          const hit = values.some((v) => (like ? wildcard(v, actual, false) : ignoreCase ? v.toLowerCase() === actual.toLowerCase() : v === actual));
+          ok = negated ? !hit : hit;
+        }
+      }
+      if (!ok) unmet.push(`${op} ${key} ${JSON.stringify(expected)} (request: ${actual === undefined ? 'absent' : JSON.stringify(actual)})`);
+    }
+  }
+  return unmet;
+}
+
+function applies(statement: PolicyStatement, ctx: RequestContext): boolean {
+  const action = asArray(statement.Action).some((a) => wildcard(a, ctx.action, true));
+  const resource = statement.Resource === undefined || asArray(statement.Resource).some((r) => wildcard(r, ctx.resource, false));
+  return action && resource;
+}
+
+const label = (s: PolicyStatement, i: number) => (s.Sid ? `"${s.Sid}"` : `#${i}`);
+
+/**
+ * Evaluates a key policy (and the caller's IAM identity policies) for one
+ * request: explicit Deny wins, then a direct Allow in the key policy, then an
+ * account-root Allow in the key policy combined with an identity-policy Allow;
+ * otherwise the default deny, with the conditions that stood in the way.
+ */
+export function evaluatePolicy(keyPolicy: PolicyDocument, ctx: RequestContext, identityPolicies: readonly PolicyDocument[] = []): Decision {
+  const unmet: string[] = [];
+  let direct: string | null = null;
+  let delegated = false;
+  for (const [i, s] of keyPolicy.Statement.entries()) {
+    const who = principalMatch(s, ctx.principalArn);
+    if (!who || !applies(s, ctx)) continue;
+    const missing = unmetConditions(s, ctx);
+    if (s.Effect === 'Deny') {
+      if (missing.length === 0 && who === 'direct') return { effect: 'Deny', explicit: true, by: `key policy statement ${label(s, i)}` };
+      continue;
+    }
+    if (missing.length > 0) {
+      unmet.push(...missing.map((m) => `statement ${label(s, i)}: ${m}`));
+      continue;
+    }
+    if (who === 'direct') direct ??= `key policy statement ${label(s, i)}`;
+    else delegated = true;
+  }
+  let identityAllow: string | null = null;
+  for (const policy of identityPolicies) {
+    for (const [i, s] of policy.Statement.entries()) {
+      if (!applies(s, ctx)) continue;
+      const missing = unmetConditions(s, ctx);
+      if (missing.length > 0) continue;
+      if (s.Effect === 'Deny') return { effect: 'Deny', explicit: true, by: `identity policy statement ${label(s, i)}` };
+      identityAllow ??= `identity policy statement ${label(s, i)} (enabled by the key policy's account statement)`;
+    }
+  }
+  if (direct) return { effect: 'Allow', by: direct };
+  if (delegated && identityAllow) return { effect: 'Allow', by: identityAllow };
+  return { effect: 'Deny', explicit: false, unmet };
+}
