@@ -27,8 +27,24 @@ export type AttestationErrorCode =
 /** Codes raised while opening CMS envelopes (`CiphertextForRecipient`). */
 export type CmsErrorCode = 'ERR_CMS_MALFORMED' | 'ERR_CMS_UNSUPPORTED_ALGORITHM' | 'ERR_CMS_DECRYPT_FAILED';
 
+/** Codes raised by the Nitro Secure Module client and the native helper. */
+export type NsmErrorCode =
+  | 'ERR_NSM_INVALID_ARGUMENT'
+  | 'ERR_NSM_INVALID_INDEX'
+  | 'ERR_NSM_INVALID_RESPONSE'
+  | 'ERR_NSM_READ_ONLY_INDEX'
+  | 'ERR_NSM_INVALID_OPERATION'
+  | 'ERR_NSM_BUFFER_TOO_SMALL'
+  | 'ERR_NSM_INPUT_TOO_LARGE'
+  | 'ERR_NSM_INTERNAL_ERROR'
+  | 'ERR_NSM_DEVICE_UNAVAILABLE'
+  | 'ERR_NATIVE_UNAVAILABLE';
+
+/** Codes raised by vsock streams. */
+export type VsockErrorCode = 'ERR_VSOCK_CONNECT' | 'ERR_VSOCK_TIMEOUT' | 'ERR_VSOCK_ABORTED' | 'ERR_VSOCK_RESET' | 'ERR_VSOCK_LISTEN';
+
 /** All error codes of the library. */
-export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode;
+export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode | NsmErrorCode | VsockErrorCode;
 
 /**
  * The one error class of nitro-enclave-sdk. Switch on `code`, not on the message.

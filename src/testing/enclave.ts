@@ -104,7 +104,8 @@ export function createSimulatedEnclave(options: SimulatedEnclaveOptions = {}): S
         ['module_id', moduleId],
         ['digest', 'SHA384'],
         ['timestamp', now.getTime()],
-        ['pcrs', new Map([...pcrs].sort(([a], [b]) => a - b))],
+        // Like the real NSM, documents carry PCRs 0..15 (16+ are the enclave's own, see the simulated NSM).
+        ['pcrs', new Map([...pcrs].filter(([i]) => i < 16).sort(([a], [b]) => a - b))],
         ['certificate', leaf.der],
         ['cabundle', [...pki.cabundle]],
         ['public_key', request.publicKey ?? null],

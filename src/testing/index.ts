@@ -2,3 +2,13 @@ export { createTestPki, issueCertificate, encodeName, KEY_USAGE } from './pki.js
 export type { TestPki, TestPkiOptions, TestCertificate, IssueCertificateOptions, NameAttributes } from './pki.js';
 export { createSimulatedEnclave, signCoseSign1, testImagePcr } from './enclave.js';
 export type { SimulatedEnclave, SimulatedEnclaveOptions, AttestationRequest } from './enclave.js';
+export { createSimulatedNsm } from './nsm.js';
+export type { SimulatedNsm } from './nsm.js';
+export { startKmsSimulator, defaultPrincipals, TEST_ACCOUNT } from './kms/simulator.js';
+export type { KmsSimulator, KmsSimulatorOptions, SimulatedPrincipal, AuditEvent } from './kms/simulator.js';
+export type { TestPrincipal } from './kms/sigv4.js';
+export { FaultInjector } from './kms/faults.js';
+export { kmsClientConfig } from './kms/client-config.js';
+export { buildRecipientEnvelope } from './kms/envelope.js';
+export { startVsockProxyStandIn } from './vsock-proxy.js';
+export type { ProxyStandIn, ProxyStandInOptions } from './vsock-proxy.js';
