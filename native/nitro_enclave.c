@@ -1,0 +1,774 @@
+/*
+ * nitro-enclave-sdk native helper: the two things Node cannot do by itself.
+ *
+ *  1. NSM: ioctl() on /dev/nsm with the driver's two-iovec message, off the
+ *     JavaScript thread (Node-API async work).
+ *  2. vsock: libuv only adopts AF_INET/AF_UNIX sockets, so an AF_VSOCK
+ *     connection is relayed through an AF_UNIX socketpair. JavaScript gets the
+ *     UNIX end as a normal net.Socket (backpressure, half-close and errors
+ *     included); two threads per stream copy bytes, one per direction, with
+ *     blocking writes, so a full receiver stops the copy and the window of the
+ *     sender fills: backpressure is end to end.
+ *
+ * Every address is data ({family: "vsock"|"unix"|"inet", ...}), so tests run
+ * this exact code against AF_UNIX and loopback TCP peers.
+ */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/vm_sockets.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CHECK(env, call)                                            \
+  do {                                                              \
+    if ((call) != napi_ok) {                                        \
+      napi_throw_error((env), "ERR_NATIVE_INTERNAL", #call " failed"); \
+      return NULL;                                                  \
+    }                                                               \
+  } while (0)
+
+/* ------------------------------------------------------------------ */
+/* Errors: reject/throw with { code: "E...", errno, syscall }          */
+
+static napi_value errno_error(napi_env env, int err, const char *syscall) {
+  napi_value error, code_v, msg_v, errno_v, sys_v;
+  char message[256];
+  const char *name = err == ETIMEDOUT ? "ETIMEDOUT" : err == ECANCELED ? "ECANCELED" : NULL;
+  snprintf(message, sizeof message, "%s failed: %s", syscall, strerror(err));
+  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg_v);
+  napi_create_error(env, NULL, msg_v, &error);
+  napi_create_int32(env, err, &errno_v);
+  napi_create_string_utf8(env, syscall, NAPI_AUTO_LENGTH, &sys_v);
+  napi_set_named_property(env, error, "errno", errno_v);
+  napi_set_named_property(env, error, "syscall", sys_v);
+  if (name) {
+    napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &code_v);
+    napi_set_named_property(env, error, "code", code_v);
+  }
+  return error;
+}
+
+static int get_int(napi_env env, napi_value obj, const char *key, int64_t *out) {
+  napi_value v;
+  napi_valuetype t;
+  if (napi_get_named_property(env, obj, key, &v) != napi_ok) return -1;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_number) return -1;
+  return napi_get_value_int64(env, v, out) == napi_ok ? 0 : -1;
+}
+
+static int get_str(napi_env env, napi_value obj, const char *key, char *buf, size_t cap) {
+  napi_value v;
+  napi_valuetype t;
+  size_t len;
+  if (napi_get_named_property(env, obj, key, &v) != napi_ok) return -1;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_string) return -1;
+  if (napi_get_value_string_utf8(env, v, buf, cap, &len) != napi_ok || len >= cap - 1) return -1;
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* NSM                                                                 */
+
+/* The driver's message (linux/nsm.h): request and response iovecs. The
+ * driver writes the response length back into response.iov_len. */
+struct nsm_message {
+  struct iovec request;
+  struct iovec response;
+};
+#define NSM_IOCTL_MAGIC 0x0A
+#define NSM_IOCTL_REQUEST _IOWR(NSM_IOCTL_MAGIC, 0, struct nsm_message)
+#define NSM_REQUEST_MAX 0x1000
+#define NSM_RESPONSE_MAX 0x3000
+
+static napi_value nsm_open(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  char path[4096];
+  size_t len;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &len) != napi_ok) {
+    napi_throw_type_error(env, NULL, "path must be a string");
+    return NULL;
+  }
+  int fd = open(path, O_RDWR | O_CLOEXEC);
+  if (fd < 0) {
+    napi_throw(env, errno_error(env, errno, "open"));
+    return NULL;
+  }
+  CHECK(env, napi_create_int32(env, fd, &result));
+  return result;
+}
+
+static napi_value close_fd(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  int32_t fd;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) return NULL;
+  close(fd);
+  return NULL;
+}
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  int fd;
+  uint8_t request[NSM_REQUEST_MAX];
+  size_t request_len;
+  uint8_t response[NSM_RESPONSE_MAX];
+  size_t response_len;
+  int err;
+} nsm_call;
+
+static void nsm_execute(napi_env env, void *data) {
+  (void)env;
+  nsm_call *c = data;
+  struct nsm_message msg = {
+      .request = {.iov_base = c->request, .iov_len = c->request_len},
+      .response = {.iov_base = c->response, .iov_len = sizeof c->response},
+  };
+  int rc;
+  do {
+    rc = ioctl(c->fd, NSM_IOCTL_REQUEST, &msg);
+  } while (rc < 0 && errno == EINTR);
+  if (rc < 0) {
+    c->err = errno;
+    return;
+  }
+  /* A length beyond our buffer means the answer did not fit: report it rather than read past the end. */
+  if (msg.response.iov_len > sizeof c->response) {
+    c->err = ENOBUFS;
+    return;
+  }
+  c->response_len = msg.response.iov_len;
+}
+
+static void nsm_complete(napi_env env, napi_status status, void *data) {
+  nsm_call *c = data;
+  if (status != napi_ok) c->err = ECANCELED;
+  if (c->err) {
+    napi_reject_deferred(env, c->deferred, errno_error(env, c->err, "ioctl(NSM)"));
+  } else {
+    napi_value buf;
+    void *out;
+    napi_create_buffer_copy(env, c->response_len, c->response, &out, &buf);
+    napi_resolve_deferred(env, c->deferred, buf);
+  }
+  napi_delete_async_work(env, c->work);
+  free(c);
+}
+
+/* nsmRequest(fd, request: Uint8Array) -> Promise<Buffer> */
+static napi_value nsm_request(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], promise, name;
+  int32_t fd;
+  bool is_typed;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_is_typedarray(env, argv[1], &is_typed) != napi_ok || !is_typed) {
+    napi_throw_type_error(env, NULL, "nsmRequest(fd, Uint8Array)");
+    return NULL;
+  }
+  napi_typedarray_type type;
+  size_t length, offset;
+  void *bytes;
+  napi_value ab;
+  CHECK(env, napi_get_typedarray_info(env, argv[1], &type, &length, &bytes, &ab, &offset));
+  if (type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, "request must be a Uint8Array");
+    return NULL;
+  }
+  if (length > NSM_REQUEST_MAX) {
+    napi_throw(env, errno_error(env, EMSGSIZE, "ioctl(NSM)"));
+    return NULL;
+  }
+  nsm_call *c = calloc(1, sizeof *c);
+  if (!c) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  c->fd = fd;
+  memcpy(c->request, bytes, length);
+  c->request_len = length;
+  CHECK(env, napi_create_promise(env, &c->deferred, &promise));
+  CHECK(env, napi_create_string_utf8(env, "nitro-enclave-sdk:nsm", NAPI_AUTO_LENGTH, &name));
+  CHECK(env, napi_create_async_work(env, NULL, name, nsm_execute, nsm_complete, c, &c->work));
+  CHECK(env, napi_queue_async_work(env, c->work));
+  return promise;
+}
+
+/* ------------------------------------------------------------------ */
+/* Addresses                                                           */
+
+typedef struct {
+  struct sockaddr_storage addr;
+  socklen_t len;
+  int family;
+} address;
+
+/* Parses {family:"vsock",cid,port} | {family:"unix",path} | {family:"inet",host,port}. */
+static int parse_address(napi_env env, napi_value spec, address *out) {
+  char family[16], text[108];
+  int64_t a, b;
+  memset(out, 0, sizeof *out);
+  if (get_str(env, spec, "family", family, sizeof family) != 0) return -1;
+  if (strcmp(family, "vsock") == 0) {
+    struct sockaddr_vm *vm = (struct sockaddr_vm *)&out->addr;
+    if (get_int(env, spec, "cid", &a) || get_int(env, spec, "port", &b) || a < 0 || a > UINT32_MAX || b < 0 || b > UINT32_MAX) return -1;
+    vm->svm_family = AF_VSOCK;
+    vm->svm_cid = (unsigned)a;
+    vm->svm_port = (unsigned)b;
+    out->len = sizeof *vm;
+    out->family = AF_VSOCK;
+  } else if (strcmp(family, "unix") == 0) {
+    struct sockaddr_un *un = (struct sockaddr_un *)&out->addr;
+    if (get_str(env, spec, "path", text, sizeof text)) return -1;
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, text, strlen(text) + 1); /* get_str bounded it below sizeof sun_path */
+    out->len = sizeof *un;
+    out->family = AF_UNIX;
+  } else if (strcmp(family, "inet") == 0) {
+    struct sockaddr_in *in = (struct sockaddr_in *)&out->addr;
+    if (get_str(env, spec, "host", text, sizeof text) || get_int(env, spec, "port", &b) || b < 0 || b > 65535) return -1;
+    in->sin_family = AF_INET;
+    in->sin_port = htons((uint16_t)b);
+    if (inet_pton(AF_INET, text, &in->sin_addr) != 1) return -1;
+    out->len = sizeof *in;
+    out->family = AF_INET;
+  } else {
+    return -1;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Relay: two threads per stream, one per direction                    */
+
+typedef struct {
+  int remote;       /* the vsock (or stand-in) connection */
+  int local;        /* our end of the socketpair; JavaScript owns the other */
+  int threads_left; /* the last pump to finish closes both fds */
+  int refs;         /* two pumps + the JavaScript handle; the last frees */
+  int error;        /* first errno seen while relaying, 0 if none */
+  pthread_mutex_t lock;
+} relay;
+
+static void relay_release(relay *r) {
+  pthread_mutex_lock(&r->lock);
+  int left = --r->refs;
+  pthread_mutex_unlock(&r->lock);
+  if (left == 0) {
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+  }
+}
+
+/* Called once per pump (or for a pump that could not start). */
+static void pump_finished(relay *r) {
+  pthread_mutex_lock(&r->lock);
+  int last = --r->threads_left == 0;
+  pthread_mutex_unlock(&r->lock);
+  if (last) {
+    close(r->remote);
+    close(r->local);
+  }
+  relay_release(r);
+}
+
+typedef struct {
+  relay *r;
+  int src, dst;
+} direction;
+
+static int write_all(int fd, const uint8_t *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+/* Copies src -> dst until EOF (passed on as a half-close), an error, or dst going away. */
+static void *pump(void *arg) {
+  direction d = *(direction *)arg;
+  free(arg);
+  relay *r = d.r;
+  uint8_t buf[65536];
+  int err = 0, clean = 0;
+  for (;;) {
+    /* dst is polled with no events: poll still reports POLLHUP/POLLERR, i.e. the far end is gone. */
+    struct pollfd p[2] = {{.fd = d.src, .events = POLLIN}, {.fd = d.dst, .events = 0}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      err = errno;
+      break;
+    }
+    if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+      if (p[1].revents & (POLLHUP | POLLERR | POLLNVAL)) break;
+      continue;
+    }
+    ssize_t n = read(d.src, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      err = errno;
+      break;
+    }
+    if (n == 0) { /* half-close: pass the FIN on and keep the other direction open */
+      shutdown(d.dst, SHUT_WR);
+      clean = 1;
+      break;
+    }
+    err = write_all(d.dst, buf, (size_t)n); /* blocks while the receiver is full: backpressure */
+    if (err) break;
+  }
+  if (!clean) {
+    pthread_mutex_lock(&r->lock);
+    if (err && !r->error) r->error = err;
+    pthread_mutex_unlock(&r->lock);
+    /* Wake the other pump: this stream is over in both directions. */
+    shutdown(r->remote, SHUT_RDWR);
+    shutdown(r->local, SHUT_RDWR);
+  }
+  pump_finished(r);
+  return NULL;
+}
+
+static int start_thread(void *(*fn)(void *), void *arg) {
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  int rc = pthread_create(&t, &attr, fn, arg);
+  pthread_attr_destroy(&attr);
+  return rc;
+}
+
+/* Takes ownership of `remote` (closed on failure) and starts the relay.
+ * Returns the JavaScript end of the socketpair, or -errno. */
+static int start_relay(int remote, relay **out) {
+  int pair[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
+    int e = errno;
+    close(remote);
+    return -e;
+  }
+  int flags = fcntl(remote, F_GETFL);
+  fcntl(remote, F_SETFL, flags & ~O_NONBLOCK);
+  relay *r = calloc(1, sizeof *r);
+  direction *up = calloc(1, sizeof *up), *down = calloc(1, sizeof *down);
+  if (!r || !up || !down) {
+    free(r), free(up), free(down);
+    close(pair[0]), close(pair[1]), close(remote);
+    return -ENOMEM;
+  }
+  pthread_mutex_init(&r->lock, NULL);
+  r->remote = remote;
+  r->local = pair[1];
+  r->threads_left = 2;
+  r->refs = 3;
+  *up = (direction){.r = r, .src = pair[1], .dst = remote};
+  *down = (direction){.r = r, .src = remote, .dst = pair[1]};
+  if (start_thread(pump, up) != 0) {
+    free(up), free(down);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+    close(pair[0]), close(pair[1]), close(remote);
+    return -EAGAIN;
+  }
+  if (start_thread(pump, down) != 0) {
+    /* Stand in for the missing pump, end the running one, drop the JavaScript reference. */
+    free(down);
+    shutdown(pair[1], SHUT_RDWR);
+    shutdown(remote, SHUT_RDWR);
+    close(pair[0]);
+    pump_finished(r);
+    relay_release(r);
+    return -EAGAIN;
+  }
+  *out = r;
+  return pair[0];
+}
+
+static void relay_finalize(napi_env env, void *data, void *hint) {
+  (void)env, (void)hint;
+  relay_release(data);
+}
+
+/* relayError(handle) -> errno of the remote side, 0 if none */
+static napi_value relay_error(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  relay *r;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&r) != napi_ok) return NULL;
+  pthread_mutex_lock(&r->lock);
+  int err = r->error;
+  pthread_mutex_unlock(&r->lock);
+  CHECK(env, napi_create_int32(env, err, &result));
+  return result;
+}
+
+static napi_value stream_result(napi_env env, int fd, relay *r) {
+  napi_value obj, fd_v, handle;
+  napi_create_object(env, &obj);
+  napi_create_int32(env, fd, &fd_v);
+  napi_create_external(env, r, relay_finalize, NULL, &handle);
+  napi_set_named_property(env, obj, "fd", fd_v);
+  napi_set_named_property(env, obj, "handle", handle);
+  return obj;
+}
+
+/* ------------------------------------------------------------------ */
+/* Connect with timeout and cancellation                               */
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  address addr;
+  int timeout_ms;
+  int cancel_pipe[2]; /* a byte written to [1] aborts the connect */
+  int done;
+  int fd;
+  relay *r;
+  int err;
+  const char *syscall;
+} connect_call;
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void connect_execute(napi_env env, void *data) {
+  (void)env;
+  connect_call *c = data;
+  int64_t deadline = c->timeout_ms > 0 ? now_ms() + c->timeout_ms : -1;
+  int s = socket(c->addr.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (s < 0) {
+    c->err = errno, c->syscall = "socket";
+    return;
+  }
+  for (;;) {
+    if (connect(s, (struct sockaddr *)&c->addr.addr, c->addr.len) == 0) break;
+    int e = errno;
+    /* AF_UNIX reports a full backlog as EAGAIN: retry until the deadline, as a TCP SYN would be retried. */
+    int waiting_for_backlog = e == EAGAIN && c->addr.family == AF_UNIX;
+    if (e != EINPROGRESS && e != EINTR && !waiting_for_backlog) {
+      c->err = e, c->syscall = "connect";
+      close(s);
+      return;
+    }
+    int wait = deadline < 0 ? -1 : (int)(deadline - now_ms());
+    if (deadline >= 0 && wait <= 0) {
+      c->err = ETIMEDOUT, c->syscall = "connect";
+      close(s);
+      return;
+    }
+    if (waiting_for_backlog && (wait < 0 || wait > 10)) wait = 10;
+    struct pollfd p[2] = {{.fd = s, .events = POLLOUT}, {.fd = c->cancel_pipe[0], .events = POLLIN}};
+    int rc = poll(p, 2, wait);
+    if (rc < 0 && errno != EINTR) {
+      c->err = errno, c->syscall = "poll";
+      close(s);
+      return;
+    }
+    if (p[1].revents) {
+      c->err = ECANCELED, c->syscall = "connect";
+      close(s);
+      return;
+    }
+    if (waiting_for_backlog) continue;
+    if (rc > 0 && (p[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
+      int soerr = 0;
+      socklen_t len = sizeof soerr;
+      getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &len);
+      if (soerr) {
+        c->err = soerr, c->syscall = "connect";
+        close(s);
+        return;
+      }
+      break;
+    }
+  }
+  int fd = start_relay(s, &c->r);
+  if (fd < 0) {
+    c->err = -fd, c->syscall = "socketpair";
+    return;
+  }
+  c->fd = fd;
+}
+
+static void connect_complete(napi_env env, napi_status status, void *data) {
+  connect_call *c = data;
+  if (status != napi_ok && !c->err) c->err = ECANCELED, c->syscall = "connect";
+  if (c->err) napi_reject_deferred(env, c->deferred, errno_error(env, c->err, c->syscall));
+  else napi_resolve_deferred(env, c->deferred, stream_result(env, c->fd, c->r));
+  close(c->cancel_pipe[0]);
+  close(c->cancel_pipe[1]);
+  c->done = 1;
+  napi_delete_async_work(env, c->work);
+  c->work = NULL;
+}
+
+static void connect_finalize(napi_env env, void *data, void *hint) {
+  (void)env, (void)hint;
+  free(data);
+}
+
+/* cancel(): called from JavaScript (same thread as complete), so `done` needs no lock. */
+static napi_value connect_cancel(napi_env env, napi_callback_info info) {
+  connect_call *c;
+  CHECK(env, napi_get_cb_info(env, info, NULL, NULL, NULL, (void **)&c));
+  if (!c->done) {
+    char b = 1;
+    ssize_t w = write(c->cancel_pipe[1], &b, 1);
+    (void)w;
+  }
+  return NULL;
+}
+
+/* connect(address, timeoutMs) -> { promise, cancel() } */
+static napi_value do_connect(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2], promise, name, obj, cancel, keep;
+  int32_t timeout = 0;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  connect_call *c = calloc(1, sizeof *c);
+  if (!c) {
+    napi_throw_error(env, "ENOMEM", "out of memory");
+    return NULL;
+  }
+  if (argc < 1 || parse_address(env, argv[0], &c->addr) != 0) {
+    free(c);
+    napi_throw_type_error(env, NULL, "invalid address");
+    return NULL;
+  }
+  if (argc > 1) napi_get_value_int32(env, argv[1], &timeout);
+  c->timeout_ms = timeout;
+  if (pipe2(c->cancel_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+    int e = errno;
+    free(c);
+    napi_throw(env, errno_error(env, e, "pipe2"));
+    return NULL;
+  }
+  CHECK(env, napi_create_promise(env, &c->deferred, &promise));
+  CHECK(env, napi_create_string_utf8(env, "nitro-enclave-sdk:connect", NAPI_AUTO_LENGTH, &name));
+  CHECK(env, napi_create_async_work(env, NULL, name, connect_execute, connect_complete, c, &c->work));
+  CHECK(env, napi_create_object(env, &obj));
+  CHECK(env, napi_create_function(env, "cancel", NAPI_AUTO_LENGTH, connect_cancel, c, &cancel));
+  /* The external keeps `c` alive as long as JavaScript can still call cancel(). */
+  CHECK(env, napi_create_external(env, c, connect_finalize, NULL, &keep));
+  CHECK(env, napi_set_named_property(env, obj, "promise", promise));
+  CHECK(env, napi_set_named_property(env, obj, "cancel", cancel));
+  CHECK(env, napi_set_named_property(env, obj, "_state", keep));
+  CHECK(env, napi_queue_async_work(env, c->work));
+  return obj;
+}
+
+/* ------------------------------------------------------------------ */
+/* Listener: a dedicated accept thread delivering relayed streams      */
+
+typedef struct {
+  int fd;
+  int cancel_pipe[2];
+  pthread_t thread;
+  napi_threadsafe_function tsfn;
+  int family;
+  int closed;
+} listener;
+
+typedef struct {
+  int fd; /* JavaScript end, or -errno */
+  relay *r;
+  uint32_t cid, port;
+} accepted;
+
+static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
+  (void)context;
+  accepted *a = data;
+  if (env == NULL) { /* tearing down: nobody will take this stream */
+    if (a->fd >= 0) close(a->fd), relay_release(a->r);
+    free(a);
+    return;
+  }
+  napi_value argv[2], undefined;
+  napi_get_undefined(env, &undefined);
+  if (a->fd < 0) {
+    argv[0] = errno_error(env, -a->fd, "accept");
+    napi_get_null(env, &argv[1]);
+  } else {
+    napi_value cid, port;
+    napi_get_null(env, &argv[0]);
+    argv[1] = stream_result(env, a->fd, a->r);
+    napi_create_uint32(env, a->cid, &cid);
+    napi_create_uint32(env, a->port, &port);
+    napi_set_named_property(env, argv[1], "peerCid", cid);
+    napi_set_named_property(env, argv[1], "peerPort", port);
+  }
+  napi_call_function(env, undefined, js_cb, 2, argv, NULL);
+  free(a);
+}
+
+static void *accept_loop(void *arg) {
+  listener *l = arg;
+  for (;;) {
+    struct pollfd p[2] = {{.fd = l->fd, .events = POLLIN}, {.fd = l->cancel_pipe[0], .events = POLLIN}};
+    if (poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[1].revents) break;
+    struct sockaddr_storage peer;
+    socklen_t len = sizeof peer;
+    int s = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
+    if (s < 0) {
+      if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) continue;
+      accepted *a = calloc(1, sizeof *a);
+      if (a) {
+        a->fd = -errno;
+        napi_call_threadsafe_function(l->tsfn, a, napi_tsfn_blocking);
+      }
+      continue;
+    }
+    accepted *a = calloc(1, sizeof *a);
+    if (!a) {
+      close(s);
+      continue;
+    }
+    if (l->family == AF_VSOCK) {
+      struct sockaddr_vm *vm = (struct sockaddr_vm *)&peer;
+      a->cid = vm->svm_cid;
+      a->port = vm->svm_port;
+    }
+    a->fd = start_relay(s, &a->r);
+    napi_call_threadsafe_function(l->tsfn, a, napi_tsfn_blocking);
+  }
+  return NULL;
+}
+
+static void listener_close_now(listener *l) {
+  if (l->closed) return;
+  l->closed = 1;
+  char b = 1;
+  ssize_t w = write(l->cancel_pipe[1], &b, 1);
+  (void)w;
+  pthread_join(l->thread, NULL);
+  close(l->fd);
+  close(l->cancel_pipe[0]);
+  close(l->cancel_pipe[1]);
+  napi_release_threadsafe_function(l->tsfn, napi_tsfn_abort);
+}
+
+static napi_value listener_close(napi_env env, napi_callback_info info) {
+  listener *l;
+  CHECK(env, napi_get_cb_info(env, info, NULL, NULL, NULL, (void **)&l));
+  listener_close_now(l);
+  return NULL;
+}
+
+static void listener_finalize(napi_env env, void *data, void *hint) {
+  (void)env, (void)hint;
+  listener *l = data;
+  listener_close_now(l);
+  free(l);
+}
+
+/* listen(address, backlog, onConnection(err, {fd, handle, peerCid, peerPort})) -> { close(), port } */
+static napi_value do_listen(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3], obj, close_fn, keep, name, port_v;
+  int32_t backlog = 128;
+  address addr;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3 || parse_address(env, argv[0], &addr) != 0) {
+    napi_throw_type_error(env, NULL, "listen(address, backlog, callback)");
+    return NULL;
+  }
+  napi_get_value_int32(env, argv[1], &backlog);
+  int s = socket(addr.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) {
+    napi_throw(env, errno_error(env, errno, "socket"));
+    return NULL;
+  }
+  int one = 1;
+  if (addr.family == AF_INET) setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (bind(s, (struct sockaddr *)&addr.addr, addr.len) < 0 || listen(s, backlog) < 0) {
+    int e = errno;
+    close(s);
+    napi_throw(env, errno_error(env, e, "bind/listen"));
+    return NULL;
+  }
+  uint32_t bound_port = 0;
+  struct sockaddr_storage self;
+  socklen_t self_len = sizeof self;
+  if (getsockname(s, (struct sockaddr *)&self, &self_len) == 0) {
+    if (addr.family == AF_INET) bound_port = ntohs(((struct sockaddr_in *)&self)->sin_port);
+    if (addr.family == AF_VSOCK) bound_port = ((struct sockaddr_vm *)&self)->svm_port;
+  }
+  listener *l = calloc(1, sizeof *l);
+  if (!l || pipe2(l->cancel_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+    free(l);
+    close(s);
+    napi_throw_error(env, "ENOMEM", "cannot create listener");
+    return NULL;
+  }
+  l->fd = s;
+  l->family = addr.family;
+  CHECK(env, napi_create_string_utf8(env, "nitro-enclave-sdk:accept", NAPI_AUTO_LENGTH, &name));
+  CHECK(env, napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, NULL, NULL, NULL, deliver, &l->tsfn));
+  if (pthread_create(&l->thread, NULL, accept_loop, l) != 0) {
+    napi_release_threadsafe_function(l->tsfn, napi_tsfn_abort);
+    close(s);
+    free(l);
+    napi_throw_error(env, "EAGAIN", "cannot start the accept thread");
+    return NULL;
+  }
+  CHECK(env, napi_create_object(env, &obj));
+  CHECK(env, napi_create_function(env, "close", NAPI_AUTO_LENGTH, listener_close, l, &close_fn));
+  CHECK(env, napi_create_external(env, l, listener_finalize, NULL, &keep));
+  CHECK(env, napi_create_uint32(env, bound_port, &port_v));
+  CHECK(env, napi_set_named_property(env, obj, "close", close_fn));
+  CHECK(env, napi_set_named_property(env, obj, "port", port_v));
+  CHECK(env, napi_set_named_property(env, obj, "_state", keep));
+  return obj;
+}
+
+/* ------------------------------------------------------------------ */
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"nsmOpen", NULL, nsm_open, NULL, NULL, NULL, napi_default, NULL},
+      {"nsmRequest", NULL, nsm_request, NULL, NULL, NULL, napi_default, NULL},
+      {"closeFd", NULL, close_fd, NULL, NULL, NULL, napi_default, NULL},
+      {"connect", NULL, do_connect, NULL, NULL, NULL, napi_default, NULL},
+      {"listen", NULL, do_listen, NULL, NULL, NULL, napi_default, NULL},
+      {"relayError", NULL, relay_error, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,54 @@
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { NitroEnclaveError } from '../errors.js';
+
+/** An address as the native helper takes it: the family is data, so tests use AF_UNIX or loopback TCP. */
+export type SocketAddress =
+  | { family: 'vsock'; cid: number; port: number }
+  | { family: 'unix'; path: string }
+  | { family: 'inet'; host: string; port: number };
+
+export interface NativeStream {
+  fd: number;
+  /** Keeps the relay's state alive and answers relayError(). */
+  handle: object;
+  peerCid?: number;
+  peerPort?: number;
+}
+
+export interface NativeBinding {
+  nsmOpen(path: string): number;
+  nsmRequest(fd: number, request: Uint8Array): Promise<Buffer>;
+  closeFd(fd: number): void;
+  connect(address: SocketAddress, timeoutMs: number): { promise: Promise<NativeStream>; cancel(): void };
+  listen(address: SocketAddress, backlog: number, onConnection: (err: (Error & { errno?: number }) | null, stream: NativeStream | null) => void): { close(): void; port: number };
+  relayError(handle: object): number;
+}
+
+const HOW_TO_BUILD =
+  'The native helper (build/Release/nitro_enclave.node) is not built or cannot load. It is built at install time on Linux ' +
+  'with python3, make and a C compiler (`npm rebuild nitro-enclave-sdk`; with npm 11, first allow it: ' +
+  '`npm install-scripts approve nitro-enclave-sdk`). Everything except the NSM device and vsock works without it.';
+
+let cached: NativeBinding | undefined;
+
+function packageRoot(): string {
+  // src/internal or dist/internal → package root
+  return join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+}
+
+/** Loads the addon on first use (never at import time). Override the path with NITRO_ENCLAVE_NATIVE. */
+export function loadNative(): NativeBinding {
+  if (cached) return cached;
+  const file = process.env.NITRO_ENCLAVE_NATIVE ?? join(packageRoot(), 'build', 'Release', 'nitro_enclave.node');
+  if (process.platform !== 'linux') throw new NitroEnclaveError('ERR_NATIVE_UNAVAILABLE', `Nitro Enclaves run Linux; the native helper is not available on ${process.platform}. ${HOW_TO_BUILD}`);
+  if (!existsSync(file)) throw new NitroEnclaveError('ERR_NATIVE_UNAVAILABLE', HOW_TO_BUILD);
+  try {
+    cached = createRequire(import.meta.url)(file) as NativeBinding;
+  } catch (err) {
+    throw new NitroEnclaveError('ERR_NATIVE_UNAVAILABLE', `${HOW_TO_BUILD} (load error: ${(err as Error).message})`);
+  }
+  return cached;
+}

@@ -1,0 +1,46 @@
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { Agent } from 'node:https';
+import { connectSocket, connectVsock, VMADDR_CID_PARENT } from './connect.js';
+import { createStreamHttpsAgent, tcpConnector, type StreamConnector } from './agent.js';
+
+export interface KmsTransportOptions {
+  region: string;
+  /** Where the parent's vsock-proxy listens. Default CID 3, port 8000. */
+  vsock?: { cid?: number; port?: number };
+  /** Instead of vsock: a TCP port on loopback where a TCP-to-vsock forwarder listens. */
+  tcp?: { port: number; host?: string };
+  /** Instead of either: any stream connector. */
+  connect?: StreamConnector;
+  /** Connect timeout per connection (ms). Default 5000. */
+  connectTimeout?: number;
+  /** Extra trusted CAs (tests only). */
+  ca?: string | string[];
+}
+
+function connectorOf(options: KmsTransportOptions): StreamConnector {
+  if (options.connect) return options.connect;
+  if (options.tcp) return tcpConnector(options.tcp.port, options.tcp.host);
+  const timeout = options.connectTimeout ?? 5000;
+  return () => connectVsock({ cid: options.vsock?.cid ?? VMADDR_CID_PARENT, port: options.vsock?.port ?? 8000, timeout });
+}
+
+/** An `https.Agent` that reaches `kms.<region>.amazonaws.com` through the parent's vsock-proxy (or a TCP forwarder). */
+export function createKmsAgent(options: KmsTransportOptions): Agent {
+  if (typeof options?.region !== 'string' || !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(options.region)) throw new TypeError('region must be an AWS region like us-east-1');
+  return createStreamHttpsAgent({ connect: connectorOf(options), servername: `kms.${options.region}.amazonaws.com`, ...(options.ca ? { ca: options.ca } : {}) });
+}
+
+/**
+ * A smithy `RequestHandler` for `new KMSClient({ requestHandler })`: each
+ * connection runs TLS to `kms.<region>.amazonaws.com` over vsock.
+ *
+ * @example
+ * ```ts
+ * const kms = new KMSClient({ region: 'us-east-1', requestHandler: createKmsRequestHandler({ region: 'us-east-1' }) });
+ * ```
+ */
+export function createKmsRequestHandler(options: KmsTransportOptions & { requestTimeout?: number }): NodeHttpHandler {
+  return new NodeHttpHandler({ httpsAgent: createKmsAgent(options), requestTimeout: options.requestTimeout ?? 10_000, connectionTimeout: options.connectTimeout ?? 5000 });
+}
+
+export { connectSocket };

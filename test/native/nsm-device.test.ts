@@ -1,0 +1,122 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { verifyAttestationDocument } from '../../src/attestation/index.js';
+import { createSimulatedEnclave, createSimulatedNsm } from '../../src/testing/index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), 'nes-nsm-'));
+const shim = join(tmp, 'nsm-shim.so');
+const socketPath = join(tmp, 'nsm.sock');
+const enclave = createSimulatedEnclave();
+const device = createSimulatedNsm(enclave);
+const EMSGSIZE = 90;
+
+/** What the "device" answers for request #i: the simulated NSM, or a scripted misbehaviour. */
+const overrides: Record<number, { errno?: number; claimedLength?: number; raw?: Uint8Array; delayMs?: number }> = {
+  5: { errno: EMSGSIZE },
+  6: { claimedLength: 0x4000 },
+  7: { raw: Uint8Array.of(0xff, 0xfe) },
+  8: { delayMs: 300 },
+  9: { errno: 5 }, // EIO
+};
+
+let server: Server;
+const seen: Uint8Array[] = [];
+
+beforeAll(async () => {
+  execFileSync('cc', ['-shared', '-fPIC', '-O2', '-Wall', '-o', shim, join(here, 'nsm-shim.c'), '-ldl']);
+  server = createServer((socket) => {
+    let buffer = Buffer.alloc(0);
+    socket.on('data', async (chunk) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      while (buffer.length >= 4 && buffer.length >= 4 + buffer.readUInt32LE(0)) {
+        const len = buffer.readUInt32LE(0);
+        const request = new Uint8Array(buffer.subarray(4, 4 + len));
+        buffer = buffer.subarray(4 + len);
+        const index = seen.push(request) - 1;
+        const o = overrides[index] ?? {};
+        if (o.delayMs) await new Promise((r) => setTimeout(r, o.delayMs));
+        let body: Uint8Array;
+        try {
+          body = o.errno ? new Uint8Array(0) : (o.raw ?? device.handle(request));
+        } catch (err) {
+          console.error('simulated NSM failed', err);
+          throw err;
+        }
+        const head = Buffer.alloc(12);
+        head.writeInt32LE(o.errno ?? 0, 0);
+        head.writeUInt32LE(o.claimedLength ?? body.length, 4);
+        head.writeUInt32LE(body.length, 8);
+        socket.write(Buffer.concat([head, body]));
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(socketPath, r));
+});
+
+afterAll(() => {
+  server.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+function runChild(): Promise<Record<string, { ok: boolean; value?: unknown; code?: string; message?: string }>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(here, 'nsm-child.mjs')], {
+      env: { ...process.env, LD_PRELOAD: shim, NSM_SHIM_SOCKET: socketPath },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill();
+      reject(new Error(`child hung; stdout: ${stdout} stderr: ${stderr}`));
+    }, 20_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`child exited ${code}: ${stderr}`));
+      resolve(Object.fromEntries(stdout.trim().split('\n').map((l) => { const j = JSON.parse(l); return [j.step, j]; })));
+    });
+  });
+}
+
+describe('native NSM path (addon ioctl) against the simulated NSM through an LD_PRELOAD shim', () => {
+  it('marshals every request through the real ioctl and maps errno and malformed answers to codes', async () => {
+    const r = await runChild();
+    expect(r.describeNsm).toMatchObject({ ok: true, value: { moduleId: enclave.moduleId, maxPcrs: 32, digest: 'SHA384' } });
+
+    expect(r.attestation!.ok).toBe(true);
+    const doc = new Uint8Array(Buffer.from(r.attestation!.value as string, 'hex'));
+    const facts = await verifyAttestationDocument(doc, { trustAnchors: [enclave.trustAnchor], nonce: Buffer.from('nonce-123'), publicKey: Buffer.from('pk'), userData: Buffer.from('ud') });
+    expect(facts.pcrsHex[0]).toBe(enclave.imageSha384);
+    expect(doc.length).toBeGreaterThan(3000); // a multi-kilobyte answer crossed the 12 KiB response iovec intact
+
+    expect(r.getRandom).toMatchObject({ ok: true, value: 256 });
+    expect(r.extendPcr!.ok).toBe(true);
+    expect(r.describePcr).toMatchObject({ ok: true, value: { locked: false, data: r.extendPcr!.value } });
+    expect(r.emsgsize).toMatchObject({ ok: false, code: 'ERR_NSM_INPUT_TOO_LARGE', message: 'the NSM rejected the request as too large (EMSGSIZE)' });
+    expect(r.shortBuffer).toMatchObject({ ok: false, code: 'ERR_NSM_BUFFER_TOO_SMALL' });
+    expect(r.malformed).toMatchObject({ ok: false, code: 'ERR_NSM_INVALID_RESPONSE' });
+    expect(r.deviceError).toMatchObject({ ok: false, code: 'ERR_NSM_INTERNAL_ERROR', message: expect.stringContaining('Input/output error') });
+    expect(r.missingDevice).toMatchObject({ ok: false, code: 'ERR_NSM_DEVICE_UNAVAILABLE', message: expect.stringContaining('inside a Nitro Enclave') });
+  });
+
+  it('runs the blocking ioctl off the event loop (timers keep firing during a slow device call)', async () => {
+    seen.length = 0;
+    const r = await runChild();
+    expect(r.slow!.ok).toBe(true);
+    expect(r.slow!.value as number).toBeGreaterThanOrEqual(10);
+  });
+
+  it('sent the requests the Rust NSM API would send, byte for byte', () => {
+    expect(Buffer.from(seen[0]!).toString('hex')).toBe('6b44657363726962654e534d'); // "DescribeNSM"
+    expect(Buffer.from(seen[2]!).toString('hex')).toBe(`69${Buffer.from('GetRandom').toString('hex')}`); // "GetRandom"
+    expect(seen[1]![0]).toBe(0xa1); // {"Attestation": {...}}
+  });
+});

@@ -1,0 +1,223 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectSocket, listenSocket } from '../../src/vsock/index.js';
+import { createTestTls } from '../../src/testing/kms/tls.js';
+import { connect as tlsConnect } from 'node:tls';
+
+// Every test here runs the native relay (the code vsock uses) against AF_UNIX or loopback peers.
+// AF_VSOCK itself is never connected or bound on these machines.
+const tmp = mkdtempSync(join(tmpdir(), 'nes-vsock-'));
+const echoPath = join(tmp, 'echo.sock');
+let echo: Server;
+const serverSockets = new Set<Socket>();
+
+const fdCount = () => readdirSync('/proc/self/fd').length;
+const threadCount = () => readdirSync('/proc/self/task').length;
+const settle = async (check: () => boolean, ms = 3000) => {
+  const end = Date.now() + ms;
+  while (!check() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+};
+
+beforeAll(async () => {
+  echo = createServer({ allowHalfOpen: true }, (s) => {
+    serverSockets.add(s);
+    s.on('close', () => serverSockets.delete(s));
+    s.on('error', () => {});
+    s.pipe(s);
+  });
+  await new Promise<void>((r) => echo.listen(echoPath, r));
+});
+afterAll(() => {
+  echo.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+const unix = (path = echoPath) => ({ family: 'unix' as const, path });
+
+function closed(s: Socket): Promise<void> {
+  return new Promise((r) => (s.destroyed ? r() : s.once('close', () => r())));
+}
+
+describe('native relay (the vsock code path) against AF_UNIX peers', () => {
+  it('echoes bytes both ways and closes without leaking fds or threads', async () => {
+    const fds = fdCount();
+    const threads = threadCount();
+    const s = await connectSocket(unix());
+    s.write('ping');
+    const [data] = (await Promise.all([new Promise((r) => s.once('data', r))])) as Buffer[];
+    expect(data!.toString()).toBe('ping');
+    s.destroy();
+    await closed(s);
+    await settle(() => fdCount() <= fds && threadCount() <= threads);
+    expect(fdCount()).toBeLessThanOrEqual(fds);
+    expect(threadCount()).toBeLessThanOrEqual(threads);
+  });
+
+  it('carries 64 MiB with backpressure intact and memory flat', async () => {
+    const total = 64 * 1024 * 1024;
+    const chunk = randomBytes(256 * 1024);
+    const s = await connectSocket(unix());
+    const sent = createHash('sha256');
+    const got = createHash('sha256');
+    let received = 0;
+    let peakRss = 0;
+    const rss0 = process.memoryUsage().rss;
+    let paused = 0;
+    const done = new Promise<void>((resolve) => {
+      s.on('data', (d: Buffer) => {
+        got.update(d);
+        received += d.length;
+        if (received >= total) resolve();
+      });
+    });
+    for (let written = 0; written < total; written += chunk.length) {
+      sent.update(chunk);
+      if (!s.write(chunk)) {
+        paused++;
+        await new Promise((r) => s.once('drain', r));
+      }
+      peakRss = Math.max(peakRss, process.memoryUsage().rss);
+    }
+    await done;
+    expect(got.digest('hex')).toBe(sent.digest('hex'));
+    expect(paused).toBeGreaterThan(0); // the writer was actually held back
+    expect(peakRss - rss0).toBeLessThan(48 * 1024 * 1024); // far below the 64 MiB that went through
+    s.destroy();
+    await closed(s);
+  });
+
+  it('propagates a half-close: our end() reaches the peer, which can still answer', async () => {
+    const path = join(tmp, 'half.sock');
+    const server = createServer({ allowHalfOpen: true }, (peer) => {
+      const chunks: Buffer[] = [];
+      peer.on('data', (d) => chunks.push(d));
+      peer.on('end', () => peer.end(`got ${Buffer.concat(chunks).length} bytes then EOF`));
+    });
+    await new Promise<void>((r) => server.listen(path, r));
+    const s = await connectSocket(unix(path), { allowHalfOpen: true });
+    s.end('abcdef');
+    const reply = await new Promise<string>((resolve) => {
+      let text = '';
+      s.on('data', (d) => (text += d));
+      s.on('end', () => resolve(text));
+    });
+    expect(reply).toBe('got 6 bytes then EOF');
+    await closed(s);
+    server.close();
+  });
+
+  it('turns a peer reset into ERR_VSOCK_RESET (TCP RST, and AF_UNIX close with unread data)', async () => {
+    const tcp = createServer((peer) => {
+      peer.once('data', () => peer.resetAndDestroy());
+    });
+    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+    const unixPath = join(tmp, 'reset.sock');
+    const unixServer = createServer({ pauseOnConnect: true }, (peer) => {
+      setTimeout(() => peer.destroy(), 100); // closes with our bytes still unread: the kernel reports ECONNRESET
+    });
+    await new Promise<void>((r) => unixServer.listen(unixPath, r));
+    const port = (tcp.address() as { port: number }).port;
+    for (const address of [{ family: 'inet' as const, host: '127.0.0.1', port }, unix(unixPath)]) {
+      const s = await connectSocket(address);
+      s.write('data the peer will not read');
+      const outcome = await new Promise<{ code?: string; message: string }>((resolve) => {
+        s.on('error', resolve);
+        s.on('end', () => resolve({ code: 'END', message: 'clean end' }));
+        s.resume();
+      });
+      expect(outcome, address.family).toMatchObject({ code: 'ERR_VSOCK_RESET', message: expect.stringContaining('ECONNRESET') });
+    }
+    tcp.close();
+    unixServer.close();
+  });
+
+  it('maps a refused connection to ERR_VSOCK_CONNECT', async () => {
+    await expect(connectSocket(unix(join(tmp, 'nobody.sock')))).rejects.toMatchObject({ code: 'ERR_VSOCK_CONNECT', message: expect.stringContaining('ENOENT') });
+    await expect(connectSocket({ family: 'inet', host: '127.0.0.1', port: 1 })).rejects.toMatchObject({ code: 'ERR_VSOCK_CONNECT', message: expect.stringContaining('ECONNREFUSED') });
+  });
+
+  it('times out a connect that cannot complete, and aborts one on signal, without leaks', async () => {
+    const path = join(tmp, 'full.sock');
+    // A listener that never accepts and whose backlog is full: further connects wait.
+    const listener = await rawListen(path);
+    const fillers = [];
+    for (let i = 0; i < 4; i++) fillers.push(await connectSocket(unix(path), { timeout: 200 }).catch((e: Error) => e));
+    const fds = fdCount();
+    const t = Date.now();
+    await expect(connectSocket(unix(path), { timeout: 300 })).rejects.toMatchObject({ code: 'ERR_VSOCK_TIMEOUT', message: expect.stringContaining('timed out after 300 ms') });
+    expect(Date.now() - t).toBeGreaterThanOrEqual(250);
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error('shutdown')), 100);
+    await expect(connectSocket(unix(path), { timeout: 0, signal: controller.signal })).rejects.toMatchObject({ code: 'ERR_VSOCK_ABORTED' });
+    await expect(connectSocket(unix(path), { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ERR_VSOCK_ABORTED' });
+    await settle(() => fdCount() <= fds);
+    expect(fdCount()).toBeLessThanOrEqual(fds);
+    for (const f of fillers) if (!(f instanceof Error)) f.destroy();
+    listener.close();
+  });
+
+  it('runs 100 concurrent streams and releases every fd and thread afterwards', async () => {
+    const fds = fdCount();
+    const threads = threadCount();
+    const sockets = await Promise.all(Array.from({ length: 100 }, () => connectSocket(unix())));
+    expect(threadCount()).toBeGreaterThanOrEqual(threads + 200); // two pump threads per stream
+    const replies = await Promise.all(
+      sockets.map(
+        (s, i) =>
+          new Promise<string>((resolve) => {
+            let text = '';
+            s.on('data', (d) => {
+              text += d;
+              if (text.length >= `stream-${i}`.length) resolve(text);
+            });
+            s.write(`stream-${i}`);
+          }),
+      ),
+    );
+    expect(replies).toEqual(sockets.map((_, i) => `stream-${i}`));
+    await Promise.all(sockets.map((s) => (s.destroy(), closed(s))));
+    await settle(() => fdCount() <= fds && threadCount() <= threads);
+    expect(fdCount()).toBeLessThanOrEqual(fds);
+    expect(threadCount()).toBeLessThanOrEqual(threads);
+  });
+
+  it('serves a listener (the parent-side server path) and runs TLS end to end over the relay', async () => {
+    const tls = createTestTls(['kms.us-east-1.amazonaws.com']);
+    const tlsServer = createTlsServer({ key: tls.keyPem, cert: tls.certPem }, (s) => s.end(`hello ${s.servername}`));
+    const path = join(tmp, 'tls.sock');
+    await new Promise<void>((r) => tlsServer.listen(path, r));
+    const raw = await connectSocket(unix(path));
+    const secure = tlsConnect({ socket: raw, servername: 'kms.us-east-1.amazonaws.com', ca: tls.caPem });
+    const text = await new Promise<string>((resolve, reject) => {
+      let t = '';
+      secure.on('data', (d) => (t += d));
+      secure.on('end', () => resolve(t));
+      secure.on('error', reject);
+    });
+    expect(text).toBe('hello kms.us-east-1.amazonaws.com');
+    tlsServer.close();
+
+    const lpath = join(tmp, 'listen.sock');
+    const listener = listenSocket(unix(lpath), (peer) => peer.end('from listener'));
+    const c = await connectSocket(unix(lpath));
+    const got = await new Promise<string>((resolve) => {
+      let t = '';
+      c.on('data', (d) => (t += d));
+      c.on('end', () => resolve(t));
+    });
+    expect(got).toBe('from listener');
+    listener.close();
+  });
+
+  it('rejects invalid addresses and options as TypeError', async () => {
+    await expect(connectSocket({ family: 'carrier-pigeon' } as never)).rejects.toThrow(TypeError);
+    await expect(connectSocket(unix(), { timeout: -1 })).rejects.toThrow(TypeError);
+  });
+});
+
+import { rawListen } from './native-helpers.js';
