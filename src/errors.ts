@@ -43,8 +43,26 @@ export type NsmErrorCode =
 /** Codes raised by vsock streams. */
 export type VsockErrorCode = 'ERR_VSOCK_CONNECT' | 'ERR_VSOCK_TIMEOUT' | 'ERR_VSOCK_ABORTED' | 'ERR_VSOCK_RESET' | 'ERR_VSOCK_LISTEN';
 
+/** Codes raised by attested KMS calls and getTrustedSessionKey(). */
+export type KmsErrorCode =
+  | 'ERR_KMS_ACCESS_DENIED'
+  | 'ERR_KMS_INVALID_CIPHERTEXT'
+  | 'ERR_KMS_INCORRECT_KEY'
+  | 'ERR_KMS_NOT_FOUND'
+  | 'ERR_KMS_DISABLED'
+  | 'ERR_KMS_VALIDATION'
+  | 'ERR_KMS_WRONG_REGION'
+  | 'ERR_KMS_AUTHENTICATION'
+  | 'ERR_KMS_UNAVAILABLE'
+  | 'ERR_KMS_TIMEOUT'
+  | 'ERR_KMS_ABORTED'
+  | 'ERR_KMS_PROTOCOL';
+
+/** Codes raised by TrustedSessionKey. */
+export type TskErrorCode = 'ERR_TSK_DISPOSED' | 'ERR_TSK_INVALID_KEY' | 'ERR_TSK_MALFORMED' | 'ERR_TSK_WRONG_KEY' | 'ERR_TSK_DECRYPT_FAILED';
+
 /** All error codes of the library. */
-export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode | NsmErrorCode | VsockErrorCode;
+export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode | NsmErrorCode | VsockErrorCode | KmsErrorCode | TskErrorCode;
 
 /**
  * The one error class of nitro-enclave-sdk. Switch on `code`, not on the message.

@@ -30,6 +30,8 @@ export interface KmsSimulatorOptions {
   stateFile?: string;
   host?: string;
   port?: number;
+  /** More names for the TLS certificate (e.g. another region's endpoint, for wrong-region tests). */
+  tlsHostnames?: string[];
 }
 
 /** One CloudTrail-like record. */
@@ -124,7 +126,7 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
   const principals = options.principals ?? defaultPrincipals(accountId);
   const byKey = new Map(principals.map((p) => [p.accessKeyId, p]));
   const hostname = `kms.${region}.amazonaws.com`;
-  const tls = createTestTls([hostname, 'localhost'], clock());
+  const tls = createTestTls([hostname, 'localhost', ...(options.tlsHostnames ?? [])], clock());
   const state = new KmsState(region, accountId, options.stateFile ?? null);
   const faults = new FaultInjector();
   const audit: AuditEvent[] = [];

@@ -1,0 +1,51 @@
+import { GetKeyPolicyCommand, type KMSClient } from '@aws-sdk/client-kms';
+import { NitroEnclaveError } from '../errors.js';
+import type { VerifiedAttestation } from '../attestation/index.js';
+import { parsePolicy, unmetConditions, type PolicyStatement } from './policy.js';
+import { resourceOf } from './kms-errors.js';
+
+const asArray = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+function attestationKeys(facts: VerifiedAttestation): Record<string, string> {
+  const keys: Record<string, string> = { 'kms:RecipientAttestation:ImageSha384': facts.pcrsHex[0] ?? '' };
+  for (const [i, v] of Object.entries(facts.pcrsHex)) keys[`kms:RecipientAttestation:PCR${i}`] = v;
+  return keys;
+}
+
+function mentionsAttestation(s: PolicyStatement): boolean {
+  return JSON.stringify(s.Condition ?? {}).toLowerCase().includes('kms:recipientattestation:');
+}
+
+/**
+ * Turns an AccessDenied into the seed's troubleshooting: shows this enclave's
+ * PCR0, calls out debug mode (all-zero PCRs never match an ImageSha384
+ * condition), and — when these credentials may read the key policy — says
+ * which attestation condition did not match.
+ */
+export async function explainAccessDenied(err: NitroEnclaveError, facts: VerifiedAttestation, kms: KMSClient, action: string, keyId?: string): Promise<NitroEnclaveError> {
+  const pcr0 = facts.pcrsHex[0] ?? '(none)';
+  const lines = [`KMS denied ${action} to this enclave (PCR0 ${pcr0}).`];
+  if (facts.debugMode) {
+    lines.push('This enclave runs in debug mode: its PCRs are all zero, so it can never match a kms:RecipientAttestation:ImageSha384 condition. Run it without --debug-mode.');
+  }
+  const resource = keyId ?? resourceOf(err.message);
+  if (resource) {
+    try {
+      const { Policy } = await kms.send(new GetKeyPolicyCommand({ KeyId: resource, PolicyName: 'default' }), { abortSignal: AbortSignal.timeout(3000) });
+      const policy = parsePolicy(Policy ?? '');
+      const keys = attestationKeys(facts);
+      const relevant = policy.Statement.filter((s) => s.Effect === 'Allow' && asArray(s.Action).some((a) => new RegExp(`^${a.replace(/\*/g, '.*')}$`, 'i').test(action)) && mentionsAttestation(s));
+      for (const s of relevant) {
+        const unmet = unmetConditions(s, { principalArn: '', action, resource, conditions: keys }).filter((u) => /recipientattestation/i.test(u));
+        const who = s.Principal === '*' ? '*' : asArray(s.Principal?.AWS).join(', ');
+        if (unmet.length) lines.push(`Key policy statement ${s.Sid ? `"${s.Sid}"` : '(no Sid)'} does not match this enclave: ${unmet.join('; ')}. Update the policy with the PCR0 from nitro-cli build-enclave, or rebuild the image you meant to run.`);
+        else lines.push(`Key policy statement ${s.Sid ? `"${s.Sid}"` : '(no Sid)'} matches this enclave's measurements; check the caller: it allows ${who}, and the credentials in use must belong to one of them (the parent instance role).`);
+      }
+      if (relevant.length === 0) lines.push(`The key policy has no Allow statement for ${action} with a kms:RecipientAttestation condition.`);
+    } catch {
+      lines.push('(The key policy could not be read with these credentials, so the mismatching condition cannot be shown.)');
+    }
+  }
+  lines.push(`KMS said: ${err.message}`);
+  return new NitroEnclaveError('ERR_KMS_ACCESS_DENIED', lines.join(' '), { cause: err.cause ?? err });
+}

@@ -1,0 +1,17 @@
+export { NitroEnclaveError } from '../errors.js';
+export type { NitroEnclaveErrorCode, KmsErrorCode, CmsErrorCode, TskErrorCode } from '../errors.js';
+export { decryptCiphertextForRecipient, parseEnvelopedData } from './cms.js';
+export type { ParsedEnvelopedData, KeyTransRecipient } from './cms.js';
+export { createRecipientClient } from './recipient.js';
+export type { RecipientClient, RecipientOptions, RecipientResult, CallOptions } from './recipient.js';
+export { generateEphemeralKeyPair, EphemeralKeyPool } from './keypair.js';
+export type { EphemeralKeyPair, RsaModulusLength } from './keypair.js';
+export { getTrustedSessionKey, prepareTrustedSessionKey, clearTrustedSessionKeyCache, lastTrustedSessionKeyTimings } from './get-trusted-session-key.js';
+export type { GetTrustedSessionKeyOptions, KmsTransport, TskTimings } from './get-trusted-session-key.js';
+export { TrustedSessionKey, TSK_ENVELOPE_VERSION } from './trusted-session-key.js';
+export type { TrustedSessionKeyMetadata } from './trusted-session-key.js';
+export { buildKeyPolicy } from './key-policy.js';
+export type { KeyPolicyOptions } from './key-policy.js';
+export { evaluatePolicy, parsePolicy, PolicySyntaxError } from './policy.js';
+export type { PolicyDocument, PolicyStatement, RequestContext, Decision } from './policy.js';
+export type { RetryPolicy } from './retry.js';

@@ -1,0 +1,64 @@
+import { generateKeyPair, type KeyObject } from 'node:crypto';
+
+export type RsaModulusLength = 2048 | 3072 | 4096;
+
+/** An ephemeral RSA key pair: the private key stays in this process, the SPKI goes into the attestation document. */
+export interface EphemeralKeyPair {
+  readonly privateKey: KeyObject;
+  /** DER SubjectPublicKeyInfo, as KMS expects in the document's `public_key`. */
+  readonly spki: Uint8Array;
+  readonly modulusLength: RsaModulusLength;
+}
+
+export function checkModulus(bits: unknown): RsaModulusLength {
+  if (bits !== 2048 && bits !== 3072 && bits !== 4096) throw new TypeError('rsaModulusLength must be 2048, 3072 or 4096');
+  return bits;
+}
+
+/**
+ * Generates an RSA key pair with node:crypto on libuv's thread pool (the event
+ * loop keeps running). node:crypto was chosen over node-forge on measurement:
+ * see `npm run bench` and the README.
+ */
+export function generateEphemeralKeyPair(modulusLength: RsaModulusLength = 2048): Promise<EphemeralKeyPair> {
+  return new Promise((resolve, reject) => {
+    generateKeyPair('rsa', { modulusLength: checkModulus(modulusLength), publicExponent: 0x10001 }, (err, publicKey, privateKey) => {
+      if (err) return reject(err);
+      resolve({ privateKey, spki: new Uint8Array(publicKey.export({ format: 'der', type: 'spki' })), modulusLength });
+    });
+  });
+}
+
+/**
+ * Keeps one key pair per modulus length generated ahead of time, so key
+ * generation is off the critical path: `take()` hands out the prepared pair
+ * (each pair is used once) and starts making the next one.
+ */
+export class EphemeralKeyPool {
+  private readonly ready = new Map<RsaModulusLength, Promise<EphemeralKeyPair>>();
+
+  /** Starts generating a pair for this size if none is prepared. */
+  prepare(modulusLength: RsaModulusLength = 2048): Promise<void> {
+    checkModulus(modulusLength);
+    let next = this.ready.get(modulusLength);
+    if (!next) {
+      next = generateEphemeralKeyPair(modulusLength);
+      next.catch(() => this.ready.delete(modulusLength));
+      this.ready.set(modulusLength, next);
+    }
+    return next.then(() => undefined);
+  }
+
+  /** The prepared pair (or a fresh one), never handed out twice; refills in the background. */
+  take(modulusLength: RsaModulusLength = 2048, refill = true): Promise<EphemeralKeyPair> {
+    const prepared = this.ready.get(modulusLength);
+    this.ready.delete(modulusLength);
+    if (refill) void this.prepare(modulusLength).catch(() => {});
+    return prepared ?? generateEphemeralKeyPair(modulusLength);
+  }
+
+  /** Drops prepared pairs. */
+  clear(): void {
+    this.ready.clear();
+  }
+}

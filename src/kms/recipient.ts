@@ -1,0 +1,158 @@
+import {
+  DecryptCommand,
+  DeriveSharedSecretCommand,
+  GenerateDataKeyCommand,
+  GenerateDataKeyPairCommand,
+  GenerateRandomCommand,
+  type KMSClient,
+  type DataKeyPairSpec,
+  type DataKeySpec,
+} from '@aws-sdk/client-kms';
+import { NitroEnclaveError } from '../errors.js';
+import { createAttestationVerifier, type AttestationVerifier, type VerifiedAttestation } from '../attestation/index.js';
+import type { TrustAnchor } from '../attestation/trust.js';
+import type { NsmClient } from '../nsm/client.js';
+import { decryptCiphertextForRecipient } from './cms.js';
+import { EphemeralKeyPool, checkModulus, type EphemeralKeyPair, type RsaModulusLength } from './keypair.js';
+import { withRetry, type RetryPolicy } from './retry.js';
+import { explainAccessDenied } from './diagnose.js';
+
+export interface RecipientOptions {
+  kms: KMSClient;
+  nsm: NsmClient;
+  rsaModulusLength?: RsaModulusLength;
+  /** Roots for the self-check of our own document. Default: the AWS Nitro root (tests: the simulated enclave's root). */
+  trustAnchors?: TrustAnchor[];
+  /** Where ephemeral key pairs come from; default a fresh pool (`prepare()` fills it ahead of time). */
+  keyPool?: EphemeralKeyPool;
+  verifier?: AttestationVerifier;
+  retry?: RetryPolicy;
+  /** Per-call deadline in ms. Default 30 000. */
+  timeout?: number;
+  clock?: () => Date;
+  /** On AccessDenied, read the key policy to say which condition failed. Default true. */
+  diagnose?: boolean;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+  timeout?: number;
+  /** The key, for AccessDenied diagnostics (read its policy). */
+  keyId?: string;
+}
+
+/** What an attested call produced: the opened plaintext (caller zeroes it), the verified facts of our own document, timings. */
+export interface RecipientResult<R> {
+  plaintext: Uint8Array;
+  response: R;
+  attestation: VerifiedAttestation;
+  timings: { keyPairMs: number; attestationMs: number; verifyMs: number; kmsMs: number; cmsMs: number; attempts: number };
+}
+
+type WithRecipient = { CiphertextForRecipient?: Uint8Array; Plaintext?: Uint8Array; PrivateKeyPlaintext?: Uint8Array; SharedSecret?: Uint8Array };
+
+/**
+ * The attested-call core: make (or take) an ephemeral RSA key pair, get an
+ * NSM document binding its public key, verify our own document offline
+ * (catches a broken NSM or clock before KMS does), call KMS with `Recipient`,
+ * insist that no plaintext came back, and open `CiphertextForRecipient`.
+ */
+export function createRecipientClient(options: RecipientOptions) {
+  const { kms, nsm } = options;
+  if (!kms || typeof kms.send !== 'function') throw new TypeError('kms must be a KMSClient');
+  if (!nsm || typeof nsm.attestation !== 'function') throw new TypeError('nsm must be an NSM client');
+  const bits = checkModulus(options.rsaModulusLength ?? 2048);
+  const pool = options.keyPool ?? new EphemeralKeyPool();
+  const verifier = options.verifier ?? createAttestationVerifier();
+  const clock = options.clock ?? (() => new Date());
+  const defaultTimeout = options.timeout ?? 30_000;
+
+  async function attested<R extends WithRecipient>(operation: string, send: (recipient: { KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256'; AttestationDocument: Uint8Array }, signal: AbortSignal) => Promise<R>, call: CallOptions = {}): Promise<RecipientResult<R>> {
+    const deadline = Date.now() + (call.timeout ?? defaultTimeout);
+    let t = performance.now();
+    const mark = () => {
+      const n = performance.now();
+      const d = n - t;
+      t = n;
+      return d;
+    };
+    const pair: EphemeralKeyPair = await pool.take(bits);
+    const keyPairMs = mark();
+    const document = await nsm.attestation({ publicKey: pair.spki });
+    const attestationMs = mark();
+    let attestation: VerifiedAttestation;
+    try {
+      attestation = await verifier.verify(document, { publicKey: pair.spki, currentDate: clock(), clockTolerance: 60_000, ...(options.trustAnchors ? { trustAnchors: options.trustAnchors } : {}) });
+    } catch (err) {
+      const reason = err instanceof NitroEnclaveError ? `${err.code}: ${err.message}` : String(err);
+      throw new NitroEnclaveError((err as NitroEnclaveError).code ?? 'ERR_ATTESTATION_MALFORMED', `our own attestation document failed the offline check before calling KMS (${reason})`, { cause: err });
+    }
+    const verifyMs = mark();
+    let attempts = 0;
+    let response: R;
+    try {
+      response = await withRetry(
+        (signal, attempt) => {
+          attempts = attempt;
+          return send({ KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', AttestationDocument: document }, signal);
+        },
+        options.retry ?? {},
+        { operation, deadline, ...(call.signal ? { signal: call.signal } : {}) },
+      );
+    } catch (err) {
+      if (err instanceof NitroEnclaveError && err.code === 'ERR_KMS_ACCESS_DENIED' && options.diagnose !== false) {
+        throw await explainAccessDenied(err, attestation, kms, `kms:${operation}`, call.keyId);
+      }
+      throw err;
+    }
+    const kmsMs = mark();
+    for (const field of ['Plaintext', 'PrivateKeyPlaintext', 'SharedSecret'] as const) {
+      const leaked = response[field];
+      if (leaked && leaked.length > 0) {
+        leaked.fill(0);
+        throw new NitroEnclaveError('ERR_KMS_PROTOCOL', `KMS ${operation} returned ${field} despite Recipient; refusing it (is a proxy rewriting requests?)`);
+      }
+    }
+    if (!response.CiphertextForRecipient) throw new NitroEnclaveError('ERR_KMS_PROTOCOL', `KMS ${operation} returned no CiphertextForRecipient`);
+    const plaintext = await decryptCiphertextForRecipient(response.CiphertextForRecipient, pair.privateKey);
+    const cmsMs = mark();
+    return { plaintext, response, attestation, timings: { keyPairMs, attestationMs, verifyMs, kmsMs, cmsMs, attempts } };
+  }
+
+  return {
+    /** Starts generating the next key pair now, so the next call skips key generation. */
+    prepare: () => pool.prepare(bits),
+    attested,
+    /** Decrypt with Recipient: the plaintext of `ciphertextBlob`, opened inside the enclave. */
+    decrypt(input: { ciphertextBlob: Uint8Array; keyId?: string; encryptionContext?: Record<string, string> }, call: CallOptions = {}) {
+      return attested('Decrypt', (Recipient, abortSignal) => kms.send(new DecryptCommand({ CiphertextBlob: input.ciphertextBlob, KeyId: input.keyId, EncryptionContext: input.encryptionContext, Recipient }), { abortSignal }), { keyId: input.keyId, ...call });
+    },
+    /** GenerateDataKey with Recipient: a new data key (plaintext here, CiphertextBlob to store in `response`). */
+    generateDataKey(input: { keyId: string; keySpec?: DataKeySpec; numberOfBytes?: number; encryptionContext?: Record<string, string> }, call?: CallOptions) {
+      return attested(
+        'GenerateDataKey',
+        (Recipient, abortSignal) =>
+          kms.send(new GenerateDataKeyCommand({ KeyId: input.keyId, KeySpec: input.numberOfBytes ? undefined : (input.keySpec ?? 'AES_256'), NumberOfBytes: input.numberOfBytes, EncryptionContext: input.encryptionContext, Recipient }), { abortSignal }),
+        call,
+      );
+    },
+    /** GenerateDataKeyPair with Recipient: the private key (PKCS#8 DER) here, the public key in `response.PublicKey`. */
+    generateDataKeyPair(input: { keyId: string; keyPairSpec: DataKeyPairSpec; encryptionContext?: Record<string, string> }, call?: CallOptions) {
+      return attested('GenerateDataKeyPair', (Recipient, abortSignal) => kms.send(new GenerateDataKeyPairCommand({ KeyId: input.keyId, KeyPairSpec: input.keyPairSpec, EncryptionContext: input.encryptionContext, Recipient }), { abortSignal }), call);
+    },
+    /** GenerateRandom with Recipient: KMS randomness only this enclave can read. */
+    generateRandom(input: { numberOfBytes: number }, call?: CallOptions) {
+      return attested('GenerateRandom', (Recipient, abortSignal) => kms.send(new GenerateRandomCommand({ NumberOfBytes: input.numberOfBytes, Recipient }), { abortSignal }), call);
+    },
+    /** DeriveSharedSecret with Recipient (ECDH with a KMS key agreement key). */
+    deriveSharedSecret(input: { keyId: string; publicKey: Uint8Array; keyAgreementAlgorithm?: 'ECDH' }, call?: CallOptions) {
+      return attested(
+        'DeriveSharedSecret',
+        (Recipient, abortSignal) => kms.send(new DeriveSharedSecretCommand({ KeyId: input.keyId, PublicKey: input.publicKey, KeyAgreementAlgorithm: input.keyAgreementAlgorithm ?? 'ECDH', Recipient }), { abortSignal }),
+        call,
+      );
+    },
+  };
+}
+
+export type RecipientClient = ReturnType<typeof createRecipientClient>;

@@ -1,0 +1,77 @@
+import { NitroEnclaveError } from '../errors.js';
+import { isRetryable, mapKmsError } from './kms-errors.js';
+
+export interface RetryPolicy {
+  /** Upper bound on attempts. Default 8. */
+  maxAttempts?: number;
+  /** First backoff ceiling in ms (full jitter, doubling). Default 100. */
+  baseDelayMs?: number;
+  /** Largest backoff ceiling in ms. Default 2000. */
+  maxDelayMs?: number;
+}
+
+export interface RetryContext {
+  operation: string;
+  /** Absolute deadline (ms since epoch). */
+  deadline: number;
+  signal?: AbortSignal;
+  random?: () => number;
+  now?: () => number;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Runs `fn` until it succeeds, a non-retryable error occurs, attempts run out,
+ * or the deadline passes. Retries throttling, 5xx and transport failures with
+ * full-jitter exponential backoff; never retries what KMS decided (AccessDenied…).
+ */
+export async function withRetry<T>(fn: (signal: AbortSignal, attempt: number) => Promise<T>, policy: RetryPolicy, ctx: RetryContext): Promise<T> {
+  const maxAttempts = policy.maxAttempts ?? 8;
+  const base = policy.baseDelayMs ?? 100;
+  const cap = policy.maxDelayMs ?? 2000;
+  const now = ctx.now ?? Date.now;
+  const random = ctx.random ?? Math.random;
+  const remaining = Math.max(0, ctx.deadline - now());
+  const deadline = AbortSignal.timeout(remaining);
+  const signal = ctx.signal ? AbortSignal.any([ctx.signal, deadline]) : deadline;
+  let last: unknown;
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    try {
+      return await fn(signal, attempt);
+    } catch (err) {
+      last = err;
+      if (ctx.signal?.aborted) throw new NitroEnclaveError('ERR_KMS_ABORTED', `KMS ${ctx.operation} was aborted`, { cause: ctx.signal.reason });
+      if (deadline.aborted) break;
+      if (!isRetryable(err)) throw mapKmsError(err, ctx.operation);
+      if (attempt === maxAttempts) break;
+      const delay = Math.min(cap, base * 2 ** (attempt - 1)) * random();
+      try {
+        await sleep(Math.min(delay, Math.max(0, ctx.deadline - now())), signal);
+      } catch {
+        if (ctx.signal?.aborted) throw new NitroEnclaveError('ERR_KMS_ABORTED', `KMS ${ctx.operation} was aborted`, { cause: ctx.signal.reason });
+        break;
+      }
+    }
+  }
+  // An unreachable proxy keeps its own code (and hint) after the retries.
+  if (last instanceof NitroEnclaveError && last.code.startsWith('ERR_VSOCK_')) throw last;
+  const lastText = last instanceof Error ? `${(last as { code?: string }).code ?? last.name}: ${last.message}` : String(last);
+  if (deadline.aborted || now() >= ctx.deadline) {
+    throw new NitroEnclaveError('ERR_KMS_TIMEOUT', `KMS ${ctx.operation} did not succeed before the deadline (last error: ${lastText})`, { cause: last });
+  }
+  throw new NitroEnclaveError('ERR_KMS_UNAVAILABLE', `KMS ${ctx.operation} failed after ${maxAttempts} attempts (last error: ${lastText})`, { cause: last });
+}
