@@ -1,6 +1,12 @@
 // `npm run bench`: prints figures and ratios against floors measured in the same run.
 import { cpus } from 'node:os';
 import { benchAttestation } from './attestation.mjs';
+import { benchKeygen } from './keygen.mjs';
+import { benchRelay } from './relay.mjs';
+import { benchTsk } from './tsk.mjs';
 
 console.log(`# nitro-enclave-sdk bench — node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}`);
 await benchAttestation();
+await benchTsk();
+await benchKeygen();
+await benchRelay();

@@ -4,6 +4,7 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { NitroEnclaveError } from '../errors.js';
 import type { TrustAnchor } from '../attestation/trust.js';
+import { createAttestationVerifier } from '../attestation/verify.js';
 import { createNsmClient, type NsmClient } from '../nsm/client.js';
 import { openNsm } from '../nsm/device.js';
 import type { NsmTransport } from '../nsm/transport.js';
@@ -63,6 +64,8 @@ export interface TskTimings {
 }
 
 const defaultPool = new EphemeralKeyPool();
+/** Shared so the AWS CA chain is verified once per process; only successes are cached, validity is rechecked every time. */
+const verifier = createAttestationVerifier();
 const inflight = new Map<string, Promise<Shared>>();
 const cache = new Map<string, { shared: Shared; expires: number }>();
 let lastTimings: TskTimings | null = null;
@@ -130,6 +133,7 @@ async function fetchKey(o: GetTrustedSessionKeyOptions, blob: Uint8Array): Promi
     nsm,
     rsaModulusLength: o.rsaModulusLength ?? 2048,
     keyPool: defaultPool,
+    verifier,
     ...(o.attestationTrustAnchors ? { trustAnchors: o.attestationTrustAnchors } : {}),
     ...(o.retry ? { retry: o.retry } : {}),
     ...(o.clock ? { clock: o.clock } : {}),
