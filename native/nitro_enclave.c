@@ -603,6 +603,7 @@ typedef struct {
 typedef struct {
   int fd; /* JavaScript end, or -errno */
   relay *r;
+  int is_vsock;
   uint32_t cid, port;
 } accepted;
 
@@ -620,13 +621,15 @@ static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
     argv[0] = errno_error(env, -a->fd, "accept");
     napi_get_null(env, &argv[1]);
   } else {
-    napi_value cid, port;
     napi_get_null(env, &argv[0]);
     argv[1] = stream_result(env, a->fd, a->r);
-    napi_create_uint32(env, a->cid, &cid);
-    napi_create_uint32(env, a->port, &port);
-    napi_set_named_property(env, argv[1], "peerCid", cid);
-    napi_set_named_property(env, argv[1], "peerPort", port);
+    if (a->is_vsock) { /* the peer's CID is what the credentials server checks */
+      napi_value cid, port;
+      napi_create_uint32(env, a->cid, &cid);
+      napi_create_uint32(env, a->port, &port);
+      napi_set_named_property(env, argv[1], "peerCid", cid);
+      napi_set_named_property(env, argv[1], "peerPort", port);
+    }
   }
   napi_call_function(env, undefined, js_cb, 2, argv, NULL);
   free(a);
@@ -660,6 +663,7 @@ static void *accept_loop(void *arg) {
     }
     if (l->family == AF_VSOCK) {
       struct sockaddr_vm *vm = (struct sockaddr_vm *)&peer;
+      a->is_vsock = 1;
       a->cid = vm->svm_cid;
       a->port = vm->svm_port;
     }

@@ -1,0 +1,80 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { SocketAddress } from '../../internal/native.js';
+import { EXIT, UsageError, json, type Io } from '../io.js';
+
+export const credentialsServerHelp = `Usage: nitro-enclave credentials-server --enclave-cid <cid> [--port 8002] [--listen unix:<path>]
+
+Runs on the parent instance: serves the instance role's temporary credentials
+(the AWS SDK chain, i.e. IMDS) to the enclave over vsock, one JSON answer per
+connection, to the given enclave CID only. The enclave reads them with
+fromParentCredentials(). Never logs secrets. Stops on SIGINT/SIGTERM.
+`;
+
+export const kmsSimulatorHelp = `Usage: nitro-enclave kms-simulator [--port <n>] [--region <r>] [--state <file>] [--trust-anchor <file>]... [--ca-out <file>] [--json]
+
+Starts the KMS simulator (AWS JSON 1.1 over HTTPS on 127.0.0.1) for local
+development and tests; prints its endpoint, region, test credentials and the
+CA file to trust. Keys live in memory, or in --state (JSON, written atomically).
+--trust-anchor: roots accepted for Recipient attestation documents (PEM/DER).
+Stops on SIGINT/SIGTERM.
+`;
+
+function waitForSignal(): Promise<void> {
+  return new Promise((r) => {
+    process.once('SIGINT', () => r());
+    process.once('SIGTERM', () => r());
+  });
+}
+
+export async function credentialsServerCommand(argv: string[], io: Io): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { 'enclave-cid': { type: 'string' }, port: { type: 'string' }, listen: { type: 'string' } } });
+  const cid = Number(values['enclave-cid']);
+  if (!Number.isInteger(cid) || cid < 3) throw new UsageError('--enclave-cid <cid> (the CID passed to nitro-cli run-enclave) is required');
+  let address: SocketAddress = { family: 'vsock', cid: 0xffffffff, port: Number(values.port ?? 8002) };
+  if (values.listen) {
+    if (!values.listen.startsWith('unix:')) throw new UsageError('--listen takes unix:<path> (vsock is the default)');
+    address = { family: 'unix', path: values.listen.slice(5) };
+  }
+  const { serveParentCredentials } = await import('../../kms/parent-credentials.js');
+  const server = await serveParentCredentials({ address, enclaveCid: cid, ...(values.listen ? { allowPeer: () => true } : {}), log: (l) => io.stderr(`${new Date().toISOString()} ${l}\n`) });
+  io.stderr(`credentials-server: serving to enclave CID ${cid} on ${address.family === 'vsock' ? `vsock port ${address.port}` : address.path}\n`);
+  await waitForSignal();
+  server.close();
+  return EXIT.OK;
+}
+
+export async function kmsSimulatorCommand(argv: string[], io: Io): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { port: { type: 'string' }, region: { type: 'string' }, state: { type: 'string' }, 'trust-anchor': { type: 'string', multiple: true }, 'ca-out': { type: 'string' }, json: { type: 'boolean' } } });
+  const { startKmsSimulator } = await import('../../testing/kms/simulator.js');
+  const anchors = values['trust-anchor']?.map((f) => {
+    const raw = readFileSync(f);
+    return raw.includes('-----BEGIN') ? raw.toString('utf8') : new Uint8Array(raw);
+  });
+  const sim = await startKmsSimulator({
+    port: Number(values.port ?? 0),
+    ...(values.region ? { region: values.region } : {}),
+    ...(values.state ? { stateFile: resolve(values.state) } : {}),
+    ...(anchors ? { trustAnchors: anchors } : {}),
+  });
+  const caFile = resolve(values['ca-out'] ?? 'kms-simulator-ca.pem');
+  writeFileSync(caFile, sim.caPem);
+  const info = {
+    endpoint: `https://localhost:${sim.port}`,
+    region: sim.region,
+    hostname: sim.hostname,
+    caFile,
+    principals: sim.principals.map((p) => ({ arn: p.arn, accessKeyId: p.accessKeyId, secretAccessKey: p.secretAccessKey, ...(p.sessionToken ? { sessionToken: p.sessionToken } : {}) })),
+    note: 'test credentials for the simulator only',
+  };
+  if (values.json) io.stdout(json(info));
+  else {
+    io.stdout(`KMS simulator listening\n  endpoint  ${info.endpoint}  (certificate names ${sim.hostname} and localhost)\n  region    ${info.region}\n  CA file   ${caFile}\n`);
+    for (const p of info.principals) io.stdout(`  ${p.arn}\n    AWS_ACCESS_KEY_ID=${p.accessKeyId} AWS_SECRET_ACCESS_KEY=${p.secretAccessKey}${p.sessionToken ? ` AWS_SESSION_TOKEN=${p.sessionToken}` : ''}\n`);
+    io.stdout(`  try: nitro-enclave setup --endpoint ${info.endpoint} --ca-file ${caFile} --region ${info.region} …\n`);
+  }
+  await waitForSignal();
+  await sim.close();
+  return EXIT.OK;
+}

@@ -1,0 +1,142 @@
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
+import { NitroEnclaveError } from '../errors.js';
+import { connectSocket, VMADDR_CID_PARENT, type SocketAddress, type VsockSocket } from '../vsock/connect.js';
+import { listenSocket, type StreamListener } from '../vsock/listen.js';
+
+/** Port the parent's credentials server listens on by default (vsock). */
+export const PARENT_CREDENTIALS_PORT = 8002;
+const MAX_RESPONSE = 64 * 1024;
+
+interface WireCredentials {
+  AccessKeyId: string;
+  SecretAccessKey: string;
+  SessionToken?: string;
+  Expiration?: string;
+}
+
+export interface ParentCredentialsOptions {
+  /** Where the parent serves credentials. Default vsock CID 3, port 8002. */
+  address?: SocketAddress;
+  /** Refresh this long before expiry (ms). Default 5 minutes. */
+  refreshBefore?: number;
+  timeout?: number;
+  clock?: () => Date;
+}
+
+function readAll(socket: VsockSocket, timeout: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const timer = setTimeout(() => socket.destroy(new NitroEnclaveError('ERR_VSOCK_TIMEOUT', 'the credentials server did not answer in time')), timeout);
+    socket.on('data', (d: Buffer) => {
+      size += d.length;
+      if (size > MAX_RESPONSE) socket.destroy(new NitroEnclaveError('ERR_KMS_PROTOCOL', 'credentials response too large'));
+      else chunks.push(d);
+    });
+    socket.on('end', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+/**
+ * A credential provider for code inside the enclave (which has no instance
+ * metadata service): it asks the parent's credentials server over vsock for
+ * the instance role's temporary credentials, caches them, and refreshes
+ * `refreshBefore` ms before they expire. Concurrent callers share one fetch.
+ *
+ * @example
+ * ```ts
+ * const tsk = await getTrustedSessionKey({ region, ciphertextBlobPath, credentials: fromParentCredentials() });
+ * ```
+ */
+export function fromParentCredentials(options: ParentCredentialsOptions = {}): AwsCredentialIdentityProvider {
+  const address = options.address ?? { family: 'vsock', cid: VMADDR_CID_PARENT, port: PARENT_CREDENTIALS_PORT };
+  const refreshBefore = options.refreshBefore ?? 5 * 60_000;
+  const timeout = options.timeout ?? 5000;
+  const clock = options.clock ?? (() => new Date());
+  let current: AwsCredentialIdentity | undefined;
+  let pending: Promise<AwsCredentialIdentity> | undefined;
+
+  async function fetchOnce(): Promise<AwsCredentialIdentity> {
+    const socket = await connectSocket(address, { timeout });
+    const text = await readAll(socket, timeout);
+    let wire: WireCredentials;
+    try {
+      wire = JSON.parse(text) as WireCredentials;
+    } catch {
+      throw new NitroEnclaveError('ERR_KMS_AUTHENTICATION', 'the credentials server answered with something that is not JSON (was this enclave refused?)');
+    }
+    if (typeof wire.AccessKeyId !== 'string' || typeof wire.SecretAccessKey !== 'string') throw new NitroEnclaveError('ERR_KMS_AUTHENTICATION', 'the credentials server answered without credentials');
+    return {
+      accessKeyId: wire.AccessKeyId,
+      secretAccessKey: wire.SecretAccessKey,
+      ...(wire.SessionToken ? { sessionToken: wire.SessionToken } : {}),
+      ...(wire.Expiration ? { expiration: new Date(wire.Expiration) } : {}),
+    };
+  }
+
+  return async () => {
+    const fresh = current && (!current.expiration || current.expiration.getTime() - refreshBefore > clock().getTime());
+    if (fresh) return current!;
+    pending ??= fetchOnce().finally(() => (pending = undefined));
+    current = await pending;
+    return current;
+  };
+}
+
+export interface CredentialsServerOptions {
+  /** Where to listen. Default vsock any-CID, port 8002. */
+  address?: SocketAddress;
+  /** The only enclave CID allowed to receive credentials (vsock). */
+  enclaveCid?: number;
+  /** Where credentials come from. Default: the AWS SDK chain (the instance role via IMDS). */
+  credentials?: AwsCredentialIdentityProvider;
+  /** Decides whether a peer may receive credentials. Default: its vsock CID equals `enclaveCid`. */
+  allowPeer?: (socket: VsockSocket) => boolean;
+  /** Called with a line for each connection; never receives secrets. */
+  log?: (line: string) => void;
+}
+
+/**
+ * The parent side: serves the instance role's temporary credentials to the
+ * enclave over vsock, one JSON answer per connection, only to `enclaveCid`.
+ */
+export async function serveParentCredentials(options: CredentialsServerOptions): Promise<StreamListener> {
+  const address = options.address ?? { family: 'vsock', cid: 0xffffffff, port: PARENT_CREDENTIALS_PORT };
+  if (options.allowPeer === undefined && (options.enclaveCid === undefined || !Number.isInteger(options.enclaveCid) || options.enclaveCid < 3)) {
+    throw new TypeError('enclaveCid (the CID given to nitro-cli run-enclave, 3 or more) is required');
+  }
+  const allow = options.allowPeer ?? ((s: VsockSocket) => s.peerCid === options.enclaveCid);
+  let source: AwsCredentialIdentityProvider;
+  if (options.credentials) source = options.credentials;
+  else {
+    const { defaultProvider } = await import('@aws-sdk/credential-provider-node');
+    source = defaultProvider();
+  }
+  const log = options.log ?? (() => {});
+  return listenSocket(address, (socket) => {
+    socket.on('error', () => {});
+    if (!allow(socket)) {
+      log(`refused credentials to peer CID ${socket.peerCid ?? '(unknown)'}`);
+      socket.destroy();
+      return;
+    }
+    source().then(
+      (c) => {
+        const wire: WireCredentials = { AccessKeyId: c.accessKeyId, SecretAccessKey: c.secretAccessKey, ...(c.sessionToken ? { SessionToken: c.sessionToken } : {}), ...(c.expiration ? { Expiration: c.expiration.toISOString() } : {}) };
+        socket.end(JSON.stringify(wire));
+        log(`served credentials for ${c.accessKeyId.slice(0, 4)}… to CID ${socket.peerCid ?? '(local)'}${c.expiration ? `, expiring ${c.expiration.toISOString()}` : ''}`);
+      },
+      (err: Error) => {
+        log(`could not obtain credentials: ${err.name}`);
+        socket.destroy();
+      },
+    );
+  });
+}

@@ -1,0 +1,265 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CreateKeyCommand, GenerateDataKeyWithoutPlaintextCommand, KMSClient } from '@aws-sdk/client-kms';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import type { Io } from '../../src/cli/io.js';
+import { fromParentCredentials, serveParentCredentials } from '../../src/kms/parent-credentials.js';
+import { createSimulatedEnclave, startKmsSimulator, type KmsSimulator, type SimulatedPrincipal } from '../../src/testing/index.js';
+import { fixture, fixturesDir } from '../helpers/fixtures.js';
+import { client } from '../helpers/kms.js';
+import { seedAvailable, seedKeyPolicy } from '../helpers/seed.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), 'nes-cli-'));
+const enclave = createSimulatedEnclave();
+let sim: KmsSimulator;
+let caFile: string;
+
+beforeAll(async () => {
+  sim = await startKmsSimulator({ trustAnchors: [enclave.trustAnchor] });
+  caFile = join(tmp, 'ca.pem');
+  writeFileSync(caFile, sim.caPem);
+});
+afterAll(async () => {
+  await sim.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI in-process as `principal` (credentials through the normal SDK chain: environment variables). */
+async function run(args: string[], principal?: SimulatedPrincipal, stdin?: Uint8Array): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const io: Io = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), readStdin: async () => stdin ?? new Uint8Array(), env: process.env };
+  const saved = { ...process.env };
+  if (principal) {
+    process.env.AWS_ACCESS_KEY_ID = principal.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = principal.secretAccessKey;
+    if (principal.sessionToken) process.env.AWS_SESSION_TOKEN = principal.sessionToken;
+    else delete process.env.AWS_SESSION_TOKEN;
+  }
+  try {
+    const code = await main(args, io);
+    return { code, stdout, stderr };
+  } finally {
+    process.env = saved;
+  }
+}
+
+const kmsFlags = () => ['--endpoint', `https://localhost:${sim.port}`, '--ca-file', caFile, '--region', sim.region];
+const admin = () => sim.principal('user/admin');
+const role = () => sim.principal('EnclaveInstanceRole');
+
+describe.skipIf(!fixturesDir)('verify and inspect on real documents', () => {
+  const file = () => join(fixturesDir!, 'nitro', 'blocky-nitrite-2024-09-07.cbor');
+  const pcr0 = 'e72a46ca80a260fb044a125442f0c7e331813bcbaf9724d9f3857758992766f2d65710a27aa94ae3949dd54e7c9fe86a';
+
+  it('verifies at a given time with expected PCRs, in text and JSON', async () => {
+    const text = await run(['verify', file(), '--at', '2024-09-07T14:37:40Z', '--pcr', `0=${pcr0}`]);
+    expect(text).toMatchObject({ code: 0 });
+    expect(text.stdout).toContain('✔ VERIFIED');
+    expect(text.stdout).toContain(`PCR0         ${pcr0}`);
+    const j = await run(['verify', file(), '--at', '2024-09-07T14:37:40Z', '--json']);
+    expect(JSON.parse(j.stdout)).toMatchObject({ verified: true, moduleId: 'i-0a22e5c5f24d22174-enc0191cceb4289903f', pcrs: { 0: pcr0 } });
+  });
+
+  it('fails with one line and the error code', async () => {
+    const expired = await run(['verify', file()]);
+    expect(expired.code).toBe(1);
+    expect(expired.stderr.trim().split('\n')).toHaveLength(1);
+    expect(expired.stderr).toMatch(/^nitro-enclave verify: ERR_ATTESTATION_CERT_EXPIRED: /);
+    const mismatch = await run(['verify', file(), '--at', '2024-09-07T14:37:40Z', '--pcr', `0=${'00'.repeat(48)}`]);
+    expect(mismatch).toMatchObject({ code: 1, stderr: expect.stringContaining('ERR_ATTESTATION_PCR_MISMATCH') });
+    expect((await run(['verify', file(), '--pcr', '0=abc'])).code).toBe(2);
+  });
+
+  it('reads base64 from standard input', async () => {
+    const b64 = new TextEncoder().encode(Buffer.from(fixture('nitro', 'blocky-nitrite-2024-09-07.cbor')).toString('base64'));
+    expect((await run(['verify', '-', '--at', '2024-09-07T14:37:40Z'], undefined, b64)).code).toBe(0);
+  });
+
+  it('inspects without verifying, and says so loudly', async () => {
+    const r = await run(['inspect', file(), '--json']);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('NOT VERIFIED');
+    expect(JSON.parse(r.stdout)).toMatchObject({ verified: false, pcrs: { 0: pcr0 } });
+  });
+});
+
+describe('policy', () => {
+  const base = ['policy', '--account', '111122223333', '--enclave-role', 'EnclaveInstanceRole'];
+
+  it('writes the seed-shaped policy from --pcr0, --measurements and --document', async () => {
+    const fromPcr = JSON.parse((await run([...base, '--pcr0', enclave.imageSha384.toUpperCase()])).stdout);
+    expect(fromPcr.Statement.map((s: { Sid: string }) => s.Sid)).toEqual(['Enable IAM User Permissions', 'Allow Enclave Decrypt', 'Allow Key Administrators', 'Deny Decrypt Without Enclave Attestation']);
+    expect(fromPcr.Statement[1].Condition).toEqual({ StringEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': enclave.imageSha384 } });
+    const measurements = join(tmp, 'measurements.json');
+    writeFileSync(measurements, JSON.stringify({ Measurements: { HashAlgorithm: 'Sha384 { ... }', PCR0: enclave.imageSha384, PCR1: 'aa'.repeat(48), PCR2: 'bb'.repeat(48) } }));
+    expect(JSON.parse((await run([...base, '--measurements', measurements])).stdout)).toEqual(fromPcr);
+    const doc = join(tmp, 'doc.cbor');
+    writeFileSync(doc, enclave.attest());
+    const fromDoc = await run([...base, '--document', doc]);
+    expect(JSON.parse(fromDoc.stdout)).toEqual(fromPcr);
+    expect(fromDoc.stderr).toContain('unverified');
+    const extra = JSON.parse((await run([...base, '--pcr0', enclave.imageSha384, '--pcr', `8=${'cc'.repeat(48)}`, '--admin', 'role/KeyAdmin'])).stdout);
+    expect(extra.Statement[1].Condition.StringEqualsIgnoreCase['kms:RecipientAttestation:PCR8']).toBe('cc'.repeat(48));
+    expect(extra.Statement[2].Principal.AWS).toBe('arn:aws:iam::111122223333:role/KeyAdmin');
+    expect(extra.Statement).toHaveLength(5); // one Deny per attestation condition
+  });
+
+  it('refuses an all-zero PCR0 with an explanation, unless told otherwise', async () => {
+    const r = await run([...base, '--pcr0', '00'.repeat(48)]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/debug-mode enclave/);
+    expect((await run([...base, '--pcr0', '00'.repeat(48), '--allow-debug-pcr0'])).code).toBe(0);
+  });
+
+  it('validates its input', async () => {
+    expect((await run([...base, '--pcr0', 'abcd'])).stderr).toMatch(/96 hex characters/);
+    expect((await run([...base])).code).toBe(2);
+    expect((await run(['policy', '--enclave-role', 'x', '--pcr0', enclave.imageSha384])).code).toBe(2);
+    expect((await run([...base, '--pcr0', enclave.imageSha384, '--no-deny-unattested'])).stdout).not.toContain('Deny');
+  });
+});
+
+describe('setup, provision and check-policy against the KMS simulator', () => {
+  const policyArgs = (pcr0 = enclave.imageSha384) => ['--account', sim.accountId, '--enclave-role', 'EnclaveInstanceRole', '--pcr0', pcr0];
+
+  it('setup is idempotent and reports what it changed', async () => {
+    const first = await run(['setup', ...kmsFlags(), ...policyArgs()], admin());
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/created key arn:aws:kms:us-east-1:111122223333:key\/.+ with the key policy\n✔ created alias alias\/confidential-workflow-tsk/);
+    const second = await run(['setup', ...kmsFlags(), ...policyArgs(), '--json'], admin());
+    expect(JSON.parse(second.stdout)).toMatchObject({ changed: false, changes: [] });
+    const third = await run(['setup', ...kmsFlags(), ...policyArgs('ab'.repeat(48))], admin());
+    expect(third.stdout).toMatch(/updated the key policy/);
+    expect((await run(['setup', ...kmsFlags(), ...policyArgs()], admin())).stdout).toMatch(/updated the key policy/);
+  });
+
+  it('provision writes the ciphertext atomically with mode 0600 and refuses to overwrite', async () => {
+    const out = join(tmp, 'blobs', 'tsk.bin');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(dirname(out), { recursive: true });
+    const r = await run(['provision', ...kmsFlags(), '--out', out], admin());
+    expect(r.code).toBe(0);
+    expect(statSync(out).mode & 0o777).toBe(0o600);
+    expect(readdirSync(dirname(out))).toEqual(['tsk.bin']);
+    expect(r.stdout).toContain('no plaintext was returned or stored');
+    const again = await run(['provision', ...kmsFlags(), '--out', out], admin());
+    expect(again).toMatchObject({ code: 2, stderr: expect.stringContaining('refusing to overwrite') });
+    const before = readFileSync(out);
+    expect((await run(['provision', ...kmsFlags(), '--out', out, '--force'], admin())).code).toBe(0);
+    expect(readFileSync(out).equals(before)).toBe(false);
+  });
+
+  it('check-policy passes for the hardened policy, as the role and as an admin', async () => {
+    const blob = join(tmp, 'blobs', 'tsk.bin');
+    for (const who of [role(), admin()]) {
+      const r = await run(['check-policy', ...kmsFlags(), '--blob', blob], who);
+      expect(r).toMatchObject({ code: 0, stdout: expect.stringContaining('PASS') });
+    }
+  });
+
+  it.skipIf(!seedAvailable)("check-policy FAILs loudly on the seed's policy when IAM grants the admin kms:*", async () => {
+    const a = client(sim, admin());
+    const keyId = (await a.send(new CreateKeyCommand({ Policy: seedKeyPolicy(sim.accountId, enclave.imageSha384) }))).KeyMetadata!.KeyId!;
+    const { CiphertextBlob } = await a.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: keyId, KeySpec: 'AES_256' }));
+    const file = join(tmp, 'seed.bin');
+    writeFileSync(file, CiphertextBlob!);
+    expect((await run(['check-policy', ...kmsFlags(), '--blob', file], role())).code).toBe(0); // the role has no IAM grant here
+    const r = await run(['check-policy', ...kmsFlags(), '--blob', file], admin());
+    expect(r).toMatchObject({ code: 3, stdout: expect.stringContaining('FAIL: KMS released the key WITHOUT attestation') });
+  });
+
+  it('check-policy FAILs on a deliberately open policy', async () => {
+    const a = client(sim, admin());
+    const open = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: '*' }, Action: 'kms:*', Resource: '*' }] };
+    const keyId = (await a.send(new CreateKeyCommand({ Policy: JSON.stringify(open) }))).KeyMetadata!.KeyId!;
+    const file = join(tmp, 'open.bin');
+    writeFileSync(file, (await a.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: keyId, KeySpec: 'AES_256' }))).CiphertextBlob!);
+    const r = await run(['check-policy', ...kmsFlags(), '--blob', file, '--json'], role());
+    expect(r.code).toBe(3);
+    expect(JSON.parse(r.stdout)).toMatchObject({ result: 'FAIL' });
+  });
+});
+
+describe('credentials server and fromParentCredentials (over the AF_UNIX stand-in)', () => {
+  it('serves credentials, refreshes before expiry, refuses other peers, and never logs secrets', async () => {
+    const path = join(tmp, 'creds.sock');
+    let expiration = new Date(Date.now() + 60 * 60_000);
+    let served = 0;
+    const logs: string[] = [];
+    const server = await serveParentCredentials({
+      address: { family: 'unix', path },
+      allowPeer: () => true,
+      credentials: async () => ({ accessKeyId: 'ASIAPARENTROLE000001', secretAccessKey: `secret-${++served}`, sessionToken: 'token-xyz', expiration }),
+      log: (l) => logs.push(l),
+    });
+    let now = new Date();
+    const provider = fromParentCredentials({ address: { family: 'unix', path }, clock: () => now });
+    const [a, b] = await Promise.all([provider(), provider()]);
+    expect(a).toEqual({ accessKeyId: 'ASIAPARENTROLE000001', secretAccessKey: 'secret-1', sessionToken: 'token-xyz', expiration });
+    expect(b).toBe(a); // one fetch for concurrent callers
+    expect(await provider()).toBe(a); // cached
+    now = new Date(expiration.getTime() - 4 * 60_000); // inside the 5-minute refresh window
+    expiration = new Date(expiration.getTime() + 60 * 60_000);
+    expect((await provider()).secretAccessKey).toBe('secret-2');
+    expect(logs.join('\n')).not.toMatch(/secret-|token-xyz/);
+    expect(logs[0]).toMatch(/served credentials for ASIA… to CID \(local\)/);
+    server.close();
+
+    const refusing = await serveParentCredentials({ address: { family: 'unix', path: join(tmp, 'creds2.sock') }, enclaveCid: 16, credentials: async () => ({ accessKeyId: 'x', secretAccessKey: 'y' }), log: (l) => logs.push(l) });
+    await expect(fromParentCredentials({ address: { family: 'unix', path: join(tmp, 'creds2.sock') } })()).rejects.toMatchObject({ code: expect.stringMatching(/ERR_KMS_AUTHENTICATION|ERR_VSOCK_RESET/) });
+    expect(logs.at(-1)).toBe('refused credentials to peer CID (unknown)');
+    refusing.close();
+    await expect(serveParentCredentials({ address: { family: 'unix', path: join(tmp, 'c3.sock') } })).rejects.toThrow(TypeError);
+  });
+});
+
+describe('the installed bin', () => {
+  it('runs kms-simulator as a process, prints how to use it, and serves the other commands', async () => {
+    const bin = join(here, '..', '..', 'dist', 'cli', 'bin.js');
+    expect(existsSync(bin)).toBe(true);
+    const caOut = join(tmp, 'sim-ca.pem');
+    const child = spawn(process.execPath, [bin, 'kms-simulator', '--json', '--ca-out', caOut], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      const info = await new Promise<{ endpoint: string; region: string; principals: Array<{ arn: string; accessKeyId: string; secretAccessKey: string }> }>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (d) => {
+          out += d;
+          try {
+            resolve(JSON.parse(out));
+          } catch {
+            /* wait for the rest */
+          }
+        });
+        child.on('exit', (code) => reject(new Error(`simulator exited ${code}`)));
+      });
+      expect(info.region).toBe('us-east-1');
+      const adminCreds = info.principals.find((p) => p.arn.endsWith('user/admin'))!;
+      const r = await run(['setup', '--endpoint', info.endpoint, '--ca-file', caOut, '--region', info.region, '--account', '111122223333', '--enclave-role', 'EnclaveInstanceRole', '--pcr0', enclave.imageSha384], {
+        ...adminCreds,
+        arn: adminCreds.arn,
+      });
+      expect(r.stdout).toContain('created alias');
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const help = await new Promise<string>((resolve) => {
+      const c = spawn(process.execPath, [bin, 'provision', '--help']);
+      let t = '';
+      c.stdout.on('data', (d) => (t += d));
+      c.on('close', () => resolve(t));
+    });
+    expect(help).toContain('GenerateDataKeyWithoutPlaintext');
+  });
+});
