@@ -15,5 +15,5 @@ export type { KeyPolicyOptions } from './key-policy.js';
 export { evaluatePolicy, parsePolicy, PolicySyntaxError } from './policy.js';
 export type { PolicyDocument, PolicyStatement, RequestContext, Decision } from './policy.js';
 export type { RetryPolicy } from './retry.js';
-export { fromParentCredentials, serveParentCredentials, PARENT_CREDENTIALS_PORT } from './parent-credentials.js';
+export { fromParentCredentials, fetchParentFile, serveParentCredentials, PARENT_CREDENTIALS_PORT } from './parent-credentials.js';
 export type { ParentCredentialsOptions, CredentialsServerOptions } from './parent-credentials.js';

@@ -44,6 +44,37 @@ function readAll(socket: VsockSocket, timeout: number): Promise<string> {
   });
 }
 
+/** One request line to the parent's bootstrap server, one JSON answer back. */
+async function ask(address: SocketAddress, request: string, timeout: number): Promise<string> {
+  const socket = await connectSocket(address, { timeout, allowHalfOpen: true });
+  socket.write(`${request}\n`);
+  return readAll(socket, timeout);
+}
+
+/**
+ * Fetches a file the parent offers (e.g. the TSK's CiphertextBlob, which cannot
+ * be baked into the enclave image: the image's PCR0 must be known before the
+ * key policy, and the blob is made after it).
+ *
+ * @example
+ * ```ts
+ * const ciphertextBlob = await fetchParentFile('tsk');
+ * ```
+ */
+export async function fetchParentFile(name: string, options: { address?: SocketAddress; timeout?: number } = {}): Promise<Uint8Array> {
+  if (!/^[\w.-]{1,64}$/.test(name)) throw new TypeError('file name must be 1-64 characters of [A-Za-z0-9_.-]');
+  const address = options.address ?? { family: 'vsock', cid: VMADDR_CID_PARENT, port: PARENT_CREDENTIALS_PORT };
+  const text = await ask(address, `GET file ${name}`, options.timeout ?? 5000);
+  let answer: { Data?: string; Error?: string };
+  try {
+    answer = JSON.parse(text) as typeof answer;
+  } catch {
+    throw new NitroEnclaveError('ERR_KMS_PROTOCOL', 'the parent answered with something that is not JSON (was this enclave refused?)');
+  }
+  if (typeof answer.Data !== 'string') throw new NitroEnclaveError('ERR_KMS_PROTOCOL', `the parent does not offer file "${name}" (${answer.Error ?? 'no data'})`);
+  return new Uint8Array(Buffer.from(answer.Data, 'base64'));
+}
+
 /**
  * A credential provider for code inside the enclave (which has no instance
  * metadata service): it asks the parent's credentials server over vsock for
@@ -64,8 +95,7 @@ export function fromParentCredentials(options: ParentCredentialsOptions = {}): A
   let pending: Promise<AwsCredentialIdentity> | undefined;
 
   async function fetchOnce(): Promise<AwsCredentialIdentity> {
-    const socket = await connectSocket(address, { timeout });
-    const text = await readAll(socket, timeout);
+    const text = await ask(address, 'GET credentials', timeout);
     let wire: WireCredentials;
     try {
       wire = JSON.parse(text) as WireCredentials;
@@ -99,8 +129,31 @@ export interface CredentialsServerOptions {
   credentials?: AwsCredentialIdentityProvider;
   /** Decides whether a peer may receive credentials. Default: its vsock CID equals `enclaveCid`. */
   allowPeer?: (socket: VsockSocket) => boolean;
+  /** Files offered to the enclave by name (e.g. `{ tsk: ciphertextBlob }`), fetched with fetchParentFile(). */
+  files?: Record<string, Uint8Array>;
   /** Called with a line for each connection; never receives secrets. */
   log?: (line: string) => void;
+}
+
+function readRequestLine(socket: VsockSocket, timeout: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => reject(new Error('no request')), timeout);
+    socket.setEncoding('utf8');
+    socket.on('data', function onData(chunk: string) {
+      text += chunk;
+      const at = text.indexOf('\n');
+      if (at >= 0 || text.length > 256) {
+        clearTimeout(timer);
+        socket.off('data', onData);
+        resolve(text.slice(0, at >= 0 ? at : 256).trim());
+      }
+    });
+    socket.on('end', () => {
+      clearTimeout(timer);
+      resolve(text.trim());
+    });
+  });
 }
 
 /**
@@ -120,23 +173,41 @@ export async function serveParentCredentials(options: CredentialsServerOptions):
     source = defaultProvider();
   }
   const log = options.log ?? (() => {});
+  const files = options.files ?? {};
   return listenSocket(address, (socket) => {
     socket.on('error', () => {});
     if (!allow(socket)) {
-      log(`refused credentials to peer CID ${socket.peerCid ?? '(unknown)'}`);
+      log(`refused peer CID ${socket.peerCid ?? '(unknown)'}`);
       socket.destroy();
       return;
     }
-    source().then(
-      (c) => {
-        const wire: WireCredentials = { AccessKeyId: c.accessKeyId, SecretAccessKey: c.secretAccessKey, ...(c.sessionToken ? { SessionToken: c.sessionToken } : {}), ...(c.expiration ? { Expiration: c.expiration.toISOString() } : {}) };
-        socket.end(JSON.stringify(wire));
-        log(`served credentials for ${c.accessKeyId.slice(0, 4)}… to CID ${socket.peerCid ?? '(local)'}${c.expiration ? `, expiring ${c.expiration.toISOString()}` : ''}`);
+    const who = `CID ${socket.peerCid ?? '(local)'}`;
+    readRequestLine(socket, 5000).then(
+      (request) => {
+        if (request === 'GET credentials') {
+          source().then(
+            (c) => {
+              const wire: WireCredentials = { AccessKeyId: c.accessKeyId, SecretAccessKey: c.secretAccessKey, ...(c.sessionToken ? { SessionToken: c.sessionToken } : {}), ...(c.expiration ? { Expiration: c.expiration.toISOString() } : {}) };
+              socket.end(JSON.stringify(wire));
+              log(`served credentials for ${c.accessKeyId.slice(0, 4)}… to ${who}${c.expiration ? `, expiring ${c.expiration.toISOString()}` : ''}`);
+            },
+            (err: Error) => {
+              log(`could not obtain credentials: ${err.name}`);
+              socket.destroy();
+            },
+          );
+          return;
+        }
+        const file = /^GET file ([\w.-]{1,64})$/.exec(request)?.[1];
+        if (file && Object.hasOwn(files, file)) {
+          socket.end(JSON.stringify({ Name: file, Data: Buffer.from(files[file]!).toString('base64') }));
+          log(`served file ${file} (${files[file]!.length} bytes) to ${who}`);
+          return;
+        }
+        socket.end(JSON.stringify({ Error: 'NotFound' }));
+        log(`unknown request from ${who}`);
       },
-      (err: Error) => {
-        log(`could not obtain credentials: ${err.name}`);
-        socket.destroy();
-      },
+      () => socket.destroy(),
     );
   });
 }

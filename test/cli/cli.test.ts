@@ -219,7 +219,7 @@ describe('credentials server and fromParentCredentials (over the AF_UNIX stand-i
 
     const refusing = await serveParentCredentials({ address: { family: 'unix', path: join(tmp, 'creds2.sock') }, enclaveCid: 16, credentials: async () => ({ accessKeyId: 'x', secretAccessKey: 'y' }), log: (l) => logs.push(l) });
     await expect(fromParentCredentials({ address: { family: 'unix', path: join(tmp, 'creds2.sock') } })()).rejects.toMatchObject({ code: expect.stringMatching(/ERR_KMS_AUTHENTICATION|ERR_VSOCK_RESET/) });
-    expect(logs.at(-1)).toBe('refused credentials to peer CID (unknown)');
+    expect(logs.at(-1)).toBe('refused peer CID (unknown)');
     refusing.close();
     await expect(serveParentCredentials({ address: { family: 'unix', path: join(tmp, 'c3.sock') } })).rejects.toThrow(TypeError);
   });

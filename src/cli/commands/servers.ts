@@ -4,12 +4,15 @@ import { parseArgs } from 'node:util';
 import type { SocketAddress } from '../../internal/native.js';
 import { EXIT, UsageError, json, type Io } from '../io.js';
 
-export const credentialsServerHelp = `Usage: nitro-enclave credentials-server --enclave-cid <cid> [--port 8002] [--listen unix:<path>]
+export const credentialsServerHelp = `Usage: nitro-enclave credentials-server --enclave-cid <cid> [--port 8002] [--file <name>=<path>]... [--listen unix:<path>]
 
 Runs on the parent instance: serves the instance role's temporary credentials
 (the AWS SDK chain, i.e. IMDS) to the enclave over vsock, one JSON answer per
 connection, to the given enclave CID only. The enclave reads them with
-fromParentCredentials(). Never logs secrets. Stops on SIGINT/SIGTERM.
+fromParentCredentials(). --file offers a file by name (e.g. --file
+tsk=tsk.ciphertext), read in the enclave with fetchParentFile('tsk'): the TSK's
+CiphertextBlob cannot be baked into the image, whose PCR0 the key policy needs
+first. Never logs secrets. Stops on SIGINT/SIGTERM.
 `;
 
 export const kmsSimulatorHelp = `Usage: nitro-enclave kms-simulator [--port <n>] [--region <r>] [--state <file>] [--trust-anchor <file>]... [--ca-out <file>] [--json]
@@ -29,7 +32,13 @@ function waitForSignal(): Promise<void> {
 }
 
 export async function credentialsServerCommand(argv: string[], io: Io): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { 'enclave-cid': { type: 'string' }, port: { type: 'string' }, listen: { type: 'string' } } });
+  const { values } = parseArgs({ args: argv, options: { 'enclave-cid': { type: 'string' }, port: { type: 'string' }, listen: { type: 'string' }, file: { type: 'string', multiple: true } } });
+  const files: Record<string, Uint8Array> = {};
+  for (const spec of values.file ?? []) {
+    const m = /^([\w.-]{1,64})=(.+)$/.exec(spec);
+    if (!m) throw new UsageError(`--file expects <name>=<path>, got "${spec}"`);
+    files[m[1]!] = new Uint8Array(readFileSync(m[2]!));
+  }
   const cid = Number(values['enclave-cid']);
   if (!Number.isInteger(cid) || cid < 3) throw new UsageError('--enclave-cid <cid> (the CID passed to nitro-cli run-enclave) is required');
   let address: SocketAddress = { family: 'vsock', cid: 0xffffffff, port: Number(values.port ?? 8002) };
@@ -38,7 +47,7 @@ export async function credentialsServerCommand(argv: string[], io: Io): Promise<
     address = { family: 'unix', path: values.listen.slice(5) };
   }
   const { serveParentCredentials } = await import('../../kms/parent-credentials.js');
-  const server = await serveParentCredentials({ address, enclaveCid: cid, ...(values.listen ? { allowPeer: () => true } : {}), log: (l) => io.stderr(`${new Date().toISOString()} ${l}\n`) });
+  const server = await serveParentCredentials({ address, enclaveCid: cid, files, ...(values.listen ? { allowPeer: () => true } : {}), log: (l) => io.stderr(`${new Date().toISOString()} ${l}\n`) });
   io.stderr(`credentials-server: serving to enclave CID ${cid} on ${address.family === 'vsock' ? `vsock port ${address.port}` : address.path}\n`);
   await waitForSignal();
   server.close();

@@ -1,0 +1,8 @@
+# Settings shared by the parent-side scripts. Edit, then `source parent/env.sh`.
+export AWS_REGION="${AWS_REGION:-us-east-1}"
+export ACCOUNT_ID="${ACCOUNT_ID:?set ACCOUNT_ID to your 12-digit AWS account id}"
+export ENCLAVE_ROLE="${ENCLAVE_ROLE:-EnclaveInstanceRole}"   # the parent instance's IAM role
+export KEY_ALIAS="${KEY_ALIAS:-alias/confidential-workflow-tsk}"
+export ENCLAVE_CID="${ENCLAVE_CID:-16}"
+export IMAGE="${IMAGE:-enclave-app:latest}"
+export EIF="${EIF:-enclave-app.eif}"
