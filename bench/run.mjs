@@ -4,9 +4,11 @@ import { benchAttestation } from './attestation.mjs';
 import { benchKeygen } from './keygen.mjs';
 import { benchRelay } from './relay.mjs';
 import { benchTsk } from './tsk.mjs';
+import { benchDeps } from './deps.mjs';
 
 console.log(`# nitro-enclave-sdk bench — node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}`);
 await benchAttestation();
 await benchTsk();
 await benchKeygen();
 await benchRelay();
+await benchDeps();
