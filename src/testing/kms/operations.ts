@@ -1,4 +1,4 @@
-import { createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { NitroEnclaveError } from '../../errors.js';
 import { verifyAttestationDocument, type VerifiedAttestation } from '../../attestation/index.js';
 import type { TrustAnchor } from '../../attestation/trust.js';
@@ -62,8 +62,9 @@ function findKey(cfg: OperationConfig, id: string): KeyRecord {
   return key;
 }
 
-function usable(key: KeyRecord): void {
+function usable(key: KeyRecord, usage: KeyRecord['usage'] = 'ENCRYPT_DECRYPT'): void {
   if (!key.enabled) throw new KmsError('DisabledException', `${key.arn} is disabled.`);
+  if (key.usage !== usage) throw new KmsError('InvalidKeyUsageException', `${key.arn} key usage is ${key.usage} which is not valid for this operation.`);
 }
 
 interface Recipient {
@@ -148,13 +149,13 @@ function metadata(key: KeyRecord, accountId: string): Json {
     CreationDate: key.creationDate,
     Enabled: key.enabled,
     Description: key.description,
-    KeyUsage: 'ENCRYPT_DECRYPT',
+    KeyUsage: key.usage,
     KeyState: key.enabled ? 'Enabled' : 'Disabled',
     Origin: 'AWS_KMS',
     KeyManager: 'CUSTOMER',
-    CustomerMasterKeySpec: 'SYMMETRIC_DEFAULT',
-    KeySpec: 'SYMMETRIC_DEFAULT',
-    EncryptionAlgorithms: ['SYMMETRIC_DEFAULT'],
+    CustomerMasterKeySpec: key.spec,
+    KeySpec: key.spec,
+    ...(key.usage === 'ENCRYPT_DECRYPT' ? { EncryptionAlgorithms: ['SYMMETRIC_DEFAULT'] } : { KeyAgreementAlgorithms: ['ECDH'] }),
     MultiRegion: false,
   };
 }
@@ -183,10 +184,12 @@ type Handler = (cfg: OperationConfig, body: Json, ctx: CallContext) => Promise<J
 /** The operations the simulator serves, by `X-Amz-Target` name. */
 export const OPERATIONS: Record<string, Handler> = {
   async CreateKey(cfg, body, ctx) {
-    if (body.KeySpec !== undefined && body.KeySpec !== 'SYMMETRIC_DEFAULT') throw new KmsError('ValidationException', 'The simulator creates SYMMETRIC_DEFAULT keys only');
-    if (body.KeyUsage !== undefined && body.KeyUsage !== 'ENCRYPT_DECRYPT') throw new KmsError('ValidationException', 'The simulator creates ENCRYPT_DECRYPT keys only');
+    const spec = (body.KeySpec ?? 'SYMMETRIC_DEFAULT') as KeyRecord['spec'];
+    const usage = body.KeyUsage ?? (spec === 'SYMMETRIC_DEFAULT' ? 'ENCRYPT_DECRYPT' : undefined);
+    const supported = (spec === 'SYMMETRIC_DEFAULT' && usage === 'ENCRYPT_DECRYPT') || (['ECC_NIST_P256', 'ECC_NIST_P384', 'ECC_NIST_P521'].includes(spec) && usage === 'KEY_AGREEMENT');
+    if (!supported) throw new KmsError('ValidationException', 'The simulator creates SYMMETRIC_DEFAULT/ENCRYPT_DECRYPT and ECC_NIST_*/KEY_AGREEMENT keys only');
     const policy = body.Policy === undefined ? defaultPolicy(cfg.state.accountId) : checkPolicy(body.Policy);
-    const key = cfg.state.createKey(typeof body.Description === 'string' ? body.Description : '', policy, ctx.now);
+    const key = cfg.state.createKey(typeof body.Description === 'string' ? body.Description : '', policy, ctx.now, spec);
     ctx.audit.resources.push(key.arn);
     return { KeyMetadata: metadata(key, cfg.state.accountId) };
   },
@@ -326,6 +329,34 @@ export const OPERATIONS: Record<string, Handler> = {
       PrivateKeyCiphertextBlob: blob.toString('base64'),
       ...forRecipient(recipient, pkcs8, 'PrivateKeyPlaintext'),
     };
+  },
+
+  async GetPublicKey(cfg, body, ctx) {
+    const key = findKey(cfg, requireString(body, 'KeyId'));
+    authorize(key, 'kms:GetPublicKey', ctx, {});
+    usable(key, 'KEY_AGREEMENT');
+    const publicKey = createPublicKey(createPrivateKey({ key: key.material, format: 'der', type: 'pkcs8' })).export({ format: 'der', type: 'spki' });
+    return { KeyId: key.arn, PublicKey: publicKey.toString('base64'), KeySpec: key.spec, KeyUsage: key.usage, KeyAgreementAlgorithms: ['ECDH'] };
+  },
+
+  async DeriveSharedSecret(cfg, body, ctx) {
+    const key = findKey(cfg, requireString(body, 'KeyId'));
+    if (body.KeyAgreementAlgorithm !== 'ECDH') throw new KmsError('ValidationException', 'KeyAgreementAlgorithm must be ECDH');
+    const recipient = await recipientOf(cfg, body, ctx);
+    ctx.audit.resources.push(key.arn);
+    authorize(key, 'kms:DeriveSharedSecret', ctx, conditionKeys(recipient, undefined));
+    usable(key, 'KEY_AGREEMENT');
+    let peer: KeyObject;
+    try {
+      peer = createPublicKey({ key: b64(body.PublicKey, 'publicKey'), format: 'der', type: 'spki' });
+    } catch (err) {
+      if (err instanceof KmsError) throw err;
+      throw new KmsError('ValidationException', 'PublicKey must be a DER-encoded SubjectPublicKeyInfo');
+    }
+    const privateKey = createPrivateKey({ key: key.material, format: 'der', type: 'pkcs8' });
+    if (peer.asymmetricKeyDetails?.namedCurve !== privateKey.asymmetricKeyDetails?.namedCurve) throw new KmsError('ValidationException', 'PublicKey is not on the curve of the KMS key');
+    const secret = diffieHellman({ privateKey, publicKey: peer });
+    return { KeyId: key.arn, KeyAgreementAlgorithm: 'ECDH', KeyOrigin: 'AWS_KMS', ...forRecipient(recipient, secret, 'SharedSecret') };
   },
 
   async GenerateRandom(cfg, body, ctx) {

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:crypto';
+import { createCipheriv, createDecipheriv, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 
@@ -9,7 +9,10 @@ export interface KeyRecord {
   creationDate: number;
   enabled: boolean;
   policy: string;
+  /** AES-256 key material, or the PKCS#8 DER private key of a key agreement key. */
   material: Buffer;
+  spec: 'SYMMETRIC_DEFAULT' | 'ECC_NIST_P256' | 'ECC_NIST_P384' | 'ECC_NIST_P521';
+  usage: 'ENCRYPT_DECRYPT' | 'KEY_AGREEMENT';
 }
 
 export interface SerializedState {
@@ -39,8 +42,11 @@ export class KmsState {
     if (file && existsSync(file)) this.load(JSON.parse(readFileSync(file, 'utf8')) as SerializedState);
   }
 
-  createKey(description: string, policy: string, now: Date): KeyRecord {
+  createKey(description: string, policy: string, now: Date, spec: KeyRecord['spec'] = 'SYMMETRIC_DEFAULT'): KeyRecord {
     const keyId = randomUUID();
+    const curves = { ECC_NIST_P256: 'P-256', ECC_NIST_P384: 'P-384', ECC_NIST_P521: 'P-521' } as const;
+    const material =
+      spec === 'SYMMETRIC_DEFAULT' ? randomBytes(32) : generateKeyPairSync('ec', { namedCurve: curves[spec] }).privateKey.export({ format: 'der', type: 'pkcs8' });
     const record: KeyRecord = {
       keyId,
       arn: `arn:aws:kms:${this.region}:${this.accountId}:key/${keyId}`,
@@ -48,7 +54,9 @@ export class KmsState {
       creationDate: now.getTime() / 1000,
       enabled: true,
       policy,
-      material: randomBytes(32),
+      material,
+      spec,
+      usage: spec === 'SYMMETRIC_DEFAULT' ? 'ENCRYPT_DECRYPT' : 'KEY_AGREEMENT',
     };
     this.keys.set(keyId, record);
     this.save();
@@ -112,7 +120,7 @@ export class KmsState {
 
   private load(state: SerializedState): void {
     if (state.version !== 1) throw new Error(`unsupported simulator state version ${String(state.version)}`);
-    for (const k of state.keys) this.keys.set(k.keyId, { ...k, material: Buffer.from(k.material, 'base64') });
+    for (const k of state.keys) this.keys.set(k.keyId, { ...k, spec: k.spec ?? 'SYMMETRIC_DEFAULT', usage: k.usage ?? 'ENCRYPT_DECRYPT', material: Buffer.from(k.material, 'base64') });
     for (const [alias, target] of Object.entries(state.aliases)) this.aliases.set(alias, target);
   }
 }
