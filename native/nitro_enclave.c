@@ -450,6 +450,7 @@ typedef struct {
   int timeout_ms;
   int cancel_pipe[2]; /* a byte written to [1] aborts the connect */
   int done;
+  int orphaned; /* JavaScript let go before completion: complete() frees */
   int fd;
   relay *r;
   int err;
@@ -531,11 +532,15 @@ static void connect_complete(napi_env env, napi_status status, void *data) {
   c->done = 1;
   napi_delete_async_work(env, c->work);
   c->work = NULL;
+  if (c->orphaned) free(c);
 }
 
+/* Both this and connect_complete run on the JavaScript thread, so the flags need no lock. */
 static void connect_finalize(napi_env env, void *data, void *hint) {
   (void)env, (void)hint;
-  free(data);
+  connect_call *c = data;
+  if (c->done) free(c);
+  else c->orphaned = 1; /* the worker still uses it */
 }
 
 /* cancel(): called from JavaScript (same thread as complete), so `done` needs no lock. */

@@ -49,12 +49,18 @@ export class EphemeralKeyPool {
     return next.then(() => undefined);
   }
 
-  /** The prepared pair (or a fresh one), never handed out twice; refills in the background. */
-  take(modulusLength: RsaModulusLength = 2048, refill = true): Promise<EphemeralKeyPair> {
+  /**
+   * The prepared pair (or a fresh one), never handed out twice. Taking a
+   * prepared pair starts preparing the next one, so callers that opted in with
+   * prepare() keep key generation off their critical path; one-shot callers
+   * pay for exactly one key pair.
+   */
+  take(modulusLength: RsaModulusLength = 2048): Promise<EphemeralKeyPair> {
     const prepared = this.ready.get(modulusLength);
+    if (!prepared) return generateEphemeralKeyPair(modulusLength);
     this.ready.delete(modulusLength);
-    if (refill) void this.prepare(modulusLength).catch(() => {});
-    return prepared ?? generateEphemeralKeyPair(modulusLength);
+    void this.prepare(modulusLength).catch(() => {});
+    return prepared;
   }
 
   /** Drops prepared pairs. */
