@@ -325,7 +325,13 @@ static void *pump(void *arg) {
       break;
     }
     if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-      if (p[1].revents & (POLLHUP | POLLERR | POLLNVAL)) break;
+      if (p[1].revents & (POLLHUP | POLLERR | POLLNVAL)) {
+        /* The remote end is gone: end only this direction, and leave the other pump to read what
+         * is left and the reason (a reset stays pending on the socket for it to report).
+         * Our local end is gone (JavaScript destroyed the socket): end the whole stream. */
+        clean = d.dst == r->remote;
+        break;
+      }
       continue;
     }
     ssize_t n = read(d.src, buf, sizeof buf);

@@ -53,9 +53,13 @@ export async function withRetry<T>(fn: (signal: AbortSignal, attempt: number) =>
     try {
       return await fn(signal, attempt);
     } catch (err) {
-      last = err;
       if (ctx.signal?.aborted) throw new NitroEnclaveError('ERR_KMS_ABORTED', `KMS ${ctx.operation} was aborted`, { cause: ctx.signal.reason });
-      if (deadline.aborted) break;
+      // An attempt cut short by our own deadline says nothing new: report the failure before it.
+      if (deadline.aborted) {
+        last ??= err;
+        break;
+      }
+      last = err;
       if (!isRetryable(err)) throw mapKmsError(err, ctx.operation);
       if (attempt === maxAttempts) break;
       const delay = Math.min(cap, base * 2 ** (attempt - 1)) * random();

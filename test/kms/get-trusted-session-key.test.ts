@@ -183,8 +183,9 @@ describe('reliability (faults injected in the simulator)', () => {
 
   it('retries 500s until the deadline and ends in ERR_KMS_TIMEOUT with bounded attempts', async () => {
     sim.faults.internalError(1000, 500, 'Decrypt');
+    await prepareTrustedSessionKey(); // the deadline below is about retries, not key generation
     const count = decrypts();
-    const err = await codeOf(getTrustedSessionKey(options({ timeout: 600, retry: { baseDelayMs: 50, maxDelayMs: 100, maxAttempts: 50 } })));
+    const err = await codeOf(getTrustedSessionKey(options({ timeout: 1500, retry: { baseDelayMs: 50, maxDelayMs: 100, maxAttempts: 50 } })));
     expect(err.code).toBe('ERR_KMS_TIMEOUT');
     expect(err.message).toMatch(/KMSInternalException/);
     const attempts = decrypts() - count;

@@ -18,6 +18,17 @@ const serverSockets = new Set<Socket>();
 
 const fdCount = () => readdirSync('/proc/self/fd').length;
 const threadCount = () => readdirSync('/proc/self/task').length;
+/** The thread count once earlier streams' pump threads have finished exiting (two equal readings). */
+async function stableThreadCount(): Promise<number> {
+  let last = threadCount();
+  for (let i = 0; i < 100; i++) {
+    await new Promise((r) => setTimeout(r, 30));
+    const now = threadCount();
+    if (now === last) return now;
+    last = now;
+  }
+  return last;
+}
 const settle = async (check: () => boolean, ms = 3000) => {
   const end = Date.now() + ms;
   while (!check() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
@@ -111,6 +122,38 @@ describe('native relay (the vsock code path) against AF_UNIX peers', () => {
     server.close();
   });
 
+  it('delivers every byte when the peer answers and closes at once (no loss on a full close)', async () => {
+    const path = join(tmp, 'answer-and-close.sock');
+    // Small enough to fit in the socket buffers, so the peer can finish and close while we are paused.
+    const answer = randomBytes(384 * 1024);
+    let peerClosed: () => void = () => {};
+    const server = createServer((peer) => {
+      peer.once('data', () => peer.write(answer, () => peer.destroy())); // all in the kernel, then a full close
+      peer.on('close', () => peerClosed());
+    });
+    await new Promise<void>((r) => server.listen(path, r));
+    for (let round = 0; round < 3; round++) {
+      const closed = new Promise<void>((r) => (peerClosed = r));
+      const s = await connectSocket(unix(path));
+      // Read nothing until the peer has written everything and closed: the tail of the answer
+      // is still queued in the relay when the peer's socket is gone.
+      s.pause();
+      s.write('go');
+      const got = new Promise<Buffer>((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        s.on('data', (d: Buffer) => chunks.push(d));
+        s.on('end', () => resolve(Buffer.concat(chunks)));
+        s.on('error', reject);
+      });
+      await Promise.race([closed, new Promise((r) => setTimeout(r, 1500))]);
+      s.resume();
+      const bytes = await got;
+      expect(bytes.length, `round ${round}`).toBe(answer.length);
+      expect(bytes.equals(answer), `round ${round}`).toBe(true);
+    }
+    server.close();
+  });
+
   it('turns a peer reset into ERR_VSOCK_RESET (TCP RST, and AF_UNIX close with unread data)', async () => {
     const tcp = createServer((peer) => {
       peer.once('data', () => peer.resetAndDestroy());
@@ -162,8 +205,8 @@ describe('native relay (the vsock code path) against AF_UNIX peers', () => {
   });
 
   it('runs 100 concurrent streams and releases every fd and thread afterwards', async () => {
+    const threads = await stableThreadCount();
     const fds = fdCount();
-    const threads = threadCount();
     const sockets = await Promise.all(Array.from({ length: 100 }, () => connectSocket(unix())));
     expect(threadCount()).toBeGreaterThanOrEqual(threads + 200); // two pump threads per stream
     const replies = await Promise.all(
