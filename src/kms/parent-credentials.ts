@@ -35,6 +35,7 @@ function readAll(socket: VsockSocket, timeout: number): Promise<string> {
     });
     socket.on('end', () => {
       clearTimeout(timer);
+      socket.end(); // we asked with a half-open socket: close our side too
       resolve(Buffer.concat(chunks).toString('utf8'));
     });
     socket.on('error', (err) => {
@@ -174,7 +175,10 @@ export async function serveParentCredentials(options: CredentialsServerOptions):
   }
   const log = options.log ?? (() => {});
   const files = options.files ?? {};
-  return listenSocket(address, (socket) => {
+  const open = new Set<VsockSocket>();
+  const listener = listenSocket(address, (socket) => {
+    open.add(socket);
+    socket.on('close', () => open.delete(socket));
     socket.on('error', () => {});
     if (!allow(socket)) {
       log(`refused peer CID ${socket.peerCid ?? '(unknown)'}`);
@@ -210,4 +214,11 @@ export async function serveParentCredentials(options: CredentialsServerOptions):
       () => socket.destroy(),
     );
   });
+  return {
+    port: listener.port,
+    close() {
+      listener.close();
+      for (const socket of open) socket.destroy();
+    },
+  };
 }

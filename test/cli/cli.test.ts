@@ -102,8 +102,9 @@ describe('policy', () => {
     const fromPcr = JSON.parse((await run([...base, '--pcr0', enclave.imageSha384.toUpperCase()])).stdout);
     expect(fromPcr.Statement.map((s: { Sid: string }) => s.Sid)).toEqual(['Enable IAM User Permissions', 'Allow Enclave Decrypt', 'Allow Key Administrators', 'Deny Decrypt Without Enclave Attestation']);
     expect(fromPcr.Statement[1].Condition).toEqual({ StringEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': enclave.imageSha384 } });
-    const measurements = join(tmp, 'measurements.json');
-    writeFileSync(measurements, JSON.stringify({ Measurements: { HashAlgorithm: 'Sha384 { ... }', PCR0: enclave.imageSha384, PCR1: 'aa'.repeat(48), PCR2: 'bb'.repeat(48) } }));
+    // nitro-cli's output shape, with the simulated image's PCR0 (every simulated enclave has the same default image).
+    const measurements = join(here, '..', 'fixtures', 'nitro-cli-build-enclave.json');
+    expect(JSON.parse(readFileSync(measurements, 'utf8')).Measurements.PCR0).toBe(enclave.imageSha384);
     expect(JSON.parse((await run([...base, '--measurements', measurements])).stdout)).toEqual(fromPcr);
     const doc = join(tmp, 'doc.cbor');
     writeFileSync(doc, enclave.attest());
@@ -226,6 +227,32 @@ describe('credentials server and fromParentCredentials (over the AF_UNIX stand-i
 });
 
 describe('the installed bin', () => {
+  it('runs credentials-server as a process: credentials from the SDK chain and a file, to the enclave side', async () => {
+    const bin = join(here, '..', '..', 'dist', 'cli', 'bin.js');
+    const sock = join(tmp, 'parent-bin.sock');
+    const blobFile = join(tmp, 'blob-for-parent.bin');
+    writeFileSync(blobFile, Buffer.from('not a secret: a ciphertext blob'));
+    const env = { ...process.env, AWS_ACCESS_KEY_ID: 'ASIAFROMENVCHAIN0001', AWS_SECRET_ACCESS_KEY: 'env-secret-value', AWS_SESSION_TOKEN: 'env-session-token' };
+    const child = spawn(process.execPath, [bin, 'credentials-server', '--enclave-cid', '16', '--listen', `unix:${sock}`, '--file', `tsk=${blobFile}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    try {
+      const end = Date.now() + 10_000;
+      while (!existsSync(sock) && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
+      const { fetchParentFile } = await import('../../src/kms/parent-credentials.js');
+      const creds = await fromParentCredentials({ address: { family: 'unix', path: sock } })();
+      expect(creds).toMatchObject({ accessKeyId: 'ASIAFROMENVCHAIN0001', secretAccessKey: 'env-secret-value', sessionToken: 'env-session-token' });
+      expect(Buffer.from(await fetchParentFile('tsk', { address: { family: 'unix', path: sock } })).toString()).toBe('not a secret: a ciphertext blob');
+      await expect(fetchParentFile('other', { address: { family: 'unix', path: sock } })).rejects.toMatchObject({ code: 'ERR_KMS_PROTOCOL' });
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((r) => child.once('close', r));
+    }
+    expect(stderr).toContain('served credentials for ASIA…');
+    expect(stderr).toContain('served file tsk');
+    expect(stderr).not.toMatch(/env-secret-value|env-session-token/);
+  });
+
   it('runs kms-simulator as a process, prints how to use it, and serves the other commands', async () => {
     const bin = join(here, '..', '..', 'dist', 'cli', 'bin.js');
     expect(existsSync(bin)).toBe(true);
