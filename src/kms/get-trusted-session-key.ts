@@ -213,19 +213,40 @@ export async function getTrustedSessionKey(options: GetTrustedSessionKeyOptions)
 /**
  * Generates the next ephemeral key pair in the background, so the next
  * getTrustedSessionKey() skips RSA key generation (the slowest local step).
+ *
+ * @example
+ * ```ts
+ * await prepareTrustedSessionKey();                 // at start-up, while other things load
+ * const tsk = await getTrustedSessionKey(options); // no key generation on this path
+ * ```
  */
 export function prepareTrustedSessionKey(options: { rsaModulusLength?: RsaModulusLength } = {}): Promise<void> {
   return defaultPool.prepare(checkModulus(options.rsaModulusLength ?? 2048));
 }
 
-/** Drops cached keys (zeroing them) and prepared key pairs. */
+/**
+ * Drops cached keys (zeroing them) and prepared key pairs.
+ *
+ * @example
+ * ```ts
+ * clearTrustedSessionKeyCache(); // e.g. on shutdown, or after rotating the TSK
+ * ```
+ */
 export function clearTrustedSessionKeyCache(): void {
   for (const { shared } of cache.values()) shared.key.fill(0);
   cache.clear();
   defaultPool.clear();
 }
 
-/** Step timings of the most recent KMS round trip made by getTrustedSessionKey (for diagnostics and the bench). */
+/**
+ * Step timings of the most recent KMS round trip made by getTrustedSessionKey (for diagnostics and the bench).
+ *
+ * @example
+ * ```ts
+ * const t = lastTrustedSessionKeyTimings();
+ * console.log(`attempts ${t?.attempts}, KMS ${t?.kmsMs.toFixed(1)} ms`);
+ * ```
+ */
 export function lastTrustedSessionKeyTimings(): TskTimings | null {
   return lastTimings;
 }

@@ -19,6 +19,11 @@ export function checkModulus(bits: unknown): RsaModulusLength {
  * Generates an RSA key pair with node:crypto on libuv's thread pool (the event
  * loop keeps running). node:crypto was chosen over node-forge on measurement:
  * see `npm run bench` and the README.
+ *
+ * @example
+ * ```ts
+ * const { privateKey, spki } = await generateEphemeralKeyPair(3072);
+ * ```
  */
 export function generateEphemeralKeyPair(modulusLength: RsaModulusLength = 2048): Promise<EphemeralKeyPair> {
   return new Promise((resolve, reject) => {
@@ -33,6 +38,13 @@ export function generateEphemeralKeyPair(modulusLength: RsaModulusLength = 2048)
  * Keeps one key pair per modulus length generated ahead of time, so key
  * generation is off the critical path: `take()` hands out the prepared pair
  * (each pair is used once) and starts making the next one.
+ *
+ * @example
+ * ```ts
+ * const pool = new EphemeralKeyPool();
+ * await pool.prepare(2048);           // ahead of time
+ * const pair = await pool.take(2048); // instant; the next one is being prepared
+ * ```
  */
 export class EphemeralKeyPool {
   private readonly ready = new Map<RsaModulusLength, Promise<EphemeralKeyPair>>();

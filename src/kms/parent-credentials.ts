@@ -160,6 +160,12 @@ function readRequestLine(socket: VsockSocket, timeout: number): Promise<string> 
 /**
  * The parent side: serves the instance role's temporary credentials to the
  * enclave over vsock, one JSON answer per connection, only to `enclaveCid`.
+ *
+ * @example
+ * ```ts
+ * const server = await serveParentCredentials({ enclaveCid: 16, files: { tsk: readFileSync('tsk.ciphertext') } });
+ * process.once('SIGTERM', () => server.close());
+ * ```
  */
 export async function serveParentCredentials(options: CredentialsServerOptions): Promise<StreamListener> {
   const address = options.address ?? { family: 'vsock', cid: 0xffffffff, port: PARENT_CREDENTIALS_PORT };

@@ -40,7 +40,14 @@ const OPERATORS = new Set([
 
 const asArray = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
-/** Parses and validates a policy JSON string; throws {@link PolicySyntaxError}. */
+/**
+ * Parses and validates a policy JSON string; throws {@link PolicySyntaxError}.
+ *
+ * @example
+ * ```ts
+ * const policy = parsePolicy((await kms.send(new GetKeyPolicyCommand({ KeyId }))).Policy!);
+ * ```
+ */
 export function parsePolicy(json: string): PolicyDocument {
   let doc: unknown;
   try {
@@ -165,6 +172,17 @@ const label = (s: PolicyStatement, i: number) => (s.Sid ? `"${s.Sid}"` : `#${i}`
  * request: explicit Deny wins, then a direct Allow in the key policy, then an
  * account-root Allow in the key policy combined with an identity-policy Allow;
  * otherwise the default deny, with the conditions that stood in the way.
+ *
+ * @example
+ * ```ts
+ * const decision = evaluatePolicy(policy, {
+ *   principalArn: 'arn:aws:sts::111122223333:assumed-role/EnclaveInstanceRole/i-0abc',
+ *   action: 'kms:Decrypt',
+ *   resource: keyArn,
+ *   conditions: { 'kms:RecipientAttestation:ImageSha384': pcr0 },
+ * });
+ * if (decision.effect === 'Deny' && !decision.explicit) console.log(decision.unmet);
+ * ```
  */
 export function evaluatePolicy(keyPolicy: PolicyDocument, ctx: RequestContext, identityPolicies: readonly PolicyDocument[] = []): Decision {
   const unmet: string[] = [];

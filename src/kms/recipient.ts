@@ -56,6 +56,13 @@ type WithRecipient = { CiphertextForRecipient?: Uint8Array; Plaintext?: Uint8Arr
  * NSM document binding its public key, verify our own document offline
  * (catches a broken NSM or clock before KMS does), call KMS with `Recipient`,
  * insist that no plaintext came back, and open `CiphertextForRecipient`.
+ *
+ * @example
+ * ```ts
+ * const recipient = createRecipientClient({ kms: new KMSClient({ region, requestHandler: createKmsRequestHandler({ region }) }), nsm: openNsm() });
+ * const { plaintext, response } = await recipient.generateDataKey({ keyId: 'alias/app-data' });
+ * // store response.CiphertextBlob; use plaintext inside the enclave, then plaintext.fill(0)
+ * ```
  */
 export function createRecipientClient(options: RecipientOptions) {
   const { kms, nsm } = options;

@@ -13,6 +13,11 @@ const ERRNO = { ENOENT: 2, EACCES: 13, ENODEV: 19, EMSGSIZE: 90, ENOBUFS: 105 } 
 /**
  * Opens the NSM device through the native helper. Each request is one
  * `ioctl()` run on libuv's thread pool, so the event loop never blocks.
+ *
+ * @example
+ * ```ts
+ * const nsm = createNsmClient(openNsmDevice({ path: '/dev/nsm' }));
+ * ```
  */
 export function openNsmDevice(options: NsmDeviceOptions = {}): NsmTransport {
   const path = options.path ?? '/dev/nsm';

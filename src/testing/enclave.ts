@@ -41,7 +41,14 @@ export interface SimulatedEnclave {
   attest(request?: AttestationRequest): Uint8Array;
 }
 
-/** The PCR0 of the default simulated image: SHA-384 of a fixed label. */
+/**
+ * The PCR0 of the default simulated image: SHA-384 of a fixed label.
+ *
+ * @example
+ * ```ts
+ * const enclave = createSimulatedEnclave({ pcrs: { 0: testImagePcr('image v2') } });
+ * ```
+ */
 export function testImagePcr(label: string): Uint8Array {
   return new Uint8Array(createHash('sha384').update(`nitro-enclave-sdk test ${label}`).digest());
 }
@@ -52,7 +59,14 @@ function pcrBytes(index: number, value: Uint8Array | string): Uint8Array {
   return new Uint8Array(bytes);
 }
 
-/** Signs `payload` as an untagged COSE_Sign1 with ES384, the way the NSM does. */
+/**
+ * Signs `payload` as an untagged COSE_Sign1 with ES384, the way the NSM does.
+ *
+ * @example
+ * ```ts
+ * const forged = signCoseSign1(payload, leaf.privateKey); // e.g. a negative test with your own chain
+ * ```
+ */
 export function signCoseSign1(payload: Uint8Array, key: KeyObject): Uint8Array {
   const protectedBytes = encodeCbor(new Map([[1, -35]]));
   const signature = sign('sha384', sigStructure(protectedBytes, payload), { key, dsaEncoding: 'ieee-p1363' });

@@ -1,3 +1,4 @@
+export { NitroEnclaveError } from '../errors.js';
 export { createTestPki, issueCertificate, encodeName, KEY_USAGE } from './pki.js';
 export type { TestPki, TestPkiOptions, TestCertificate, IssueCertificateOptions, NameAttributes } from './pki.js';
 export { createSimulatedEnclave, signCoseSign1, testImagePcr } from './enclave.js';

@@ -25,6 +25,12 @@ export interface SimulatedNsm extends NsmTransport {
  * extended (SHA-384) and locked; attestation documents come from the
  * enclave's test PKI. Errors are the device's variants (`InvalidArgument`,
  * `InvalidIndex`, `ReadOnlyIndex`, `InputTooLarge`, `InvalidOperation`).
+ *
+ * @example
+ * ```ts
+ * const nsm = openNsm({ transport: createSimulatedNsm(createSimulatedEnclave()) });
+ * const doc = await nsm.attestation({ nonce });
+ * ```
  */
 export function createSimulatedNsm(enclave: SimulatedEnclave): SimulatedNsm {
   const locked = new Set<number>(Array.from({ length: 16 }, (_, i) => i));

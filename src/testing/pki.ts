@@ -33,7 +33,14 @@ export function keyIdentifier(key: KeyObject): Uint8Array {
   return new Uint8Array(createHash('sha1').update(key.export({ format: 'der', type: 'spki' })).digest());
 }
 
-/** Encodes a Name as AWS does (PrintableString for C, UTF8String otherwise). */
+/**
+ * Encodes a Name as AWS does (PrintableString for C, UTF8String otherwise).
+ *
+ * @example
+ * ```ts
+ * const name = encodeName([['C', 'US'], ['O', 'Amazon'], ['CN', 'aws.nitro-enclaves']]);
+ * ```
+ */
 export function encodeName(attrs: NameAttributes): Uint8Array {
   return sequence(...attrs.map(([type, value]) => set(sequence(oid(NAME_OIDS[type]), type === 'C' ? printableString(value) : utf8String(value)))));
 }
@@ -42,7 +49,15 @@ function extension(id: string, critical: boolean, value: Uint8Array): Uint8Array
   return sequence(oid(id), ...(critical ? [boolean(true)] : []), octetString(value));
 }
 
-/** Issues an X.509 v3 certificate signed with ECDSA-SHA384, DER-encoded. */
+/**
+ * Issues an X.509 v3 certificate signed with ECDSA-SHA384, DER-encoded.
+ *
+ * @example
+ * ```ts
+ * const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+ * const der = issueCertificate({ subject: [['CN', 'test root']], subjectPublicKey: publicKey, notBefore, notAfter, ca: {}, keyUsage: KEY_USAGE.keyCertSign }, privateKey);
+ * ```
+ */
 export function issueCertificate(o: IssueCertificateOptions, signingKey: KeyObject): Uint8Array {
   const alg = sequence(oid(ECDSA_SHA384));
   const exts: Uint8Array[] = [];
@@ -109,6 +124,12 @@ export interface TestPki {
  * length), regional (pathlen 2), zonal (pathlen 1), instance (pathlen 0,
  * keyCertSign only), and short-lived leaves (CA:FALSE, digitalSignature).
  * Names say "test" so a test certificate can never be mistaken for AWS's.
+ *
+ * @example
+ * ```ts
+ * const pki = createTestPki({ now: new Date('2026-01-01T00:00:00Z') });
+ * const leaf = pki.issueLeaf(new Date('2026-01-01T00:00:00Z'));
+ * ```
  */
 export function createTestPki(options: TestPkiOptions = {}): TestPki {
   const now = options.now ?? new Date();

@@ -19,6 +19,12 @@ export interface ProxyStandIn {
  * A stand-in for AWS's `vsock-proxy` on the parent instance: it accepts
  * stream connections and relays the bytes, untouched, to one fixed target.
  * TLS passes through end to end, exactly as with the real proxy.
+ *
+ * @example
+ * ```ts
+ * const proxy = await startVsockProxyStandIn({ listen: { path: '/tmp/proxy.sock' }, target: { port: kms.port } });
+ * const transport = { kind: 'custom', connect: () => connectSocket({ family: 'unix', path: '/tmp/proxy.sock' }) } as const;
+ * ```
  */
 export async function startVsockProxyStandIn(options: ProxyStandInOptions): Promise<ProxyStandIn> {
   const sockets = new Set<Socket>();

@@ -23,6 +23,12 @@ export interface StreamAgentOptions {
  * SNI unchanged, certificate checked against that name), but the bytes flow
  * through vsock to the parent's `vsock-proxy`, which relays them to KMS.
  * TLS is end to end; the proxy sees only ciphertext.
+ *
+ * @example
+ * ```ts
+ * const agent = createStreamHttpsAgent({ connect: () => connectVsock({ port: 8000 }), servername: 'kms.us-east-1.amazonaws.com' });
+ * const kms = new KMSClient({ region: 'us-east-1', requestHandler: new NodeHttpHandler({ httpsAgent: agent }) });
+ * ```
  */
 export function createStreamHttpsAgent(options: StreamAgentOptions): Agent {
   if (typeof options?.connect !== 'function') throw new TypeError('connect must be a function returning a Duplex');
@@ -47,12 +53,26 @@ export function createStreamHttpsAgent(options: StreamAgentOptions): Agent {
   return agent;
 }
 
-/** A connector for a TCP port (e.g. a TCP-to-vsock forwarder on the enclave's loopback). */
+/**
+ * A connector for a TCP port (e.g. a TCP-to-vsock forwarder on the enclave's loopback).
+ *
+ * @example
+ * ```ts
+ * const agent = createStreamHttpsAgent({ connect: tcpConnector(8000), servername: 'kms.us-east-1.amazonaws.com' });
+ * ```
+ */
 export function tcpConnector(port: number, host = '127.0.0.1'): StreamConnector {
   return () => connected(netConnect({ port, host }));
 }
 
-/** A connector for an AF_UNIX socket path. */
+/**
+ * A connector for an AF_UNIX socket path.
+ *
+ * @example
+ * ```ts
+ * const agent = createStreamHttpsAgent({ connect: unixConnector('/run/kms.sock'), servername: 'kms.us-east-1.amazonaws.com' });
+ * ```
+ */
 export function unixConnector(path: string): StreamConnector {
   return () => connected(netConnect({ path }));
 }

@@ -65,6 +65,12 @@ export function adoptStream(stream: NativeStream, address: SocketAddress, allowH
  * `net.Socket` (a `stream.Duplex` with backpressure and half-close). The
  * address family is data, so the same code path serves vsock in an enclave
  * and AF_UNIX or loopback TCP in tests.
+ *
+ * @example
+ * ```ts
+ * const socket = await connectSocket({ family: 'unix', path: '/run/forwarder.sock' }, { timeout: 2000 });
+ * socket.end('hello');
+ * ```
  */
 export async function connectSocket(address: SocketAddress, options: ConnectOptions = {}): Promise<VsockSocket> {
   const timeout = options.timeout ?? 5000;

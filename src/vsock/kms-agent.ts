@@ -24,7 +24,14 @@ function connectorOf(options: KmsTransportOptions): StreamConnector {
   return () => connectVsock({ cid: options.vsock?.cid ?? VMADDR_CID_PARENT, port: options.vsock?.port ?? 8000, timeout });
 }
 
-/** An `https.Agent` that reaches `kms.<region>.amazonaws.com` through the parent's vsock-proxy (or a TCP forwarder). */
+/**
+ * An `https.Agent` that reaches `kms.<region>.amazonaws.com` through the parent's vsock-proxy (or a TCP forwarder).
+ *
+ * @example
+ * ```ts
+ * const agent = createKmsAgent({ region: 'eu-west-1', vsock: { port: 8000 } });
+ * ```
+ */
 export function createKmsAgent(options: KmsTransportOptions): Agent {
   if (typeof options?.region !== 'string' || !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(options.region)) throw new TypeError('region must be an AWS region like us-east-1');
   return createStreamHttpsAgent({ connect: connectorOf(options), servername: `kms.${options.region}.amazonaws.com`, ...(options.ca ? { ca: options.ca } : {}) });

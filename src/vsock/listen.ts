@@ -13,6 +13,12 @@ export interface StreamListener {
  * loopback TCP in tests). Each accepted connection is relayed like
  * `connectSocket` and handed over as a `net.Socket` with `peerCid` set for vsock.
  * Accepting runs on a dedicated thread, never on libuv's pool.
+ *
+ * @example
+ * ```ts
+ * const listener = listenSocket({ family: 'vsock', cid: VMADDR_CID_ANY, port: 5000 }, (socket) => socket.pipe(socket));
+ * // later: listener.close();
+ * ```
  */
 export function listenSocket(address: SocketAddress, onConnection: (socket: VsockSocket) => void, options: { backlog?: number; onError?: (err: Error) => void } = {}): StreamListener {
   if (typeof onConnection !== 'function') throw new TypeError('onConnection must be a function');
@@ -33,7 +39,17 @@ export function listenSocket(address: SocketAddress, onConnection: (socket: Vsoc
   return { port: handle.port, close: () => handle.close() };
 }
 
-/** Listens on a vsock port (any CID by default): for parent-side servers and enclave services. */
+/**
+ * Listens on a vsock port (any CID by default): for parent-side servers and enclave services.
+ *
+ * @example
+ * ```ts
+ * const listener = listenVsock({ port: 5000 }, (socket) => {
+ *   if (socket.peerCid !== 16) return socket.destroy();
+ *   socket.end('hello enclave');
+ * });
+ * ```
+ */
 export function listenVsock(options: { port: number; cid?: number; backlog?: number; onError?: (err: Error) => void }, onConnection: (socket: VsockSocket) => void): StreamListener {
   return listenSocket({ family: 'vsock', cid: options.cid ?? VMADDR_CID_ANY, port: options.port }, onConnection, options);
 }

@@ -8,6 +8,12 @@ import type { TestPrincipal } from './sigv4.js';
  * settings: endpoint `https://kms.<region>.amazonaws.com`, SNI and certificate
  * name unchanged, bytes routed to the simulator (or through `connect`, e.g. the
  * vsock-proxy stand-in), and the test CA trusted.
+ *
+ * @example
+ * ```ts
+ * const kms = await startKmsSimulator();
+ * const admin = new KMSClient(kmsClientConfig(kms, kms.principal('user/admin')));
+ * ```
  */
 export function kmsClientConfig(sim: KmsSimulator, principal: TestPrincipal, connect?: StreamConnector) {
   const agent = createStreamHttpsAgent({ connect: connect ?? tcpConnector(sim.port), servername: sim.hostname, ca: sim.caPem });

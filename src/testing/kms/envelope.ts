@@ -14,6 +14,12 @@ const sha256Alg = () => sequence(oid('2.16.840.1.101.3.4.2.1'), nullValue());
  * subjectKeyIdentifier is SHA-256 of the recipient's SPKI, rsaesOaep with
  * SHA-256 / MGF1-SHA-256 and explicit NULL parameters, aes-256-cbc with a
  * 16-byte IV, and the content as a constructed [0] of OCTET STRING chunks.
+ *
+ * @example
+ * ```ts
+ * const envelope = buildRecipientEnvelope(new Uint8Array(32), ephemeralPublicKey);
+ * await decryptCiphertextForRecipient(envelope, ephemeralPrivateKey);
+ * ```
  */
 export function buildRecipientEnvelope(plaintext: Uint8Array, recipientPublicKey: KeyObject, chunkSize = 1024): Uint8Array {
   const cek = randomBytes(32);

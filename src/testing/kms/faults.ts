@@ -15,6 +15,12 @@ interface Queued {
  * Fault injection for reliability tests. Each call queues a fault for the
  * next `count` matching requests (optionally one operation only); latency
  * applies to every response until cleared.
+ *
+ * @example
+ * ```ts
+ * kms.faults.throttle(2, 'Decrypt').latency(50);
+ * // … then kms.faults.clear();
+ * ```
  */
 export class FaultInjector {
   private queue: Queued[] = [];

@@ -66,7 +66,14 @@ export interface KmsSimulator {
 
 export const TEST_ACCOUNT = '111122223333';
 
-/** Default callers: the seed's admin user (IAM kms:*), the enclave instance role (temporary credentials, no IAM policy) and an unrelated user. */
+/**
+ * Default callers: the seed's admin user (IAM kms:*), the enclave instance role (temporary credentials, no IAM policy) and an unrelated user.
+ *
+ * @example
+ * ```ts
+ * const kms = await startKmsSimulator({ principals: [...defaultPrincipals(), myPrincipal] });
+ * ```
+ */
 export function defaultPrincipals(accountId = TEST_ACCOUNT): SimulatedPrincipal[] {
   return [
     {
