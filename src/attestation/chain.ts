@@ -22,14 +22,21 @@ export class ChainCache {
 
   certificate(der: Uint8Array, fingerprint: string): ParsedCertificate {
     const hit = this.parsed.get(fingerprint);
-    if (hit && bytesEqual(hit.der, der)) return hit;
+    if (hit && bytesEqual(hit.der, der)) {
+      // Least recently used goes first: a fresh leaf per document must not push out the CA chain.
+      this.parsed.delete(fingerprint);
+      this.parsed.set(fingerprint, hit);
+      return hit;
+    }
     const cert = parseCertificate(der);
     remember(this.parsed, fingerprint, cert, this.capacity);
     return cert;
   }
 
   hasLink(key: string): boolean {
-    return this.links.has(key);
+    if (!this.links.delete(key)) return false;
+    this.links.add(key);
+    return true;
   }
 
   addLink(key: string): void {

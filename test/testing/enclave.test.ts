@@ -117,3 +117,35 @@ describe('simulated enclave', () => {
     await expect(verifier.verify(tampered, opts)).rejects.toMatchObject({ code: 'ERR_ATTESTATION_SIGNATURE_INVALID' });
   });
 });
+
+describe('verifier cache', () => {
+  it('evicts the least recently used certificate, so the CA chain outlives per-document leaves', async () => {
+    const { ChainCache } = await import('../../src/attestation/chain.js');
+    const { sha256Hex } = await import('../../src/attestation/trust.js');
+    const pki = createTestPki({ now: T0 });
+    const cache = new ChainCache(3);
+    const get = (der: Uint8Array) => cache.certificate(der, sha256Hex(der));
+    const root = get(pki.root.der);
+    const leaves = Array.from({ length: 5 }, () => pki.issueLeaf(T0).der);
+    const firstLeaf = get(leaves[0]!);
+    expect(get(pki.root.der)).toBe(root);
+    for (const leaf of leaves.slice(1)) {
+      get(leaf);
+      // Used with every document, so never the least recently used (first-in-first-out would drop it here).
+      expect(get(pki.root.der)).toBe(root);
+    }
+    expect(get(leaves[0]!)).not.toBe(firstLeaf); // the old leaf was evicted and is parsed again
+    expect(get(leaves[0]!)).toBe(get(leaves[0]!));
+  });
+
+  it('still fails closed for a forged intermediate after many documents went through', async () => {
+    const enclave = createSimulatedEnclave({ clock: () => T0 });
+    const verifier = createAttestationVerifier({ cacheSize: 8 });
+    const opts = { currentDate: T0, trustAnchors: [enclave.trustAnchor] };
+    for (let i = 0; i < 20; i++) await verifier.verify(enclave.attest(), opts);
+    const forgedPki = createTestPki({ now: T0 });
+    const forged = createSimulatedEnclave({ clock: () => T0, pki: { ...enclave.pki, cabundle: [enclave.pki.root.der, forgedPki.regional.der, enclave.pki.zonal.der, enclave.pki.instance.der] } });
+    await expect(verifier.verify(forged.attest(), opts)).rejects.toMatchObject({ code: 'ERR_ATTESTATION_CHAIN_INVALID' });
+    await expect(verifier.verify(enclave.attest(), opts)).resolves.toBeTruthy();
+  });
+});
