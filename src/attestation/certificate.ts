@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, KeyObject, webcrypto } from 'node:crypto';
-import { Asn1Error, TAG, children, content, decodeOid, decodeTime, expectTag, readNode, whole } from '../internal/asn1.js';
+import { TAG, children, content, decodeOid, decodeTime, expectTag, readNode, whole } from '../internal/asn1.js';
 
 /** The parts of an X.509 certificate that chain validation needs, parsed from DER. */
 export interface ParsedCertificate {
@@ -226,4 +226,3 @@ function findCommonName(buf: Uint8Array, name: ReturnType<typeof readNode>): str
   return null;
 }
 
-export { Asn1Error };

@@ -68,3 +68,9 @@ export function describeError(err: unknown): string {
 export function json(value: unknown): string {
   return `${JSON.stringify(value, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('hex') : v instanceof Date ? v.toISOString() : v), 2)}\n`;
 }
+
+/** A trust anchor file as the verifier takes it: PEM text, or DER bytes. */
+export function readTrustAnchorFile(file: string): string | Uint8Array {
+  const raw = readFileSync(file);
+  return raw.includes('-----BEGIN') ? raw.toString('utf8') : new Uint8Array(raw);
+}

@@ -1,10 +1,8 @@
 import { GetKeyPolicyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { NitroEnclaveError } from '../errors.js';
 import type { VerifiedAttestation } from '../attestation/index.js';
-import { parsePolicy, unmetConditions, type PolicyStatement } from './policy.js';
+import { asArray, parsePolicy, statementApplies, unmetConditions, type PolicyStatement } from './policy.js';
 import { resourceOf } from './kms-errors.js';
-
-const asArray = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
 function attestationKeys(facts: VerifiedAttestation): Record<string, string> {
   const keys: Record<string, string> = { 'kms:RecipientAttestation:ImageSha384': facts.pcrsHex[0] ?? '' };
@@ -28,15 +26,17 @@ export async function explainAccessDenied(err: NitroEnclaveError, facts: Verifie
   if (facts.debugMode) {
     lines.push('This enclave runs in debug mode: its PCRs are all zero, so it can never match a kms:RecipientAttestation:ImageSha384 condition. Run it without --debug-mode.');
   }
-  const resource = keyId ?? resourceOf(err.message);
+  const keyArn = resourceOf(err.message);
+  const resource = keyId ?? keyArn;
   if (resource) {
     try {
       const { Policy } = await kms.send(new GetKeyPolicyCommand({ KeyId: resource, PolicyName: 'default' }), { abortSignal: AbortSignal.timeout(3000) });
       const policy = parsePolicy(Policy ?? '');
       const keys = attestationKeys(facts);
-      const relevant = policy.Statement.filter((s) => s.Effect === 'Allow' && asArray(s.Action).some((a) => new RegExp(`^${a.replace(/\*/g, '.*')}$`, 'i').test(action)) && mentionsAttestation(s));
+      const request = { action, resource: keyArn ?? resource };
+      const relevant = policy.Statement.filter((s) => s.Effect === 'Allow' && statementApplies(s, request) && mentionsAttestation(s));
       for (const s of relevant) {
-        const unmet = unmetConditions(s, { principalArn: '', action, resource, conditions: keys }).filter((u) => /recipientattestation/i.test(u));
+        const unmet = unmetConditions(s, { principalArn: '', ...request, conditions: keys }).filter((u) => /recipientattestation/i.test(u));
         const who = s.Principal === '*' ? '*' : asArray(s.Principal?.AWS).join(', ');
         if (unmet.length) lines.push(`Key policy statement ${s.Sid ? `"${s.Sid}"` : '(no Sid)'} does not match this enclave: ${unmet.join('; ')}. Update the policy with the PCR0 from nitro-cli build-enclave, or rebuild the image you meant to run.`);
         else lines.push(`Key policy statement ${s.Sid ? `"${s.Sid}"` : '(no Sid)'} matches this enclave's measurements; check the caller: it allows ${who}, and the credentials in use must belong to one of them (the parent instance role).`);

@@ -38,7 +38,7 @@ const OPERATORS = new Set([
   'Bool',
 ]);
 
-const asArray = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+export const asArray = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
 
 /**
  * Parses and validates a policy JSON string; throws {@link PolicySyntaxError}.
@@ -159,7 +159,8 @@ export function unmetConditions(statement: PolicyStatement, ctx: RequestContext)
   return unmet;
 }
 
-function applies(statement: PolicyStatement, ctx: RequestContext): boolean {
+/** Whether the statement's actions and resources cover the request (principal and conditions aside). */
+export function statementApplies(statement: PolicyStatement, ctx: Pick<RequestContext, 'action' | 'resource'>): boolean {
   const action = asArray(statement.Action).some((a) => wildcard(a, ctx.action, true));
   const resource = statement.Resource === undefined || asArray(statement.Resource).some((r) => wildcard(r, ctx.resource, false));
   return action && resource;
@@ -190,7 +191,7 @@ export function evaluatePolicy(keyPolicy: PolicyDocument, ctx: RequestContext, i
   let delegated = false;
   for (const [i, s] of keyPolicy.Statement.entries()) {
     const who = principalMatch(s, ctx.principalArn);
-    if (!who || !applies(s, ctx)) continue;
+    if (!who || !statementApplies(s, ctx)) continue;
     const missing = unmetConditions(s, ctx);
     if (s.Effect === 'Deny') {
       if (missing.length === 0 && who === 'direct') return { effect: 'Deny', explicit: true, by: `key policy statement ${label(s, i)}` };
@@ -206,7 +207,7 @@ export function evaluatePolicy(keyPolicy: PolicyDocument, ctx: RequestContext, i
   let identityAllow: string | null = null;
   for (const policy of identityPolicies) {
     for (const [i, s] of policy.Statement.entries()) {
-      if (!applies(s, ctx)) continue;
+      if (!statementApplies(s, ctx)) continue;
       const missing = unmetConditions(s, ctx);
       if (missing.length > 0) continue;
       if (s.Effect === 'Deny') return { effect: 'Deny', explicit: true, by: `identity policy statement ${label(s, i)}` };

@@ -1,6 +1,6 @@
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Agent } from 'node:https';
-import { connectSocket, connectVsock, VMADDR_CID_PARENT } from './connect.js';
+import { connectVsock, VMADDR_CID_PARENT } from './connect.js';
 import { createStreamHttpsAgent, tcpConnector, type StreamConnector } from './agent.js';
 
 export interface KmsTransportOptions {
@@ -50,4 +50,3 @@ export function createKmsRequestHandler(options: KmsTransportOptions & { request
   return new NodeHttpHandler({ httpsAgent: createKmsAgent(options), requestTimeout: options.requestTimeout ?? 10_000, connectionTimeout: options.connectTimeout ?? 5000 });
 }
 
-export { connectSocket };

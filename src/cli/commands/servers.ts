@@ -2,7 +2,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { SocketAddress } from '../../internal/native.js';
-import { EXIT, UsageError, json, type Io } from '../io.js';
+import { EXIT, UsageError, json, readTrustAnchorFile, type Io } from '../io.js';
 
 export const credentialsServerHelp = `Usage: nitro-enclave credentials-server --enclave-cid <cid> [--port 8002] [--file <name>=<path>]... [--listen unix:<path>]
 
@@ -57,10 +57,7 @@ export async function credentialsServerCommand(argv: string[], io: Io): Promise<
 export async function kmsSimulatorCommand(argv: string[], io: Io): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { port: { type: 'string' }, region: { type: 'string' }, state: { type: 'string' }, 'trust-anchor': { type: 'string', multiple: true }, 'ca-out': { type: 'string' }, json: { type: 'boolean' } } });
   const { startKmsSimulator } = await import('../../testing/kms/simulator.js');
-  const anchors = values['trust-anchor']?.map((f) => {
-    const raw = readFileSync(f);
-    return raw.includes('-----BEGIN') ? raw.toString('utf8') : new Uint8Array(raw);
-  });
+  const anchors = values['trust-anchor']?.map(readTrustAnchorFile);
   const sim = await startKmsSimulator({
     port: Number(values.port ?? 0),
     ...(values.region ? { region: values.region } : {}),

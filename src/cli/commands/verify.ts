@@ -1,7 +1,6 @@
 import { parseArgs } from 'node:util';
-import { readFileSync } from 'node:fs';
 import { parseAttestationDocument, verifyAttestationDocument, type TrustAnchor } from '../../attestation/index.js';
-import { EXIT, UsageError, hexArg, json, pcrArgs, readInput, type Io } from '../io.js';
+import { EXIT, UsageError, hexArg, json, pcrArgs, readInput, readTrustAnchorFile, type Io } from '../io.js';
 
 export const verifyHelp = `Usage: nitro-enclave verify <file|-> [options]
 
@@ -61,10 +60,7 @@ export async function verifyCommand(argv: string[], io: Io): Promise<number> {
   if (at && Number.isNaN(at.getTime())) throw new UsageError('--at must be an ISO 8601 time');
   const maxAge = values['max-age'] === undefined ? undefined : Number(values['max-age']);
   if (maxAge !== undefined && !(maxAge >= 0)) throw new UsageError('--max-age must be milliseconds');
-  const anchors: TrustAnchor[] | undefined = values['trust-anchor']?.map((f) => {
-    const raw = readFileSync(f);
-    return raw.includes('-----BEGIN') ? raw.toString('utf8') : new Uint8Array(raw);
-  });
+  const anchors: TrustAnchor[] | undefined = values['trust-anchor']?.map(readTrustAnchorFile);
   const doc = await readInput(io, positionals[0]!);
   const nonce = hexArg('--nonce', values.nonce);
   const publicKey = hexArg('--public-key', values['public-key']);
