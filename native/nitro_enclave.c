@@ -481,15 +481,21 @@ static void connect_execute(napi_env env, void *data) {
     c->err = errno, c->syscall = "socket";
     return;
   }
+  /* connect() is called again only while an AF_UNIX backlog is full (EAGAIN: nothing is in progress).
+   * Once a connect is in progress (EINPROGRESS) we only wait for it: calling connect() again would
+   * answer EALREADY, which used to surface instead of the timeout. */
+  int in_progress = 0;
   for (;;) {
-    if (connect(s, (struct sockaddr *)&c->addr.addr, c->addr.len) == 0) break;
-    int e = errno;
-    /* AF_UNIX reports a full backlog as EAGAIN: retry until the deadline, as a TCP SYN would be retried. */
-    int waiting_for_backlog = e == EAGAIN && c->addr.family == AF_UNIX;
-    if (e != EINPROGRESS && e != EINTR && !waiting_for_backlog) {
-      c->err = e, c->syscall = "connect";
-      close(s);
-      return;
+    if (!in_progress) {
+      if (connect(s, (struct sockaddr *)&c->addr.addr, c->addr.len) == 0) break;
+      int e = errno;
+      if (e == EINPROGRESS || e == EINTR) { /* POSIX: an interrupted connect goes on asynchronously */
+        in_progress = 1;
+      } else if (!(e == EAGAIN && c->addr.family == AF_UNIX)) {
+        c->err = e, c->syscall = "connect";
+        close(s);
+        return;
+      }
     }
     int wait = deadline < 0 ? -1 : (int)(deadline - now_ms());
     if (deadline >= 0 && wait <= 0) {
@@ -497,7 +503,9 @@ static void connect_execute(napi_env env, void *data) {
       close(s);
       return;
     }
-    if (waiting_for_backlog && (wait < 0 || wait > 10)) wait = 10;
+    /* AF_UNIX reports a full backlog as EAGAIN with nothing to poll for: retry every 10 ms,
+     * as a TCP SYN would be retried. */
+    if (!in_progress && (wait < 0 || wait > 10)) wait = 10;
     struct pollfd p[2] = {{.fd = s, .events = POLLOUT}, {.fd = c->cancel_pipe[0], .events = POLLIN}};
     int rc = poll(p, 2, wait);
     if (rc < 0 && errno != EINTR) {
@@ -505,16 +513,15 @@ static void connect_execute(napi_env env, void *data) {
       close(s);
       return;
     }
-    if (p[1].revents) {
+    if (rc > 0 && p[1].revents) {
       c->err = ECANCELED, c->syscall = "connect";
       close(s);
       return;
     }
-    if (waiting_for_backlog) continue;
-    if (rc > 0 && (p[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
+    if (in_progress && rc > 0 && (p[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
       int soerr = 0;
       socklen_t len = sizeof soerr;
-      getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &len);
+      if (getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0) soerr = errno;
       if (soerr) {
         c->err = soerr, c->syscall = "connect";
         close(s);

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -204,6 +204,24 @@ describe('native relay (the vsock code path) against AF_UNIX peers', () => {
     listener.close();
   });
 
+  it('times out a TCP connect left in progress with ERR_VSOCK_TIMEOUT (not EALREADY from a second connect())', async () => {
+    const listener = await rawListenTcp();
+    // Fill the accept queue: the kernel then drops our SYN and the connect stays in progress.
+    const fillers = Array.from({ length: 4 }, () => netConnect(listener.port, '127.0.0.1').on('error', () => {}));
+    await new Promise((r) => setTimeout(r, 100));
+    const fds = fdCount();
+    const t = Date.now();
+    await expect(connectSocket({ family: 'inet', host: '127.0.0.1', port: listener.port }, { timeout: 300 })).rejects.toMatchObject({
+      code: 'ERR_VSOCK_TIMEOUT',
+      message: expect.stringContaining('timed out after 300 ms'),
+    });
+    expect(Date.now() - t).toBeGreaterThanOrEqual(250);
+    await settle(() => fdCount() <= fds);
+    expect(fdCount()).toBeLessThanOrEqual(fds);
+    for (const f of fillers) f.destroy();
+    listener.close();
+  });
+
   it('runs 100 concurrent streams and releases every fd and thread afterwards', async () => {
     const threads = await stableThreadCount();
     const fds = fdCount();
@@ -263,4 +281,4 @@ describe('native relay (the vsock code path) against AF_UNIX peers', () => {
   });
 });
 
-import { rawListen } from './native-helpers.js';
+import { rawListen, rawListenTcp } from './native-helpers.js';
