@@ -52,7 +52,7 @@
 static napi_value errno_error(napi_env env, int err, const char *syscall) {
   napi_value error, code_v, msg_v, errno_v, sys_v;
   char message[256];
-  const char *name = err == ETIMEDOUT ? "ETIMEDOUT" : err == ECANCELED ? "ECANCELED" : NULL;
+  const char *name = err == ETIMEDOUT ? "ETIMEDOUT" : err == ECANCELED ? "ECANCELED" : err == ENAMETOOLONG ? "ENAMETOOLONG" : NULL;
   snprintf(message, sizeof message, "%s failed: %s", syscall, strerror(err));
   napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg_v);
   napi_create_error(env, NULL, msg_v, &error);
@@ -75,13 +75,20 @@ static int get_int(napi_env env, napi_value obj, const char *key, int64_t *out) 
   return napi_get_value_int64(env, v, out) == napi_ok ? 0 : -1;
 }
 
+/* Copies a string property into buf. Returns 0, -1 (absent, not a string, or holding a NUL byte,
+ * which would cut the string short) or -ENAMETOOLONG when its UTF-8 encoding needs more than
+ * cap - 1 bytes. The length is measured before copying: napi truncates at a character boundary, so
+ * comparing the copied length against the buffer misses a multi-byte character at the end. */
 static int get_str(napi_env env, napi_value obj, const char *key, char *buf, size_t cap) {
   napi_value v;
   napi_valuetype t;
-  size_t len;
+  size_t len, copied;
   if (napi_get_named_property(env, obj, key, &v) != napi_ok) return -1;
   if (napi_typeof(env, v, &t) != napi_ok || t != napi_string) return -1;
-  if (napi_get_value_string_utf8(env, v, buf, cap, &len) != napi_ok || len >= cap - 1) return -1;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return -1;
+  if (len > cap - 1) return -ENAMETOOLONG;
+  if (napi_get_value_string_utf8(env, v, buf, cap, &copied) != napi_ok || copied != len) return -1;
+  if (memchr(buf, 0, len) != NULL) return -1;
   return 0;
 }
 
@@ -225,7 +232,8 @@ typedef struct {
   int family;
 } address;
 
-/* Parses {family:"vsock",cid,port} | {family:"unix",path} | {family:"inet",host,port}. */
+/* Parses {family:"vsock",cid,port} | {family:"unix",path} | {family:"inet",host,port}.
+ * Returns 0, -1 (invalid) or -ENAMETOOLONG (a unix path over 107 bytes). */
 static int parse_address(napi_env env, napi_value spec, address *out) {
   char family[16], text[108];
   int64_t a, b;
@@ -241,14 +249,15 @@ static int parse_address(napi_env env, napi_value spec, address *out) {
     out->family = AF_VSOCK;
   } else if (strcmp(family, "unix") == 0) {
     struct sockaddr_un *un = (struct sockaddr_un *)&out->addr;
-    if (get_str(env, spec, "path", text, sizeof text)) return -1;
+    int rc = get_str(env, spec, "path", text, sizeof un->sun_path);
+    if (rc) return rc;
     un->sun_family = AF_UNIX;
-    memcpy(un->sun_path, text, strlen(text) + 1); /* get_str bounded it below sizeof sun_path */
+    memcpy(un->sun_path, text, strlen(text) + 1); /* get_str bounded it to sizeof sun_path - 1 bytes */
     out->len = sizeof *un;
     out->family = AF_UNIX;
   } else if (strcmp(family, "inet") == 0) {
     struct sockaddr_in *in = (struct sockaddr_in *)&out->addr;
-    if (get_str(env, spec, "host", text, sizeof text) || get_int(env, spec, "port", &b) || b < 0 || b > 65535) return -1;
+    if (get_str(env, spec, "host", text, sizeof text) != 0 || get_int(env, spec, "port", &b) || b < 0 || b > 65535) return -1;
     in->sin_family = AF_INET;
     in->sin_port = htons((uint16_t)b);
     if (inet_pton(AF_INET, text, &in->sin_addr) != 1) return -1;
@@ -582,9 +591,11 @@ static napi_value do_connect(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
-  if (argc < 1 || parse_address(env, argv[0], &c->addr) != 0) {
+  int parsed = argc < 1 ? -1 : parse_address(env, argv[0], &c->addr);
+  if (parsed != 0) {
     free(c);
-    napi_throw_type_error(env, NULL, "invalid address");
+    if (parsed == -ENAMETOOLONG) napi_throw(env, errno_error(env, ENAMETOOLONG, "connect"));
+    else napi_throw_type_error(env, NULL, "invalid address");
     return NULL;
   }
   if (argc > 1) napi_get_value_int32(env, argv[1], &timeout);
@@ -728,8 +739,10 @@ static napi_value do_listen(napi_env env, napi_callback_info info) {
   int32_t backlog = 128;
   address addr;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3 || parse_address(env, argv[0], &addr) != 0) {
-    napi_throw_type_error(env, NULL, "listen(address, backlog, callback)");
+  int parsed = argc < 3 ? -1 : parse_address(env, argv[0], &addr);
+  if (parsed != 0) {
+    if (parsed == -ENAMETOOLONG) napi_throw(env, errno_error(env, ENAMETOOLONG, "bind"));
+    else napi_throw_type_error(env, NULL, "listen(address, backlog, callback)");
     return NULL;
   }
   napi_get_value_int32(env, argv[1], &backlog);

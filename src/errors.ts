@@ -41,7 +41,13 @@ export type NsmErrorCode =
   | 'ERR_NATIVE_UNAVAILABLE';
 
 /** Codes raised by vsock streams. */
-export type VsockErrorCode = 'ERR_VSOCK_CONNECT' | 'ERR_VSOCK_TIMEOUT' | 'ERR_VSOCK_ABORTED' | 'ERR_VSOCK_RESET' | 'ERR_VSOCK_LISTEN';
+export type VsockErrorCode =
+  | 'ERR_VSOCK_CONNECT'
+  | 'ERR_VSOCK_TIMEOUT'
+  | 'ERR_VSOCK_ABORTED'
+  | 'ERR_VSOCK_RESET'
+  | 'ERR_VSOCK_LISTEN'
+  | 'ERR_VSOCK_PATH_TOO_LONG';
 
 /** Codes raised by attested KMS calls and getTrustedSessionKey(). */
 export type KmsErrorCode =

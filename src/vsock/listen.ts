@@ -1,6 +1,6 @@
 import { NitroEnclaveError } from '../errors.js';
 import { loadNative, type SocketAddress } from '../internal/native.js';
-import { adoptStream, VMADDR_CID_ANY, type VsockSocket } from './connect.js';
+import { addressError, adoptStream, VMADDR_CID_ANY, type VsockSocket } from './connect.js';
 
 export interface StreamListener {
   /** The bound port (vsock or TCP; 0 for AF_UNIX). */
@@ -33,7 +33,7 @@ export function listenSocket(address: SocketAddress, onConnection: (socket: Vsoc
       onConnection(adoptStream(stream, address));
     });
   } catch (err) {
-    if (err instanceof TypeError) throw new TypeError(`invalid address: ${JSON.stringify(address)}`);
+    if (err instanceof TypeError || (err as { code?: string }).code === 'ENAMETOOLONG') throw addressError(err, address);
     throw new NitroEnclaveError('ERR_VSOCK_LISTEN', `cannot listen on ${JSON.stringify(address)}: ${(err as Error).message}`);
   }
   return { port: handle.port, close: () => handle.close() };

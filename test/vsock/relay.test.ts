@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -273,6 +273,36 @@ describe('native relay (the vsock code path) against AF_UNIX peers', () => {
     });
     expect(got).toBe('from listener');
     listener.close();
+  });
+
+  it('checks an AF_UNIX path in UTF-8 bytes: too long is ERR_VSOCK_PATH_TOO_LONG, never a silently truncated path', async () => {
+    // The longest path sun_path holds is 107 bytes (plus the NUL): it works for listen and connect.
+    const dir = join(tmp, 'p');
+    mkdirSync(dir);
+    const pad = (bytes: number) => join(dir, 'x'.repeat(bytes - Buffer.byteLength(dir) - 1));
+    const longest = pad(107);
+    expect(Buffer.byteLength(longest)).toBe(107);
+    const listener = listenSocket(unix(longest), (peer) => peer.end('longest'));
+    const c = await connectSocket(unix(longest));
+    expect(await new Promise<string>((resolve) => { let t = ''; c.on('data', (d) => (t += d)); c.on('end', () => resolve(t)); })).toBe('longest');
+    listener.close();
+
+    // 105 ASCII bytes then a 3-byte character: 108 bytes, one too many. Cut at a character
+    // boundary it would be the 105-byte prefix, where a different socket listens.
+    const prefix = pad(105);
+    const tooLong = `${prefix}€`;
+    expect(Buffer.byteLength(tooLong)).toBe(108);
+    let reachedPrefix = 0;
+    const decoy = createServer((peer) => { reachedPrefix++; peer.destroy(); });
+    await new Promise<void>((r) => decoy.listen(prefix, r));
+    await expect(connectSocket(unix(tooLong), { timeout: 500 })).rejects.toMatchObject({ code: 'ERR_VSOCK_PATH_TOO_LONG', message: expect.stringContaining('108 bytes') });
+    expect(() => listenSocket(unix(tooLong), () => {})).toThrow(expect.objectContaining({ code: 'ERR_VSOCK_PATH_TOO_LONG' }));
+    expect(() => listenSocket(unix(`${longest}é`), () => {})).toThrow(expect.objectContaining({ code: 'ERR_VSOCK_PATH_TOO_LONG' }));
+    // A NUL byte would cut the path as well: invalid, not truncated.
+    await expect(connectSocket(unix(join(dir, 'a\0b')))).rejects.toThrow(TypeError);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(reachedPrefix).toBe(0);
+    decoy.close();
   });
 
   it('rejects invalid addresses and options as TypeError', async () => {
