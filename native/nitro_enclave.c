@@ -630,11 +630,14 @@ typedef struct {
   napi_threadsafe_function tsfn;
   int family;
   int closed;
+  uint32_t *allowed_cids; /* NULL: every peer; else only vsock peers with one of these CIDs */
+  size_t allowed_count;
 } listener;
 
 typedef struct {
   int fd; /* JavaScript end, or -errno */
   relay *r;
+  int refused; /* the peer failed the CID check: its connection was closed unrelayed */
   int is_vsock;
   uint32_t cid, port;
 } accepted;
@@ -643,32 +646,56 @@ static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
   (void)context;
   accepted *a = data;
   if (env == NULL) { /* tearing down: nobody will take this stream */
-    if (a->fd >= 0) close(a->fd), relay_release(a->r);
+    if (a->fd >= 0 && !a->refused) close(a->fd), relay_release(a->r);
     free(a);
     return;
   }
   napi_value argv[2], undefined;
   napi_get_undefined(env, &undefined);
-  if (a->fd < 0) {
+  if (a->refused) {
+    napi_value msg, code;
+    napi_create_string_utf8(env, "peer refused by the CID check", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &argv[0]);
+    napi_create_string_utf8(env, "EPEERREFUSED", NAPI_AUTO_LENGTH, &code);
+    napi_set_named_property(env, argv[0], "code", code);
+    napi_get_null(env, &argv[1]);
+  } else if (a->fd < 0) {
     argv[0] = errno_error(env, -a->fd, "accept");
     napi_get_null(env, &argv[1]);
   } else {
     napi_get_null(env, &argv[0]);
     argv[1] = stream_result(env, a->fd, a->r);
-    if (a->is_vsock) { /* the peer's CID is what the credentials server checks */
-      napi_value cid, port;
-      napi_create_uint32(env, a->cid, &cid);
-      napi_create_uint32(env, a->port, &port);
-      napi_set_named_property(env, argv[1], "peerCid", cid);
-      napi_set_named_property(env, argv[1], "peerPort", port);
-    }
+  }
+  if (a->is_vsock) { /* the peer's vsock address, on a stream or on a refusal */
+    napi_value cid, port, target = a->refused ? argv[0] : argv[1];
+    napi_create_uint32(env, a->cid, &cid);
+    napi_create_uint32(env, a->port, &port);
+    napi_set_named_property(env, target, "peerCid", cid);
+    napi_set_named_property(env, target, "peerPort", port);
   }
   napi_call_function(env, undefined, js_cb, 2, argv, NULL);
   free(a);
 }
 
+/* Hands a record to JavaScript; if the listener is closing, drops it (and the stream it holds). */
+static void post(listener *l, accepted *a) {
+  if (napi_call_threadsafe_function(l->tsfn, a, napi_tsfn_blocking) == napi_ok) return;
+  if (a->fd >= 0 && !a->refused) close(a->fd), relay_release(a->r);
+  free(a);
+}
+
+static int cid_allowed(const listener *l, uint32_t cid) {
+  for (size_t i = 0; i < l->allowed_count; i++)
+    if (l->allowed_cids[i] == cid) return 1;
+  return 0;
+}
+
+#define ACCEPT_BACKOFF_MIN_MS 10
+#define ACCEPT_BACKOFF_MAX_MS 1000
+
 static void *accept_loop(void *arg) {
   listener *l = arg;
+  int backoff_ms = 0; /* > 0 while accept() keeps failing (EMFILE, ENFILE, ENOBUFS, ...) */
   for (;;) {
     struct pollfd p[2] = {{.fd = l->fd, .events = POLLIN}, {.fd = l->cancel_pipe[0], .events = POLLIN}};
     if (poll(p, 2, -1) < 0) {
@@ -678,29 +705,48 @@ static void *accept_loop(void *arg) {
     if (p[1].revents) break;
     struct sockaddr_storage peer;
     socklen_t len = sizeof peer;
+    memset(&peer, 0, sizeof peer);
     int s = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
     if (s < 0) {
-      if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) continue;
-      accepted *a = calloc(1, sizeof *a);
-      if (a) {
-        a->fd = -errno;
-        napi_call_threadsafe_function(l->tsfn, a, napi_tsfn_blocking);
+      int e = errno;
+      if (e == EAGAIN || e == EINTR || e == ECONNABORTED) continue;
+      /* The pending connection stays queued, so the listening fd stays readable: retrying at once
+       * would spin (and flood JavaScript with errors). Report the first failure of a run, then
+       * wait, doubling up to 1 s, for descriptors or memory to be freed; close() still wakes us. */
+      if (backoff_ms == 0) {
+        accepted *a = calloc(1, sizeof *a);
+        if (a) a->fd = -e, post(l, a);
       }
+      backoff_ms = backoff_ms == 0 ? ACCEPT_BACKOFF_MIN_MS : backoff_ms * 2;
+      if (backoff_ms > ACCEPT_BACKOFF_MAX_MS) backoff_ms = ACCEPT_BACKOFF_MAX_MS;
+      struct pollfd c = {.fd = l->cancel_pipe[0], .events = POLLIN};
+      if (poll(&c, 1, backoff_ms) > 0) break;
       continue;
     }
+    backoff_ms = 0;
     accepted *a = calloc(1, sizeof *a);
     if (!a) {
       close(s);
       continue;
     }
-    if (l->family == AF_VSOCK) {
+    /* The peer's family, not the listener's: what accept() reports is what is checked. */
+    if (peer.ss_family == AF_VSOCK && len >= sizeof(struct sockaddr_vm)) {
       struct sockaddr_vm *vm = (struct sockaddr_vm *)&peer;
       a->is_vsock = 1;
       a->cid = vm->svm_cid;
       a->port = vm->svm_port;
     }
+    /* Fail closed: with an allow list, a peer without a vsock CID is refused too. The connection
+     * is closed before any relay thread exists or any byte is read from it. */
+    if (l->allowed_cids && !(a->is_vsock && cid_allowed(l, a->cid))) {
+      close(s);
+      a->refused = 1;
+      a->fd = -1;
+      post(l, a);
+      continue;
+    }
     a->fd = start_relay(s, &a->r);
-    napi_call_threadsafe_function(l->tsfn, a, napi_tsfn_blocking);
+    post(l, a);
   }
   return NULL;
 }
@@ -729,15 +775,42 @@ static void listener_finalize(napi_env env, void *data, void *hint) {
   (void)env, (void)hint;
   listener *l = data;
   listener_close_now(l);
+  free(l->allowed_cids);
   free(l);
 }
 
-/* listen(address, backlog, onConnection(err, {fd, handle, peerCid, peerPort})) -> { close(), port } */
+/* Reads allowedCids: undefined/null -> no check (0); an array of uint32 -> *out (malloc'd); else -1. */
+static int parse_cids(napi_env env, napi_value v, uint32_t **out, size_t *count) {
+  napi_valuetype t;
+  bool is_array;
+  uint32_t n;
+  *out = NULL, *count = 0;
+  if (napi_typeof(env, v, &t) != napi_ok) return -1;
+  if (t == napi_undefined || t == napi_null) return 0;
+  if (napi_is_array(env, v, &is_array) != napi_ok || !is_array || napi_get_array_length(env, v, &n) != napi_ok || n == 0 || n > 4096) return -1;
+  uint32_t *cids = malloc(n * sizeof *cids);
+  if (!cids) return -1;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    double d;
+    if (napi_get_element(env, v, i, &e) != napi_ok || napi_get_value_double(env, e, &d) != napi_ok || !(d >= 0 && d <= UINT32_MAX) || d != (double)(uint32_t)d) {
+      free(cids);
+      return -1;
+    }
+    cids[i] = (uint32_t)d;
+  }
+  *out = cids, *count = n;
+  return 0;
+}
+
+/* listen(address, backlog, onConnection(err, {fd, handle, peerCid, peerPort}), allowedCids?) -> { close(), port } */
 static napi_value do_listen(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], obj, close_fn, keep, name, port_v;
+  size_t argc = 4;
+  napi_value argv[4], obj, close_fn, keep, name, port_v;
   int32_t backlog = 128;
   address addr;
+  uint32_t *cids = NULL;
+  size_t cid_count = 0;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   int parsed = argc < 3 ? -1 : parse_address(env, argv[0], &addr);
   if (parsed != 0) {
@@ -745,18 +818,43 @@ static napi_value do_listen(napi_env env, napi_callback_info info) {
     else napi_throw_type_error(env, NULL, "listen(address, backlog, callback)");
     return NULL;
   }
-  napi_get_value_int32(env, argv[1], &backlog);
-  int s = socket(addr.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) {
-    napi_throw(env, errno_error(env, errno, "socket"));
+  if (argc > 3 && parse_cids(env, argv[3], &cids, &cid_count) != 0) {
+    napi_throw_type_error(env, NULL, "allowedCids must be a non-empty array of unsigned 32-bit integers");
     return NULL;
   }
-  int one = 1;
-  if (addr.family == AF_INET) setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(s, (struct sockaddr *)&addr.addr, addr.len) < 0 || listen(s, backlog) < 0) {
-    int e = errno;
-    close(s);
-    napi_throw(env, errno_error(env, e, "bind/listen"));
+  napi_get_value_int32(env, argv[1], &backlog);
+  listener *l = calloc(1, sizeof *l);
+  if (!l) {
+    free(cids);
+    napi_throw_error(env, "ENOMEM", "cannot create listener");
+    return NULL;
+  }
+  l->allowed_cids = cids;
+  l->allowed_count = cid_count;
+  l->family = addr.family;
+  /* Everything that can fail without a system call comes first, so a failure there leaves no
+   * socket bound and no fd open. */
+  if (napi_create_string_utf8(env, "nitro-enclave-sdk:accept", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, NULL, NULL, NULL, deliver, &l->tsfn) != napi_ok) {
+    free(cids), free(l);
+    napi_throw_error(env, "ERR_NATIVE_INTERNAL", "napi_create_threadsafe_function failed");
+    return NULL;
+  }
+  const char *failed = NULL;
+  int e = 0, s = socket(addr.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) {
+    e = errno, failed = "socket";
+  } else {
+    int one = 1;
+    if (addr.family == AF_INET) setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(s, (struct sockaddr *)&addr.addr, addr.len) < 0 || listen(s, backlog) < 0) e = errno, failed = "bind/listen";
+    else if (pipe2(l->cancel_pipe, O_CLOEXEC | O_NONBLOCK) < 0) e = errno, failed = "pipe2";
+  }
+  if (failed) {
+    if (s >= 0) close(s);
+    napi_release_threadsafe_function(l->tsfn, napi_tsfn_abort);
+    free(cids), free(l);
+    napi_throw(env, errno_error(env, e, failed));
     return NULL;
   }
   uint32_t bound_port = 0;
@@ -766,21 +864,11 @@ static napi_value do_listen(napi_env env, napi_callback_info info) {
     if (addr.family == AF_INET) bound_port = ntohs(((struct sockaddr_in *)&self)->sin_port);
     if (addr.family == AF_VSOCK) bound_port = ((struct sockaddr_vm *)&self)->svm_port;
   }
-  listener *l = calloc(1, sizeof *l);
-  if (!l || pipe2(l->cancel_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
-    free(l);
-    close(s);
-    napi_throw_error(env, "ENOMEM", "cannot create listener");
-    return NULL;
-  }
   l->fd = s;
-  l->family = addr.family;
-  CHECK(env, napi_create_string_utf8(env, "nitro-enclave-sdk:accept", NAPI_AUTO_LENGTH, &name));
-  CHECK(env, napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, NULL, NULL, NULL, deliver, &l->tsfn));
   if (pthread_create(&l->thread, NULL, accept_loop, l) != 0) {
     napi_release_threadsafe_function(l->tsfn, napi_tsfn_abort);
-    close(s);
-    free(l);
+    close(s), close(l->cancel_pipe[0]), close(l->cancel_pipe[1]);
+    free(cids), free(l);
     napi_throw_error(env, "EAGAIN", "cannot start the accept thread");
     return NULL;
   }

@@ -38,7 +38,8 @@ export type NsmErrorCode =
   | 'ERR_NSM_INPUT_TOO_LARGE'
   | 'ERR_NSM_INTERNAL_ERROR'
   | 'ERR_NSM_DEVICE_UNAVAILABLE'
-  | 'ERR_NATIVE_UNAVAILABLE';
+  | 'ERR_NATIVE_UNAVAILABLE'
+  | 'ERR_NATIVE_INTERNAL';
 
 /** Codes raised by vsock streams. */
 export type VsockErrorCode =
@@ -47,7 +48,8 @@ export type VsockErrorCode =
   | 'ERR_VSOCK_ABORTED'
   | 'ERR_VSOCK_RESET'
   | 'ERR_VSOCK_LISTEN'
-  | 'ERR_VSOCK_PATH_TOO_LONG';
+  | 'ERR_VSOCK_PATH_TOO_LONG'
+  | 'ERR_VSOCK_PEER_REFUSED';
 
 /** Codes raised by attested KMS calls and getTrustedSessionKey(). */
 export type KmsErrorCode =

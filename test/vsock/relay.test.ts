@@ -1,11 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectSocket, listenSocket } from '../../src/vsock/index.js';
+import { loadNative } from '../../src/internal/native.js';
 import { createTestTls } from '../../src/testing/kms/tls.js';
 import { connect as tlsConnect } from 'node:tls';
 
@@ -303,6 +304,32 @@ describe('native relay (the vsock code path) against AF_UNIX peers', () => {
     await new Promise((r) => setTimeout(r, 100));
     expect(reachedPrefix).toBe(0);
     decoy.close();
+  });
+
+  it('an allowedCids listener fails closed: an AF_UNIX peer has no CID and is refused before any relay', async () => {
+    const path = join(tmp, 'cids.sock');
+    const errors: { code?: string; message: string }[] = [];
+    let served = 0;
+    const listener = listenSocket(unix(path), (peer) => { served++; peer.end('served'); }, { allowedCids: [16], onError: (e) => errors.push(e as never) });
+    const c = await connectSocket(unix(path));
+    const text = await new Promise<string>((resolve) => { let t = ''; c.on('data', (d) => (t += d)); c.on('close', () => resolve(t)); c.on('error', () => {}); });
+    expect(text).toBe('');
+    await settle(() => errors.length > 0);
+    expect(served).toBe(0);
+    expect(errors).toEqual([expect.objectContaining({ code: 'ERR_VSOCK_PEER_REFUSED', message: 'refused a connection from a peer without a vsock CID: allowed CIDs are 16' })]);
+    listener.close();
+    for (const bad of [[], [-1], [1.5], [2 ** 32], 'all']) {
+      expect(() => listenSocket(unix(join(tmp, 'never.sock')), () => {}, { allowedCids: bad as never })).toThrow(TypeError);
+    }
+  });
+
+  it('reports a failed Node-API call in the helper as ERR_NATIVE_INTERNAL, leaving no socket bound', () => {
+    // Reachable only through the internal binding: the public API always passes a function.
+    const path = join(tmp, 'internal.sock');
+    const fds = fdCount();
+    expect(() => loadNative().listen(unix(path), 1, 'not a function' as never)).toThrow(expect.objectContaining({ name: 'NitroEnclaveError', code: 'ERR_NATIVE_INTERNAL', message: expect.stringContaining('napi_create_threadsafe_function') }));
+    expect(existsSync(path)).toBe(false);
+    expect(fdCount()).toBe(fds);
   });
 
   it('rejects invalid addresses and options as TypeError', async () => {
