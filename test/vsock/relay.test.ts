@@ -98,7 +98,9 @@ describe('native relay (the vsock code path) against AF_UNIX peers', () => {
     await done;
     expect(got.digest('hex')).toBe(sent.digest('hex'));
     expect(paused).toBeGreaterThan(0); // the writer was actually held back
-    expect(peakRss - rss0).toBeLessThan(48 * 1024 * 1024); // far below the 64 MiB that went through
+    // Far below the 64 MiB that went through. Not under test:native:sanitize, where ASan's allocator
+    // keeps freed Buffers resident (quarantine) and RSS measures the sanitizer, not the relay.
+    if (!process.env.NITRO_ENCLAVE_SANITIZED) expect(peakRss - rss0).toBeLessThan(48 * 1024 * 1024);
     s.destroy();
     await closed(s);
   });
