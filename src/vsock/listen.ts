@@ -2,6 +2,7 @@ import { NitroEnclaveError } from '../errors.js';
 import { loadNative, type SocketAddress } from '../internal/native.js';
 import { adoptStream, VMADDR_CID_ANY, type VsockSocket } from './connect.js';
 
+/** A listening socket from {@link listenVsock} or {@link listenSocket}. */
 export interface StreamListener {
   /** The bound port (vsock or TCP; 0 for AF_UNIX). */
   readonly port: number;
