@@ -97,7 +97,7 @@ describe('withRetry', () => {
 
   it('stops at the deadline with ERR_KMS_TIMEOUT, cancelling the attempt in flight', async () => {
     let attemptSignal: AbortSignal | undefined;
-    const err = await withRetry(
+    const err = await withRetry<never>(
       (signal) => {
         attemptSignal = signal;
         return new Promise((_resolve, reject) => signal.addEventListener('abort', () => reject(Object.assign(new Error('aborted'), { name: 'AbortError' }))));
