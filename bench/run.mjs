@@ -5,6 +5,9 @@ import { benchKeygen } from './keygen.mjs';
 import { benchRelay } from './relay.mjs';
 import { benchTsk } from './tsk.mjs';
 import { benchDeps } from './deps.mjs';
+import { captureMarkdown } from './markdown.mjs';
+
+const finish = process.argv.includes('--markdown') ? captureMarkdown(new URL('../docs/performance.md', import.meta.url)) : () => {};
 
 console.log(`# nitro-enclave-sdk bench — node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}`);
 await benchAttestation();
@@ -12,3 +15,4 @@ await benchTsk();
 await benchKeygen();
 await benchRelay();
 await benchDeps();
+finish();

@@ -14,6 +14,7 @@ interface WireCredentials {
   Expiration?: string;
 }
 
+/** Options of {@link fromParentCredentials} and {@link fetchParentFile}: where the parent's credentials server listens and how long to wait. */
 export interface ParentCredentialsOptions {
   /** Where the parent serves credentials. Default vsock CID 3, port 8002. */
   address?: SocketAddress;
@@ -121,6 +122,7 @@ export function fromParentCredentials(options: ParentCredentialsOptions = {}): A
   };
 }
 
+/** Options of {@link serveParentCredentials} (parent side): where to listen, which credentials and files to serve, and to whom. */
 export interface CredentialsServerOptions {
   /** Where to listen. Default vsock any-CID, port 8002. */
   address?: SocketAddress;

@@ -17,6 +17,7 @@ import { EphemeralKeyPool, checkModulus, type EphemeralKeyPair, type RsaModulusL
 import { withRetry, type RetryPolicy } from './retry.js';
 import { explainAccessDenied } from './diagnose.js';
 
+/** Options of {@link createRecipientClient}: the KMS client or how to build one, the NSM, and the pinned key. */
 export interface RecipientOptions {
   kms: KMSClient;
   nsm: NsmClient;
@@ -34,6 +35,7 @@ export interface RecipientOptions {
   diagnose?: boolean;
 }
 
+/** Per-call options of a {@link RecipientClient} method: cancellation and deadline. */
 export interface CallOptions {
   signal?: AbortSignal;
   timeout?: number;
@@ -162,4 +164,5 @@ export function createRecipientClient(options: RecipientOptions) {
   };
 }
 
+/** The client {@link createRecipientClient} returns: one method per KMS operation that takes `Recipient`. */
 export type RecipientClient = ReturnType<typeof createRecipientClient>;

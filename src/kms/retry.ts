@@ -1,6 +1,7 @@
 import { NitroEnclaveError } from '../errors.js';
 import { isRetryable, mapKmsError } from './kms-errors.js';
 
+/** How attested KMS calls retry throttling, 5xx and transport resets: full-jitter exponential backoff within the deadline. */
 export interface RetryPolicy {
   /** Upper bound on attempts. Default 8. */
   maxAttempts?: number;

@@ -3,6 +3,7 @@ import { loadNative } from '../internal/native.js';
 import { createNsmClient, type NsmClient } from './client.js';
 import type { NsmTransport } from './transport.js';
 
+/** Options of the `/dev/nsm` transport: the device path (tests point it at a fake). */
 export interface NsmDeviceOptions {
   /** Device path. Default `/dev/nsm`. */
   path?: string;

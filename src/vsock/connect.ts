@@ -9,6 +9,7 @@ export const VMADDR_CID_PARENT = 3;
 /** Bind to every CID (listeners). */
 export const VMADDR_CID_ANY = 0xffffffff;
 
+/** Options of {@link connectVsock} and {@link connectSocket}: timeout and cancellation. */
 export interface ConnectOptions {
   /** Milliseconds to wait for the connection. Default 5000; 0 waits forever. */
   timeout?: number;

@@ -2,12 +2,14 @@ import { NitroEnclaveError } from '../errors.js';
 import { loadNative, type SocketAddress } from '../internal/native.js';
 import { addressError, adoptStream, VMADDR_CID_ANY, type VsockSocket } from './connect.js';
 
+/** A listening socket from {@link listenVsock} or {@link listenSocket}. */
 export interface StreamListener {
   /** The bound port (vsock or TCP; 0 for AF_UNIX). */
   readonly port: number;
   close(): void;
 }
 
+/** Options of {@link listenSocket} and {@link listenVsock}. */
 export interface ListenOptions {
   backlog?: number;
   /**

@@ -46,6 +46,7 @@ export interface AuditEvent {
   errorMessage?: string;
 }
 
+/** A running KMS simulator ({@link startKmsSimulator}): its endpoint, TLS CA, principals, audit log and fault injector. */
 export interface KmsSimulator {
   readonly region: string;
   readonly accountId: string;
@@ -64,6 +65,7 @@ export interface KmsSimulator {
   close(): Promise<void>;
 }
 
+/** The simulator's default AWS account id. */
 export const TEST_ACCOUNT = '111122223333';
 
 /**
