@@ -42,7 +42,14 @@ export type NsmErrorCode =
   | 'ERR_NATIVE_INTERNAL';
 
 /** Codes raised by vsock streams. */
-export type VsockErrorCode = 'ERR_VSOCK_CONNECT' | 'ERR_VSOCK_TIMEOUT' | 'ERR_VSOCK_ABORTED' | 'ERR_VSOCK_RESET' | 'ERR_VSOCK_LISTEN';
+export type VsockErrorCode =
+  | 'ERR_VSOCK_CONNECT'
+  | 'ERR_VSOCK_TIMEOUT'
+  | 'ERR_VSOCK_ABORTED'
+  | 'ERR_VSOCK_RESET'
+  | 'ERR_VSOCK_LISTEN'
+  | 'ERR_VSOCK_PATH_TOO_LONG'
+  | 'ERR_VSOCK_PEER_REFUSED';
 
 /** Codes raised by attested KMS calls and getTrustedSessionKey(). */
 export type KmsErrorCode =
@@ -116,6 +123,8 @@ export const ERROR_INFO: { readonly [C in NitroEnclaveErrorCode]: ErrorInfo } = 
   ERR_VSOCK_ABORTED: { when: 'the `AbortSignal` fired', remedy: 'none: the caller cancelled' },
   ERR_VSOCK_RESET: { when: 'the remote side reset the stream', remedy: 'KMS calls retry it; check the proxy' },
   ERR_VSOCK_LISTEN: { when: 'bind, listen or accept failed', remedy: 'the port is in use, or there is no vsock' },
+  ERR_VSOCK_PATH_TOO_LONG: { when: 'an AF_UNIX path is over 107 bytes in UTF-8 (it is never truncated)', remedy: 'use a shorter path' },
+  ERR_VSOCK_PEER_REFUSED: { when: 'a listener with `allowedCids` closed a connection from another CID, or from a peer without one (reported to `onError`)', remedy: 'expected for strangers; otherwise check the enclave\'s CID' },
   ERR_KMS_ACCESS_DENIED: { when: 'KMS refused; the message shows this PCR0, debug mode, and the failing policy condition when readable', remedy: 'update the key policy with the PCR0 from `nitro-cli build-enclave`, or run the image you meant; check the credentials are the instance role\'s' },
   ERR_KMS_INVALID_CIPHERTEXT: { when: 'the blob is not KMS\'s, was altered, or the encryption context differs', remedy: 'pass the blob and the context used at provisioning' },
   ERR_KMS_INCORRECT_KEY: { when: 'the blob belongs to another key than `keyId`', remedy: 'fix `keyId`' },
