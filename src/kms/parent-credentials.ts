@@ -84,7 +84,7 @@ export async function fetchParentFile(name: string, options: { address?: SocketA
  *
  * @example
  * ```ts
- * const tsk = await getTrustedSessionKey({ region, ciphertextBlobPath, credentials: fromParentCredentials() });
+ * const tsk = await getTrustedSessionKey({ keyId: pinnedKeyArn, region, ciphertextBlobPath, credentials: fromParentCredentials() });
  * ```
  */
 export function fromParentCredentials(options: ParentCredentialsOptions = {}): AwsCredentialIdentityProvider {
