@@ -100,7 +100,7 @@ describe('policy', () => {
 
   it('writes the seed-shaped policy from --pcr0, --measurements and --document', async () => {
     const fromPcr = JSON.parse((await run([...base, '--pcr0', enclave.imageSha384.toUpperCase()])).stdout);
-    expect(fromPcr.Statement.map((s: { Sid: string }) => s.Sid)).toEqual(['Enable IAM User Permissions', 'Allow Enclave Decrypt', 'Allow Key Administrators', 'Deny Decrypt Without Enclave Attestation']);
+    expect(fromPcr.Statement.map((s: { Sid: string }) => s.Sid)).toEqual(['Enable IAM User Permissions', 'Allow Enclave Decrypt', 'Allow Key Administrators', 'Deny Decrypt Without Enclave Attestation', 'Deny Decrypt Without Any Attestation', 'Deny ReEncrypt For Everyone']);
     expect(fromPcr.Statement[1].Condition).toEqual({ StringEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': enclave.imageSha384 } });
     // nitro-cli's output shape, with the simulated image's PCR0 (every simulated enclave has the same default image).
     const measurements = join(here, '..', 'fixtures', 'nitro-cli-build-enclave.json');
@@ -114,7 +114,12 @@ describe('policy', () => {
     const extra = JSON.parse((await run([...base, '--pcr0', enclave.imageSha384, '--pcr', `8=${'cc'.repeat(48)}`, '--admin', 'role/KeyAdmin'])).stdout);
     expect(extra.Statement[1].Condition.StringEqualsIgnoreCase['kms:RecipientAttestation:PCR8']).toBe('cc'.repeat(48));
     expect(extra.Statement[2].Principal.AWS).toBe('arn:aws:iam::111122223333:role/KeyAdmin');
-    expect(extra.Statement).toHaveLength(5); // one Deny per attestation condition
+    expect(extra.Statement).toHaveLength(7); // one Deny per attestation condition, one for no attestation, one for ReEncrypt
+    const actions = JSON.parse((await run([...base, '--pcr0', enclave.imageSha384, '--enclave-action', 'kms:Decrypt', '--enclave-action', 'kms:GenerateDataKey'])).stdout);
+    expect(actions.Statement[1].Action).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
+    expect(actions.Statement.find((s: { Sid: string }) => s.Sid === 'Deny ReEncrypt For Everyone')).toMatchObject({ Effect: 'Deny', Principal: { AWS: '*' }, Action: 'kms:ReEncrypt*' });
+    const wildcard = await run([...base, '--pcr0', enclave.imageSha384, '--enclave-action', 'kms:GenerateDataKey*']);
+    expect(wildcard).toMatchObject({ code: 2, stderr: expect.stringContaining('no wildcards') });
   });
 
   it('refuses an all-zero PCR0 with an explanation, unless told otherwise', async () => {
@@ -139,8 +144,9 @@ describe('setup, provision and check-policy against the KMS simulator', () => {
     const first = await run(['setup', ...kmsFlags(), ...policyArgs()], admin());
     expect(first.code).toBe(0);
     expect(first.stdout).toMatch(/created key arn:aws:kms:us-east-1:111122223333:key\/.+ with the key policy\n✔ created alias alias\/confidential-workflow-tsk/);
+    expect(first.stdout).toContain("pin in the enclave image: keyId 'arn:aws:kms:us-east-1:111122223333:alias/confidential-workflow-tsk'");
     const second = await run(['setup', ...kmsFlags(), ...policyArgs(), '--json'], admin());
-    expect(JSON.parse(second.stdout)).toMatchObject({ changed: false, changes: [] });
+    expect(JSON.parse(second.stdout)).toMatchObject({ changed: false, changes: [], aliasArn: 'arn:aws:kms:us-east-1:111122223333:alias/confidential-workflow-tsk' });
     const third = await run(['setup', ...kmsFlags(), ...policyArgs('ab'.repeat(48))], admin());
     expect(third.stdout).toMatch(/updated the key policy/);
     expect((await run(['setup', ...kmsFlags(), ...policyArgs()], admin())).stdout).toMatch(/updated the key policy/);

@@ -36,7 +36,8 @@ the plaintext never exists outside the enclave. Writes the CiphertextBlob to
 without --force.
 
 Options:
-  --key-id <id>            key id, ARN or alias (default ${DEFAULT_ALIAS})
+  --key-id <id>            key ARN or alias ARN (preferred), key id or alias (default ${DEFAULT_ALIAS}, resolved
+                           in the account of these operator credentials); the enclave pins the ARN it prints
   --encryption-context k=v bind the blob to this context (repeatable; the enclave must pass the same)
 ${CLIENT_HELP}`;
 
@@ -102,8 +103,11 @@ export async function setupCommand(argv: string[], io: Io): Promise<number> {
     }
   }
   kms.destroy();
-  if (values.json) io.stdout(json({ keyArn, alias, changed: changes.length > 0, changes }));
-  else io.stdout(changes.length ? changes.map((c) => `✔ ${c}\n`).join('') : `✔ no change: ${alias} → ${keyArn} already has this policy\n`);
+  // What the enclave pins (getTrustedSessionKey refuses a bare alias): the alias ARN, or the key ARN for the exact key.
+  const aliasArn = keyArn.replace(/:key\/[^:]+$/, `:${alias}`);
+  const pin = `  pin in the enclave image: keyId '${aliasArn}' (or the exact key: '${keyArn}')\n`;
+  if (values.json) io.stdout(json({ keyArn, alias, aliasArn, changed: changes.length > 0, changes }));
+  else io.stdout((changes.length ? changes.map((c) => `✔ ${c}\n`).join('') : `✔ no change: ${alias} → ${keyArn} already has this policy\n`) + pin);
   return EXIT.OK;
 }
 
@@ -118,7 +122,7 @@ export async function provisionCommand(argv: string[], io: Io): Promise<number> 
   kms.destroy();
   writeFileAtomic(values.out, CiphertextBlob!, { mode: 0o600, force: Boolean(values.force) });
   if (values.json) io.stdout(json({ file: values.out, bytes: CiphertextBlob!.length, keyArn: KeyId }));
-  else io.stdout(`✔ wrote the TSK's CiphertextBlob (${CiphertextBlob!.length} bytes, mode 0600) to ${values.out}\n  key ${KeyId}; no plaintext was returned or stored\n`);
+  else io.stdout(`✔ wrote the TSK's CiphertextBlob (${CiphertextBlob!.length} bytes, mode 0600) to ${values.out}\n  key ${KeyId}; no plaintext was returned or stored\n  the enclave must pin this key: keyId '${KeyId}' (or its alias ARN)\n`);
   return EXIT.OK;
 }
 
