@@ -221,12 +221,15 @@ describe('credentials server and fromParentCredentials (over the AF_UNIX stand-i
     expiration = new Date(expiration.getTime() + 60 * 60_000);
     expect((await provider()).secretAccessKey).toBe('secret-2');
     expect(logs.join('\n')).not.toMatch(/secret-|token-xyz/);
-    expect(logs[0]).toMatch(/served credentials for ASIA… to CID \(local\)/);
+    expect(logs[0]).toBe(`listening on unix:${path}: any local process that can open this socket may connect and receive the credentials; a unix socket has no CID, so no CID check is made`);
+    expect(logs[1]).toMatch(/^served credentials for ASIA… to a local process \(unix socket: no CID, no check\), expiring /);
+    expect(logs.join('\n')).not.toMatch(/CID (\d+|\(local\))|checked\)/); // no CID check was made, so none is claimed
     server.close();
 
     const refusing = await serveParentCredentials({ address: { family: 'unix', path: join(tmp, 'creds2.sock') }, enclaveCid: 16, credentials: async () => ({ accessKeyId: 'x', secretAccessKey: 'y' }), log: (l) => logs.push(l) });
     await expect(fromParentCredentials({ address: { family: 'unix', path: join(tmp, 'creds2.sock') } })()).rejects.toMatchObject({ code: expect.stringMatching(/ERR_KMS_AUTHENTICATION|ERR_VSOCK_RESET/) });
-    expect(logs.at(-1)).toBe('refused peer CID (unknown)');
+    expect(logs.at(-2)).toBe(`listening on unix:${join(tmp, 'creds2.sock')}: a unix socket has no CID, so enclaveCid 16 can never match and every connection will be refused (pass allowPeer to accept local processes)`);
+    expect(logs.at(-1)).toBe('refused a local process (unix socket)');
     refusing.close();
     await expect(serveParentCredentials({ address: { family: 'unix', path: join(tmp, 'c3.sock') } })).rejects.toThrow(TypeError);
   });
@@ -254,7 +257,11 @@ describe('the installed bin', () => {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('close', r));
     }
-    expect(stderr).toContain('served credentials for ASIA…');
+    expect(stderr).toContain('served credentials for ASIA… to a local process (unix socket: no CID, no check)');
+    expect(stderr).toContain('WARNING: listening on unix:');
+    expect(stderr).toContain('Any local process that can open this socket may connect');
+    expect(stderr).toContain('(--enclave-cid 16 is not used)');
+    expect(stderr).not.toMatch(/serving to enclave CID|CID 16 \(|peer CID checked/);
     expect(stderr).toContain('served file tsk');
     expect(stderr).not.toMatch(/env-secret-value|env-session-token/);
   });
