@@ -27,7 +27,7 @@ export async function explainAccessDenied(err: NitroEnclaveError, facts: Verifie
     lines.push('This enclave runs in debug mode: its PCRs are all zero, so it can never match a kms:RecipientAttestation:ImageSha384 condition. Run it without --debug-mode.');
   }
   const keyArn = resourceOf(err.message);
-  const resource = keyId ?? keyArn;
+  const resource = keyArn ?? keyId; // GetKeyPolicy takes a key id or key ARN only, never an alias: prefer the ARN KMS named
   if (resource) {
     try {
       const { Policy } = await kms.send(new GetKeyPolicyCommand({ KeyId: resource, PolicyName: 'default' }), { abortSignal: AbortSignal.timeout(3000) });
