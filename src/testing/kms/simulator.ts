@@ -205,7 +205,8 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
 
   const send = (res: ServerResponse, status: number, body: unknown) => {
     const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID(), 'content-length': Buffer.byteLength(text) });
+    // The Date header comes from the simulator's clock, as AWS's does from its own: SDKs correct their clock skew from it.
+    res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID(), 'content-length': Buffer.byteLength(text), date: clock().toUTCString() });
     res.end(text);
   };
   const sendError = (res: ServerResponse, err: KmsError) => {
