@@ -40,7 +40,9 @@ function readAll(socket: VsockSocket, timeout: number): Promise<string> {
     });
     socket.on('error', (err) => {
       clearTimeout(timer);
-      reject(err);
+      // A refusing server closes at once: our request then meets EPIPE/ECONNRESET. Keep it coded.
+      if (err instanceof NitroEnclaveError) reject(err);
+      else reject(new NitroEnclaveError('ERR_VSOCK_RESET', `the parent's bootstrap server closed the connection (${(err as NodeJS.ErrnoException).code ?? err.name}): was this enclave refused?`, { cause: err }));
     });
   });
 }
