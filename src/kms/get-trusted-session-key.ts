@@ -62,7 +62,17 @@ export interface GetTrustedSessionKeyOptions {
   timers?: TskTimers;
 }
 
-/** The timer functions getTrustedSessionKey uses (injectable so tests control time). */
+/**
+ * The timer functions getTrustedSessionKey uses (injectable so tests control time).
+ *
+ * @example
+ * ```ts
+ * const due: Array<() => void> = [];
+ * const timers: TskTimers = { setTimeout: (fn) => due.push(fn), clearTimeout: () => {} };
+ * await getTrustedSessionKey({ ...options, cacheTtl: 60_000, timers });
+ * due.forEach((fn) => fn()); // the cached key is zeroed now
+ * ```
+ */
 export interface TskTimers {
   setTimeout(callback: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;

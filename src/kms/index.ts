@@ -7,7 +7,7 @@ export type { RecipientClient, RecipientOptions, RecipientResult, CallOptions } 
 export { generateEphemeralKeyPair, EphemeralKeyPool } from './keypair.js';
 export type { EphemeralKeyPair, RsaModulusLength } from './keypair.js';
 export { getTrustedSessionKey, prepareTrustedSessionKey, clearTrustedSessionKeyCache, lastTrustedSessionKeyTimings } from './get-trusted-session-key.js';
-export type { GetTrustedSessionKeyOptions, KmsTransport, TskTimings } from './get-trusted-session-key.js';
+export type { GetTrustedSessionKeyOptions, KmsTransport, TskTimings, TskTimers } from './get-trusted-session-key.js';
 export { TrustedSessionKey, TSK_ENVELOPE_VERSION } from './trusted-session-key.js';
 export type { TrustedSessionKeyMetadata } from './trusted-session-key.js';
 export { buildKeyPolicy, RECIPIENT_ACTIONS } from './key-policy.js';
