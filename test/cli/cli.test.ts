@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CreateKeyCommand, GenerateDataKeyWithoutPlaintextCommand, KMSClient } from '@aws-sdk/client-kms';
+import { CreateKeyCommand, DescribeKeyCommand, GenerateDataKeyWithoutPlaintextCommand, GetKeyPolicyCommand, KMSClient, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import type { Io } from '../../src/cli/io.js';
@@ -168,12 +168,35 @@ describe('setup, provision and check-policy against the KMS simulator', () => {
     expect(readFileSync(out).equals(before)).toBe(false);
   });
 
-  it('check-policy passes for the hardened policy, as the role and as an admin', async () => {
+  it('check-policy tries Decrypt AND ReEncrypt with DryRun: PASS for the hardened policy only when both are denied, as the role and as an admin', async () => {
     const blob = join(tmp, 'blobs', 'tsk.bin');
+    const a = client(sim, admin());
+    const { KeyMetadata } = await a.send(new DescribeKeyCommand({ KeyId: 'alias/confidential-workflow-tsk' }));
+    const hardened = JSON.parse((await a.send(new GetKeyPolicyCommand({ KeyId: KeyMetadata!.KeyId }))).Policy!) as { Statement: Array<{ Effect: string; Action: string | string[] }> };
+    const deniesReEncrypt = (s: { Effect: string; Action: string | string[] }) => s.Effect === 'Deny' && [s.Action].flat().some((x) => /^kms:ReEncrypt/i.test(x));
+    const put = (statements: object[]) => a.send(new PutKeyPolicyCommand({ KeyId: KeyMetadata!.KeyId, Policy: JSON.stringify({ ...hardened, Statement: statements }) }));
+    // Without a ReEncrypt deny, the admin's IAM kms:* (through the root statement) moves the blob to another key: FAIL.
+    await put(hardened.Statement.filter((s) => !deniesReEncrypt(s)));
+    const open = await run(['check-policy', ...kmsFlags(), '--blob', blob, '--json'], admin());
+    expect(open.code).toBe(3);
+    expect(JSON.parse(open.stdout)).toMatchObject({ result: 'FAIL', checks: [{ action: 'kms:Decrypt', outcome: 'denied' }, { action: 'kms:ReEncrypt', outcome: 'allowed' }] });
+    // The hardened policy denies kms:ReEncrypt* to everyone (added here when this branch's builder predates it).
+    const reEncryptDeny = { Sid: 'Deny ReEncrypt For Everyone', Effect: 'Deny', Principal: { AWS: '*' }, Action: 'kms:ReEncrypt*', Resource: '*' };
+    await put(hardened.Statement.some(deniesReEncrypt) ? hardened.Statement : [...hardened.Statement, reEncryptDeny]);
     for (const who of [role(), admin()]) {
       const r = await run(['check-policy', ...kmsFlags(), '--blob', blob], who);
       expect(r).toMatchObject({ code: 0, stdout: expect.stringContaining('PASS') });
+      expect(r.stdout).toMatch(/✔ an unattested Decrypt is denied\n.*\n✔ a ReEncrypt to arn:aws:kms:us-east-1:111122223333:key\/.+ is denied\n.*kms:ReEncryptFrom/);
     }
+    expect(sim.audit.filter((e) => e.eventName === 'ReEncrypt' || e.eventName === 'Decrypt').slice(-4).map((e) => e.errorCode)).toEqual(['AccessDeniedException', 'AccessDeniedException', 'AccessDeniedException', 'AccessDeniedException']);
+  });
+
+  it('check-policy never decrypts or moves anything: every call it makes is a DryRun', async () => {
+    const before = sim.audit.length;
+    await run(['check-policy', ...kmsFlags(), '--blob', join(tmp, 'blobs', 'tsk.bin')], admin());
+    const calls = sim.audit.slice(before);
+    expect(calls.map((e) => e.eventName)).toEqual(['Decrypt', 'ReEncrypt']);
+    for (const e of calls) expect(e.requestParameters.dryRun).toBe(true);
   });
 
   it.skipIf(!seedAvailable)("check-policy FAILs loudly on the seed's policy when IAM grants the admin kms:*", async () => {
@@ -184,7 +207,8 @@ describe('setup, provision and check-policy against the KMS simulator', () => {
     writeFileSync(file, CiphertextBlob!);
     expect((await run(['check-policy', ...kmsFlags(), '--blob', file], role())).code).toBe(0); // the role has no IAM grant here
     const r = await run(['check-policy', ...kmsFlags(), '--blob', file], admin());
-    expect(r).toMatchObject({ code: 3, stdout: expect.stringContaining('FAIL: KMS released the key WITHOUT attestation') });
+    expect(r).toMatchObject({ code: 3, stdout: expect.stringContaining('✘ an unattested Decrypt WOULD SUCCEED without attestation') });
+    expect(r.stdout).toContain('✘ FAIL: the policy does not protect the TSK');
   });
 
   it('check-policy FAILs on a deliberately open policy', async () => {
