@@ -64,7 +64,8 @@ export type KmsErrorCode =
   | 'ERR_KMS_UNAVAILABLE'
   | 'ERR_KMS_TIMEOUT'
   | 'ERR_KMS_ABORTED'
-  | 'ERR_KMS_PROTOCOL';
+  | 'ERR_KMS_PROTOCOL'
+  | 'ERR_KMS_KEY_MISMATCH';
 
 /** Codes raised by TrustedSessionKey. */
 export type TskErrorCode = 'ERR_TSK_DISPOSED' | 'ERR_TSK_INVALID_KEY' | 'ERR_TSK_MALFORMED' | 'ERR_TSK_WRONG_KEY' | 'ERR_TSK_DECRYPT_FAILED';

@@ -9,9 +9,14 @@ export interface TestPrincipal {
   sessionToken?: string;
   /** e.g. `arn:aws:sts::111122223333:assumed-role/EnclaveInstanceRole/i-0abc`. */
   arn: string;
+  /** When temporary credentials stop working (`ExpiredTokenException`), by the simulator's clock. */
+  expiration?: Date;
 }
 
-export type SigV4Failure = { type: 'MissingAuthenticationTokenException' | 'IncompleteSignatureException' | 'InvalidSignatureException' | 'UnrecognizedClientException'; message: string };
+export type SigV4Failure = {
+  type: 'MissingAuthenticationTokenException' | 'IncompleteSignatureException' | 'InvalidSignatureException' | 'UnrecognizedClientException' | 'ExpiredTokenException';
+  message: string;
+};
 
 const sha256 = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex');
 const hmac = (key: Uint8Array | string, data: string) => createHmac('sha256', key).update(data).digest();
@@ -60,8 +65,13 @@ export function verifySigV4(
   const signedHeaders = signedHeaderList.split(';');
   if (!signedHeaders.includes('host')) return { error: { type: 'InvalidSignatureException', message: 'The host header must be signed.' } };
   const token = header(req.headers, 'x-amz-security-token');
+  // Long-term keys (AKIA) never come with a session token; temporary ones (ASIA) always do, and expire.
+  if (token !== undefined && principal.sessionToken === undefined) return { error: { type: 'UnrecognizedClientException', message: 'The security token included in the request is invalid.' } };
   if (principal.sessionToken !== undefined && token !== principal.sessionToken) {
     return { error: { type: 'UnrecognizedClientException', message: 'The security token included in the request is invalid.' } };
+  }
+  if (principal.expiration !== undefined && !(opts.now.getTime() < principal.expiration.getTime())) {
+    return { error: { type: 'ExpiredTokenException', message: 'The security token included in the request is expired' } };
   }
   const url = new URL(req.url, 'https://placeholder');
   const canonicalHeaders = signedHeaders.map((h) => `${h}:${(header(req.headers, h) ?? '').trim().replace(/\s+/g, ' ')}\n`).join('');
