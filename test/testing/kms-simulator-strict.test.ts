@@ -1,4 +1,3 @@
-import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
 import { request } from 'node:https';
 import {
   CancelKeyDeletionCommand,
@@ -23,6 +22,7 @@ import {
 import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSimulatedEnclave, defaultPrincipals, kmsClientConfig, startKmsSimulator, type KmsSimulator, type SimulatedPrincipal } from '../../src/testing/index.js';
+import { NodeSha256 } from '../../src/testing/kms/sigv4.js';
 import { client } from '../helpers/kms.js';
 
 const enclave = createSimulatedEnclave();
@@ -267,28 +267,10 @@ describe('DryRun', () => {
   });
 });
 
-const toBytes = (d: string | ArrayBuffer | ArrayBufferView): string | Uint8Array =>
-  typeof d === 'string' ? d : d instanceof ArrayBuffer ? new Uint8Array(d) : new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-
-/** SHA-256 / HMAC-SHA-256 in the shape SignatureV4 wants (a Checksum constructor). */
-class Sha256 {
-  private readonly h: Hash | Hmac;
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', toBytes(secret));
-  }
-  update(data: string | ArrayBuffer | ArrayBufferView): void {
-    this.h.update(toBytes(data));
-  }
-  async digest(): Promise<Uint8Array> {
-    return new Uint8Array(this.h.digest());
-  }
-  reset(): void {}
-}
-
 /** A raw signed request, to see the body exactly as the simulator sends it. */
-async function raw(target: string, body: object): Promise<{ status: number; headers: Record<string, unknown>; body: unknown }> {
+async function raw(target: string, body: object, sent?: object, applyChecksum = true): Promise<{ status: number; headers: Record<string, unknown>; body: unknown }> {
   const p = sim.principal('user/admin');
-  const signer = new SignatureV4({ service: 'kms', region: sim.region, credentials: { accessKeyId: p.accessKeyId, secretAccessKey: p.secretAccessKey }, sha256: Sha256 });
+  const signer = new SignatureV4({ service: 'kms', region: sim.region, credentials: { accessKeyId: p.accessKeyId, secretAccessKey: p.secretAccessKey }, sha256: NodeSha256, applyChecksum });
   const text = JSON.stringify(body);
   const signed = await signer.sign({
     method: 'POST',
@@ -306,7 +288,7 @@ async function raw(target: string, body: object): Promise<{ status: number; head
       res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));
     });
     req.on('error', reject);
-    req.end(text);
+    req.end(sent === undefined ? text : JSON.stringify(sent).padEnd(text.length));
   });
 }
 
@@ -318,5 +300,16 @@ describe('error bodies', () => {
     expect(String(res.headers['x-amzn-errortype'])).toMatch(/^NotFoundException:/);
     const denied = await raw('Decrypt', { CiphertextBlob: Buffer.alloc(80, 1).toString('base64') });
     expect(Object.keys(denied.body as object)).toEqual(['__type', 'message']);
+  });
+
+  it('verify the SigV4 signature over the body: a body changed after signing is refused', async () => {
+    expect((await raw('GenerateRandom', { NumberOfBytes: 16 })).status).toBe(200);
+    // The signer sent x-amz-content-sha256 (signed): the body no longer matches it.
+    const tampered = await raw('GenerateRandom', { NumberOfBytes: 16 }, { NumberOfBytes: 99 });
+    expect(tampered.body).toEqual({ __type: 'InvalidSignatureException', message: "The provided 'x-amz-content-sha256' header does not match what was computed." });
+    // Without that header, the body's own hash enters the signature.
+    expect((await raw('GenerateRandom', { NumberOfBytes: 16 }, undefined, false)).status).toBe(200);
+    const unsignedHash = await raw('GenerateRandom', { NumberOfBytes: 16 }, { NumberOfBytes: 99 }, false);
+    expect(unsignedHash.body).toMatchObject({ __type: 'InvalidSignatureException', message: expect.stringMatching(/^The request signature we calculated does not match/) });
   });
 });

@@ -234,7 +234,7 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
         return;
       }
       if (req.method !== 'POST' || req.url !== '/') throw new KmsError('UnknownOperationException', '', 404);
-      const auth = verifySigV4({ method: req.method, url: req.url, headers: req.headers, body }, { region, service: 'kms', principals: byKey, now });
+      const auth = await verifySigV4({ method: req.method, url: req.url, headers: req.headers, body }, { region, service: 'kms', principals: byKey, now });
       if ('error' in auth) throw new KmsError(auth.error.type, auth.error.message, auth.error.type === 'MissingAuthenticationTokenException' ? 403 : 400);
       const principal = auth.principal as SimulatedPrincipal;
       event.userIdentity = { arn: principal.arn, accessKeyId: principal.accessKeyId };
