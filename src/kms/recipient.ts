@@ -9,7 +9,7 @@ import {
   type DataKeySpec,
 } from '@aws-sdk/client-kms';
 import { NitroEnclaveError } from '../errors.js';
-import { createAttestationVerifier, type AttestationVerifier, type VerifiedAttestation } from '../attestation/index.js';
+import { createAttestationVerifier, type AttestationVerifier, type VerifiedAttestation } from '../attestation/index.node.js'; // Node-only module: the node:crypto verifier
 import type { TrustAnchor } from '../attestation/trust.js';
 import type { NsmClient } from '../nsm/client.js';
 import { decryptCiphertextForRecipient } from './cms.js';
@@ -116,7 +116,8 @@ export function createRecipientClient(options: RecipientOptions) {
     const attestationMs = mark();
     let attestation: VerifiedAttestation;
     try {
-      attestation = await verifier.verify(document, { publicKey: pair.spki, currentDate: clock(), clockTolerance: 60_000, ...(options.trustAnchors ? { trustAnchors: options.trustAnchors } : {}) });
+      // allowDebug: a debug-mode enclave may still call KMS; the key policy's PCR conditions decide, as in real KMS.
+      attestation = await verifier.verify(document, { publicKey: pair.spki, currentDate: clock(), clockTolerance: 60_000, allowDebug: true, ...(options.trustAnchors ? { trustAnchors: options.trustAnchors } : {}) });
     } catch (err) {
       const reason = err instanceof NitroEnclaveError ? `${err.code}: ${err.message}` : String(err);
       throw new NitroEnclaveError((err as NitroEnclaveError).code ?? 'ERR_ATTESTATION_MALFORMED', `our own attestation document failed the offline check before calling KMS (${reason})`, { cause: err });
