@@ -59,6 +59,22 @@ const kmsFlags = () => ['--endpoint', `https://localhost:${sim.port}`, '--ca-fil
 const admin = () => sim.principal('user/admin');
 const role = () => sim.principal('EnclaveInstanceRole');
 
+describe('verify on simulated documents', () => {
+  it('refuses a debug-mode enclave unless --allow-debug, like the library', async () => {
+    const debug = createSimulatedEnclave({ debugMode: true });
+    const doc = join(tmp, 'debug.cbor');
+    const root = join(tmp, 'debug-root.der');
+    writeFileSync(doc, debug.attest());
+    writeFileSync(root, debug.trustAnchor);
+    const refused = await run(['verify', doc, '--trust-anchor', root]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^nitro-enclave verify: ERR_ATTESTATION_DEBUG_MODE: /);
+    const allowed = await run(['verify', doc, '--trust-anchor', root, '--allow-debug', '--json']);
+    expect(allowed.code).toBe(0);
+    expect(JSON.parse(allowed.stdout)).toMatchObject({ verified: true, debugMode: true });
+  });
+});
+
 describe.skipIf(!fixturesDir)('verify and inspect on real documents', () => {
   const file = () => join(fixturesDir!, 'nitro', 'blocky-nitrite-2024-09-07.cbor');
   const pcr0 = 'e72a46ca80a260fb044a125442f0c7e331813bcbaf9724d9f3857758992766f2d65710a27aa94ae3949dd54e7c9fe86a';

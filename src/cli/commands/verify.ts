@@ -15,7 +15,7 @@ Options:
   --public-key <hex>       expected public_key
   --user-data <hex>        expected user_data
   --max-age <ms>           reject documents older than this
-  --no-debug               reject debug-mode enclaves (all-zero PCR0..2)
+  --allow-debug            accept debug-mode enclaves (all-zero PCR0..2); refused by default
   --trust-anchor <file>    trust this root (PEM/DER) instead of AWS's (repeatable)
   --json                   print the verified facts as JSON
 `;
@@ -50,7 +50,7 @@ export async function verifyCommand(argv: string[], io: Io): Promise<number> {
       'public-key': { type: 'string' },
       'user-data': { type: 'string' },
       'max-age': { type: 'string' },
-      'no-debug': { type: 'boolean' },
+      'allow-debug': { type: 'boolean' },
       'trust-anchor': { type: 'string', multiple: true },
       json: { type: 'boolean' },
     },
@@ -73,7 +73,7 @@ export async function verifyCommand(argv: string[], io: Io): Promise<number> {
     ...(publicKey ? { publicKey } : {}),
     ...(userData ? { userData } : {}),
     ...(anchors ? { trustAnchors: anchors } : {}),
-    allowDebug: !values['no-debug'],
+    allowDebug: values['allow-debug'] === true,
   });
   const f = facts(result);
   if (values.json) io.stdout(json({ verified: true, ...f, certificateNotAfter: result.certificateNotAfter }));
