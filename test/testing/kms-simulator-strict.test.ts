@@ -1,14 +1,18 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { request } from 'node:https';
 import {
   CancelKeyDeletionCommand,
   CreateAliasCommand,
   CreateKeyCommand,
   DecryptCommand,
+  DeriveSharedSecretCommand,
   DescribeKeyCommand,
   DisableKeyCommand,
   EnableKeyCommand,
   EncryptCommand,
   GenerateDataKeyCommand,
+  GenerateDataKeyPairCommand,
+  GenerateDataKeyWithoutPlaintextCommand,
   GenerateRandomCommand,
   GetKeyPolicyCommand,
   KMSClient,
@@ -264,6 +268,18 @@ describe('DryRun', () => {
     expect((await errorOf(other.send(new DecryptCommand({ CiphertextBlob, DryRun: true })))).name).toBe('AccessDeniedException');
     expect((await errorOf(admin.send(new DecryptCommand({ CiphertextBlob, EncryptionContext: { a: 'b' }, DryRun: true })))).name).toBe('InvalidCiphertextException');
     expect((await admin.send(new DecryptCommand({ CiphertextBlob, DryRun: false }))).Plaintext).toHaveLength(1);
+  });
+
+  it('covers GenerateDataKeyWithoutPlaintext, GenerateDataKeyPair and DeriveSharedSecret too', async () => {
+    const key = await newKey();
+    const wouldSucceed = { name: 'DryRunOperationException', message: 'The request would have succeeded, but the DryRun option is set.' };
+    expect(await errorOf(admin.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: key.KeyId, KeySpec: 'AES_256', DryRun: true })))).toEqual(wouldSucceed);
+    expect(await errorOf(admin.send(new GenerateDataKeyPairCommand({ KeyId: key.KeyId, KeyPairSpec: 'ECC_NIST_P256', DryRun: true })))).toEqual(wouldSucceed);
+    expect((await errorOf(admin.send(new GenerateDataKeyPairCommand({ KeyId: key.KeyId, KeyPairSpec: 'RSA_1024' as never, DryRun: true })))).name).toBe('ValidationException');
+    const agreement = (await admin.send(new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'KEY_AGREEMENT' }))).KeyMetadata!;
+    const peer = new Uint8Array(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'der', type: 'spki' }));
+    expect(await errorOf(admin.send(new DeriveSharedSecretCommand({ KeyId: agreement.KeyId, KeyAgreementAlgorithm: 'ECDH', PublicKey: peer, DryRun: true })))).toEqual(wouldSucceed);
+    expect((await admin.send(new DeriveSharedSecretCommand({ KeyId: agreement.KeyId, KeyAgreementAlgorithm: 'ECDH', PublicKey: peer }))).SharedSecret).toHaveLength(32);
   });
 });
 
