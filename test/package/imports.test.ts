@@ -29,4 +29,8 @@ describe('each subpath pulls in no more than it needs (built package, by its pub
   it('the root and /kms load the AWS SDK, as getTrustedSessionKey needs it', () => {
     expect(packagesLoadedBy('nitro-enclave-sdk')).toContain('@aws-sdk/client-kms');
   });
+
+  it('nitro-enclave-sdk/workflow (enclave side) loads no @temporalio or @aws-sdk package', () => {
+    expect(packagesLoadedBy('nitro-enclave-sdk/workflow').filter((p) => p.startsWith('@temporalio/') || p.startsWith('@aws-sdk/'))).toEqual([]);
+  });
 });
