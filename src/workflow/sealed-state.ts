@@ -43,6 +43,7 @@ export interface OpenedState {
  */
 export const SEALED_STATE_FORMAT = 1;
 const PREFIX = 3;
+const MIN_ENVELOPE = 1 + 8 + 12 + 16; // the shortest TSK envelope (v1 header and tag)
 const DOMAIN = new TextEncoder().encode('nitro-enclave-sdk/sealed-state/v1\0');
 
 function sealingKey(keys: SealingKeys): TrustedSessionKey {
@@ -127,6 +128,7 @@ export function openState(key: SealingKeys, sealed: Uint8Array, expect: Expected
   const keys = Array.isArray(key) ? (key as readonly TrustedSessionKey[]) : [sealingKey(key)];
   if (keys.length === 0) throw new TypeError('key must be a TrustedSessionKey or a non-empty array of them');
   const { prefix, binding: bindingBytes, envelope } = split(sealed);
+  if (envelope.length < MIN_ENVELOPE) throw new NitroEnclaveError('ERR_SEALED_MALFORMED', `sealed state envelope is ${envelope.length} bytes, shorter than a TSK envelope's header and tag`);
   // Choosing the key by the (unauthenticated) id only selects which key tries; a wrong pick cannot open.
   const id = Buffer.from(envelope.subarray(1, 9)).toString('hex');
   const tsk = keys.find((k) => k.metadata.keyId === id);
