@@ -5,6 +5,8 @@ import { benchKeygen } from './keygen.mjs';
 import { benchRelay } from './relay.mjs';
 import { benchTsk } from './tsk.mjs';
 import { benchDeps } from './deps.mjs';
+import { benchEnvelopeIsolated } from './envelope.mjs';
+import { benchWorkflow } from './workflow.mjs';
 import { captureMarkdown } from './markdown.mjs';
 
 const finish = process.argv.includes('--markdown') ? captureMarkdown(new URL('../docs/performance.md', import.meta.url)) : () => {};
@@ -12,6 +14,8 @@ const finish = process.argv.includes('--markdown') ? captureMarkdown(new URL('..
 console.log(`# nitro-enclave-sdk bench — node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}`);
 await benchAttestation();
 await benchTsk();
+await benchEnvelopeIsolated();
+await benchWorkflow();
 await benchKeygen();
 await benchRelay();
 await benchDeps();
