@@ -162,6 +162,21 @@ export const ERROR_INFO: { readonly [C in NitroEnclaveErrorCode]: ErrorInfo } = 
   ERR_TSK_MALFORMED: { when: 'the envelope is short or of an unknown version', remedy: 'not a TSK envelope, or truncated' },
   ERR_TSK_WRONG_KEY: { when: 'the envelope was sealed with another key (the key id differs)', remedy: 'use the key it was sealed with' },
   ERR_TSK_DECRYPT_FAILED: { when: 'authentication failed (wrong associated data, or tampered)', remedy: 'the envelope was altered or belongs to another context' },
+  ERR_ACTIVITY_ATTESTATION: { when: 'an attestation document was asked for and could not be made', remedy: 'check the NSM' },
+  ERR_ACTIVITY_CANCELLED: { when: 'the activity was cancelled and the enclave aborted the step', remedy: '— (Temporal cancellation)' },
+  ERR_ACTIVITY_FRAME_MALFORMED: { when: 'a relay frame does not parse (type, lengths, fields)', remedy: 'a broken or hostile relay; the server keeps serving' },
+  ERR_ACTIVITY_HANDLER_FAILED: { when: 'the handler threw; its message and stack are sealed in the failure\'s details (no plaintext leaves the enclave)', remedy: 'open the details inside an enclave with `openHandlerError`' },
+  ERR_ACTIVITY_TIMEOUT: { when: 'no answer within `timeoutMs` (the enclave is told to cancel)', remedy: 'retryable; raise `timeoutMs` for long steps' },
+  ERR_ACTIVITY_TOO_LARGE: { when: 'a frame is over `limits.maxMessageBytes` (default 8 MiB)', remedy: 'raise the limit on both sides, or keep state smaller (Temporal itself caps payloads at a few MiB)' },
+  ERR_ACTIVITY_UNAVAILABLE: { when: 'the enclave is unreachable or the connection dropped mid-step (restart)', remedy: 'retryable: Temporal retries the activity' },
+  ERR_ACTIVITY_UNKNOWN_HANDLER: { when: 'no handler of that activity name in the enclave', remedy: 'register it in `serveSealedActivities({ handlers })`' },
+  ERR_SEALED_DECRYPT_FAILED: { when: 'the state failed authentication: tampered, truncated, its clear binding rewritten, or not a sealed state', remedy: 'the host altered it: refuse the step' },
+  ERR_SEALED_MALFORMED: { when: 'a sealed state is short, of an unknown format, or its binding does not decode', remedy: 'truncated or not a sealed state' },
+  ERR_SEALED_WRONG_AGENT: { when: 'authentic, but meant for another activity (agent)', remedy: 'the host handed this agent another agent\'s state' },
+  ERR_SEALED_WRONG_KEY: { when: 'the state was sealed with a key id that is not in the key (ring)', remedy: 'open with the key ring that holds the sealing key' },
+  ERR_SEALED_WRONG_PRODUCER: { when: 'authentic, but produced by an agent this step does not accept', remedy: 'the host skipped or swapped an agent' },
+  ERR_SEALED_WRONG_STEP: { when: 'authentic, but for another step number', remedy: 'the host reordered or replayed steps' },
+  ERR_SEALED_WRONG_WORKFLOW: { when: 'authentic, but bound to another workflow id (message names both)', remedy: 'the host replayed another workflow\'s state' },
 };
 
 /**

@@ -32,6 +32,7 @@ export interface SealedActivityHandler {
   run(input: Uint8Array, context: SealedActivityContext): SealedActivityResult | Promise<SealedActivityResult>;
 }
 
+/** Bounds of {@link serveSealedActivities}: frame size, concurrency per connection and heartbeat interval. */
 export interface SealedActivityLimits {
   /** Largest frame accepted or sent, in bytes. Default 8 MiB. */
   readonly maxMessageBytes?: number;
@@ -41,6 +42,7 @@ export interface SealedActivityLimits {
   readonly heartbeatIntervalMs?: number;
 }
 
+/** Options of {@link serveSealedActivities}: where to listen, the sealing key (or key ring), the agent handlers and limits. */
 export interface ServeSealedActivitiesOptions {
   /** Where to listen: a vsock port (in the enclave), or any address the native relay takes (AF_UNIX / loopback TCP in tests). */
   readonly listen: { readonly port: number; readonly cid?: number } | SocketAddress;
@@ -53,6 +55,7 @@ export interface ServeSealedActivitiesOptions {
   readonly onError?: (err: Error) => void;
 }
 
+/** A running sealed-activity server ({@link serveSealedActivities}). */
 export interface SealedActivityServer {
   /** The bound port (vsock or TCP; 0 for AF_UNIX). */
   readonly port: number;

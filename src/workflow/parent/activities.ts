@@ -14,6 +14,7 @@ export interface SealedStepInput {
 /** A Temporal activity that forwards a sealed state to the enclave and returns the next sealed state. */
 export type SealedActivity = (input: SealedStepInput) => Promise<Uint8Array>;
 
+/** Options of {@link createSealedActivities}: the enclave's address (or a ready client), the activity names and a per-call timeout. */
 export interface CreateSealedActivitiesOptions<N extends string> {
   /** The enclave's sealed-activity server (vsock in production). Ignored when `client` is given. */
   readonly address?: SocketAddress;

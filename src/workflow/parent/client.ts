@@ -41,6 +41,7 @@ export class SealedActivityError extends NitroEnclaveError {
   }
 }
 
+/** Options of the parent's sealed-activity client: the enclave's address, connect timeout and frame limit. */
 export interface SealedActivityClientOptions {
   /** The enclave's sealed-activity server: vsock `{ family: 'vsock', cid, port }` in production. */
   readonly address: SocketAddress;
@@ -52,6 +53,7 @@ export interface SealedActivityClientOptions {
   readonly connect?: (address: SocketAddress, options: { timeout: number }) => Promise<Duplex>;
 }
 
+/** One sealed step sent to the enclave: the activity, the workflow id and step number it is bound to, and the sealed state. */
 export interface SealedCall {
   readonly activity: string;
   readonly workflowId: string;
@@ -61,6 +63,7 @@ export interface SealedCall {
   readonly attestationNonce?: Uint8Array;
 }
 
+/** Per-call options of the sealed-activity client: cancellation, timeout and heartbeat callback. */
 export interface SealedCallOptions {
   readonly signal?: AbortSignal;
   /** No answer within this many ms: the enclave is told to cancel and the call fails ERR_ACTIVITY_TIMEOUT. 0 = none. */
