@@ -61,8 +61,17 @@ export type KmsErrorCode =
 /** Codes raised by TrustedSessionKey. */
 export type TskErrorCode = 'ERR_TSK_DISPOSED' | 'ERR_TSK_INVALID_KEY' | 'ERR_TSK_MALFORMED' | 'ERR_TSK_WRONG_KEY' | 'ERR_TSK_DECRYPT_FAILED';
 
+/** Codes raised by attested sealing (nitro-enclave-sdk/seal). */
+export type SealErrorCode =
+  | 'ERR_SEAL_MALFORMED'
+  | 'ERR_SEAL_UNSUPPORTED_VERSION'
+  | 'ERR_SEAL_UNSUPPORTED_SUITE'
+  | 'ERR_SEAL_ATTESTED_KEY_INVALID'
+  | 'ERR_SEAL_KEY_NOT_FOUND'
+  | 'ERR_SEAL_DECRYPT_FAILED';
+
 /** All error codes of the library. */
-export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode | NsmErrorCode | VsockErrorCode | KmsErrorCode | TskErrorCode;
+export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode | NsmErrorCode | VsockErrorCode | KmsErrorCode | TskErrorCode | SealErrorCode;
 
 /**
  * The one error class of nitro-enclave-sdk. Switch on `code`, not on the message.
