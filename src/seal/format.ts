@@ -83,7 +83,14 @@ const SPECS: readonly SuiteSpec[] = [
   },
 ];
 
-/** The default suite: DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-256-GCM. */
+/**
+ * The default suite: DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-256-GCM.
+ *
+ * @example
+ * ```ts
+ * const receiver = await createAttestedReceiver({ nsm, suite: DEFAULT_SEAL_SUITE });
+ * ```
+ */
 export const DEFAULT_SUITE: SealSuiteName = 'P256-SHA256-AES256GCM';
 
 // CipherSuite objects hold only algorithm parameters (no keys), so they are safe to share.
