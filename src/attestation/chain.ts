@@ -1,61 +1,70 @@
-import { verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { NitroEnclaveError } from '../errors.js';
 import { bytesEqual } from '../internal/bytes.js';
 import { CertificateParseError, parseCertificate, type ParsedCertificate } from './certificate.js';
+import { derSignatureToP1363, ecdsaVerify, sha256Hex, type ShaName, type VerifyKey } from './webcrypto.js';
 
-const ECDSA_HASH: Record<string, string> = {
-  '1.2.840.10045.4.3.2': 'sha256',
-  '1.2.840.10045.4.3.3': 'sha384',
-  '1.2.840.10045.4.3.4': 'sha512',
+const ECDSA_HASH: Record<string, ShaName> = {
+  '1.2.840.10045.4.3.2': 'SHA-256',
+  '1.2.840.10045.4.3.3': 'SHA-384',
+  '1.2.840.10045.4.3.4': 'SHA-512',
 };
 
 /**
- * Remembers parsed certificates and issuer→subject signatures that verified,
- * both keyed by SHA-256 of the DER. Only successes are stored, so a cache can
- * never turn a bad chain into a good one; validity windows are not cached.
+ * A cheap lookup key (length + FNV-1a). It only finds a candidate: a hit counts only when
+ * the cached DER equals the input byte for byte, so a collision costs a re-parse, never trust.
+ * (SHA-256 through WebCrypto is asynchronous and a thread hop per certificate on the warm path.)
+ */
+function lookupKey(der: Uint8Array): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < der.length; i++) h = Math.imul(h ^ der[i]!, 0x01000193);
+  return `${der.length}:${(h >>> 0).toString(16)}`;
+}
+
+/**
+ * Remembers parsed certificates (confirmed by their full DER) and which issuer→subject
+ * signatures verified. Links hang off the cached certificate objects themselves, so a link
+ * can only be found for the exact bytes that verified. Only successes are stored, so a cache
+ * can never turn a bad chain into a good one; validity windows are never cached.
  */
 export class ChainCache {
   private readonly parsed = new Map<string, ParsedCertificate>();
-  private readonly links = new Set<string>();
+  private readonly links = new WeakMap<ParsedCertificate, WeakSet<ParsedCertificate>>();
 
   constructor(private readonly capacity = 512) {}
 
-  certificate(der: Uint8Array, fingerprint: string): ParsedCertificate {
-    const hit = this.parsed.get(fingerprint);
+  /** The parsed certificate for `der`; `key` only picks the slot (default: a fast hash of the DER). */
+  certificate(der: Uint8Array, key: string = lookupKey(der)): ParsedCertificate {
+    const hit = this.parsed.get(key);
     if (hit && bytesEqual(hit.der, der)) {
       // Least recently used goes first: a fresh leaf per document must not push out the CA chain.
-      this.parsed.delete(fingerprint);
-      this.parsed.set(fingerprint, hit);
+      this.parsed.delete(key);
+      this.parsed.set(key, hit);
       return hit;
     }
     const cert = parseCertificate(der);
-    remember(this.parsed, fingerprint, cert, this.capacity);
+    if (hit) this.parsed.delete(key);
+    else if (this.parsed.size >= this.capacity) this.parsed.delete(this.parsed.keys().next().value!);
+    this.parsed.set(key, cert);
     return cert;
   }
 
-  hasLink(key: string): boolean {
-    if (!this.links.delete(key)) return false;
-    this.links.add(key);
-    return true;
+  hasLink(issuer: ParsedCertificate, subject: ParsedCertificate): boolean {
+    return this.links.get(subject)?.has(issuer) ?? false;
   }
 
-  addLink(key: string): void {
-    if (this.links.size >= this.capacity) this.links.delete(this.links.values().next().value!);
-    this.links.add(key);
+  addLink(issuer: ParsedCertificate, subject: ParsedCertificate): void {
+    let set = this.links.get(subject);
+    if (!set) this.links.set(subject, (set = new WeakSet()));
+    set.add(issuer);
   }
-}
-
-function remember<K, V>(map: Map<K, V>, key: K, value: V, capacity: number): void {
-  if (map.size >= capacity) map.delete(map.keys().next().value!);
-  map.set(key, value);
 }
 
 export interface ChainCheckOptions {
+  /** Lower-case hex SHA-256 fingerprints of the trusted roots. */
   readonly anchors: ReadonlySet<string>;
   readonly currentDate: Date;
   readonly clockTolerance: number;
   readonly cache: ChainCache | null;
-  readonly fingerprint: (der: Uint8Array) => string;
 }
 
 function chainError(message: string): NitroEnclaveError {
@@ -67,85 +76,128 @@ function label(cert: ParsedCertificate, index: number, count: number): string {
   return `${role} certificate${cert.subjectCommonName ? ` "${cert.subjectCommonName}"` : ''}`;
 }
 
-/**
- * Validates root → cabundle[1..] → leaf and returns the leaf. `cabundle[0]`
- * must be a trust anchor (pinned by fingerprint, so its own signature adds nothing).
- */
-export async function verifyChain(cabundle: readonly Uint8Array[], leafDer: Uint8Array, opts: ChainCheckOptions): Promise<{ leaf: ParsedCertificate; leafKey: KeyObject }> {
-  const ders = [...cabundle, leafDer];
-  const fingerprints = ders.map(opts.fingerprint);
-  if (!opts.anchors.has(fingerprints[0]!)) {
-    throw new NitroEnclaveError(
-      'ERR_ATTESTATION_UNTRUSTED_ROOT',
-      `cabundle[0] (SHA-256 ${fingerprints[0]}) is not a trusted root; expected one of: ${[...opts.anchors].join(', ')}`,
-    );
-  }
-  const certs = ders.map((der, i) => {
-    try {
-      return opts.cache ? opts.cache.certificate(der, fingerprints[i]!) : parseCertificate(der);
-    } catch (err) {
-      if (err instanceof CertificateParseError) {
-        throw chainError(`${i === ders.length - 1 ? 'leaf certificate' : `cabundle[${i}]`} cannot be parsed: ${err.message}`);
-      }
-      throw err;
-    }
-  });
-  const count = certs.length;
+/** Settles to an error or null: never rejects, so work started in parallel cannot leak an unhandled rejection. */
+type Job = Promise<NitroEnclaveError | null>;
 
-  for (let i = 1; i < count; i++) {
-    const issuer = certs[i - 1]!;
-    const subject = certs[i]!;
-    const issuerLabel = label(issuer, i - 1, count);
-    if (!issuer.basicConstraints?.ca) throw chainError(`${issuerLabel} issues a certificate but is not a CA (basicConstraints)`);
-    if (!issuer.keyUsage?.keyCertSign) throw chainError(`${issuerLabel} lacks the keyCertSign key usage`);
-    const following = count - 2 - (i - 1);
-    const pathLength = issuer.basicConstraints.pathLength;
-    if (pathLength !== null && following > pathLength) {
-      throw chainError(`${issuerLabel} allows ${pathLength} CA certificate(s) below it, the chain has ${following}`);
-    }
-    if (!bytesEqual(subject.issuer, issuer.subject)) {
-      throw chainError(`${label(subject, i, count)} was not issued by ${issuerLabel} (names differ): wrong chain order?`);
-    }
-    const linkKey = `${fingerprints[i - 1]}>${fingerprints[i]}`;
-    if (opts.cache?.hasLink(linkKey)) continue;
-    const hash = ECDSA_HASH[subject.signatureAlgorithm];
-    if (!hash) {
-      throw new NitroEnclaveError('ERR_ATTESTATION_UNSUPPORTED_ALGORITHM', `${label(subject, i, count)} is signed with ${subject.signatureAlgorithm}; only ECDSA is supported`);
-    }
-    if (issuer.keyType.algorithm !== 'ec') throw chainError(`${issuerLabel} does not hold an EC key`);
-    const key = await keyOf(issuer, issuerLabel);
-    let ok = false;
-    try {
-      ok = cryptoVerify(hash, subject.tbs, key, subject.signature);
-    } catch {
-      ok = false;
-    }
-    if (!ok) throw chainError(`signature of ${label(subject, i, count)} does not verify with the key of ${issuerLabel}`);
-    opts.cache?.addLink(linkKey);
-  }
-
-  const now = opts.currentDate.getTime();
-  for (let i = 0; i < count; i++) {
-    const cert = certs[i]!;
-    if (now - opts.clockTolerance > cert.notAfter.getTime()) {
-      throw new NitroEnclaveError('ERR_ATTESTATION_CERT_EXPIRED', `${label(cert, i, count)} expired at ${cert.notAfter.toISOString()} (checked at ${opts.currentDate.toISOString()})`);
-    }
-    if (now + opts.clockTolerance < cert.notBefore.getTime()) {
-      throw new NitroEnclaveError('ERR_ATTESTATION_CERT_NOT_YET_VALID', `${label(cert, i, count)} is not valid before ${cert.notBefore.toISOString()} (checked at ${opts.currentDate.toISOString()})`);
-    }
-  }
-
-  const leaf = certs[count - 1]!;
-  if (leaf.basicConstraints?.ca) throw chainError('leaf certificate is a CA certificate');
-  if (!leaf.keyUsage?.digitalSignature) throw chainError('leaf certificate lacks the digitalSignature key usage');
-  if (leaf.keyType.algorithm !== 'ec' || leaf.keyType.curve !== 'P-384') throw chainError('leaf certificate key is not ECDSA P-384');
-  return { leaf, leafKey: await keyOf(leaf, 'leaf certificate') };
-}
-
-async function keyOf(cert: ParsedCertificate, what: string): Promise<KeyObject> {
+async function keyOf(cert: ParsedCertificate, what: string): Promise<VerifyKey> {
   try {
     return await cert.publicKey();
   } catch (err) {
     throw chainError(`${what} has an unusable public key: ${err instanceof Error ? err.message : String(err)}`);
+  }
+}
+
+async function verifyLink(issuer: ParsedCertificate, subject: ParsedCertificate, hash: ShaName, issuerLabel: string, subjectLabel: string, cache: ChainCache | null): Job {
+  try {
+    const key = await keyOf(issuer, issuerLabel);
+    const signature = issuer.keyType.curve ? derSignatureToP1363(subject.signature, issuer.keyType.curve) : null;
+    const ok = signature !== null && (await ecdsaVerify(key, hash, signature, subject.tbs));
+    if (!ok) return chainError(`signature of ${subjectLabel} does not verify with the key of ${issuerLabel}`);
+    cache?.addLink(issuer, subject);
+    return null;
+  } catch (err) {
+    return err instanceof NitroEnclaveError ? err : chainError(`signature of ${subjectLabel} cannot be checked`);
+  }
+}
+
+/**
+ * Validates root → cabundle[1..] → leaf, then runs `withLeafKey` (the COSE signature check).
+ * `cabundle[0]` must be a trust anchor (pinned by fingerprint, so its own signature adds
+ * nothing). The signature checks run in parallel (WebCrypto may use several threads), and
+ * their results are judged in chain order, so the error is the one a sequential walk reports.
+ */
+export async function verifyChain(
+  cabundle: readonly Uint8Array[],
+  leafDer: Uint8Array,
+  opts: ChainCheckOptions,
+  withLeafKey: (key: VerifyKey) => Job,
+): Promise<{ leaf: ParsedCertificate }> {
+  const ders = [...cabundle, leafDer];
+  const parse = (der: Uint8Array): ParsedCertificate | CertificateParseError => {
+    try {
+      return opts.cache ? opts.cache.certificate(der) : parseCertificate(der);
+    } catch (err) {
+      if (err instanceof CertificateParseError) return err;
+      throw err;
+    }
+  };
+  // The root is judged by its fingerprint first, before anything else about the chain.
+  const root = parse(ders[0]!);
+  const rootFingerprint = root instanceof CertificateParseError ? await sha256Hex(ders[0]!) : await root.fingerprint();
+  if (!opts.anchors.has(rootFingerprint)) {
+    throw new NitroEnclaveError(
+      'ERR_ATTESTATION_UNTRUSTED_ROOT',
+      `cabundle[0] (SHA-256 ${rootFingerprint}) is not a trusted root; expected one of: ${[...opts.anchors].join(', ')}`,
+    );
+  }
+  const chain = ders.map((der, i) => {
+    const cert = i === 0 ? root : parse(der);
+    if (cert instanceof CertificateParseError) {
+      throw chainError(`${i === ders.length - 1 ? 'leaf certificate' : `cabundle[${i}]`} cannot be parsed: ${cert.message}`);
+    }
+    return cert;
+  });
+  const count = chain.length;
+  const jobs: Job[] = [];
+  const run = (job: Job) => {
+    jobs.push(job);
+  };
+  {
+    for (let i = 1; i < count; i++) {
+      const issuer = chain[i - 1]!;
+      const subject = chain[i]!;
+      const issuerLabel = label(issuer, i - 1, count);
+      if (!issuer.basicConstraints?.ca) throw chainError(`${issuerLabel} issues a certificate but is not a CA (basicConstraints)`);
+      if (!issuer.keyUsage?.keyCertSign) throw chainError(`${issuerLabel} lacks the keyCertSign key usage`);
+      const following = count - 2 - (i - 1);
+      const pathLength = issuer.basicConstraints.pathLength;
+      if (pathLength !== null && following > pathLength) {
+        throw chainError(`${issuerLabel} allows ${pathLength} CA certificate(s) below it, the chain has ${following}`);
+      }
+      if (!bytesEqual(subject.issuer, issuer.subject)) {
+        throw chainError(`${label(subject, i, count)} was not issued by ${issuerLabel} (names differ): wrong chain order?`);
+      }
+      if (opts.cache?.hasLink(issuer, subject)) continue;
+      const hash = ECDSA_HASH[subject.signatureAlgorithm];
+      if (!hash) {
+        throw new NitroEnclaveError('ERR_ATTESTATION_UNSUPPORTED_ALGORITHM', `${label(subject, i, count)} is signed with ${subject.signatureAlgorithm}; only ECDSA is supported`);
+      }
+      if (issuer.keyType.algorithm !== 'ec') throw chainError(`${issuerLabel} does not hold an EC key`);
+      run(verifyLink(issuer, subject, hash, issuerLabel, label(subject, i, count), opts.cache));
+    }
+    const leaf = chain[count - 1]!;
+    const leafProblem = leaf.basicConstraints?.ca
+      ? 'leaf certificate is a CA certificate'
+      : !leaf.keyUsage?.digitalSignature
+        ? 'leaf certificate lacks the digitalSignature key usage'
+        : leaf.keyType.algorithm !== 'ec' || leaf.keyType.curve !== 'P-384'
+          ? 'leaf certificate key is not ECDSA P-384'
+          : null;
+    const leafJob: Job | null = leafProblem
+      ? null
+      : keyOf(leaf, 'leaf certificate')
+          .then(withLeafKey)
+          .catch((err: unknown) => (err instanceof NitroEnclaveError ? err : chainError('leaf certificate key is unusable')));
+
+    for (const job of jobs) {
+      const err = await job;
+      if (err) throw err;
+    }
+
+    const now = opts.currentDate.getTime();
+    for (let i = 0; i < count; i++) {
+      const cert = chain[i]!;
+      // Written so that a NaN anywhere fails the check rather than passing it.
+      if (!(now - opts.clockTolerance <= cert.notAfter.getTime())) {
+        throw new NitroEnclaveError('ERR_ATTESTATION_CERT_EXPIRED', `${label(cert, i, count)} expired at ${cert.notAfter.toISOString()} (checked at ${opts.currentDate.toISOString()})`);
+      }
+      if (!(now + opts.clockTolerance >= cert.notBefore.getTime())) {
+        throw new NitroEnclaveError('ERR_ATTESTATION_CERT_NOT_YET_VALID', `${label(cert, i, count)} is not valid before ${cert.notBefore.toISOString()} (checked at ${opts.currentDate.toISOString()})`);
+      }
+    }
+    if (leafProblem || !leafJob) throw chainError(leafProblem ?? 'leaf certificate unusable');
+    const err = await leafJob;
+    if (err) throw err;
+    return { leaf };
   }
 }

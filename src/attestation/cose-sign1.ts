@@ -1,12 +1,19 @@
-import { verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { NitroEnclaveError } from '../errors.js';
+import { concatBytes } from '../internal/bytes.js';
 import { CborDecodeError, CborTag, decodeCbor, type CborKey, type CborValue } from '../internal/cbor.js';
+import { ecdsaVerify, type EcCurve, type ShaName, type VerifyKey } from './webcrypto.js';
 
 /** COSE algorithm identifiers (RFC 9053) that this layer recognises. */
-const ALGORITHMS = new Map<number, { name: string; hash: string; signatureLength: number; curve: string }>([
-  [-7, { name: 'ES256', hash: 'sha256', signatureLength: 64, curve: 'prime256v1' }],
-  [-35, { name: 'ES384', hash: 'sha384', signatureLength: 96, curve: 'secp384r1' }],
-  [-36, { name: 'ES512', hash: 'sha512', signatureLength: 132, curve: 'secp521r1' }],
+interface CoseAlgorithm {
+  name: string;
+  hash: ShaName;
+  signatureLength: number;
+  curve: EcCurve;
+}
+const ALGORITHMS = new Map<number, CoseAlgorithm>([
+  [-7, { name: 'ES256', hash: 'SHA-256', signatureLength: 64, curve: 'P-256' }],
+  [-35, { name: 'ES384', hash: 'SHA-384', signatureLength: 96, curve: 'P-384' }],
+  [-36, { name: 'ES512', hash: 'SHA-512', signatureLength: 132, curve: 'P-521' }],
 ]);
 
 /** Only ES384 is verified: it is the one algorithm the Nitro Secure Module signs with. */
@@ -68,7 +75,7 @@ export function decodeCoseSign1(bytes: Uint8Array): CoseSign1 {
 export function sigStructure(protectedBytes: Uint8Array, payload: Uint8Array, externalAad: Uint8Array = new Uint8Array(0)): Uint8Array {
   const context = new TextEncoder().encode('Signature1');
   const parts = [Uint8Array.of(0x84), head(3, context.length), context, head(2, protectedBytes.length), protectedBytes, head(2, externalAad.length), externalAad, head(2, payload.length), payload];
-  return Buffer.concat(parts);
+  return concatBytes(parts);
 }
 
 function head(major: number, length: number): Uint8Array {
@@ -80,7 +87,7 @@ function head(major: number, length: number): Uint8Array {
 }
 
 /** The algorithm named by the protected header; only ES384 passes. */
-export function coseAlgorithm(sign1: CoseSign1): { name: string; hash: string; signatureLength: number; curve: string } {
+export function coseAlgorithm(sign1: CoseSign1): CoseAlgorithm {
   const alg = sign1.protectedHeader.get(1);
   if (typeof alg !== 'number' && typeof alg !== 'string') {
     throw malformed('COSE_Sign1 protected header has no algorithm (label 1)');
@@ -96,18 +103,18 @@ export function coseAlgorithm(sign1: CoseSign1): { name: string; hash: string; s
 }
 
 /**
- * Verifies a COSE_Sign1 signature with `key` (an EC public key on the
+ * Verifies a COSE_Sign1 signature with `key` (a WebCrypto ECDSA public key on the
  * algorithm's curve). The signature is raw r‖s; high-S values are valid.
  */
-export function verifyCoseSign1(sign1: CoseSign1, key: KeyObject): void {
+export async function verifyCoseSign1(sign1: CoseSign1, key: VerifyKey): Promise<void> {
   const alg = coseAlgorithm(sign1);
   if (sign1.signature.length !== alg.signatureLength) {
     throw malformed(`COSE_Sign1 signature is ${sign1.signature.length} bytes, ${alg.name} needs ${alg.signatureLength}`);
   }
-  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== alg.curve) {
-    throw new NitroEnclaveError('ERR_ATTESTATION_CHAIN_INVALID', `signing key is not an EC key on ${alg.curve}`);
+  const keyAlg = key.algorithm;
+  if (keyAlg.name !== 'ECDSA' || keyAlg.namedCurve !== alg.curve) {
+    throw new NitroEnclaveError('ERR_ATTESTATION_CHAIN_INVALID', `signing key is not an ECDSA key on ${alg.curve}`);
   }
-  const data = sigStructure(sign1.protectedBytes, sign1.payload);
-  const ok = cryptoVerify(alg.hash, data, { key, dsaEncoding: 'ieee-p1363' }, sign1.signature);
+  const ok = await ecdsaVerify(key, alg.hash, sign1.signature, sigStructure(sign1.protectedBytes, sign1.payload));
   if (!ok) throw new NitroEnclaveError('ERR_ATTESTATION_SIGNATURE_INVALID', 'COSE_Sign1 signature does not verify with the leaf certificate key');
 }

@@ -3,12 +3,22 @@ import type { CborKey, CborValue } from '../internal/cbor.js';
 import { copyBytes, toHex } from '../internal/bytes.js';
 import { decodeCborStrict, decodeCoseSign1, type CoseSign1 } from './cose-sign1.js';
 
-/** Limits of the attestation payload, as AWS's NSM produces it. */
+/**
+ * Limits of an attestation document, as AWS's NSM produces it. They bound the work an
+ * attacker can make us do before any signature is checked; the README lists them.
+ */
 export const LIMITS = {
+  /** Whole COSE_Sign1 bytes. Real documents are 4.4–7.6 KB; the fields below at their limits fit in 16 KiB. */
+  document: 16 * 1024,
   /** AWS documents the optional fields as 512 bytes, but real AWS-signed documents carry 1024. */
   optionalField: 1024,
   certificate: 1024,
+  /** `cabundle` entries: AWS sends 4 (root, regional, zonal, instance); 8 leaves room for one more level and no more. */
+  cabundle: 8,
   maxPcrs: 32,
+  /** `timestamp` must fall in [2019-01-01, 2100-01-01) UTC: after Nitro Enclaves existed, well inside a JS Date. */
+  timestampMin: Date.UTC(2019, 0, 1),
+  timestampMax: Date.UTC(2100, 0, 1),
 } as const;
 
 const PCR_SIZES = new Set([32, 48, 64]);
@@ -53,6 +63,7 @@ function isAllZero(bytes: Uint8Array | undefined): boolean {
 /** Applies the Nitro profile of COSE_Sign1 and decodes the payload, with every structural check. */
 export function decodeDocument(document: Uint8Array): DecodedDocument {
   if (!(document instanceof Uint8Array)) throw new TypeError('document must be a Uint8Array');
+  if (document.length > LIMITS.document) throw malformed(`document is ${document.length} bytes, more than the ${LIMITS.document} an NSM document can be`);
   const sign1 = decodeCoseSign1(document);
   const header = sign1.protectedHeader;
   const alg = header.get(1);
@@ -78,8 +89,8 @@ export function decodeDocument(document: Uint8Array): DecodedDocument {
   const digest = get('digest');
   if (digest !== 'SHA384') throw malformed(`digest must be "SHA384", got ${JSON.stringify(typeof digest === 'string' ? digest : typeof digest)}`);
   const timestamp = get('timestamp');
-  if (typeof timestamp !== 'number' || !Number.isInteger(timestamp) || timestamp <= 0) {
-    throw malformed('timestamp must be a positive integer (milliseconds since the epoch)');
+  if (typeof timestamp !== 'number' || !Number.isInteger(timestamp) || !(timestamp >= LIMITS.timestampMin && timestamp < LIMITS.timestampMax)) {
+    throw malformed('timestamp must be an integer number of milliseconds since the epoch between 2019-01-01 and 2100-01-01');
   }
 
   const pcrMap = get('pcrs');
@@ -97,6 +108,7 @@ export function decodeDocument(document: Uint8Array): DecodedDocument {
   if (!(certificate instanceof Uint8Array) || certificate.length === 0) throw malformed('certificate must be DER bytes');
   const bundle = get('cabundle');
   if (!Array.isArray(bundle) || bundle.length === 0) throw malformed('cabundle must be a non-empty array');
+  if (bundle.length > LIMITS.cabundle) throw malformed(`cabundle has ${bundle.length} certificates, at most ${LIMITS.cabundle} are accepted`);
   const cabundle = bundle.map((cert, i) => {
     if (!(cert instanceof Uint8Array) || cert.length < 1 || cert.length > LIMITS.certificate) {
       throw malformed(`cabundle[${i}] must be DER bytes of 1..${LIMITS.certificate} bytes`);

@@ -1,4 +1,7 @@
-import { createHash } from 'node:crypto';
+import { fromBase64 } from '../internal/bytes.js';
+import { sha256Hex } from './webcrypto.js';
+
+export { sha256Hex };
 
 /**
  * SHA-256 of the DER of the AWS Nitro Enclaves Root-G1 certificate
@@ -10,24 +13,24 @@ export const AWS_NITRO_ROOT_G1_SHA256 = '641a0321a3e244efe456463195d606317ed7cdc
 /** A certificate (DER bytes or PEM text) or a hex SHA-256 fingerprint of a certificate's DER. */
 export type TrustAnchor = Uint8Array | string;
 
-export function sha256Hex(der: Uint8Array): string {
-  return createHash('sha256').update(der).digest('hex');
-}
-
 const PEM = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----/g;
 
-/** Normalises trust anchors to a set of lower-case fingerprints; throws TypeError on anything else. */
-export function anchorFingerprints(anchors: readonly TrustAnchor[]): Set<string> {
+/** Normalises trust anchors to a set of lower-case fingerprints; rejects with a TypeError on anything else. */
+export async function anchorFingerprints(anchors: readonly TrustAnchor[]): Promise<Set<string>> {
   if (!Array.isArray(anchors) || anchors.length === 0) throw new TypeError('trustAnchors must be a non-empty array');
   const out = new Set<string>();
   for (const anchor of anchors) {
     if (anchor instanceof Uint8Array) {
       if (anchor.length === 0) throw new TypeError('trustAnchors: empty certificate');
-      out.add(sha256Hex(anchor));
+      out.add(await sha256Hex(anchor));
     } else if (typeof anchor === 'string' && /^[0-9a-fA-F]{64}$/.test(anchor.replace(/:/g, ''))) {
       out.add(anchor.replace(/:/g, '').toLowerCase());
     } else if (typeof anchor === 'string' && anchor.includes('-----BEGIN CERTIFICATE-----')) {
-      for (const match of anchor.matchAll(PEM)) out.add(sha256Hex(Buffer.from(match[1]!.replace(/\s+/g, ''), 'base64')));
+      for (const match of anchor.matchAll(PEM)) {
+        const der = fromBase64(match[1]!);
+        if (!der || der.length === 0) throw new TypeError('trustAnchors: a PEM certificate is not valid base64');
+        out.add(await sha256Hex(der));
+      }
     } else {
       throw new TypeError('trustAnchors entries must be DER bytes, PEM text, or a hex SHA-256 fingerprint');
     }

@@ -3,7 +3,7 @@ import { bytesEqual, copyBytes, fromHex, toHex } from '../internal/bytes.js';
 import { ChainCache, verifyChain } from './chain.js';
 import { verifyCoseSign1 } from './cose-sign1.js';
 import { decodeDocument } from './document.js';
-import { AWS_NITRO_ROOT_G1_SHA256, anchorFingerprints, sha256Hex, type TrustAnchor } from './trust.js';
+import { AWS_NITRO_ROOT_G1_SHA256, anchorFingerprints, type TrustAnchor } from './trust.js';
 
 /** Options of {@link verifyAttestationDocument}. All optional; setting an expected value makes that field required. */
 export interface VerifyAttestationOptions {
@@ -23,7 +23,10 @@ export interface VerifyAttestationOptions {
   userData?: Uint8Array;
   /** Replace the pinned AWS root (test PKIs): certificates (DER or PEM) or SHA-256 fingerprints. */
   trustAnchors?: readonly TrustAnchor[];
-  /** When `false`, a debug-mode enclave (PCR0, PCR1, PCR2 all zero) is rejected. Default `true`. */
+  /**
+   * Accept a debug-mode enclave (PCR0, PCR1, PCR2 all zero: anyone can run that image and read
+   * its memory). Default `false`: such documents fail with `ERR_ATTESTATION_DEBUG_MODE`.
+   */
   allowDebug?: boolean;
 }
 
@@ -73,7 +76,7 @@ function optionalBytes(name: string, value: unknown): Uint8Array | null {
   return copyBytes(value);
 }
 
-function resolveOptions(options: VerifyAttestationOptions | undefined): ResolvedOptions {
+async function resolveOptions(options: VerifyAttestationOptions | undefined): Promise<ResolvedOptions> {
   if (options === undefined) options = {};
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   const { currentDate, clockTolerance, maxAge, expectedPcrs, trustAnchors, allowDebug } = options;
@@ -100,8 +103,8 @@ function resolveOptions(options: VerifyAttestationOptions | undefined): Resolved
     nonce: optionalBytes('nonce', options.nonce),
     publicKey: optionalBytes('publicKey', options.publicKey),
     userData: optionalBytes('userData', options.userData),
-    anchors: trustAnchors === undefined ? DEFAULT_ANCHORS : anchorFingerprints(trustAnchors),
-    allowDebug: allowDebug ?? true,
+    anchors: trustAnchors === undefined ? DEFAULT_ANCHORS : await anchorFingerprints(trustAnchors),
+    allowDebug: allowDebug ?? false,
   };
 }
 
@@ -124,22 +127,24 @@ function expectEqual(
 async function check(document: Uint8Array, opts: ResolvedOptions, cache: ChainCache | null): Promise<VerifiedAttestation> {
   const { sign1, attestation } = decodeDocument(document);
   const currentDate = opts.currentDate ?? new Date();
-  const { leaf, leafKey } = await verifyChain(attestation.cabundle, attestation.certificate, {
-    anchors: opts.anchors,
-    currentDate,
-    clockTolerance: opts.clockTolerance,
-    cache,
-    fingerprint: sha256Hex,
-  });
-  verifyCoseSign1(sign1, leafKey);
+  const { leaf } = await verifyChain(
+    attestation.cabundle,
+    attestation.certificate,
+    { anchors: opts.anchors, currentDate, clockTolerance: opts.clockTolerance, cache },
+    (leafKey) => verifyCoseSign1(sign1, leafKey).then(
+      () => null,
+      (err: unknown) => (err instanceof NitroEnclaveError ? err : new NitroEnclaveError('ERR_ATTESTATION_SIGNATURE_INVALID', 'COSE_Sign1 signature cannot be checked')),
+    ),
+  );
 
   const stamp = attestation.timestamp.getTime();
   if (opts.maxAge !== null) {
     const now = currentDate.getTime();
-    if (now - stamp > opts.maxAge) {
+    // Written so that NaN fails: each test states what a fresh document satisfies.
+    if (!(now - stamp <= opts.maxAge)) {
       throw new NitroEnclaveError('ERR_ATTESTATION_STALE', `timestamp ${attestation.timestamp.toISOString()} is older than maxAge ${opts.maxAge} ms at ${currentDate.toISOString()}`);
     }
-    if (stamp - now > opts.clockTolerance) {
+    if (!(stamp - now <= opts.clockTolerance)) {
       throw new NitroEnclaveError('ERR_ATTESTATION_STALE', `timestamp ${attestation.timestamp.toISOString()} is in the future at ${currentDate.toISOString()}`);
     }
   }
@@ -196,7 +201,7 @@ export function createAttestationVerifier(config: { cacheSize?: number } = {}): 
   const cache = size === 0 ? null : new ChainCache(size);
   return {
     async verify(document, options) {
-      const opts = resolveOptions(options);
+      const opts = await resolveOptions(options);
       return check(document, opts, cache);
     },
   };
@@ -219,8 +224,7 @@ let shared: AttestationVerifier | undefined;
  * const facts = await verifyAttestationDocument(peerDocument, {
  *   expectedPcrs: { 0: 'e72a46ca…' },
  *   nonce,
- *   maxAge: 5 * 60_000,
- *   allowDebug: false,
+ *   maxAge: 5 * 60_000, // allowDebug defaults to false: debug-mode enclaves are refused
  * });
  * console.log(facts.moduleId, facts.pcrsHex[0]);
  * ```

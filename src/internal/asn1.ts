@@ -140,11 +140,20 @@ export function decodeOid(bytes: Uint8Array): string {
   return parts.join('.');
 }
 
-/** Parses UTCTime / GeneralizedTime in the forms RFC 5280 allows (UTC, seconds, "Z"). */
-const latin1 = new TextDecoder('latin1');
+/** A DER BOOLEAN: exactly one octet, 00 (false) or FF (true); anything else is an error (X.690 §11.1). */
+export function decodeBoolean(buf: Uint8Array, node: Asn1Node): boolean {
+  if (node.tag !== TAG.BOOLEAN) throw new Asn1Error('expected a BOOLEAN', node.start);
+  const bytes = content(buf, node);
+  if (bytes.length !== 1 || (bytes[0] !== 0x00 && bytes[0] !== 0xff)) throw new Asn1Error('DER BOOLEAN must be the single octet 00 or FF', node.start);
+  return bytes[0] === 0xff;
+}
 
+/** Parses UTCTime / GeneralizedTime in the forms RFC 5280 allows (UTC, seconds, "Z"). */
 export function decodeTime(buf: Uint8Array, node: Asn1Node): Date {
-  const text = latin1.decode(content(buf, node));
+  // Not TextDecoder('latin1'): workerd's TextDecoder knows UTF-8 only, and times are ASCII digits.
+  const raw = content(buf, node);
+  if (raw.length > 15) throw new Asn1Error('invalid time', node.start);
+  const text = String.fromCharCode(...raw);
   const m =
     node.tag === TAG.UTC_TIME
       ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text)

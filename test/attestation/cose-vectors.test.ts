@@ -1,6 +1,6 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { createPublicKey, type JsonWebKey } from 'node:crypto';
+import { webcrypto, type JsonWebKey } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { NitroEnclaveError } from '../../src/errors.js';
 import { decodeCoseSign1, sigStructure, verifyCoseSign1 } from '../../src/attestation/cose-sign1.js';
@@ -27,18 +27,19 @@ function vectors(): Array<{ name: string; v: Vector }> {
 
 const bytes = (hex: string) => new Uint8Array(Buffer.from(hex, 'hex'));
 
-/** Decode, then verify with the vector's own key. Throws what the COSE layer throws. */
-function run(v: Vector): void {
+/** Decode, then verify with the vector's own key (imported through WebCrypto). Throws what the COSE layer throws. */
+async function run(v: Vector): Promise<void> {
   const sign1 = decodeCoseSign1(bytes(v.output.cbor));
   const key = v.input.sign0!.key as JsonWebKey & { x_hex?: string; y_hex?: string };
   const b64 = (hex: string | undefined) => (hex === undefined ? undefined : Buffer.from(hex, 'hex').toString('base64url'));
   const jwk = { kty: key.kty, crv: key.crv, x: key.x ?? b64(key.x_hex), y: key.y ?? b64(key.y_hex) };
-  verifyCoseSign1(sign1, createPublicKey({ key: jwk, format: 'jwk' }));
+  const cryptoKey = await webcrypto.subtle.importKey('jwk', jwk, { name: 'ECDSA', namedCurve: jwk.crv! }, false, ['verify']);
+  await verifyCoseSign1(sign1, cryptoKey);
 }
 
-function codeOf(fn: () => void): string {
+async function codeOf(fn: () => unknown): Promise<string> {
   try {
-    fn();
+    await fn();
     return 'ok';
   } catch (err) {
     if (err instanceof NitroEnclaveError) return err.code;
@@ -53,11 +54,11 @@ describe.skipIf(!fixturesDir)('COSE_Sign1 layer against the cose-wg vectors (../
     expect(all.length).toBeGreaterThanOrEqual(19);
   });
 
-  it('verifies the ES384 vector (ecdsa-sig-02) and rejects it with one bit flipped', () => {
+  it('verifies the ES384 vector (ecdsa-sig-02) and rejects it with one bit flipped', async () => {
     const { v } = all.find((e) => e.name === 'ecdsa-examples/ecdsa-sig-02.json')!;
-    expect(codeOf(() => run(v))).toBe('ok');
+    expect(await codeOf(() => run(v))).toBe('ok');
     const tampered = { ...v, output: { cbor: v.output.cbor.slice(0, -2) + (v.output.cbor.endsWith('3C') ? '3D' : '3C') } };
-    expect(codeOf(() => run(tampered))).toBe('ERR_ATTESTATION_SIGNATURE_INVALID');
+    expect(await codeOf(() => run(tampered))).toBe('ERR_ATTESTATION_SIGNATURE_INVALID');
   });
 
   it('builds the Sig_structure byte for byte from the bytes as received', () => {
@@ -80,28 +81,28 @@ describe.skipIf(!fixturesDir)('COSE_Sign1 layer against the cose-wg vectors (../
     expect(Buffer.from(sigStructure(sign1.protectedBytes, sign1.payload)).toString('hex').toUpperCase()).not.toBe(v.intermediates!.ToBeSign_hex);
   });
 
-  it('rejects every "fail" vector', () => {
+  it('rejects every "fail" vector', async () => {
     const failing = all.filter((e) => e.v.fail);
     expect(failing.length).toBeGreaterThanOrEqual(6);
     for (const { name, v } of failing) {
-      expect(codeOf(() => run(v)), name).toMatch(/^ERR_ATTESTATION_(MALFORMED|UNSUPPORTED_ALGORITHM|SIGNATURE_INVALID)$/);
+      expect(await codeOf(() => run(v)), name).toMatch(/^ERR_ATTESTATION_(MALFORMED|UNSUPPORTED_ALGORITHM|SIGNATURE_INVALID)$/);
     }
     const byName = (n: string) => codeOf(() => run(all.find((e) => e.name === `sign1-tests/${n}.json`)!.v));
-    expect(byName('sign-fail-01')).toBe('ERR_ATTESTATION_MALFORMED'); // tag 998
-    expect(byName('sign-fail-03')).toBe('ERR_ATTESTATION_UNSUPPORTED_ALGORITHM'); // alg -999
-    expect(byName('sign-fail-04')).toBe('ERR_ATTESTATION_UNSUPPORTED_ALGORITHM'); // alg "unknown"
+    expect(await byName('sign-fail-01')).toBe('ERR_ATTESTATION_MALFORMED'); // tag 998
+    expect(await byName('sign-fail-03')).toBe('ERR_ATTESTATION_UNSUPPORTED_ALGORITHM'); // alg -999
+    expect(await byName('sign-fail-04')).toBe('ERR_ATTESTATION_UNSUPPORTED_ALGORITHM'); // alg "unknown"
   });
 
-  it('rejects ES256 and ES512 as unsupported: Nitro signs with ES384 only', () => {
+  it('rejects ES256 and ES512 as unsupported: Nitro signs with ES384 only', async () => {
     for (const name of ['ecdsa-examples/ecdsa-sig-01.json', 'ecdsa-examples/ecdsa-sig-03.json', 'ecdsa-examples/ecdsa-sig-04.json', 'CWT/A_3.json', 'RFC8152/Appendix_C_2_1.json', 'sign1-tests/sign-pass-03.json']) {
       const { v } = all.find((e) => e.name === name)!;
-      expect(codeOf(() => run(v)), name).toBe('ERR_ATTESTATION_UNSUPPORTED_ALGORITHM');
+      expect(await codeOf(() => run(v)), name).toBe('ERR_ATTESTATION_UNSUPPORTED_ALGORITHM');
     }
   });
 
-  it('rejects COSE_Sign (tag 98, multi-signer) structures as not COSE_Sign1', () => {
+  it('rejects COSE_Sign (tag 98, multi-signer) structures as not COSE_Sign1', async () => {
     for (const { name, v } of all.filter((e) => e.v.input.sign)) {
-      expect(codeOf(() => decodeCoseSign1(bytes(v.output.cbor))), name).toBe('ERR_ATTESTATION_MALFORMED');
+      expect(await codeOf(() => decodeCoseSign1(bytes(v.output.cbor))), name).toBe('ERR_ATTESTATION_MALFORMED');
     }
   });
 });

@@ -6,10 +6,10 @@ import { accepted, fixture, fixtureText, fixturesDir, manifest } from '../helper
 const at = (ms: number) => new Date(ms);
 
 describe.skipIf(!fixturesDir)('real AWS attestation documents (../shared/fixtures/nitro)', () => {
-  it('has the AWS root pinned by the fingerprint of the fixture root certificate', () => {
+  it('has the AWS root pinned by the fingerprint of the fixture root certificate', async () => {
     const pem = fixtureText('nitro', 'aws-nitro-root.pem');
     const der = Buffer.from(pem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
-    expect(sha256Hex(der)).toBe(AWS_NITRO_ROOT_G1_SHA256);
+    expect(await sha256Hex(der)).toBe(AWS_NITRO_ROOT_G1_SHA256);
   });
 
   for (const entry of accepted()) {
@@ -17,14 +17,14 @@ describe.skipIf(!fixturesDir)('real AWS attestation documents (../shared/fixture
       const doc = () => fixture('nitro', entry.file);
 
       it('verifies at its own timestamp and yields the manifest facts', async () => {
-        const facts = await verifyAttestationDocument(doc(), { currentDate: at(entry.timestamp_ms!) });
+        const facts = await verifyAttestationDocument(doc(), { currentDate: at(entry.timestamp_ms!), allowDebug: true });
         expect(facts.verified).toBe(true);
         expect(facts.moduleId).toBe(entry.module_id);
         expect(facts.timestamp.getTime()).toBe(entry.timestamp_ms);
         expect(facts.pcrsHex[0]).toBe(entry.pcr0);
         expect(Object.keys(facts.pcrs)).toHaveLength(entry.pcr_count!);
         expect(facts.cabundle).toHaveLength(entry.cabundle_length!);
-        expect(sha256Hex(facts.cabundle[0]!)).toBe(AWS_NITRO_ROOT_G1_SHA256);
+        expect(await sha256Hex(facts.cabundle[0]!)).toBe(AWS_NITRO_ROOT_G1_SHA256);
         expect(facts.debugMode).toBe(entry.debug_mode);
         expect(facts.publicKey?.length ?? null).toBe(entry.public_key_bytes);
         expect(facts.userData?.length ?? null).toBe(entry.user_data_bytes);
@@ -42,7 +42,7 @@ describe.skipIf(!fixturesDir)('real AWS attestation documents (../shared/fixture
       it('is rejected just before the leaf becomes valid and accepted with enough clock tolerance', async () => {
         const before = new Date(new Date(entry.leaf_not_before!).getTime() - 1000);
         await expect(verifyAttestationDocument(doc(), { currentDate: before })).rejects.toMatchObject({ code: 'ERR_ATTESTATION_CERT_NOT_YET_VALID' });
-        await expect(verifyAttestationDocument(doc(), { currentDate: before, clockTolerance: 1000 })).resolves.toMatchObject({ verified: true });
+        await expect(verifyAttestationDocument(doc(), { currentDate: before, clockTolerance: 1000, allowDebug: true })).resolves.toMatchObject({ verified: true });
       });
 
       it('reports the payload encoding and debug mode when parsed without verification', () => {
@@ -112,7 +112,7 @@ describe.skipIf(!fixturesDir)('real AWS attestation documents (../shared/fixture
     it('requires a field that an expected value names', async () => {
       const noPk = accepted().find((e) => e.public_key_bytes === null)!;
       await expect(
-        verifyAttestationDocument(fixture('nitro', noPk.file), { currentDate: at(noPk.timestamp_ms!), publicKey: new Uint8Array([1]) }),
+        verifyAttestationDocument(fixture('nitro', noPk.file), { currentDate: at(noPk.timestamp_ms!), publicKey: new Uint8Array([1]), allowDebug: true }),
       ).rejects.toMatchObject({ code: 'ERR_ATTESTATION_PUBLIC_KEY_MISMATCH', message: 'public_key mismatch: expected 01, document has absent' });
     });
 
@@ -127,10 +127,14 @@ describe.skipIf(!fixturesDir)('real AWS attestation documents (../shared/fixture
       });
     });
 
-    it('rejects a debug-mode enclave only when allowDebug is false', async () => {
+    it('rejects a debug-mode enclave unless allowDebug is true (the default is false)', async () => {
       const debugDoc = fixture('nitro', debugEntry.file);
       const currentDate = at(debugEntry.timestamp_ms!);
-      await expect(verifyAttestationDocument(debugDoc, { currentDate })).resolves.toMatchObject({ debugMode: true });
+      await expect(verifyAttestationDocument(debugDoc, { currentDate, allowDebug: true })).resolves.toMatchObject({ debugMode: true });
+      await expect(verifyAttestationDocument(debugDoc, { currentDate })).rejects.toMatchObject({
+        code: 'ERR_ATTESTATION_DEBUG_MODE',
+        message: /debug mode .* allowDebug/,
+      });
       await expect(verifyAttestationDocument(debugDoc, { currentDate, allowDebug: false })).rejects.toMatchObject({ code: 'ERR_ATTESTATION_DEBUG_MODE' });
       await expect(verifyAttestationDocument(doc(), { ...opts(), allowDebug: false })).resolves.toMatchObject({ debugMode: false });
     });

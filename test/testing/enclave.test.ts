@@ -71,12 +71,14 @@ describe('simulated enclave', () => {
 
   it('reports debug mode as all-zero PCRs', async () => {
     const e = createSimulatedEnclave({ clock: () => T0, debugMode: true, pki: enclave.pki });
-    const facts = await verifyAttestationDocument(e.attest(), { currentDate: T0, trustAnchors: [e.trustAnchor] });
+    const facts = await verifyAttestationDocument(e.attest(), { currentDate: T0, trustAnchors: [e.trustAnchor], allowDebug: true });
     expect(facts.debugMode).toBe(true);
     expect(facts.pcrsHex[0]).toBe('00'.repeat(48));
-    await expect(verifyAttestationDocument(e.attest(), { currentDate: T0, trustAnchors: [e.trustAnchor], allowDebug: false })).rejects.toMatchObject({
-      code: 'ERR_ATTESTATION_DEBUG_MODE',
-    });
+    for (const allowDebug of [false, undefined]) {
+      await expect(verifyAttestationDocument(e.attest(), { currentDate: T0, trustAnchors: [e.trustAnchor], allowDebug })).rejects.toMatchObject({
+        code: 'ERR_ATTESTATION_DEBUG_MODE',
+      });
+    }
   });
 
   it('takes configured PCRs and validates them', () => {
@@ -121,10 +123,9 @@ describe('simulated enclave', () => {
 describe('verifier cache', () => {
   it('evicts the least recently used certificate, so the CA chain outlives per-document leaves', async () => {
     const { ChainCache } = await import('../../src/attestation/chain.js');
-    const { sha256Hex } = await import('../../src/attestation/trust.js');
     const pki = createTestPki({ now: T0 });
     const cache = new ChainCache(3);
-    const get = (der: Uint8Array) => cache.certificate(der, sha256Hex(der));
+    const get = (der: Uint8Array) => cache.certificate(der);
     const root = get(pki.root.der);
     const leaves = Array.from({ length: 5 }, () => pki.issueLeaf(T0).der);
     const firstLeaf = get(leaves[0]!);

@@ -1,0 +1,79 @@
+// The verifier's only cryptography: WebCrypto (`globalThis.crypto.subtle`), present in Node ≥ 20,
+// browsers, Deno, Bun and workerd. Nothing here imports `node:`, so the verifier bundles for the browser.
+import { toHex } from '../internal/bytes.js';
+
+export type EcCurve = 'P-256' | 'P-384' | 'P-521';
+export type ShaName = 'SHA-256' | 'SHA-384' | 'SHA-512';
+
+/** Byte length of one ECDSA scalar (r or s) on each curve. */
+export const SCALAR_BYTES: Record<EcCurve, number> = { 'P-256': 32, 'P-384': 48, 'P-521': 66 };
+
+/** A WebCrypto `VerifyKey`, typed structurally so the package needs neither DOM nor Node typings here. */
+export interface VerifyKey {
+  readonly algorithm: { readonly name: string; readonly namedCurve?: string };
+}
+
+/** The part of `SubtleCrypto` the verifier uses. */
+interface Subtle {
+  digest(algorithm: string, data: Uint8Array): Promise<ArrayBuffer>;
+  importKey(format: 'raw', keyData: Uint8Array, algorithm: { name: 'ECDSA'; namedCurve: EcCurve }, extractable: boolean, usages: ['verify']): Promise<VerifyKey>;
+  verify(algorithm: { name: 'ECDSA'; hash: ShaName }, key: VerifyKey, signature: Uint8Array, data: Uint8Array): Promise<boolean>;
+}
+
+function subtle(): Subtle {
+  const s = (globalThis as { crypto?: { subtle?: Subtle } }).crypto?.subtle;
+  if (!s) throw new Error('WebCrypto (globalThis.crypto.subtle) is not available in this runtime');
+  return s;
+}
+
+const view = (bytes: Uint8Array) => bytes;
+
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  return toHex(new Uint8Array(await subtle().digest('SHA-256', view(bytes))));
+}
+
+/** Imports an uncompressed EC point for verification. */
+export function importEcPoint(point: Uint8Array, curve: EcCurve): Promise<VerifyKey> {
+  return subtle().importKey('raw', view(point), { name: 'ECDSA', namedCurve: curve }, false, ['verify']);
+}
+
+/** ECDSA verify of an IEEE P1363 (r‖s) signature; `false` on any failure, never throws. */
+export async function ecdsaVerify(key: VerifyKey, hash: ShaName, signature: Uint8Array, data: Uint8Array): Promise<boolean> {
+  try {
+    return await subtle().verify({ name: 'ECDSA', hash }, key, view(signature), view(data));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Converts a DER ECDSA-Sig-Value (X.509 signatures) to the r‖s form WebCrypto takes.
+ * Strict DER: minimal, positive INTEGERs no wider than the curve; `null` otherwise.
+ */
+export function derSignatureToP1363(der: Uint8Array, curve: EcCurve): Uint8Array | null {
+  const size = SCALAR_BYTES[curve];
+  if (der.length < 8 || der[0] !== 0x30) return null;
+  let pos = 1;
+  let seqLen = der[pos++]!;
+  if (seqLen === 0x81) {
+    seqLen = der[pos++]!;
+    if (seqLen < 0x80) return null;
+  } else if (seqLen > 0x7f) return null;
+  if (pos + seqLen !== der.length) return null;
+  const out = new Uint8Array(size * 2);
+  for (let k = 0; k < 2; k++) {
+    if (der[pos++] !== 0x02) return null;
+    const len = der[pos++];
+    if (len === undefined || len === 0 || len > 0x7f || pos + len > der.length) return null;
+    let int = der.subarray(pos, pos + len);
+    pos += len;
+    if (int[0]! & 0x80) return null; // negative
+    if (int[0] === 0) {
+      if (int.length === 1 || !(int[1]! & 0x80)) return null; // zero, or non-minimal
+      int = int.subarray(1);
+    }
+    if (int.length > size) return null;
+    out.set(int, k * size + size - int.length);
+  }
+  return pos === der.length ? out : null;
+}
