@@ -32,7 +32,7 @@ export async function benchSeal() {
         floor: () => suite.seal({ recipientPublicKey, info }, plaintext, aad),
         sealer: () => sealer.seal(plaintext),
       },
-      { rounds: 400, warmup: 40 },
+      { rounds: 400, warmup: 100 },
     );
     const ratio = r.sealer.median / r.floor.median;
     ratios.push(ratio);
