@@ -54,12 +54,27 @@ describe('nothing is sealed to a document that fails verification', () => {
     });
   }
 
-  it('wrong PCRs: ERR_ATTESTATION_PCR_MISMATCH', async () => {
+  it('wrong PCRs: ERR_ATTESTATION_PCR_MISMATCH, and the plaintext is never read', async () => {
     const { receiver, trustAnchors } = await simulatedReceiver();
     const n = nonce();
     const document = await receiver.attest(n);
     const sealer = createEnclaveSealer(document, { expected: { pcrs: { 0: testImagePcr('another image') }, nonce: n }, trustAnchors });
     await expect(sealer).rejects.toMatchObject({ code: 'ERR_ATTESTATION_PCR_MISMATCH' });
+    await expect(sealToEnclave(document, untouchable(), { expected: { pcrs: { 0: testImagePcr('another image') }, nonce: n }, trustAnchors })).rejects.toMatchObject({
+      code: 'ERR_ATTESTATION_PCR_MISMATCH',
+    });
+  });
+
+  it('the parent swaps its own key into a genuine document: ERR_ATTESTATION_SIGNATURE_INVALID, nothing sealed', async () => {
+    const { receiver, trustAnchors, expected } = await simulatedReceiver();
+    const n = nonce();
+    const document = await receiver.attest(n);
+    const attacker = await simulatedReceiver();
+    const at = Buffer.from(document).indexOf(Buffer.from(receiver.publicKey));
+    expect(at).toBeGreaterThan(0);
+    const swapped = document.slice();
+    swapped.set(attacker.receiver.publicKey, at);
+    await expect(sealToEnclave(swapped, untouchable(), { expected: expected(n), trustAnchors })).rejects.toMatchObject({ code: 'ERR_ATTESTATION_SIGNATURE_INVALID' });
   });
 
   it('wrong nonce: ERR_ATTESTATION_NONCE_MISMATCH, and the plaintext is never read', async () => {
@@ -75,7 +90,7 @@ describe('nothing is sealed to a document that fails verification', () => {
     const n = nonce();
     const document = await receiver.attest(n);
     const later = new Date(Date.now() + 61_000);
-    await expect(sealToEnclave(document, text('secret'), { expected: expected(n), trustAnchors, currentDate: later })).rejects.toMatchObject({ code: 'ERR_ATTESTATION_STALE' });
+    await expect(sealToEnclave(document, untouchable(), { expected: expected(n), trustAnchors, currentDate: later })).rejects.toMatchObject({ code: 'ERR_ATTESTATION_STALE' });
   });
 
   it('a document from a PKI that is not the trust anchor: ERR_ATTESTATION_UNTRUSTED_ROOT (default AWS anchor)', async () => {
