@@ -1,5 +1,5 @@
 import { TAG, children, content, decodeBoolean, decodeOid, decodeTime, expectTag, readNode, whole } from '../internal/asn1.js';
-import { importEcPoint, sha256Hex, type EcCurve, type VerifyKey } from './webcrypto.js';
+import { webCryptoBackend, type CryptoBackend, type EcCurve, type VerifyKey } from './webcrypto.js';
 
 /** The parts of an X.509 certificate that chain validation needs, parsed from DER. */
 export interface ParsedCertificate {
@@ -38,9 +38,9 @@ export class CertificateParseError extends Error {
 }
 
 /** Parses one DER certificate. Throws {@link CertificateParseError} on anything unexpected. */
-export function parseCertificate(der: Uint8Array): ParsedCertificate {
+export function parseCertificate(der: Uint8Array, backend: CryptoBackend = webCryptoBackend): ParsedCertificate {
   try {
-    return parse(der);
+    return parse(der, backend);
   } catch (err) {
     if (err instanceof CertificateParseError) throw err;
     const reason = err instanceof Error ? err.message : String(err);
@@ -48,7 +48,7 @@ export function parseCertificate(der: Uint8Array): ParsedCertificate {
   }
 }
 
-function parse(der: Uint8Array): ParsedCertificate {
+function parse(der: Uint8Array, backend: CryptoBackend): ParsedCertificate {
   const root = expectTag(readNode(der, 0, der.length), TAG.SEQUENCE, 'Certificate');
   if (root.end !== der.length) throw new CertificateParseError('trailing bytes after certificate');
   const [tbsNode, algNode, sigNode, extra] = children(der, root);
@@ -111,7 +111,7 @@ function parse(der: Uint8Array): ParsedCertificate {
   return {
     der,
     fingerprint() {
-      fingerprint ??= sha256Hex(der);
+      fingerprint ??= backend.sha256Hex(der);
       return fingerprint;
     },
     tbs: whole(der, tbsNode!),
@@ -127,7 +127,7 @@ function parse(der: Uint8Array): ParsedCertificate {
     spki,
     keyType,
     publicKey() {
-      imported ??= importKey(spki, keyType);
+      imported ??= importKey(spki, keyType, backend);
       return imported;
     },
     basicConstraints,
@@ -150,13 +150,13 @@ function subjectKeyType(buf: Uint8Array, spki: ReturnType<typeof readNode>): Par
 }
 
 /** Imports the raw EC point through WebCrypto; only EC keys are ever used to verify. */
-async function importKey(spki: Uint8Array, keyType: ParsedCertificate['keyType']): Promise<VerifyKey> {
+async function importKey(spki: Uint8Array, keyType: ParsedCertificate['keyType'], backend: CryptoBackend): Promise<VerifyKey> {
   if (keyType.algorithm !== 'ec' || !keyType.curve) throw new CertificateParseError('subject key is not an EC key');
   try {
     const node = readNode(spki, 0, spki.length);
     const bits = content(spki, children(spki, node)[1]!);
     if (bits[0] !== 0) throw new CertificateParseError('public key BIT STRING has unused bits');
-    return await importEcPoint(bits.subarray(1), keyType.curve);
+    return await backend.importEcPoint(bits.subarray(1), keyType.curve);
   } catch {
     throw new CertificateParseError('unusable subjectPublicKeyInfo');
   }

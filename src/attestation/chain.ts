@@ -1,7 +1,7 @@
 import { NitroEnclaveError } from '../errors.js';
 import { bytesEqual } from '../internal/bytes.js';
 import { CertificateParseError, parseCertificate, type ParsedCertificate } from './certificate.js';
-import { derSignatureToP1363, ecdsaVerify, sha256Hex, type ShaName, type VerifyKey } from './webcrypto.js';
+import { derSignatureToP1363, webCryptoBackend, type CryptoBackend, type ShaName, type VerifyKey } from './webcrypto.js';
 
 const ECDSA_HASH: Record<string, ShaName> = {
   '1.2.840.10045.4.3.2': 'SHA-256',
@@ -30,7 +30,10 @@ export class ChainCache {
   private readonly parsed = new Map<string, ParsedCertificate>();
   private readonly links = new WeakMap<ParsedCertificate, WeakSet<ParsedCertificate>>();
 
-  constructor(private readonly capacity = 512) {}
+  constructor(
+    private readonly capacity = 512,
+    readonly backend: CryptoBackend = webCryptoBackend,
+  ) {}
 
   /** The parsed certificate for `der`; `key` only picks the slot (default: a fast hash of the DER). */
   certificate(der: Uint8Array, key: string = lookupKey(der)): ParsedCertificate {
@@ -41,7 +44,7 @@ export class ChainCache {
       this.parsed.set(key, hit);
       return hit;
     }
-    const cert = parseCertificate(der);
+    const cert = parseCertificate(der, this.backend);
     if (hit) this.parsed.delete(key);
     else if (this.parsed.size >= this.capacity) this.parsed.delete(this.parsed.keys().next().value!);
     this.parsed.set(key, cert);
@@ -65,6 +68,8 @@ export interface ChainCheckOptions {
   readonly currentDate: Date;
   readonly clockTolerance: number;
   readonly cache: ChainCache | null;
+  /** Must be the cache's backend when there is a cache. */
+  readonly backend: CryptoBackend;
 }
 
 function chainError(message: string): NitroEnclaveError {
@@ -87,11 +92,11 @@ async function keyOf(cert: ParsedCertificate, what: string): Promise<VerifyKey> 
   }
 }
 
-async function verifyLink(issuer: ParsedCertificate, subject: ParsedCertificate, hash: ShaName, issuerLabel: string, subjectLabel: string, cache: ChainCache | null): Job {
+async function verifyLink(issuer: ParsedCertificate, subject: ParsedCertificate, hash: ShaName, issuerLabel: string, subjectLabel: string, cache: ChainCache | null, backend: CryptoBackend): Job {
   try {
     const key = await keyOf(issuer, issuerLabel);
     const signature = issuer.keyType.curve ? derSignatureToP1363(subject.signature, issuer.keyType.curve) : null;
-    const ok = signature !== null && (await ecdsaVerify(key, hash, signature, subject.tbs));
+    const ok = signature !== null && (await backend.ecdsaVerify(key, hash, signature, subject.tbs));
     if (!ok) return chainError(`signature of ${subjectLabel} does not verify with the key of ${issuerLabel}`);
     cache?.addLink(issuer, subject);
     return null;
@@ -115,7 +120,7 @@ export async function verifyChain(
   const ders = [...cabundle, leafDer];
   const parse = (der: Uint8Array): ParsedCertificate | CertificateParseError => {
     try {
-      return opts.cache ? opts.cache.certificate(der) : parseCertificate(der);
+      return opts.cache ? opts.cache.certificate(der) : parseCertificate(der, opts.backend);
     } catch (err) {
       if (err instanceof CertificateParseError) return err;
       throw err;
@@ -123,7 +128,7 @@ export async function verifyChain(
   };
   // The root is judged by its fingerprint first, before anything else about the chain.
   const root = parse(ders[0]!);
-  const rootFingerprint = root instanceof CertificateParseError ? await sha256Hex(ders[0]!) : await root.fingerprint();
+  const rootFingerprint = root instanceof CertificateParseError ? await opts.backend.sha256Hex(ders[0]!) : await root.fingerprint();
   if (!opts.anchors.has(rootFingerprint)) {
     throw new NitroEnclaveError(
       'ERR_ATTESTATION_UNTRUSTED_ROOT',
@@ -163,7 +168,7 @@ export async function verifyChain(
         throw new NitroEnclaveError('ERR_ATTESTATION_UNSUPPORTED_ALGORITHM', `${label(subject, i, count)} is signed with ${subject.signatureAlgorithm}; only ECDSA is supported`);
       }
       if (issuer.keyType.algorithm !== 'ec') throw chainError(`${issuerLabel} does not hold an EC key`);
-      run(verifyLink(issuer, subject, hash, issuerLabel, label(subject, i, count), opts.cache));
+      run(verifyLink(issuer, subject, hash, issuerLabel, label(subject, i, count), opts.cache, opts.backend));
     }
     const leaf = chain[count - 1]!;
     const leafProblem = leaf.basicConstraints?.ca

@@ -1,7 +1,7 @@
 import { NitroEnclaveError } from '../errors.js';
 import { concatBytes } from '../internal/bytes.js';
 import { CborDecodeError, CborTag, decodeCbor, type CborKey, type CborValue } from '../internal/cbor.js';
-import { ecdsaVerify, type EcCurve, type ShaName, type VerifyKey } from './webcrypto.js';
+import { webCryptoBackend, type CryptoBackend, type EcCurve, type ShaName, type VerifyKey } from './webcrypto.js';
 
 /** COSE algorithm identifiers (RFC 9053) that this layer recognises. */
 interface CoseAlgorithm {
@@ -103,18 +103,17 @@ export function coseAlgorithm(sign1: CoseSign1): CoseAlgorithm {
 }
 
 /**
- * Verifies a COSE_Sign1 signature with `key` (a WebCrypto ECDSA public key on the
- * algorithm's curve). The signature is raw r‖s; high-S values are valid.
+ * Verifies a COSE_Sign1 signature with `key` (an ECDSA public key on the algorithm's
+ * curve, as `backend` imported it; by default a WebCrypto `CryptoKey`). The signature is raw r‖s; high-S values are valid.
  */
-export async function verifyCoseSign1(sign1: CoseSign1, key: VerifyKey): Promise<void> {
+export async function verifyCoseSign1(sign1: CoseSign1, key: VerifyKey, backend: CryptoBackend = webCryptoBackend): Promise<void> {
   const alg = coseAlgorithm(sign1);
   if (sign1.signature.length !== alg.signatureLength) {
     throw malformed(`COSE_Sign1 signature is ${sign1.signature.length} bytes, ${alg.name} needs ${alg.signatureLength}`);
   }
-  const keyAlg = key.algorithm;
-  if (keyAlg.name !== 'ECDSA' || keyAlg.namedCurve !== alg.curve) {
+  if (backend.keyCurve(key) !== alg.curve) {
     throw new NitroEnclaveError('ERR_ATTESTATION_CHAIN_INVALID', `signing key is not an ECDSA key on ${alg.curve}`);
   }
-  const ok = await ecdsaVerify(key, alg.hash, sign1.signature, sigStructure(sign1.protectedBytes, sign1.payload));
+  const ok = await backend.ecdsaVerify(key, alg.hash, sign1.signature, sigStructure(sign1.protectedBytes, sign1.payload));
   if (!ok) throw new NitroEnclaveError('ERR_ATTESTATION_SIGNATURE_INVALID', 'COSE_Sign1 signature does not verify with the leaf certificate key');
 }

@@ -1,5 +1,5 @@
 import { fromBase64 } from '../internal/bytes.js';
-import { sha256Hex } from './webcrypto.js';
+import { sha256Hex, webCryptoBackend, type CryptoBackend } from './webcrypto.js';
 
 export { sha256Hex };
 
@@ -16,20 +16,20 @@ export type TrustAnchor = Uint8Array | string;
 const PEM = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----/g;
 
 /** Normalises trust anchors to a set of lower-case fingerprints; rejects with a TypeError on anything else. */
-export async function anchorFingerprints(anchors: readonly TrustAnchor[]): Promise<Set<string>> {
+export async function anchorFingerprints(anchors: readonly TrustAnchor[], backend: CryptoBackend = webCryptoBackend): Promise<Set<string>> {
   if (!Array.isArray(anchors) || anchors.length === 0) throw new TypeError('trustAnchors must be a non-empty array');
   const out = new Set<string>();
   for (const anchor of anchors) {
     if (anchor instanceof Uint8Array) {
       if (anchor.length === 0) throw new TypeError('trustAnchors: empty certificate');
-      out.add(await sha256Hex(anchor));
+      out.add(await backend.sha256Hex(anchor));
     } else if (typeof anchor === 'string' && /^[0-9a-fA-F]{64}$/.test(anchor.replace(/:/g, ''))) {
       out.add(anchor.replace(/:/g, '').toLowerCase());
     } else if (typeof anchor === 'string' && anchor.includes('-----BEGIN CERTIFICATE-----')) {
       for (const match of anchor.matchAll(PEM)) {
         const der = fromBase64(match[1]!);
         if (!der || der.length === 0) throw new TypeError('trustAnchors: a PEM certificate is not valid base64');
-        out.add(await sha256Hex(der));
+        out.add(await backend.sha256Hex(der));
       }
     } else {
       throw new TypeError('trustAnchors entries must be DER bytes, PEM text, or a hex SHA-256 fingerprint');

@@ -4,6 +4,7 @@ import { ChainCache, verifyChain } from './chain.js';
 import { verifyCoseSign1 } from './cose-sign1.js';
 import { decodeDocument } from './document.js';
 import { AWS_NITRO_ROOT_G1_SHA256, anchorFingerprints, type TrustAnchor } from './trust.js';
+import { webCryptoBackend, type CryptoBackend } from './webcrypto.js';
 
 /** Options of {@link verifyAttestationDocument}. All optional; setting an expected value makes that field required. */
 export interface VerifyAttestationOptions {
@@ -76,7 +77,7 @@ function optionalBytes(name: string, value: unknown): Uint8Array | null {
   return copyBytes(value);
 }
 
-async function resolveOptions(options: VerifyAttestationOptions | undefined): Promise<ResolvedOptions> {
+async function resolveOptions(options: VerifyAttestationOptions | undefined, backend: CryptoBackend): Promise<ResolvedOptions> {
   if (options === undefined) options = {};
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
   const { currentDate, clockTolerance, maxAge, expectedPcrs, trustAnchors, allowDebug } = options;
@@ -103,7 +104,7 @@ async function resolveOptions(options: VerifyAttestationOptions | undefined): Pr
     nonce: optionalBytes('nonce', options.nonce),
     publicKey: optionalBytes('publicKey', options.publicKey),
     userData: optionalBytes('userData', options.userData),
-    anchors: trustAnchors === undefined ? DEFAULT_ANCHORS : await anchorFingerprints(trustAnchors),
+    anchors: trustAnchors === undefined ? DEFAULT_ANCHORS : await anchorFingerprints(trustAnchors, backend),
     allowDebug: allowDebug ?? false,
   };
 }
@@ -124,14 +125,14 @@ function expectEqual(
   }
 }
 
-async function check(document: Uint8Array, opts: ResolvedOptions, cache: ChainCache | null): Promise<VerifiedAttestation> {
+async function check(document: Uint8Array, opts: ResolvedOptions, cache: ChainCache | null, backend: CryptoBackend): Promise<VerifiedAttestation> {
   const { sign1, attestation } = decodeDocument(document);
   const currentDate = opts.currentDate ?? new Date();
   const { leaf } = await verifyChain(
     attestation.cabundle,
     attestation.certificate,
-    { anchors: opts.anchors, currentDate, clockTolerance: opts.clockTolerance, cache },
-    (leafKey) => verifyCoseSign1(sign1, leafKey).then(
+    { anchors: opts.anchors, currentDate, clockTolerance: opts.clockTolerance, cache, backend },
+    (leafKey) => verifyCoseSign1(sign1, leafKey, backend).then(
       () => null,
       (err: unknown) => (err instanceof NitroEnclaveError ? err : new NitroEnclaveError('ERR_ATTESTATION_SIGNATURE_INVALID', 'COSE_Sign1 signature cannot be checked')),
     ),
@@ -196,13 +197,19 @@ export interface AttestationVerifier {
  * ```
  */
 export function createAttestationVerifier(config: { cacheSize?: number } = {}): AttestationVerifier {
+  return createVerifierWith(webCryptoBackend, config);
+}
+
+/** The verifier on a given crypto backend (index.node.ts passes node:crypto). */
+export function createVerifierWith(backend: CryptoBackend, config: { cacheSize?: number } = {}): AttestationVerifier {
+  if (typeof config !== 'object' || config === null) throw new TypeError('config must be an object');
   const size = config.cacheSize ?? 512;
   if (!Number.isInteger(size) || size < 0) throw new TypeError('cacheSize must be a non-negative integer');
-  const cache = size === 0 ? null : new ChainCache(size);
+  const cache = size === 0 ? null : new ChainCache(size, backend);
   return {
     async verify(document, options) {
-      const opts = await resolveOptions(options);
-      return check(document, opts, cache);
+      const opts = await resolveOptions(options, backend);
+      return check(document, opts, cache, backend);
     },
   };
 }

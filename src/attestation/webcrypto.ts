@@ -8,16 +8,32 @@ export type ShaName = 'SHA-256' | 'SHA-384' | 'SHA-512';
 /** Byte length of one ECDSA scalar (r or s) on each curve. */
 export const SCALAR_BYTES: Record<EcCurve, number> = { 'P-256': 32, 'P-384': 48, 'P-521': 66 };
 
-/** A WebCrypto `VerifyKey`, typed structurally so the package needs neither DOM nor Node typings here. */
-export interface VerifyKey {
+/** A public key as one backend imported it (a WebCrypto `CryptoKey`, or a Node `KeyObject`); opaque elsewhere. */
+export type VerifyKey = object;
+
+/**
+ * The cryptography the verifier needs. {@link webCryptoBackend} is the portable default; the
+ * `node` export condition swaps in node-crypto.ts (see index.node.ts for why).
+ */
+export interface CryptoBackend {
+  sha256Hex(bytes: Uint8Array): Promise<string>;
+  /** Imports an uncompressed EC point for verification. */
+  importEcPoint(point: Uint8Array, curve: EcCurve): Promise<VerifyKey>;
+  /** ECDSA verify of an IEEE P1363 (r‖s) signature; `false` on any failure, never throws. */
+  ecdsaVerify(key: VerifyKey, hash: ShaName, signature: Uint8Array, data: Uint8Array): Promise<boolean>;
+  /** The key's curve when it is an ECDSA public key, else `null`. */
+  keyCurve(key: VerifyKey): string | null;
+}
+
+interface WebCryptoKey {
   readonly algorithm: { readonly name: string; readonly namedCurve?: string };
 }
 
 /** The part of `SubtleCrypto` the verifier uses. */
 interface Subtle {
   digest(algorithm: string, data: Uint8Array): Promise<ArrayBuffer>;
-  importKey(format: 'raw', keyData: Uint8Array, algorithm: { name: 'ECDSA'; namedCurve: EcCurve }, extractable: boolean, usages: ['verify']): Promise<VerifyKey>;
-  verify(algorithm: { name: 'ECDSA'; hash: ShaName }, key: VerifyKey, signature: Uint8Array, data: Uint8Array): Promise<boolean>;
+  importKey(format: 'raw', keyData: Uint8Array, algorithm: { name: 'ECDSA'; namedCurve: EcCurve }, extractable: boolean, usages: ['verify']): Promise<WebCryptoKey>;
+  verify(algorithm: { name: 'ECDSA'; hash: ShaName }, key: WebCryptoKey, signature: Uint8Array, data: Uint8Array): Promise<boolean>;
 }
 
 function subtle(): Subtle {
@@ -28,23 +44,28 @@ function subtle(): Subtle {
 
 const view = (bytes: Uint8Array) => bytes;
 
-export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  return toHex(new Uint8Array(await subtle().digest('SHA-256', view(bytes))));
-}
+export const webCryptoBackend: CryptoBackend = {
+  async sha256Hex(bytes) {
+    return toHex(new Uint8Array(await subtle().digest('SHA-256', view(bytes))));
+  },
+  importEcPoint(point, curve) {
+    return subtle().importKey('raw', view(point), { name: 'ECDSA', namedCurve: curve }, false, ['verify']);
+  },
+  async ecdsaVerify(key, hash, signature, data) {
+    try {
+      return await subtle().verify({ name: 'ECDSA', hash }, key as WebCryptoKey, view(signature), view(data));
+    } catch {
+      return false;
+    }
+  },
+  keyCurve(key) {
+    const alg = (key as Partial<WebCryptoKey>).algorithm;
+    return alg?.name === 'ECDSA' && typeof alg.namedCurve === 'string' ? alg.namedCurve : null;
+  },
+};
 
-/** Imports an uncompressed EC point for verification. */
-export function importEcPoint(point: Uint8Array, curve: EcCurve): Promise<VerifyKey> {
-  return subtle().importKey('raw', view(point), { name: 'ECDSA', namedCurve: curve }, false, ['verify']);
-}
-
-/** ECDSA verify of an IEEE P1363 (r‖s) signature; `false` on any failure, never throws. */
-export async function ecdsaVerify(key: VerifyKey, hash: ShaName, signature: Uint8Array, data: Uint8Array): Promise<boolean> {
-  try {
-    return await subtle().verify({ name: 'ECDSA', hash }, key, view(signature), view(data));
-  } catch {
-    return false;
-  }
-}
+/** SHA-256 of `bytes` as lower-case hex, through WebCrypto. */
+export const sha256Hex = (bytes: Uint8Array): Promise<string> => webCryptoBackend.sha256Hex(bytes);
 
 /**
  * Converts a DER ECDSA-Sig-Value (X.509 signatures) to the r‖s form WebCrypto takes.

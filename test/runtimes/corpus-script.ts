@@ -63,7 +63,7 @@ async function outcome(fn: () => Promise<string>): Promise<string> {
   }
 }
 
-async function runCase(c: CorpusCase, verify: typeof verifyAttestationDocument): Promise<string> {
+export async function runCase(c: CorpusCase, verify: typeof verifyAttestationDocument): Promise<string> {
   if (c.kind === 'cose') {
     return outcome(async () => {
       const sign1 = decodeCoseSign1(b64(c.doc));

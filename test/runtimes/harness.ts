@@ -33,7 +33,14 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 // No vitest import here: `npm run bench` loads this file too (bundled by bench/runtimes.mjs).
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+/** The project root: the nearest package.json named nitro-enclave-sdk (bench/runtimes.mjs loads a bundled copy of this file). */
+const root = ((): string => {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && (JSON.parse(readFileSync(pkg, 'utf8')) as { name?: string }).name === 'nitro-enclave-sdk') return dir;
+    if (dirname(dir) === dir) throw new Error('project root (package.json of nitro-enclave-sdk) not found');
+  }
+})();
 const bin = (name: string) => join(root, 'node_modules', '.bin', name);
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 export const IN_CI = process.env.CI === 'true';
