@@ -32,6 +32,16 @@ describe('sealToEnclave → receiver.open on the simulated enclave', () => {
     await expect(receiver.open(message, { info: text('order 43') })).rejects.toMatchObject({ code: 'ERR_SEAL_DECRYPT_FAILED' });
   });
 
+  it('with an injected verifier: the Node fast path of nitro-enclave-sdk/attestation (node condition)', async () => {
+    const { createAttestationVerifier } = await import('nitro-enclave-sdk/attestation');
+    const { receiver, trustAnchors, expected } = await simulatedReceiver();
+    const n = nonce();
+    const verifier = createAttestationVerifier();
+    const message = await sealToEnclave(await receiver.attest(n), text('fast path'), { expected: expected(n), trustAnchors, verifier });
+    expect(new TextDecoder().decode(await receiver.open(message))).toBe('fast path');
+    await expect(sealToEnclave(await receiver.attest(n), text('x'), { expected: expected(nonce()), trustAnchors, verifier })).rejects.toMatchObject({ code: 'ERR_ATTESTATION_NONCE_MISMATCH' });
+  });
+
   it('two seals of the same plaintext differ (fresh ephemeral key each time)', async () => {
     const { receiver, trustAnchors, expected } = await simulatedReceiver();
     const n = nonce();
