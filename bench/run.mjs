@@ -6,6 +6,9 @@ import { benchRelay } from './relay.mjs';
 import { benchTsk } from './tsk.mjs';
 import { benchDeps } from './deps.mjs';
 import { benchSeal } from './seal.mjs';
+import { captureMarkdown } from './markdown.mjs';
+
+const finish = process.argv.includes('--markdown') ? captureMarkdown(new URL('../docs/performance.md', import.meta.url)) : () => {};
 
 console.log(`# nitro-enclave-sdk bench — node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}`);
 await benchAttestation();
@@ -14,3 +17,4 @@ await benchKeygen();
 await benchRelay();
 await benchDeps();
 await benchSeal();
+finish();

@@ -35,7 +35,7 @@ export async function benchTsk({ rounds = 60 } = {}) {
   const roleClient = client(role);
 
   const policy = buildKeyPolicy({ accountId: sim.accountId, enclaveRole: 'EnclaveInstanceRole', pcr0: enclave.imageSha384 });
-  const tskKey = (await admin.send(new CreateKeyCommand({ Policy: JSON.stringify(policy) }))).KeyMetadata.KeyId;
+  const { KeyId: tskKey, Arn: tskArn } = (await admin.send(new CreateKeyCommand({ Policy: JSON.stringify(policy) }))).KeyMetadata;
   const blob = (await admin.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: tskKey, KeySpec: 'AES_256' }))).CiphertextBlob;
   // The floor decrypts a same-size blob without attestation, with a policy that allows the role to.
   const open = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: '*' }, Action: 'kms:*', Resource: '*' }] };
@@ -43,7 +43,7 @@ export async function benchTsk({ rounds = 60 } = {}) {
   const floorBlob = (await admin.send(new EncryptCommand({ KeyId: floorKey, Plaintext: new Uint8Array(32) }))).CiphertextBlob;
 
   const nsm = createSimulatedNsm(enclave);
-  const options = { ciphertextBlob: blob, region: sim.region, kms: roleClient, nsm, attestationTrustAnchors: [enclave.trustAnchor] };
+  const options = { ciphertextBlob: blob, keyId: tskArn, region: sim.region, kms: roleClient, nsm, attestationTrustAnchors: [enclave.trustAnchor] };
   const floor = [];
   const prepared = [];
   const cold = [];

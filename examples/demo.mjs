@@ -66,15 +66,17 @@ await step('Start the vsock-proxy stand-in on the parent (relays to KMS, TLS unt
   return [relay];
 });
 let keyId;
+let keyArn;
 await step("Create the key, alias and the seed's key policy for this PCR0 (hardened)", async () => {
   const policy = buildKeyPolicy({ accountId: sim.accountId, enclaveRole: 'EnclaveInstanceRole', pcr0: enclave.imageSha384 });
   const { KeyMetadata } = await admin.send(new CreateKeyCommand({ Description: 'Trusted Session Key for Confidential Multi-Agent Workflow', Policy: JSON.stringify(policy) }));
   keyId = KeyMetadata.KeyId;
+  keyArn = KeyMetadata.Arn;
   await admin.send(new CreateAliasCommand({ AliasName: 'alias/confidential-workflow-tsk', TargetKeyId: keyId }));
   return [KeyMetadata.Arn, `${policy.Statement.length} statements: ${policy.Statement.map((s) => s.Sid).join(' · ')}`];
 });
 await step('Provision the TSK with GenerateDataKeyWithoutPlaintext (no plaintext outside the enclave)', async () => {
-  ({ CiphertextBlob: blob } = await admin.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: 'alias/confidential-workflow-tsk', KeySpec: 'AES_256' })));
+  ({ CiphertextBlob: blob } = await admin.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: keyArn, KeySpec: 'AES_256' })));
   return [`CiphertextBlob: ${blob.length} bytes stored; the key itself exists nowhere yet`];
 });
 
@@ -82,7 +84,8 @@ const role = sim.principal('EnclaveInstanceRole');
 const credentials = { accessKeyId: role.accessKeyId, secretAccessKey: role.secretAccessKey, sessionToken: role.sessionToken };
 const enclaveOptions = (e) => ({
   ciphertextBlob: blob,
-  keyId: 'alias/confidential-workflow-tsk',
+  // Pinned in the enclave image: a key ARN (or alias ARN), never a bare alias the parent's credentials could resolve elsewhere.
+  keyId: keyArn,
   region: sim.region,
   credentials,
   transport: { kind: 'custom', connect },

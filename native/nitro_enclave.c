@@ -52,7 +52,7 @@
 static napi_value errno_error(napi_env env, int err, const char *syscall) {
   napi_value error, code_v, msg_v, errno_v, sys_v;
   char message[256];
-  const char *name = err == ETIMEDOUT ? "ETIMEDOUT" : err == ECANCELED ? "ECANCELED" : NULL;
+  const char *name = err == ETIMEDOUT ? "ETIMEDOUT" : err == ECANCELED ? "ECANCELED" : err == ENAMETOOLONG ? "ENAMETOOLONG" : NULL;
   snprintf(message, sizeof message, "%s failed: %s", syscall, strerror(err));
   napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &msg_v);
   napi_create_error(env, NULL, msg_v, &error);
@@ -75,13 +75,20 @@ static int get_int(napi_env env, napi_value obj, const char *key, int64_t *out) 
   return napi_get_value_int64(env, v, out) == napi_ok ? 0 : -1;
 }
 
+/* Copies a string property into buf. Returns 0, -1 (absent, not a string, or holding a NUL byte,
+ * which would cut the string short) or -ENAMETOOLONG when its UTF-8 encoding needs more than
+ * cap - 1 bytes. The length is measured before copying: napi truncates at a character boundary, so
+ * comparing the copied length against the buffer misses a multi-byte character at the end. */
 static int get_str(napi_env env, napi_value obj, const char *key, char *buf, size_t cap) {
   napi_value v;
   napi_valuetype t;
-  size_t len;
+  size_t len, copied;
   if (napi_get_named_property(env, obj, key, &v) != napi_ok) return -1;
   if (napi_typeof(env, v, &t) != napi_ok || t != napi_string) return -1;
-  if (napi_get_value_string_utf8(env, v, buf, cap, &len) != napi_ok || len >= cap - 1) return -1;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return -1;
+  if (len > cap - 1) return -ENAMETOOLONG;
+  if (napi_get_value_string_utf8(env, v, buf, cap, &copied) != napi_ok || copied != len) return -1;
+  if (memchr(buf, 0, len) != NULL) return -1;
   return 0;
 }
 
@@ -225,7 +232,8 @@ typedef struct {
   int family;
 } address;
 
-/* Parses {family:"vsock",cid,port} | {family:"unix",path} | {family:"inet",host,port}. */
+/* Parses {family:"vsock",cid,port} | {family:"unix",path} | {family:"inet",host,port}.
+ * Returns 0, -1 (invalid) or -ENAMETOOLONG (a unix path over 107 bytes). */
 static int parse_address(napi_env env, napi_value spec, address *out) {
   char family[16], text[108];
   int64_t a, b;
@@ -241,14 +249,15 @@ static int parse_address(napi_env env, napi_value spec, address *out) {
     out->family = AF_VSOCK;
   } else if (strcmp(family, "unix") == 0) {
     struct sockaddr_un *un = (struct sockaddr_un *)&out->addr;
-    if (get_str(env, spec, "path", text, sizeof text)) return -1;
+    int rc = get_str(env, spec, "path", text, sizeof un->sun_path);
+    if (rc) return rc;
     un->sun_family = AF_UNIX;
-    memcpy(un->sun_path, text, strlen(text) + 1); /* get_str bounded it below sizeof sun_path */
+    memcpy(un->sun_path, text, strlen(text) + 1); /* get_str bounded it to sizeof sun_path - 1 bytes */
     out->len = sizeof *un;
     out->family = AF_UNIX;
   } else if (strcmp(family, "inet") == 0) {
     struct sockaddr_in *in = (struct sockaddr_in *)&out->addr;
-    if (get_str(env, spec, "host", text, sizeof text) || get_int(env, spec, "port", &b) || b < 0 || b > 65535) return -1;
+    if (get_str(env, spec, "host", text, sizeof text) != 0 || get_int(env, spec, "port", &b) || b < 0 || b > 65535) return -1;
     in->sin_family = AF_INET;
     in->sin_port = htons((uint16_t)b);
     if (inet_pton(AF_INET, text, &in->sin_addr) != 1) return -1;
@@ -481,15 +490,21 @@ static void connect_execute(napi_env env, void *data) {
     c->err = errno, c->syscall = "socket";
     return;
   }
+  /* connect() is called again only while an AF_UNIX backlog is full (EAGAIN: nothing is in progress).
+   * Once a connect is in progress (EINPROGRESS) we only wait for it: calling connect() again would
+   * answer EALREADY, which used to surface instead of the timeout. */
+  int in_progress = 0;
   for (;;) {
-    if (connect(s, (struct sockaddr *)&c->addr.addr, c->addr.len) == 0) break;
-    int e = errno;
-    /* AF_UNIX reports a full backlog as EAGAIN: retry until the deadline, as a TCP SYN would be retried. */
-    int waiting_for_backlog = e == EAGAIN && c->addr.family == AF_UNIX;
-    if (e != EINPROGRESS && e != EINTR && !waiting_for_backlog) {
-      c->err = e, c->syscall = "connect";
-      close(s);
-      return;
+    if (!in_progress) {
+      if (connect(s, (struct sockaddr *)&c->addr.addr, c->addr.len) == 0) break;
+      int e = errno;
+      if (e == EINPROGRESS || e == EINTR) { /* POSIX: an interrupted connect goes on asynchronously */
+        in_progress = 1;
+      } else if (!(e == EAGAIN && c->addr.family == AF_UNIX)) {
+        c->err = e, c->syscall = "connect";
+        close(s);
+        return;
+      }
     }
     int wait = deadline < 0 ? -1 : (int)(deadline - now_ms());
     if (deadline >= 0 && wait <= 0) {
@@ -497,7 +512,9 @@ static void connect_execute(napi_env env, void *data) {
       close(s);
       return;
     }
-    if (waiting_for_backlog && (wait < 0 || wait > 10)) wait = 10;
+    /* AF_UNIX reports a full backlog as EAGAIN with nothing to poll for: retry every 10 ms,
+     * as a TCP SYN would be retried. */
+    if (!in_progress && (wait < 0 || wait > 10)) wait = 10;
     struct pollfd p[2] = {{.fd = s, .events = POLLOUT}, {.fd = c->cancel_pipe[0], .events = POLLIN}};
     int rc = poll(p, 2, wait);
     if (rc < 0 && errno != EINTR) {
@@ -505,16 +522,15 @@ static void connect_execute(napi_env env, void *data) {
       close(s);
       return;
     }
-    if (p[1].revents) {
+    if (rc > 0 && p[1].revents) {
       c->err = ECANCELED, c->syscall = "connect";
       close(s);
       return;
     }
-    if (waiting_for_backlog) continue;
-    if (rc > 0 && (p[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
+    if (in_progress && rc > 0 && (p[0].revents & (POLLOUT | POLLERR | POLLHUP))) {
       int soerr = 0;
       socklen_t len = sizeof soerr;
-      getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &len);
+      if (getsockopt(s, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0) soerr = errno;
       if (soerr) {
         c->err = soerr, c->syscall = "connect";
         close(s);
@@ -575,9 +591,11 @@ static napi_value do_connect(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
-  if (argc < 1 || parse_address(env, argv[0], &c->addr) != 0) {
+  int parsed = argc < 1 ? -1 : parse_address(env, argv[0], &c->addr);
+  if (parsed != 0) {
     free(c);
-    napi_throw_type_error(env, NULL, "invalid address");
+    if (parsed == -ENAMETOOLONG) napi_throw(env, errno_error(env, ENAMETOOLONG, "connect"));
+    else napi_throw_type_error(env, NULL, "invalid address");
     return NULL;
   }
   if (argc > 1) napi_get_value_int32(env, argv[1], &timeout);
@@ -612,11 +630,14 @@ typedef struct {
   napi_threadsafe_function tsfn;
   int family;
   int closed;
+  uint32_t *allowed_cids; /* NULL: every peer; else only vsock peers with one of these CIDs */
+  size_t allowed_count;
 } listener;
 
 typedef struct {
   int fd; /* JavaScript end, or -errno */
   relay *r;
+  int refused; /* the peer failed the CID check: its connection was closed unrelayed */
   int is_vsock;
   uint32_t cid, port;
 } accepted;
@@ -625,32 +646,56 @@ static void deliver(napi_env env, napi_value js_cb, void *context, void *data) {
   (void)context;
   accepted *a = data;
   if (env == NULL) { /* tearing down: nobody will take this stream */
-    if (a->fd >= 0) close(a->fd), relay_release(a->r);
+    if (a->fd >= 0 && !a->refused) close(a->fd), relay_release(a->r);
     free(a);
     return;
   }
   napi_value argv[2], undefined;
   napi_get_undefined(env, &undefined);
-  if (a->fd < 0) {
+  if (a->refused) {
+    napi_value msg, code;
+    napi_create_string_utf8(env, "peer refused by the CID check", NAPI_AUTO_LENGTH, &msg);
+    napi_create_error(env, NULL, msg, &argv[0]);
+    napi_create_string_utf8(env, "EPEERREFUSED", NAPI_AUTO_LENGTH, &code);
+    napi_set_named_property(env, argv[0], "code", code);
+    napi_get_null(env, &argv[1]);
+  } else if (a->fd < 0) {
     argv[0] = errno_error(env, -a->fd, "accept");
     napi_get_null(env, &argv[1]);
   } else {
     napi_get_null(env, &argv[0]);
     argv[1] = stream_result(env, a->fd, a->r);
-    if (a->is_vsock) { /* the peer's CID is what the credentials server checks */
-      napi_value cid, port;
-      napi_create_uint32(env, a->cid, &cid);
-      napi_create_uint32(env, a->port, &port);
-      napi_set_named_property(env, argv[1], "peerCid", cid);
-      napi_set_named_property(env, argv[1], "peerPort", port);
-    }
+  }
+  if (a->is_vsock) { /* the peer's vsock address, on a stream or on a refusal */
+    napi_value cid, port, target = a->refused ? argv[0] : argv[1];
+    napi_create_uint32(env, a->cid, &cid);
+    napi_create_uint32(env, a->port, &port);
+    napi_set_named_property(env, target, "peerCid", cid);
+    napi_set_named_property(env, target, "peerPort", port);
   }
   napi_call_function(env, undefined, js_cb, 2, argv, NULL);
   free(a);
 }
 
+/* Hands a record to JavaScript; if the listener is closing, drops it (and the stream it holds). */
+static void post(listener *l, accepted *a) {
+  if (napi_call_threadsafe_function(l->tsfn, a, napi_tsfn_blocking) == napi_ok) return;
+  if (a->fd >= 0 && !a->refused) close(a->fd), relay_release(a->r);
+  free(a);
+}
+
+static int cid_allowed(const listener *l, uint32_t cid) {
+  for (size_t i = 0; i < l->allowed_count; i++)
+    if (l->allowed_cids[i] == cid) return 1;
+  return 0;
+}
+
+#define ACCEPT_BACKOFF_MIN_MS 10
+#define ACCEPT_BACKOFF_MAX_MS 1000
+
 static void *accept_loop(void *arg) {
   listener *l = arg;
+  int backoff_ms = 0; /* > 0 while accept() keeps failing (EMFILE, ENFILE, ENOBUFS, ...) */
   for (;;) {
     struct pollfd p[2] = {{.fd = l->fd, .events = POLLIN}, {.fd = l->cancel_pipe[0], .events = POLLIN}};
     if (poll(p, 2, -1) < 0) {
@@ -660,29 +705,48 @@ static void *accept_loop(void *arg) {
     if (p[1].revents) break;
     struct sockaddr_storage peer;
     socklen_t len = sizeof peer;
+    memset(&peer, 0, sizeof peer);
     int s = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_CLOEXEC);
     if (s < 0) {
-      if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED) continue;
-      accepted *a = calloc(1, sizeof *a);
-      if (a) {
-        a->fd = -errno;
-        napi_call_threadsafe_function(l->tsfn, a, napi_tsfn_blocking);
+      int e = errno;
+      if (e == EAGAIN || e == EINTR || e == ECONNABORTED) continue;
+      /* The pending connection stays queued, so the listening fd stays readable: retrying at once
+       * would spin (and flood JavaScript with errors). Report the first failure of a run, then
+       * wait, doubling up to 1 s, for descriptors or memory to be freed; close() still wakes us. */
+      if (backoff_ms == 0) {
+        accepted *a = calloc(1, sizeof *a);
+        if (a) a->fd = -e, post(l, a);
       }
+      backoff_ms = backoff_ms == 0 ? ACCEPT_BACKOFF_MIN_MS : backoff_ms * 2;
+      if (backoff_ms > ACCEPT_BACKOFF_MAX_MS) backoff_ms = ACCEPT_BACKOFF_MAX_MS;
+      struct pollfd c = {.fd = l->cancel_pipe[0], .events = POLLIN};
+      if (poll(&c, 1, backoff_ms) > 0) break;
       continue;
     }
+    backoff_ms = 0;
     accepted *a = calloc(1, sizeof *a);
     if (!a) {
       close(s);
       continue;
     }
-    if (l->family == AF_VSOCK) {
+    /* The peer's family, not the listener's: what accept() reports is what is checked. */
+    if (peer.ss_family == AF_VSOCK && len >= sizeof(struct sockaddr_vm)) {
       struct sockaddr_vm *vm = (struct sockaddr_vm *)&peer;
       a->is_vsock = 1;
       a->cid = vm->svm_cid;
       a->port = vm->svm_port;
     }
+    /* Fail closed: with an allow list, a peer without a vsock CID is refused too. The connection
+     * is closed before any relay thread exists or any byte is read from it. */
+    if (l->allowed_cids && !(a->is_vsock && cid_allowed(l, a->cid))) {
+      close(s);
+      a->refused = 1;
+      a->fd = -1;
+      post(l, a);
+      continue;
+    }
     a->fd = start_relay(s, &a->r);
-    napi_call_threadsafe_function(l->tsfn, a, napi_tsfn_blocking);
+    post(l, a);
   }
   return NULL;
 }
@@ -711,32 +775,86 @@ static void listener_finalize(napi_env env, void *data, void *hint) {
   (void)env, (void)hint;
   listener *l = data;
   listener_close_now(l);
+  free(l->allowed_cids);
   free(l);
 }
 
-/* listen(address, backlog, onConnection(err, {fd, handle, peerCid, peerPort})) -> { close(), port } */
+/* Reads allowedCids: undefined/null -> no check (0); an array of uint32 -> *out (malloc'd); else -1. */
+static int parse_cids(napi_env env, napi_value v, uint32_t **out, size_t *count) {
+  napi_valuetype t;
+  bool is_array;
+  uint32_t n;
+  *out = NULL, *count = 0;
+  if (napi_typeof(env, v, &t) != napi_ok) return -1;
+  if (t == napi_undefined || t == napi_null) return 0;
+  if (napi_is_array(env, v, &is_array) != napi_ok || !is_array || napi_get_array_length(env, v, &n) != napi_ok || n == 0 || n > 4096) return -1;
+  uint32_t *cids = malloc(n * sizeof *cids);
+  if (!cids) return -1;
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value e;
+    double d;
+    if (napi_get_element(env, v, i, &e) != napi_ok || napi_get_value_double(env, e, &d) != napi_ok || !(d >= 0 && d <= UINT32_MAX) || d != (double)(uint32_t)d) {
+      free(cids);
+      return -1;
+    }
+    cids[i] = (uint32_t)d;
+  }
+  *out = cids, *count = n;
+  return 0;
+}
+
+/* listen(address, backlog, onConnection(err, {fd, handle, peerCid, peerPort}), allowedCids?) -> { close(), port } */
 static napi_value do_listen(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3], obj, close_fn, keep, name, port_v;
+  size_t argc = 4;
+  napi_value argv[4], obj, close_fn, keep, name, port_v;
   int32_t backlog = 128;
   address addr;
+  uint32_t *cids = NULL;
+  size_t cid_count = 0;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  if (argc < 3 || parse_address(env, argv[0], &addr) != 0) {
-    napi_throw_type_error(env, NULL, "listen(address, backlog, callback)");
+  int parsed = argc < 3 ? -1 : parse_address(env, argv[0], &addr);
+  if (parsed != 0) {
+    if (parsed == -ENAMETOOLONG) napi_throw(env, errno_error(env, ENAMETOOLONG, "bind"));
+    else napi_throw_type_error(env, NULL, "listen(address, backlog, callback)");
+    return NULL;
+  }
+  if (argc > 3 && parse_cids(env, argv[3], &cids, &cid_count) != 0) {
+    napi_throw_type_error(env, NULL, "allowedCids must be a non-empty array of unsigned 32-bit integers");
     return NULL;
   }
   napi_get_value_int32(env, argv[1], &backlog);
-  int s = socket(addr.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (s < 0) {
-    napi_throw(env, errno_error(env, errno, "socket"));
+  listener *l = calloc(1, sizeof *l);
+  if (!l) {
+    free(cids);
+    napi_throw_error(env, "ENOMEM", "cannot create listener");
     return NULL;
   }
-  int one = 1;
-  if (addr.family == AF_INET) setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(s, (struct sockaddr *)&addr.addr, addr.len) < 0 || listen(s, backlog) < 0) {
-    int e = errno;
-    close(s);
-    napi_throw(env, errno_error(env, e, "bind/listen"));
+  l->allowed_cids = cids;
+  l->allowed_count = cid_count;
+  l->family = addr.family;
+  /* Everything that can fail without a system call comes first, so a failure there leaves no
+   * socket bound and no fd open. */
+  if (napi_create_string_utf8(env, "nitro-enclave-sdk:accept", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, NULL, NULL, NULL, deliver, &l->tsfn) != napi_ok) {
+    free(cids), free(l);
+    napi_throw_error(env, "ERR_NATIVE_INTERNAL", "napi_create_threadsafe_function failed");
+    return NULL;
+  }
+  const char *failed = NULL;
+  int e = 0, s = socket(addr.family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (s < 0) {
+    e = errno, failed = "socket";
+  } else {
+    int one = 1;
+    if (addr.family == AF_INET) setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(s, (struct sockaddr *)&addr.addr, addr.len) < 0 || listen(s, backlog) < 0) e = errno, failed = "bind/listen";
+    else if (pipe2(l->cancel_pipe, O_CLOEXEC | O_NONBLOCK) < 0) e = errno, failed = "pipe2";
+  }
+  if (failed) {
+    if (s >= 0) close(s);
+    napi_release_threadsafe_function(l->tsfn, napi_tsfn_abort);
+    free(cids), free(l);
+    napi_throw(env, errno_error(env, e, failed));
     return NULL;
   }
   uint32_t bound_port = 0;
@@ -746,21 +864,11 @@ static napi_value do_listen(napi_env env, napi_callback_info info) {
     if (addr.family == AF_INET) bound_port = ntohs(((struct sockaddr_in *)&self)->sin_port);
     if (addr.family == AF_VSOCK) bound_port = ((struct sockaddr_vm *)&self)->svm_port;
   }
-  listener *l = calloc(1, sizeof *l);
-  if (!l || pipe2(l->cancel_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
-    free(l);
-    close(s);
-    napi_throw_error(env, "ENOMEM", "cannot create listener");
-    return NULL;
-  }
   l->fd = s;
-  l->family = addr.family;
-  CHECK(env, napi_create_string_utf8(env, "nitro-enclave-sdk:accept", NAPI_AUTO_LENGTH, &name));
-  CHECK(env, napi_create_threadsafe_function(env, argv[2], NULL, name, 0, 1, NULL, NULL, NULL, deliver, &l->tsfn));
   if (pthread_create(&l->thread, NULL, accept_loop, l) != 0) {
     napi_release_threadsafe_function(l->tsfn, napi_tsfn_abort);
-    close(s);
-    free(l);
+    close(s), close(l->cancel_pipe[0]), close(l->cancel_pipe[1]);
+    free(cids), free(l);
     napi_throw_error(env, "EAGAIN", "cannot start the accept thread");
     return NULL;
   }

@@ -4,7 +4,7 @@
 // Linux, everything but the NSM device and vsock still works, and those throw
 // ERR_NATIVE_UNAVAILABLE explaining how to build. With --required it fails loudly.
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,10 @@ function finish(message) {
 }
 
 if (process.platform !== 'linux') finish(`the native helper is Linux-only (this is ${process.platform})`);
+if (process.argv.includes('--sanitize')) {
+  buildSanitized();
+  process.exit(0);
+}
 if (existsSync(output) && sources.every((s) => statSync(s).mtimeMs <= statSync(output).mtimeMs)) process.exit(0); // up to date
 
 function nodeGyp() {
@@ -46,3 +50,29 @@ const nodedir = process.env.npm_config_nodedir ?? (existsSync('/usr/include/node
 if (nodedir) args.push(`--nodedir=${nodedir}`);
 const result = spawnSync(process.execPath, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
 if (result.status !== 0) finish('building the native helper failed (it needs python3, make and a C compiler at build time)');
+
+/**
+ * --sanitize: the same source with AddressSanitizer and UndefinedBehaviorSanitizer, into its own
+ * directory (build-sanitize/) so the normal addon is untouched. Compiled with cc directly: node-gyp
+ * always writes to build/. Loading it needs the ASan runtime preloaded into node
+ * (scripts/test-native-sanitize.mjs does that).
+ */
+function buildSanitized() {
+  const outDir = join(root, 'build-sanitize');
+  const target = join(outDir, 'nitro_enclave.node');
+  const include = [process.env.npm_config_nodedir && join(process.env.npm_config_nodedir, 'include', 'node'), '/usr/include/node', '/usr/local/include/node', join(dirname(process.execPath), '..', 'include', 'node'), join(process.env.HOME ?? '/root', '.cache', 'node-gyp', process.versions.node, 'include', 'node')].find(
+    (dir) => dir && existsSync(join(dir, 'node_api.h')),
+  );
+  if (!include) {
+    console.error('nitro-enclave-sdk: node_api.h not found (set npm_config_nodedir, or run `npx node-gyp install`)');
+    process.exit(1);
+  }
+  mkdirSync(outDir, { recursive: true });
+  const args = ['-shared', '-fPIC', '-std=gnu11', '-Wall', '-Wextra', '-g', '-O1', '-fno-omit-frame-pointer', '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined', `-I${include}`, '-DNODE_GYP_MODULE_NAME=nitro_enclave', '-DBUILDING_NODE_EXTENSION', '-o', target, sources[0], '-lpthread'];
+  const result = spawnSync(process.env.CC ?? 'cc', args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+  if (result.status !== 0) {
+    console.error('nitro-enclave-sdk: building the sanitized helper failed (it needs gcc with libasan and libubsan)');
+    process.exit(1);
+  }
+  console.log(`built ${target}`);
+}

@@ -38,10 +38,18 @@ export type NsmErrorCode =
   | 'ERR_NSM_INPUT_TOO_LARGE'
   | 'ERR_NSM_INTERNAL_ERROR'
   | 'ERR_NSM_DEVICE_UNAVAILABLE'
-  | 'ERR_NATIVE_UNAVAILABLE';
+  | 'ERR_NATIVE_UNAVAILABLE'
+  | 'ERR_NATIVE_INTERNAL';
 
 /** Codes raised by vsock streams. */
-export type VsockErrorCode = 'ERR_VSOCK_CONNECT' | 'ERR_VSOCK_TIMEOUT' | 'ERR_VSOCK_ABORTED' | 'ERR_VSOCK_RESET' | 'ERR_VSOCK_LISTEN';
+export type VsockErrorCode =
+  | 'ERR_VSOCK_CONNECT'
+  | 'ERR_VSOCK_TIMEOUT'
+  | 'ERR_VSOCK_ABORTED'
+  | 'ERR_VSOCK_RESET'
+  | 'ERR_VSOCK_LISTEN'
+  | 'ERR_VSOCK_PATH_TOO_LONG'
+  | 'ERR_VSOCK_PEER_REFUSED';
 
 /** Codes raised by attested KMS calls and getTrustedSessionKey(). */
 export type KmsErrorCode =
@@ -56,7 +64,8 @@ export type KmsErrorCode =
   | 'ERR_KMS_UNAVAILABLE'
   | 'ERR_KMS_TIMEOUT'
   | 'ERR_KMS_ABORTED'
-  | 'ERR_KMS_PROTOCOL';
+  | 'ERR_KMS_PROTOCOL'
+  | 'ERR_KMS_KEY_MISMATCH';
 
 /** Codes raised by TrustedSessionKey. */
 export type TskErrorCode = 'ERR_TSK_DISPOSED' | 'ERR_TSK_INVALID_KEY' | 'ERR_TSK_MALFORMED' | 'ERR_TSK_WRONG_KEY' | 'ERR_TSK_DECRYPT_FAILED';
@@ -72,6 +81,85 @@ export type SealErrorCode =
 
 /** All error codes of the library. */
 export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode | NsmErrorCode | VsockErrorCode | KmsErrorCode | TskErrorCode | SealErrorCode;
+
+/** What a code means and what to do about it: the source of `docs/errors.md` (`npm run docs:errors`). */
+export interface ErrorInfo {
+  /** When the library raises it. */
+  readonly when: string;
+  /** What the caller or operator should do. */
+  readonly remedy: string;
+}
+
+/**
+ * Cause and remedy of every error code. A mapped type, so a new code without an entry does not
+ * compile; `docs/errors.md` is generated from this record and a test keeps the two in step.
+ *
+ * @example
+ * ```ts
+ * import { ERROR_INFO, NitroEnclaveError } from 'nitro-enclave-sdk';
+ * catch (err) { if (err instanceof NitroEnclaveError) console.error(ERROR_INFO[err.code].remedy); }
+ * ```
+ */
+export const ERROR_INFO: { readonly [C in NitroEnclaveErrorCode]: ErrorInfo } = {
+  ERR_ATTESTATION_MALFORMED: { when: 'the document is not a well-formed Nitro COSE_Sign1 or payload (the message names the field)', remedy: 'not an NSM document, or corrupted in transit' },
+  ERR_ATTESTATION_UNSUPPORTED_ALGORITHM: { when: 'a COSE or certificate algorithm other than ES384 / ECDSA', remedy: 'Nitro documents use ES384 only: this is not a Nitro document' },
+  ERR_ATTESTATION_SIGNATURE_INVALID: { when: 'the COSE signature does not verify with the leaf key', remedy: 'the payload or the signature was altered' },
+  ERR_ATTESTATION_UNTRUSTED_ROOT: { when: '`cabundle[0]` is not a trust anchor', remedy: 'a forged chain; in tests pass the simulated enclave\'s `trustAnchors`' },
+  ERR_ATTESTATION_CHAIN_INVALID: { when: 'a link does not verify, names differ, CA constraints or key usages fail, or a certificate does not parse', remedy: 'an altered or reordered chain' },
+  ERR_ATTESTATION_CERT_EXPIRED: { when: 'a certificate expired at `currentDate` (leaves live about 3 hours)', remedy: 'verify fresh documents, or pass the document\'s time as `currentDate` for archives' },
+  ERR_ATTESTATION_CERT_NOT_YET_VALID: { when: 'a certificate starts after `currentDate`', remedy: 'the clock is behind: fix it or set `clockTolerance`' },
+  ERR_ATTESTATION_STALE: { when: '`timestamp` is older than the allowed age, or in the future', remedy: 'request a fresh document (replay protection)' },
+  ERR_ATTESTATION_PCR_MISMATCH: { when: 'an expected PCR differs or is absent (expected and actual in hex)', remedy: 'a different image: update the expected values after a rebuild' },
+  ERR_ATTESTATION_NONCE_MISMATCH: { when: 'the nonce is absent or different', remedy: 'a replayed or unrelated document' },
+  ERR_ATTESTATION_PUBLIC_KEY_MISMATCH: { when: '`public_key` is absent or different', remedy: 'the document does not bind your key' },
+  ERR_ATTESTATION_USER_DATA_MISMATCH: { when: '`user_data` is absent or different', remedy: 'the document does not bind your data' },
+  ERR_ATTESTATION_DEBUG_MODE: { when: 'all-zero PCR0–2 (an enclave in debug mode) and `allowDebug` is not set', remedy: 'run the enclave without `--debug-mode`' },
+  ERR_CMS_MALFORMED: { when: 'the envelope is not a well-formed EnvelopedData (or lacks an IV, or has trailing bytes)', remedy: 'a corrupted response' },
+  ERR_CMS_UNSUPPORTED_ALGORITHM: { when: 'key transport other than RSAES-OAEP-SHA-256/MGF1-SHA-256, or content not AES-256-CBC', remedy: 'not a KMS envelope' },
+  ERR_CMS_DECRYPT_FAILED: { when: 'the key does not unwrap or the padding is wrong (indistinguishable on purpose)', remedy: 'the envelope was made for another key' },
+  ERR_NSM_INVALID_ARGUMENT: { when: 'the NSM answered `InvalidArgument`', remedy: 'check the request fields' },
+  ERR_NSM_INVALID_INDEX: { when: 'the NSM answered `InvalidIndex` (PCR index ≥ 32)', remedy: 'use a PCR index below 32' },
+  ERR_NSM_INVALID_RESPONSE: { when: 'the answer is not CBOR or not the expected shape', remedy: 'a device or driver fault: restart the enclave' },
+  ERR_NSM_READ_ONLY_INDEX: { when: 'the NSM answered `ReadOnlyIndex` (a locked PCR)', remedy: 'extend an unlocked PCR (16 and up)' },
+  ERR_NSM_INVALID_OPERATION: { when: 'the NSM answered `InvalidOperation`', remedy: 'the request is not valid in this state' },
+  ERR_NSM_BUFFER_TOO_SMALL: { when: 'the answer is larger than the 12 KiB response buffer', remedy: 'shorten `user_data`, `nonce` or `public_key`' },
+  ERR_NSM_INPUT_TOO_LARGE: { when: 'a field is over 1024 bytes, the request over 4 KiB, or the driver answered EMSGSIZE', remedy: 'shorten the request fields' },
+  ERR_NSM_INTERNAL_ERROR: { when: 'the NSM answered `InternalError`, or the ioctl failed with another errno', remedy: 'retry; restart the enclave if it persists' },
+  ERR_NSM_DEVICE_UNAVAILABLE: { when: '`/dev/nsm` cannot be opened', remedy: 'not inside an enclave: use the simulated NSM in tests' },
+  ERR_NATIVE_UNAVAILABLE: { when: 'the native helper is not built (or the platform is not Linux)', remedy: '`npm rebuild nitro-enclave-sdk` with python3, make and a C compiler; with npm 11, approve its install script' },
+  ERR_NATIVE_INTERNAL: { when: 'a Node-API call inside the native helper failed (the message names it)', remedy: 'a bug or an exhausted process (memory, threads): report it with the message' },
+  ERR_VSOCK_CONNECT: { when: 'the connection was refused or unreachable (the errno is named)', remedy: 'start `vsock-proxy` on the parent (the message shows the command)' },
+  ERR_VSOCK_TIMEOUT: { when: 'no connection within the timeout', remedy: 'the parent is not listening on that port' },
+  ERR_VSOCK_ABORTED: { when: 'the `AbortSignal` fired', remedy: 'none: the caller cancelled' },
+  ERR_VSOCK_RESET: { when: 'the remote side reset the stream', remedy: 'KMS calls retry it; check the proxy' },
+  ERR_VSOCK_LISTEN: { when: 'bind, listen or accept failed', remedy: 'the port is in use, or there is no vsock' },
+  ERR_VSOCK_PATH_TOO_LONG: { when: 'an AF_UNIX path is over 107 bytes in UTF-8 (it is never truncated)', remedy: 'use a shorter path' },
+  ERR_VSOCK_PEER_REFUSED: { when: 'a listener with `allowedCids` closed a connection from another CID, or from a peer without one (reported to `onError`)', remedy: 'expected for strangers; otherwise check the enclave\'s CID' },
+  ERR_KMS_ACCESS_DENIED: { when: 'KMS refused; the message shows this PCR0, debug mode, and the failing policy condition when readable', remedy: 'update the key policy with the PCR0 from `nitro-cli build-enclave`, or run the image you meant; check the credentials are the instance role\'s' },
+  ERR_KMS_INVALID_CIPHERTEXT: { when: 'the blob is not KMS\'s, was altered, or the encryption context differs', remedy: 'pass the blob and the context used at provisioning' },
+  ERR_KMS_INCORRECT_KEY: { when: 'the blob belongs to another key than `keyId`', remedy: 'provision the blob under the pinned key; if the parent served it, it served the wrong (or a hostile) blob' },
+  ERR_KMS_KEY_MISMATCH: { when: 'KMS answered for another key than the pinned `keyId` (partition, region, account, or key id for a key ARN); the released envelope was zeroed unopened', remedy: 'something between the enclave and KMS is not what it should be: investigate; never relax `keyId`' },
+  ERR_KMS_NOT_FOUND: { when: 'no such key or alias', remedy: 'run `nitro-enclave setup`; check the region' },
+  ERR_KMS_DISABLED: { when: 'the key is disabled or pending deletion', remedy: 'enable it, or cancel its deletion' },
+  ERR_KMS_VALIDATION: { when: 'KMS rejected a parameter (e.g. the document or its public key)', remedy: 'see the message' },
+  ERR_KMS_WRONG_REGION: { when: 'the key is in another region than `region`, or the request was signed for another region than the endpoint\'s', remedy: 'use the key\'s region (and a matching vsock-proxy target)' },
+  ERR_KMS_AUTHENTICATION: { when: 'the signature, credentials or token were rejected, or the credentials server refused', remedy: 'check the credentials (`fromParentCredentials`, the server\'s `--enclave-cid`)' },
+  ERR_KMS_UNAVAILABLE: { when: 'retryable failures until `maxAttempts`', remedy: 'KMS or the proxy is unhealthy; the message has the last error' },
+  ERR_KMS_TIMEOUT: { when: 'the deadline passed while retrying', remedy: 'raise the timeout; check the proxy' },
+  ERR_KMS_ABORTED: { when: 'the caller\'s `signal` fired', remedy: 'none: the caller cancelled' },
+  ERR_KMS_PROTOCOL: { when: 'KMS returned plaintext despite `Recipient`, no `CiphertextForRecipient`, or a parent answer was unreadable', remedy: 'something rewrites requests: investigate' },
+  ERR_TSK_INVALID_KEY: { when: 'the released key is not 32 bytes', remedy: 'provision with `KeySpec: AES_256`' },
+  ERR_TSK_DISPOSED: { when: 'the key was disposed', remedy: 'get a new one' },
+  ERR_TSK_MALFORMED: { when: 'the envelope is short or of an unknown version', remedy: 'not a TSK envelope, or truncated' },
+  ERR_TSK_WRONG_KEY: { when: 'the envelope was sealed with another key (the key id differs)', remedy: 'use the key it was sealed with' },
+  ERR_TSK_DECRYPT_FAILED: { when: 'authentication failed (wrong associated data, or tampered)', remedy: 'the envelope was altered or belongs to another context' },
+  ERR_SEAL_MALFORMED: { when: 'the sealed message is not bytes, or too short for its header, `enc` and tag', remedy: 'corrupted in transit' },
+  ERR_SEAL_UNSUPPORTED_VERSION: { when: 'the message (or the document\'s attested key) has a version this release does not read', remedy: 'upgrade the side that is older' },
+  ERR_SEAL_UNSUPPORTED_SUITE: { when: 'HPKE suite ids other than DHKEM(P-256 or P-384) / AES-256-GCM', remedy: 'seal with a supported suite' },
+  ERR_SEAL_ATTESTED_KEY_INVALID: { when: 'the verified document binds no `public_key`, or not a valid attested HPKE key', remedy: 'attest with `createAttestedReceiver().attest()`' },
+  ERR_SEAL_KEY_NOT_FOUND: { when: 'the message is for a key this receiver does not hold: rotated away past its grace, or another enclave\'s', remedy: 'fetch a fresh document and seal again' },
+  ERR_SEAL_DECRYPT_FAILED: { when: 'HPKE open failed: tampered, sealed with other `info`, or not for this key (indistinguishable on purpose)', remedy: 'seal with the `info` the enclave opens with' },
+};
 
 /**
  * The one error class of nitro-enclave-sdk. Switch on `code`, not on the message.
@@ -89,7 +177,7 @@ export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode | NsmErr
  * ```
  */
 export class NitroEnclaveError extends Error {
-  /** Stable machine-readable code, documented in the README. */
+  /** Stable machine-readable code, documented in `docs/errors.md` (from {@link ERROR_INFO}). */
   readonly code: NitroEnclaveErrorCode;
 
   constructor(code: NitroEnclaveErrorCode, message: string, options?: { cause?: unknown }) {

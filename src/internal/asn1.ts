@@ -163,7 +163,10 @@ export function decodeTime(buf: Uint8Array, node: Asn1Node): Date {
   if (!m) throw new Asn1Error('invalid time', node.start);
   let year = Number(m[1]);
   if (node.tag === TAG.UTC_TIME) year += year >= 50 ? 1900 : 2000;
-  const ms = Date.UTC(year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
-  if (Number.isNaN(ms)) throw new Asn1Error('invalid time', node.start);
-  return new Date(ms);
+  const fields = [year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])] as const;
+  const date = new Date(Date.UTC(...fields));
+  // Date.UTC rolls over (month 13, 30 February, 24:00, second 60): a field that moved is invalid.
+  const back = [date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate(), date.getUTCHours(), date.getUTCMinutes(), date.getUTCSeconds()];
+  if (back.some((v, i) => v !== fields[i])) throw new Asn1Error('invalid time', node.start);
+  return date;
 }

@@ -23,7 +23,12 @@ export interface NativeBinding {
   nsmRequest(fd: number, request: Uint8Array): Promise<Buffer>;
   closeFd(fd: number): void;
   connect(address: SocketAddress, timeoutMs: number): { promise: Promise<NativeStream>; cancel(): void };
-  listen(address: SocketAddress, backlog: number, onConnection: (err: (Error & { errno?: number }) | null, stream: NativeStream | null) => void): { close(): void; port: number };
+  listen(
+    address: SocketAddress,
+    backlog: number,
+    onConnection: (err: (Error & { code?: string; errno?: number; peerCid?: number; peerPort?: number }) | null, stream: NativeStream | null) => void,
+    allowedCids?: readonly number[],
+  ): { close(): void; port: number };
   relayError(handle: object): number;
 }
 
@@ -45,10 +50,39 @@ export function loadNative(): NativeBinding {
   const file = process.env.NITRO_ENCLAVE_NATIVE ?? join(packageRoot(), 'build', 'Release', 'nitro_enclave.node');
   if (process.platform !== 'linux') throw new NitroEnclaveError('ERR_NATIVE_UNAVAILABLE', `Nitro Enclaves run Linux; the native helper is not available on ${process.platform}. ${HOW_TO_BUILD}`);
   if (!existsSync(file)) throw new NitroEnclaveError('ERR_NATIVE_UNAVAILABLE', HOW_TO_BUILD);
+  let addon: NativeBinding;
   try {
-    cached = createRequire(import.meta.url)(file) as NativeBinding;
+    addon = createRequire(import.meta.url)(file) as NativeBinding;
   } catch (err) {
     throw new NitroEnclaveError('ERR_NATIVE_UNAVAILABLE', `${HOW_TO_BUILD} (load error: ${(err as Error).message})`);
   }
+  cached = guarded(addon);
   return cached;
+}
+
+/**
+ * The addon throws a plain Error with code ERR_NATIVE_INTERNAL when a Node-API call fails (a bug
+ * in the helper, or no memory left); it becomes a NitroEnclaveError like every other code.
+ */
+function guarded(addon: NativeBinding): NativeBinding {
+  const wrap =
+    <A extends unknown[], R>(fn: (...args: A) => R) =>
+    (...args: A): R => {
+      try {
+        return fn(...args);
+      } catch (err) {
+        if ((err as { code?: unknown }).code === 'ERR_NATIVE_INTERNAL' && !(err instanceof NitroEnclaveError)) {
+          throw new NitroEnclaveError('ERR_NATIVE_INTERNAL', `native helper: ${(err as Error).message}`);
+        }
+        throw err;
+      }
+    };
+  return {
+    nsmOpen: wrap(addon.nsmOpen),
+    nsmRequest: wrap(addon.nsmRequest),
+    closeFd: wrap(addon.closeFd),
+    connect: wrap(addon.connect),
+    listen: wrap(addon.listen),
+    relayError: wrap(addon.relayError),
+  };
 }

@@ -18,19 +18,22 @@ function mentionsAttestation(s: PolicyStatement): boolean {
  * Turns an AccessDenied into the seed's troubleshooting: shows this enclave's
  * PCR0, calls out debug mode (all-zero PCRs never match an ImageSha384
  * condition), and — when these credentials may read the key policy — says
- * which attestation condition did not match.
+ * which attestation condition did not match. The policy read is bounded by
+ * `signal` (the caller's signal and what is left of its deadline).
  */
-export async function explainAccessDenied(err: NitroEnclaveError, facts: VerifiedAttestation, kms: KMSClient, action: string, keyId?: string): Promise<NitroEnclaveError> {
+export async function explainAccessDenied(err: NitroEnclaveError, facts: VerifiedAttestation, kms: KMSClient, action: string, keyId?: string, signal: AbortSignal = AbortSignal.timeout(3000)): Promise<NitroEnclaveError> {
   const pcr0 = facts.pcrsHex[0] ?? '(none)';
   const lines = [`KMS denied ${action} to this enclave (PCR0 ${pcr0}).`];
   if (facts.debugMode) {
     lines.push('This enclave runs in debug mode: its PCRs are all zero, so it can never match a kms:RecipientAttestation:ImageSha384 condition. Run it without --debug-mode.');
   }
   const keyArn = resourceOf(err.message);
-  const resource = keyId ?? keyArn;
-  if (resource) {
+  // GetKeyPolicy takes a key id or key ARN only: an alias ARN cannot name the policy.
+  const resource = keyArn ?? (keyId && /:key\//.test(keyId) ? keyId : undefined);
+  if (resource && signal.aborted) lines.push('(No time was left before the deadline to read the key policy.)');
+  else if (resource) {
     try {
-      const { Policy } = await kms.send(new GetKeyPolicyCommand({ KeyId: resource, PolicyName: 'default' }), { abortSignal: AbortSignal.timeout(3000) });
+      const { Policy } = await kms.send(new GetKeyPolicyCommand({ KeyId: resource, PolicyName: 'default' }), { abortSignal: signal });
       const policy = parsePolicy(Policy ?? '');
       const keys = attestationKeys(facts);
       const request = { action, resource: keyArn ?? resource };
@@ -43,7 +46,8 @@ export async function explainAccessDenied(err: NitroEnclaveError, facts: Verifie
       }
       if (relevant.length === 0) lines.push(`The key policy has no Allow statement for ${action} with a kms:RecipientAttestation condition.`);
     } catch {
-      lines.push('(The key policy could not be read with these credentials, so the mismatching condition cannot be shown.)');
+      if (signal.aborted) lines.push('(Reading the key policy was cut short by the deadline or the caller\'s signal.)');
+      else lines.push('(The key policy could not be read with these credentials, so the mismatching condition cannot be shown.)');
     }
   }
   lines.push(`KMS said: ${err.message}`);

@@ -10,6 +10,7 @@ import { openNsm } from '../nsm/device.js';
 import type { NsmTransport } from '../nsm/transport.js';
 import { createKmsRequestHandler, type KmsTransportOptions } from '../vsock/kms-agent.js';
 import { EphemeralKeyPool, checkModulus, type RsaModulusLength } from './keypair.js';
+import { checkRegion, parsePinnedKeyArn } from './key-arn.js';
 import { createRecipientClient } from './recipient.js';
 import type { RetryPolicy } from './retry.js';
 import { TrustedSessionKey } from './trusted-session-key.js';
@@ -26,8 +27,14 @@ export interface GetTrustedSessionKeyOptions {
   ciphertextBlob?: Uint8Array | string;
   /** …or a file holding the raw blob (as `nitro-enclave provision` writes it). */
   ciphertextBlobPath?: string;
-  /** e.g. `alias/confidential-workflow-tsk`; when set KMS checks the blob belongs to it. */
-  keyId?: string;
+  /**
+   * The TSK's KMS key as a key ARN or alias ARN, e.g.
+   * `arn:aws:kms:us-east-1:111122223333:alias/confidential-workflow-tsk`. Required, and it must come
+   * from the enclave image (measured in PCR0), never from the parent: a bare alias or key id resolves
+   * in the account of whatever credentials the parent serves. Sent to KMS as `KeyId`, and KMS's answer
+   * must name the same key (`ERR_KMS_KEY_MISMATCH` otherwise).
+   */
+  keyId: string;
   encryptionContext?: Record<string, string>;
   /** AWS region of the key; required unless `kms` is given. */
   region?: string;
@@ -48,9 +55,27 @@ export interface GetTrustedSessionKeyOptions {
   /** Overall deadline in ms (all attempts). Default 30 000. */
   timeout?: number;
   retry?: RetryPolicy;
-  /** Keep the key for this many ms and hand out copies (0 = no cache, the default). */
+  /** Keep the key for this many ms and hand out copies (0 = no cache, the default). An unref'd timer zeroes it when the time is up. */
   cacheTtl?: number;
   clock?: () => Date;
+  /** Timers for the caller's deadline and cache expiry. Default: the global `setTimeout` / `clearTimeout`. */
+  timers?: TskTimers;
+}
+
+/**
+ * The timer functions getTrustedSessionKey uses (injectable so tests control time).
+ *
+ * @example
+ * ```ts
+ * const due: Array<() => void> = [];
+ * const timers: TskTimers = { setTimeout: (fn) => due.push(fn), clearTimeout: () => {} };
+ * await getTrustedSessionKey({ ...options, cacheTtl: 60_000, timers });
+ * due.forEach((fn) => fn()); // the cached key is zeroed now
+ * ```
+ */
+export interface TskTimers {
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
 }
 
 /** Timings of the steps of the last call that reached KMS (ms). */
@@ -63,17 +88,39 @@ export interface TskTimings {
   attempts: number;
 }
 
-const defaultPool = new EphemeralKeyPool();
-/** Shared so the AWS CA chain is verified once per process; only successes are cached, validity is rechecked every time. */
-const verifier = createAttestationVerifier();
-const inflight = new Map<string, Promise<Shared>>();
-const cache = new Map<string, { shared: Shared; expires: number }>();
-let lastTimings: TskTimings | null = null;
-
 interface Shared {
   key: Uint8Array;
   metadata: ConstructorParameters<typeof TrustedSessionKey>[1];
 }
+
+/** One caller waiting on a flight; it keeps its own signal and deadline. */
+interface Waiter {
+  deliver(shared: Shared): void;
+  fail(err: unknown): void;
+}
+
+/** A shared KMS request. It belongs to no single caller: it is cancelled when its last waiter leaves. */
+interface Flight {
+  waiters: Set<Waiter>;
+  controller: AbortController;
+  lastError?: unknown;
+  done: boolean;
+}
+
+interface CacheEntry {
+  shared: Shared;
+  expires: number;
+  timer: unknown;
+  timers: TskTimers;
+}
+
+const defaultTimers: TskTimers = { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
+const defaultPool = new EphemeralKeyPool();
+/** Shared so the AWS CA chain is verified once per process; only successes are cached, validity is rechecked every time. */
+const verifier = createAttestationVerifier();
+const inflight = new Map<string, Flight>();
+const cache = new Map<string, CacheEntry>();
+let lastTimings: TskTimings | null = null;
 
 async function blobOf(o: GetTrustedSessionKeyOptions): Promise<Uint8Array> {
   if ((o.ciphertextBlob === undefined) === (o.ciphertextBlobPath === undefined)) throw new TypeError('give exactly one of ciphertextBlob and ciphertextBlobPath');
@@ -89,17 +136,15 @@ async function blobOf(o: GetTrustedSessionKeyOptions): Promise<Uint8Array> {
 function validate(o: GetTrustedSessionKeyOptions): void {
   if (typeof o !== 'object' || o === null) throw new TypeError('options must be an object');
   if (!o.kms && (typeof o.region !== 'string' || !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(o.region))) throw new TypeError('region must be an AWS region like us-east-1 (or pass a kms client)');
+  const pinned = parsePinnedKeyArn(o.keyId);
   if (o.rsaModulusLength !== undefined) checkModulus(o.rsaModulusLength);
   if (o.timeout !== undefined && (!Number.isFinite(o.timeout) || o.timeout <= 0)) throw new TypeError('timeout must be a positive number of ms');
   if (o.cacheTtl !== undefined && (!Number.isFinite(o.cacheTtl) || o.cacheTtl < 0)) throw new TypeError('cacheTtl must be a non-negative number of ms');
-  if (o.keyId !== undefined && typeof o.keyId !== 'string') throw new TypeError('keyId must be a string');
-  if (o.encryptionContext !== undefined && (typeof o.encryptionContext !== 'object' || Object.values(o.encryptionContext).some((v) => typeof v !== 'string'))) {
+  if (o.timers !== undefined && (typeof o.timers?.setTimeout !== 'function' || typeof o.timers?.clearTimeout !== 'function')) throw new TypeError('timers must have setTimeout and clearTimeout');
+  if (o.encryptionContext !== undefined && (typeof o.encryptionContext !== 'object' || o.encryptionContext === null || Object.values(o.encryptionContext).some((v) => typeof v !== 'string'))) {
     throw new TypeError('encryptionContext must map strings to strings');
   }
-  const arnRegion = o.keyId ? /^arn:aws[\w-]*:kms:([^:]+):/.exec(o.keyId)?.[1] : undefined;
-  if (arnRegion && o.region && arnRegion !== o.region) {
-    throw new NitroEnclaveError('ERR_KMS_WRONG_REGION', `keyId is in ${arnRegion} but region is ${o.region}: a KMS ciphertext can only be decrypted in the key's region`);
-  }
+  if (o.region) checkRegion(pinned, o.region);
 }
 
 function kmsClientOf(o: GetTrustedSessionKeyOptions): KMSClient {
@@ -119,13 +164,22 @@ function nsmOf(o: GetTrustedSessionKeyOptions): NsmClient {
   return createNsmClient(o.nsm as NsmTransport);
 }
 
+/**
+ * The single-flight and cache identity. Every field is length-delimited or
+ * JSON-encoded, so no two different (blob, key, region, context) tuples share
+ * an identity: `{"a=b":"c"}` and `{"a":"b=c"}` are different contexts, and a
+ * caller with the wrong context must go to KMS and be refused there.
+ */
 function flightKey(o: GetTrustedSessionKeyOptions, blob: Uint8Array): string {
-  const h = createHash('sha256').update(blob).update('\0').update(o.keyId ?? '').update('\0').update(o.region ?? '(client)').update('\0');
-  for (const [k, v] of Object.entries(o.encryptionContext ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) h.update(`${k}=${v}\0`);
-  return h.digest('hex');
+  const context = Object.entries(o.encryptionContext ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHash('sha256')
+    .update(`${blob.length}:`)
+    .update(blob)
+    .update(JSON.stringify([o.keyId, o.region ?? null, context]))
+    .digest('hex');
 }
 
-async function fetchKey(o: GetTrustedSessionKeyOptions, blob: Uint8Array): Promise<Shared> {
+async function fetchKey(o: GetTrustedSessionKeyOptions, blob: Uint8Array, timeoutMs: number, flight: Flight): Promise<Shared> {
   const kms = kmsClientOf(o);
   const nsm = nsmOf(o);
   const recipient = createRecipientClient({
@@ -140,8 +194,8 @@ async function fetchKey(o: GetTrustedSessionKeyOptions, blob: Uint8Array): Promi
   });
   try {
     const result = await recipient.decrypt(
-      { ciphertextBlob: blob, ...(o.keyId ? { keyId: o.keyId } : {}), ...(o.encryptionContext ? { encryptionContext: o.encryptionContext } : {}) },
-      { timeout: o.timeout ?? 30_000, ...(o.signal ? { signal: o.signal } : {}) },
+      { ciphertextBlob: blob, keyId: o.keyId, ...(o.encryptionContext ? { encryptionContext: o.encryptionContext } : {}) },
+      { timeout: timeoutMs, signal: flight.controller.signal, onAttemptError: (err) => (flight.lastError = err) },
     );
     lastTimings = result.timings;
     if (result.plaintext.length !== 32) {
@@ -150,7 +204,7 @@ async function fetchKey(o: GetTrustedSessionKeyOptions, blob: Uint8Array): Promi
     }
     return {
       key: result.plaintext,
-      metadata: { keyArn: result.response.KeyId ?? o.keyId ?? '', pcr0: result.attestation.pcrsHex[0] ?? '', moduleId: result.attestation.moduleId, obtainedAt: o.clock?.() ?? new Date() },
+      metadata: { keyArn: result.response.KeyId ?? o.keyId, pcr0: result.attestation.pcrsHex[0] ?? '', moduleId: result.attestation.moduleId, obtainedAt: o.clock?.() ?? new Date() },
     };
   } finally {
     if (!o.nsm) await nsm.close();
@@ -158,23 +212,83 @@ async function fetchKey(o: GetTrustedSessionKeyOptions, blob: Uint8Array): Promi
   }
 }
 
+function evict(key: string, only?: CacheEntry): void {
+  const entry = cache.get(key);
+  if (!entry || (only && entry !== only)) return;
+  cache.delete(key);
+  entry.timers.clearTimeout(entry.timer);
+  entry.shared.key.fill(0);
+}
+
+function store(key: string, shared: Shared, o: GetTrustedSessionKeyOptions): void {
+  evict(key);
+  const ttl = o.cacheTtl!;
+  const timers = o.timers ?? defaultTimers;
+  const entry: CacheEntry = { shared, expires: (o.clock?.() ?? new Date()).getTime() + ttl, timer: undefined, timers };
+  // The timer, not the next call, ends the key's life; unref'd so a cached key never keeps the process alive.
+  entry.timer = timers.setTimeout(() => evict(key, entry), ttl);
+  (entry.timer as { unref?: () => void } | undefined)?.unref?.();
+  cache.set(key, entry);
+}
+
+function startFlight(key: string, o: GetTrustedSessionKeyOptions, blob: Uint8Array, timeoutMs: number): Flight {
+  const flight: Flight = { waiters: new Set(), controller: new AbortController(), done: false };
+  inflight.set(key, flight);
+  const finish = () => {
+    flight.done = true;
+    if (inflight.get(key) === flight) inflight.delete(key);
+    const waiters = [...flight.waiters];
+    flight.waiters.clear();
+    return waiters;
+  };
+  fetchKey(o, blob, timeoutMs, flight).then(
+    (shared) => {
+      const waiters = finish();
+      // Every waiter gets its own copy synchronously, so the shared bytes can be zeroed (or cached) right after.
+      for (const w of waiters) w.deliver(shared);
+      if (waiters.length > 0 && (o.cacheTtl ?? 0) > 0) store(key, shared, o);
+      else shared.key.fill(0);
+    },
+    (err: unknown) => {
+      for (const w of finish()) w.fail(err);
+    },
+  );
+  return flight;
+}
+
+function leave(key: string, flight: Flight, waiter: Waiter): void {
+  flight.waiters.delete(waiter);
+  if (flight.waiters.size > 0 || flight.done) return;
+  if (inflight.get(key) === flight) inflight.delete(key);
+  flight.controller.abort(new Error('every caller of this shared request left'));
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? `${(err as { code?: string }).code ?? err.name}: ${err.message}` : String(err);
+}
+
 /**
  * The library's main entry point, run inside the enclave: makes an ephemeral
  * RSA key pair, asks the NSM for an attestation document binding its public
  * key, checks that document offline, calls KMS `Decrypt` with `Recipient`
- * over vsock to the parent's vsock-proxy (TLS end to end), and opens the
- * returned CMS envelope with the ephemeral private key.
+ * over vsock to the parent's vsock-proxy (TLS end to end), checks that KMS
+ * answered for the pinned key ARN, and opens the returned CMS envelope with
+ * the ephemeral private key.
  *
- * Concurrent calls for the same blob share one KMS request; each caller gets
- * its own {@link TrustedSessionKey} copy to dispose.
+ * Concurrent calls for the same blob, key, region and context share one KMS
+ * request; each caller gets its own {@link TrustedSessionKey} copy to dispose,
+ * and keeps its own `signal` and `timeout`. The shared request belongs to no
+ * caller: it runs until its last waiter has left (then it is cancelled) or
+ * until its own deadline (the `timeout` of the caller that started it); a
+ * waiter with time left when that deadline passes starts a new request.
  *
  * @example
  * ```ts
- * import { getTrustedSessionKey } from 'nitro-enclave-sdk';
+ * import { getTrustedSessionKey, fromParentCredentials } from 'nitro-enclave-sdk';
  *
  * const tsk = await getTrustedSessionKey({
  *   ciphertextBlobPath: '/app/tsk.ciphertext',
- *   keyId: 'alias/confidential-workflow-tsk',
+ *   keyId: 'arn:aws:kms:us-east-1:111122223333:alias/confidential-workflow-tsk', // baked into the image
  *   region: 'us-east-1',
  *   credentials: fromParentCredentials(),
  * });
@@ -184,30 +298,51 @@ export async function getTrustedSessionKey(options: GetTrustedSessionKeyOptions)
   validate(options);
   const blob = await blobOf(options);
   const key = flightKey(options, blob);
-  const now = Date.now();
   const cached = cache.get(key);
-  if (cached && cached.expires > now) return new TrustedSessionKey(new Uint8Array(cached.shared.key), cached.shared.metadata);
-  if (cached) {
-    cached.shared.key.fill(0);
-    cache.delete(key);
-  }
-  let flight = inflight.get(key);
-  if (!flight) {
-    flight = fetchKey(options, blob);
-    inflight.set(key, flight);
-    const ttl = options.cacheTtl ?? 0;
-    flight.then(
-      (shared) => {
-        inflight.delete(key);
-        if (ttl > 0) cache.set(key, { shared, expires: Date.now() + ttl });
-        // Without a cache the shared copy is zeroed once every waiting caller has made its own copy.
-        else queueMicrotask(() => shared.key.fill(0));
+  if (cached && cached.expires > (options.clock?.() ?? new Date()).getTime()) return new TrustedSessionKey(new Uint8Array(cached.shared.key), cached.shared.metadata);
+  if (cached) evict(key);
+
+  const timeout = options.timeout ?? 30_000;
+  const deadline = Date.now() + timeout;
+  const timers = options.timers ?? defaultTimers;
+  const { signal } = options;
+  if (signal?.aborted) throw new NitroEnclaveError('ERR_KMS_ABORTED', 'KMS Decrypt was aborted', { cause: signal.reason });
+
+  return new Promise<TrustedSessionKey>((resolve, reject) => {
+    let flight: Flight;
+    let settled = false;
+    const settle = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
+      timers.clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      fn();
+    };
+    const waiter: Waiter = {
+      deliver: (shared) => settle(() => resolve(new TrustedSessionKey(new Uint8Array(shared.key), shared.metadata))),
+      fail: (err) => {
+        // The shared request hit its own deadline (its starter had less time than this caller): go again with what is left.
+        if (err instanceof NitroEnclaveError && err.code === 'ERR_KMS_TIMEOUT' && deadline - Date.now() > 0 && !signal?.aborted) join();
+        else settle(() => reject(err));
       },
-      () => inflight.delete(key),
-    );
-  }
-  const shared = await flight;
-  return new TrustedSessionKey(new Uint8Array(shared.key), shared.metadata);
+    };
+    const giveUp = (err: NitroEnclaveError) =>
+      settle(() => {
+        leave(key, flight, waiter);
+        reject(err);
+      });
+    const onAbort = () => giveUp(new NitroEnclaveError('ERR_KMS_ABORTED', 'KMS Decrypt was aborted', { cause: signal!.reason }));
+    const timer = timers.setTimeout(() => {
+      const last = flight.lastError;
+      giveUp(new NitroEnclaveError('ERR_KMS_TIMEOUT', `KMS Decrypt did not succeed before the deadline (${last === undefined ? `${timeout} ms` : `last error: ${describe(last)}`})`, { cause: last }));
+    }, timeout);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    function join() {
+      flight = inflight.get(key) ?? startFlight(key, options, blob, Math.max(1, deadline - Date.now()));
+      flight.waiters.add(waiter);
+    }
+    join();
+  });
 }
 
 /**
@@ -233,8 +368,7 @@ export function prepareTrustedSessionKey(options: { rsaModulusLength?: RsaModulu
  * ```
  */
 export function clearTrustedSessionKeyCache(): void {
-  for (const { shared } of cache.values()) shared.key.fill(0);
-  cache.clear();
+  for (const key of [...cache.keys()]) evict(key);
   defaultPool.clear();
 }
 

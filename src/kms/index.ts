@@ -7,10 +7,10 @@ export type { RecipientClient, RecipientOptions, RecipientResult, CallOptions } 
 export { generateEphemeralKeyPair, EphemeralKeyPool } from './keypair.js';
 export type { EphemeralKeyPair, RsaModulusLength } from './keypair.js';
 export { getTrustedSessionKey, prepareTrustedSessionKey, clearTrustedSessionKeyCache, lastTrustedSessionKeyTimings } from './get-trusted-session-key.js';
-export type { GetTrustedSessionKeyOptions, KmsTransport, TskTimings } from './get-trusted-session-key.js';
+export type { GetTrustedSessionKeyOptions, KmsTransport, TskTimings, TskTimers } from './get-trusted-session-key.js';
 export { TrustedSessionKey, TSK_ENVELOPE_VERSION } from './trusted-session-key.js';
 export type { TrustedSessionKeyMetadata } from './trusted-session-key.js';
-export { buildKeyPolicy } from './key-policy.js';
+export { buildKeyPolicy, RECIPIENT_ACTIONS } from './key-policy.js';
 export type { KeyPolicyOptions } from './key-policy.js';
 export { evaluatePolicy, parsePolicy, PolicySyntaxError } from './policy.js';
 export type { PolicyDocument, PolicyStatement, RequestContext, Decision } from './policy.js';

@@ -1,5 +1,6 @@
 import { generateKeyPair, type KeyObject } from 'node:crypto';
 
+/** RSA modulus sizes KMS accepts for the `Recipient` key (`RSAES_OAEP_SHA_256`). */
 export type RsaModulusLength = 2048 | 3072 | 4096;
 
 /** An ephemeral RSA key pair: the private key stays in this process, the SPKI goes into the attestation document. */

@@ -14,6 +14,7 @@ interface WireCredentials {
   Expiration?: string;
 }
 
+/** Options of {@link fromParentCredentials} and {@link fetchParentFile}: where the parent's credentials server listens and how long to wait. */
 export interface ParentCredentialsOptions {
   /** Where the parent serves credentials. Default vsock CID 3, port 8002. */
   address?: SocketAddress;
@@ -40,7 +41,9 @@ function readAll(socket: VsockSocket, timeout: number): Promise<string> {
     });
     socket.on('error', (err) => {
       clearTimeout(timer);
-      reject(err);
+      // A refusing server closes at once: our request then meets EPIPE/ECONNRESET. Keep it coded.
+      if (err instanceof NitroEnclaveError) reject(err);
+      else reject(new NitroEnclaveError('ERR_VSOCK_RESET', `the parent's bootstrap server closed the connection (${(err as NodeJS.ErrnoException).code ?? err.name}): was this enclave refused?`, { cause: err }));
     });
   });
 }
@@ -84,7 +87,7 @@ export async function fetchParentFile(name: string, options: { address?: SocketA
  *
  * @example
  * ```ts
- * const tsk = await getTrustedSessionKey({ region, ciphertextBlobPath, credentials: fromParentCredentials() });
+ * const tsk = await getTrustedSessionKey({ keyId: pinnedKeyArn, region, ciphertextBlobPath, credentials: fromParentCredentials() });
  * ```
  */
 export function fromParentCredentials(options: ParentCredentialsOptions = {}): AwsCredentialIdentityProvider {
@@ -121,6 +124,7 @@ export function fromParentCredentials(options: ParentCredentialsOptions = {}): A
   };
 }
 
+/** Options of {@link serveParentCredentials} (parent side): where to listen, which credentials and files to serve, and to whom. */
 export interface CredentialsServerOptions {
   /** Where to listen. Default vsock any-CID, port 8002. */
   address?: SocketAddress;
@@ -128,11 +132,16 @@ export interface CredentialsServerOptions {
   enclaveCid?: number;
   /** Where credentials come from. Default: the AWS SDK chain (the instance role via IMDS). */
   credentials?: AwsCredentialIdentityProvider;
-  /** Decides whether a peer may receive credentials. Default: its vsock CID equals `enclaveCid`. */
+  /**
+   * Decides whether a peer may receive credentials. Default: its vsock CID
+   * equals `enclaveCid`. On a `unix` address there is no CID: any local
+   * process that can open the socket connects, so only `allowPeer` decides
+   * (the log says so).
+   */
   allowPeer?: (socket: VsockSocket) => boolean;
   /** Files offered to the enclave by name (e.g. `{ tsk: ciphertextBlob }`), fetched with fetchParentFile(). */
   files?: Record<string, Uint8Array>;
-  /** Called with a line for each connection; never receives secrets. */
+  /** Called with a line at start and for each connection; never receives secrets, and states only the checks it made. */
   log?: (line: string) => void;
 }
 
@@ -159,7 +168,10 @@ function readRequestLine(socket: VsockSocket, timeout: number): Promise<string> 
 
 /**
  * The parent side: serves the instance role's temporary credentials to the
- * enclave over vsock, one JSON answer per connection, only to `enclaveCid`.
+ * enclave over vsock, one JSON answer per connection, only to `enclaveCid`
+ * (the peer CID is checked on each connection). On a `unix` address (local
+ * tests, or a proxy you run yourself) there is no CID: any local process
+ * that can open the socket may connect, and the log says so.
  *
  * @example
  * ```ts
@@ -173,6 +185,11 @@ export async function serveParentCredentials(options: CredentialsServerOptions):
     throw new TypeError('enclaveCid (the CID given to nitro-cli run-enclave, 3 or more) is required');
   }
   const allow = options.allowPeer ?? ((s: VsockSocket) => s.peerCid === options.enclaveCid);
+  const unix = address.family === 'unix';
+  // What the log may claim: a CID check only when the built-in one ran on a vsock peer.
+  const checked = options.allowPeer === undefined && !unix;
+  const whoOf = (s: VsockSocket) =>
+    unix ? 'a local process (unix socket: no CID, no check)' : checked ? `CID ${s.peerCid} (peer CID checked)` : `CID ${s.peerCid ?? '(unknown)'} (accepted by allowPeer; no built-in CID check)`;
   let source: AwsCredentialIdentityProvider;
   if (options.credentials) source = options.credentials;
   else {
@@ -181,17 +198,25 @@ export async function serveParentCredentials(options: CredentialsServerOptions):
   }
   const log = options.log ?? (() => {});
   const files = options.files ?? {};
+  if (unix) {
+    log(
+      options.allowPeer
+        ? `listening on unix:${address.path}: any local process that can open this socket may connect and receive the credentials; a unix socket has no CID, so no CID check is made`
+        : `listening on unix:${address.path}: a unix socket has no CID, so enclaveCid ${options.enclaveCid} can never match and every connection will be refused (pass allowPeer to accept local processes)`,
+    );
+  } else if (checked) log(`listening on vsock port ${address.port}: credentials only to CID ${options.enclaveCid} (each connection's peer CID is checked)`);
+  else log(`listening on vsock port ${address.port}: peers accepted by allowPeer (no built-in CID check)`);
   const open = new Set<VsockSocket>();
   const listener = listenSocket(address, (socket) => {
     open.add(socket);
     socket.on('close', () => open.delete(socket));
     socket.on('error', () => {});
     if (!allow(socket)) {
-      log(`refused peer CID ${socket.peerCid ?? '(unknown)'}`);
+      log(unix ? 'refused a local process (unix socket)' : checked ? `refused peer CID ${socket.peerCid ?? '(unknown)'} (expected ${options.enclaveCid})` : `refused peer CID ${socket.peerCid ?? '(unknown)'} (allowPeer)`);
       socket.destroy();
       return;
     }
-    const who = `CID ${socket.peerCid ?? '(local)'}`;
+    const who = whoOf(socket);
     readRequestLine(socket, 5000).then(
       (request) => {
         if (request === 'GET credentials') {

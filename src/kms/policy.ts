@@ -17,12 +17,21 @@ export interface PolicyStatement {
   Condition?: Record<string, Record<string, string | string[] | boolean>>;
 }
 
+/** A parsed KMS key policy or IAM identity policy (the subset of the grammar KMS key policies use). */
 export interface PolicyDocument {
   Version?: string;
   Id?: string;
   Statement: PolicyStatement[];
 }
 
+/**
+ * A policy document that does not parse, or uses an operator or element the evaluator does not know.
+ *
+ * @example
+ * ```ts
+ * try { parsePolicy(json); } catch (err) { if (err instanceof PolicySyntaxError) console.error(err.message); }
+ * ```
+ */
 export class PolicySyntaxError extends Error {
   override name = 'PolicySyntaxError';
 }
@@ -83,6 +92,7 @@ export interface RequestContext {
   conditions: Record<string, string | undefined>;
 }
 
+/** The outcome of {@link evaluatePolicy}: allowed by a statement, denied explicitly by one, or denied implicitly (with the conditions that were not met). */
 export type Decision =
   | { effect: 'Allow'; by: string }
   | { effect: 'Deny'; explicit: true; by: string }

@@ -16,7 +16,9 @@ import { decryptCiphertextForRecipient } from './cms.js';
 import { EphemeralKeyPool, checkModulus, type EphemeralKeyPair, type RsaModulusLength } from './keypair.js';
 import { withRetry, type RetryPolicy } from './retry.js';
 import { explainAccessDenied } from './diagnose.js';
+import { checkRegion, parsePinnedKeyArn, responseMatches, type PinnedKey } from './key-arn.js';
 
+/** Options of {@link createRecipientClient}: the KMS client or how to build one, the NSM, and the pinned key. */
 export interface RecipientOptions {
   kms: KMSClient;
   nsm: NsmClient;
@@ -34,12 +36,20 @@ export interface RecipientOptions {
   diagnose?: boolean;
 }
 
+/** Per-call options of a {@link RecipientClient} method: cancellation and deadline. */
 export interface CallOptions {
   signal?: AbortSignal;
   timeout?: number;
-  /** The key, for AccessDenied diagnostics (read its policy). */
-  keyId?: string;
+  /** Called with each failed attempt's error (e.g. to report the last one when a caller's own deadline passes first). */
+  onAttemptError?: (err: unknown) => void;
 }
+
+interface AttestedCall extends CallOptions {
+  /** The key the caller pinned: KMS's answer must name it (ERR_KMS_KEY_MISMATCH otherwise). */
+  pinned?: PinnedKey;
+}
+
+type WithKeyId = { KeyId?: string };
 
 /** What an attested call produced: the opened plaintext (caller zeroes it), the verified facts of our own document, timings. */
 export interface RecipientResult<R> {
@@ -49,18 +59,26 @@ export interface RecipientResult<R> {
   timings: { keyPairMs: number; attestationMs: number; verifyMs: number; kmsMs: number; cmsMs: number; attempts: number };
 }
 
-type WithRecipient = { CiphertextForRecipient?: Uint8Array; Plaintext?: Uint8Array; PrivateKeyPlaintext?: Uint8Array; SharedSecret?: Uint8Array };
+type WithRecipient = WithKeyId & { CiphertextForRecipient?: Uint8Array; Plaintext?: Uint8Array; PrivateKeyPlaintext?: Uint8Array; SharedSecret?: Uint8Array };
 
 /**
  * The attested-call core: make (or take) an ephemeral RSA key pair, get an
  * NSM document binding its public key, verify our own document offline
  * (catches a broken NSM or clock before KMS does), call KMS with `Recipient`,
- * insist that no plaintext came back, and open `CiphertextForRecipient`.
+ * insist that no plaintext came back and that the answer names the pinned
+ * key, and only then open `CiphertextForRecipient`.
+ *
+ * Every operation that takes a key requires `keyId` to be a key ARN or alias
+ * ARN (`TypeError` otherwise, before anything is sent): a bare alias or key id
+ * resolves in the account of whatever credentials the parent serves. The ARN
+ * goes to KMS as `KeyId`, and the answer's `KeyId` must name the same
+ * partition, region and account (and key, for a key ARN), else the released
+ * envelope is zeroed unopened and the call fails with `ERR_KMS_KEY_MISMATCH`.
  *
  * @example
  * ```ts
  * const recipient = createRecipientClient({ kms: new KMSClient({ region, requestHandler: createKmsRequestHandler({ region }) }), nsm: openNsm() });
- * const { plaintext, response } = await recipient.generateDataKey({ keyId: 'alias/app-data' });
+ * const { plaintext, response } = await recipient.generateDataKey({ keyId: 'arn:aws:kms:us-east-1:111122223333:alias/app-data' });
  * // store response.CiphertextBlob; use plaintext inside the enclave, then plaintext.fill(0)
  * ```
  */
@@ -74,8 +92,17 @@ export function createRecipientClient(options: RecipientOptions) {
   const clock = options.clock ?? (() => new Date());
   const defaultTimeout = options.timeout ?? 30_000;
 
-  async function attested<R extends WithRecipient>(operation: string, send: (recipient: { KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256'; AttestationDocument: Uint8Array }, signal: AbortSignal) => Promise<R>, call: CallOptions = {}): Promise<RecipientResult<R>> {
+  async function attested<R extends WithRecipient>(operation: string, send: (recipient: { KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256'; AttestationDocument: Uint8Array }, signal: AbortSignal) => Promise<R>, call: AttestedCall = {}): Promise<RecipientResult<R>> {
     const deadline = Date.now() + (call.timeout ?? defaultTimeout);
+    if (call.pinned) {
+      let region: string | undefined;
+      try {
+        region = await (kms.config as { region?: () => Promise<string> } | undefined)?.region?.();
+      } catch {
+        region = undefined; // no region configured: the request itself will fail
+      }
+      checkRegion(call.pinned, region);
+    }
     let t = performance.now();
     const mark = () => {
       const n = performance.now();
@@ -105,11 +132,14 @@ export function createRecipientClient(options: RecipientOptions) {
           return send({ KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', AttestationDocument: document }, signal);
         },
         options.retry ?? {},
-        { operation, deadline, ...(call.signal ? { signal: call.signal } : {}) },
+        { operation, deadline, ...(call.signal ? { signal: call.signal } : {}), ...(call.onAttemptError ? { onAttemptError: call.onAttemptError } : {}) },
       );
     } catch (err) {
       if (err instanceof NitroEnclaveError && err.code === 'ERR_KMS_ACCESS_DENIED' && options.diagnose !== false) {
-        throw await explainAccessDenied(err, attestation, kms, `kms:${operation}`, call.keyId);
+        // The diagnosis is one more round trip: it gets what is left of the caller's deadline (at most 3 s) and the caller's signal.
+        const budget = AbortSignal.timeout(Math.max(0, Math.min(3000, deadline - Date.now())));
+        const signal = call.signal ? AbortSignal.any([call.signal, budget]) : budget;
+        throw await explainAccessDenied(err, attestation, kms, `kms:${operation}`, call.pinned?.arn, signal);
       }
       throw err;
     }
@@ -122,6 +152,11 @@ export function createRecipientClient(options: RecipientOptions) {
       }
     }
     if (!response.CiphertextForRecipient) throw new NitroEnclaveError('ERR_KMS_PROTOCOL', `KMS ${operation} returned no CiphertextForRecipient`);
+    if (call.pinned && !responseMatches(call.pinned, response.KeyId)) {
+      // Checked before the envelope is opened, so no plaintext of a foreign key ever exists here.
+      response.CiphertextForRecipient.fill(0);
+      throw new NitroEnclaveError('ERR_KMS_KEY_MISMATCH', `KMS ${operation} answered for key ${String(response.KeyId ?? '(none)')}, not the pinned ${call.pinned.arn}; the released key material was zeroed unused`);
+    }
     const plaintext = await decryptCiphertextForRecipient(response.CiphertextForRecipient, pair.privateKey);
     const cmsMs = mark();
     return { plaintext, response, attestation, timings: { keyPairMs, attestationMs, verifyMs, kmsMs, cmsMs, attempts } };
@@ -131,36 +166,41 @@ export function createRecipientClient(options: RecipientOptions) {
     /** Starts generating the next key pair now, so the next call skips key generation. */
     prepare: () => pool.prepare(bits),
     attested,
-    /** Decrypt with Recipient: the plaintext of `ciphertextBlob`, opened inside the enclave. */
-    decrypt(input: { ciphertextBlob: Uint8Array; keyId?: string; encryptionContext?: Record<string, string> }, call: CallOptions = {}) {
-      return attested('Decrypt', (Recipient, abortSignal) => kms.send(new DecryptCommand({ CiphertextBlob: input.ciphertextBlob, KeyId: input.keyId, EncryptionContext: input.encryptionContext, Recipient }), { abortSignal }), { keyId: input.keyId, ...call });
+    /** Decrypt with Recipient: the plaintext of `ciphertextBlob`, opened inside the enclave. `keyId`: the key ARN or alias ARN the blob must belong to. */
+    async decrypt(input: { ciphertextBlob: Uint8Array; keyId: string; encryptionContext?: Record<string, string> }, call: CallOptions = {}) {
+      const pinned = parsePinnedKeyArn(input?.keyId);
+      return attested('Decrypt', (Recipient, abortSignal) => kms.send(new DecryptCommand({ CiphertextBlob: input.ciphertextBlob, KeyId: pinned.arn, EncryptionContext: input.encryptionContext, Recipient }), { abortSignal }), { ...call, pinned });
     },
     /** GenerateDataKey with Recipient: a new data key (plaintext here, CiphertextBlob to store in `response`). */
-    generateDataKey(input: { keyId: string; keySpec?: DataKeySpec; numberOfBytes?: number; encryptionContext?: Record<string, string> }, call?: CallOptions) {
+    async generateDataKey(input: { keyId: string; keySpec?: DataKeySpec; numberOfBytes?: number; encryptionContext?: Record<string, string> }, call: CallOptions = {}) {
+      const pinned = parsePinnedKeyArn(input?.keyId);
       return attested(
         'GenerateDataKey',
         (Recipient, abortSignal) =>
-          kms.send(new GenerateDataKeyCommand({ KeyId: input.keyId, KeySpec: input.numberOfBytes ? undefined : (input.keySpec ?? 'AES_256'), NumberOfBytes: input.numberOfBytes, EncryptionContext: input.encryptionContext, Recipient }), { abortSignal }),
-        call,
+          kms.send(new GenerateDataKeyCommand({ KeyId: pinned.arn, KeySpec: input.numberOfBytes ? undefined : (input.keySpec ?? 'AES_256'), NumberOfBytes: input.numberOfBytes, EncryptionContext: input.encryptionContext, Recipient }), { abortSignal }),
+        { ...call, pinned },
       );
     },
     /** GenerateDataKeyPair with Recipient: the private key (PKCS#8 DER) here, the public key in `response.PublicKey`. */
-    generateDataKeyPair(input: { keyId: string; keyPairSpec: DataKeyPairSpec; encryptionContext?: Record<string, string> }, call?: CallOptions) {
-      return attested('GenerateDataKeyPair', (Recipient, abortSignal) => kms.send(new GenerateDataKeyPairCommand({ KeyId: input.keyId, KeyPairSpec: input.keyPairSpec, EncryptionContext: input.encryptionContext, Recipient }), { abortSignal }), call);
+    async generateDataKeyPair(input: { keyId: string; keyPairSpec: DataKeyPairSpec; encryptionContext?: Record<string, string> }, call: CallOptions = {}) {
+      const pinned = parsePinnedKeyArn(input?.keyId);
+      return attested('GenerateDataKeyPair', (Recipient, abortSignal) => kms.send(new GenerateDataKeyPairCommand({ KeyId: pinned.arn, KeyPairSpec: input.keyPairSpec, EncryptionContext: input.encryptionContext, Recipient }), { abortSignal }), { ...call, pinned });
     },
-    /** GenerateRandom with Recipient: KMS randomness only this enclave can read. */
+    /** GenerateRandom with Recipient: KMS randomness only this enclave can read (no key involved). */
     generateRandom(input: { numberOfBytes: number }, call?: CallOptions) {
       return attested('GenerateRandom', (Recipient, abortSignal) => kms.send(new GenerateRandomCommand({ NumberOfBytes: input.numberOfBytes, Recipient }), { abortSignal }), call);
     },
     /** DeriveSharedSecret with Recipient (ECDH with a KMS key agreement key). */
-    deriveSharedSecret(input: { keyId: string; publicKey: Uint8Array; keyAgreementAlgorithm?: 'ECDH' }, call?: CallOptions) {
+    async deriveSharedSecret(input: { keyId: string; publicKey: Uint8Array; keyAgreementAlgorithm?: 'ECDH' }, call: CallOptions = {}) {
+      const pinned = parsePinnedKeyArn(input?.keyId);
       return attested(
         'DeriveSharedSecret',
-        (Recipient, abortSignal) => kms.send(new DeriveSharedSecretCommand({ KeyId: input.keyId, PublicKey: input.publicKey, KeyAgreementAlgorithm: input.keyAgreementAlgorithm ?? 'ECDH', Recipient }), { abortSignal }),
-        call,
+        (Recipient, abortSignal) => kms.send(new DeriveSharedSecretCommand({ KeyId: pinned.arn, PublicKey: input.publicKey, KeyAgreementAlgorithm: input.keyAgreementAlgorithm ?? 'ECDH', Recipient }), { abortSignal }),
+        { ...call, pinned },
       );
     },
   };
 }
 
+/** The client {@link createRecipientClient} returns: one method per KMS operation that takes `Recipient`. */
 export type RecipientClient = ReturnType<typeof createRecipientClient>;

@@ -1,6 +1,7 @@
 import { NitroEnclaveError } from '../errors.js';
 import { isRetryable, mapKmsError } from './kms-errors.js';
 
+/** How attested KMS calls retry throttling, 5xx and transport resets: full-jitter exponential backoff within the deadline. */
 export interface RetryPolicy {
   /** Upper bound on attempts. Default 8. */
   maxAttempts?: number;
@@ -17,6 +18,8 @@ export interface RetryContext {
   signal?: AbortSignal;
   random?: () => number;
   now?: () => number;
+  /** Sees every failed attempt's error. */
+  onAttemptError?: (err: unknown) => void;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
@@ -53,6 +56,7 @@ export async function withRetry<T>(fn: (signal: AbortSignal, attempt: number) =>
     try {
       return await fn(signal, attempt);
     } catch (err) {
+      ctx.onAttemptError?.(err);
       if (ctx.signal?.aborted) throw new NitroEnclaveError('ERR_KMS_ABORTED', `KMS ${ctx.operation} was aborted`, { cause: ctx.signal.reason });
       // An attempt cut short by our own deadline says nothing new: report the failure before it.
       if (deadline.aborted) {

@@ -18,6 +18,7 @@ const ERROR_CODES: Record<string, NsmErrorCode> = {
   InternalError: 'ERR_NSM_INTERNAL_ERROR',
 };
 
+/** The answer to `DescribeNSM`: module version and id, PCR count and locked PCRs, digest. */
 export interface NsmDescription {
   versionMajor: number;
   versionMinor: number;
@@ -28,6 +29,7 @@ export interface NsmDescription {
   digest: 'SHA256' | 'SHA384' | 'SHA512';
 }
 
+/** A Nitro Secure Module session: attestation, PCRs, randomness and the module's description. */
 export interface NsmClient {
   /** A signed attestation document (COSE_Sign1) binding the given fields. */
   attestation(request?: { publicKey?: Uint8Array; userData?: Uint8Array; nonce?: Uint8Array }): Promise<Uint8Array>;

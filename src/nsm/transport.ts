@@ -10,4 +10,5 @@ export interface NsmTransport {
 
 /** Request and response limits of the NSM driver (bytes). */
 export const NSM_REQUEST_MAX = 0x1000;
+/** Size of the response buffer handed to the NSM ioctl (12 KiB), as in AWS's own NSM driver library. */
 export const NSM_RESPONSE_MAX = 0x3000;

@@ -7,8 +7,10 @@ export type NameAttributes = ReadonlyArray<readonly ['C' | 'ST' | 'L' | 'O' | 'O
 const NAME_OIDS = { C: '2.5.4.6', ST: '2.5.4.8', L: '2.5.4.7', O: '2.5.4.10', OU: '2.5.4.11', CN: '2.5.4.3' } as const;
 const ECDSA_SHA384 = '1.2.840.10045.4.3.3';
 
+/** X.509 keyUsage bits, for {@link issueCertificate}. */
 export const KEY_USAGE = { digitalSignature: 0x80, nonRepudiation: 0x40, keyCertSign: 0x04, cRLSign: 0x02 } as const;
 
+/** Options of {@link issueCertificate}: subject, issuer, validity, CA constraints and key usage. */
 export interface IssueCertificateOptions {
   subject: NameAttributes;
   /** The issuer's subject; omit for a self-signed certificate. */
@@ -84,6 +86,7 @@ export function issueCertificate(o: IssueCertificateOptions, signingKey: KeyObje
   return sequence(tbs, alg, bitString(signature));
 }
 
+/** A certificate of the test PKI: its DER, subject and key pair. */
 export interface TestCertificate {
   readonly der: Uint8Array;
   readonly subject: NameAttributes;

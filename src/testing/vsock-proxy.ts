@@ -1,5 +1,6 @@
 import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
 
+/** Options of {@link startVsockProxyStandIn}: where to listen (AF_UNIX or TCP) and where to forward. */
 export interface ProxyStandInOptions {
   /** Where the enclave side connects: an AF_UNIX path, or a loopback TCP port (0 = ephemeral). */
   listen: { path: string } | { port: number; host?: string };
@@ -7,6 +8,7 @@ export interface ProxyStandInOptions {
   target: { port: number; host?: string };
 }
 
+/** A running vsock-proxy stand-in ({@link startVsockProxyStandIn}). */
 export interface ProxyStandIn {
   /** `{ path }` or `{ port, host }` as listening. */
   readonly address: { path: string } | { port: number; host: string };

@@ -6,6 +6,7 @@ import type { Duplex } from 'node:stream';
 /** Opens the raw byte stream to the parent (vsock, TCP, AF_UNIX…). */
 export type StreamConnector = () => Promise<Duplex> | Duplex;
 
+/** Options of {@link createStreamHttpsAgent}: the byte-stream connector and TLS settings. */
 export interface StreamAgentOptions {
   /** Opens one raw stream; TLS then runs end to end over it. */
   connect: StreamConnector;

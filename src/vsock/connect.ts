@@ -9,6 +9,7 @@ export const VMADDR_CID_PARENT = 3;
 /** Bind to every CID (listeners). */
 export const VMADDR_CID_ANY = 0xffffffff;
 
+/** Options of {@link connectVsock} and {@link connectSocket}: timeout and cancellation. */
 export interface ConnectOptions {
   /** Milliseconds to wait for the connection. Default 5000; 0 waits forever. */
   timeout?: number;
@@ -32,6 +33,18 @@ function hint(address: SocketAddress): string {
   return address.family === 'vsock' && address.cid === VMADDR_CID_PARENT
     ? ` Is vsock-proxy running on the parent instance (e.g. \`vsock-proxy ${address.port} kms.<region>.amazonaws.com 443\`)?`
     : '';
+}
+
+/** The longest AF_UNIX path, in UTF-8 bytes (sun_path holds 108 with the terminating NUL). */
+const UNIX_PATH_MAX = 107;
+
+/** Maps the native helper's refusal of an address: a malformed one is a TypeError, a unix path too long for sun_path a coded error. */
+export function addressError(err: unknown, address: SocketAddress): Error {
+  if ((err as { code?: string }).code === 'ENAMETOOLONG' && address.family === 'unix') {
+    return new NitroEnclaveError('ERR_VSOCK_PATH_TOO_LONG', `unix socket path is ${Buffer.byteLength(address.path)} bytes in UTF-8; at most ${UNIX_PATH_MAX} fit in sun_path`);
+  }
+  if (err instanceof TypeError) return new TypeError(`invalid address: ${JSON.stringify(address)}`);
+  return err as Error;
 }
 
 /** Wraps the JavaScript end of the native relay as a net.Socket, turning a relayed reset into an error. */
@@ -82,8 +95,7 @@ export async function connectSocket(address: SocketAddress, options: ConnectOpti
   try {
     pending = native.connect(address, timeout);
   } catch (err) {
-    if (err instanceof TypeError) throw new TypeError(`invalid address: ${JSON.stringify(address)}`);
-    throw err;
+    throw addressError(err, address);
   }
   const onAbort = () => pending.cancel();
   signal?.addEventListener('abort', onAbort, { once: true });

@@ -3,7 +3,7 @@ export type { NitroEnclaveErrorCode, VsockErrorCode } from '../errors.js';
 export { connectSocket, connectVsock, VMADDR_CID_PARENT, VMADDR_CID_ANY } from './connect.js';
 export type { ConnectOptions, SocketAddress, VsockSocket } from './connect.js';
 export { listenSocket, listenVsock } from './listen.js';
-export type { StreamListener } from './listen.js';
+export type { ListenOptions, StreamListener } from './listen.js';
 export { createStreamHttpsAgent, tcpConnector, unixConnector } from './agent.js';
 export type { StreamAgentOptions, StreamConnector } from './agent.js';
 export { createKmsAgent, createKmsRequestHandler } from './kms-agent.js';

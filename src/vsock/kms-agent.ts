@@ -3,6 +3,7 @@ import type { Agent } from 'node:https';
 import { connectVsock, VMADDR_CID_PARENT } from './connect.js';
 import { createStreamHttpsAgent, tcpConnector, type StreamConnector } from './agent.js';
 
+/** Options of {@link createKmsAgent} and {@link createKmsRequestHandler}: how to reach KMS (vsock-proxy port, region, TLS). */
 export interface KmsTransportOptions {
   region: string;
   /** Where the parent's vsock-proxy listens. Default CID 3, port 8000. */

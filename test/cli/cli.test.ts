@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CreateKeyCommand, GenerateDataKeyWithoutPlaintextCommand, KMSClient } from '@aws-sdk/client-kms';
+import { CreateKeyCommand, DescribeKeyCommand, GenerateDataKeyWithoutPlaintextCommand, GetKeyPolicyCommand, KMSClient, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import type { Io } from '../../src/cli/io.js';
@@ -100,7 +100,7 @@ describe('policy', () => {
 
   it('writes the seed-shaped policy from --pcr0, --measurements and --document', async () => {
     const fromPcr = JSON.parse((await run([...base, '--pcr0', enclave.imageSha384.toUpperCase()])).stdout);
-    expect(fromPcr.Statement.map((s: { Sid: string }) => s.Sid)).toEqual(['Enable IAM User Permissions', 'Allow Enclave Decrypt', 'Allow Key Administrators', 'Deny Decrypt Without Enclave Attestation']);
+    expect(fromPcr.Statement.map((s: { Sid: string }) => s.Sid)).toEqual(['Enable IAM User Permissions', 'Allow Enclave Decrypt', 'Allow Key Administrators', 'Deny Decrypt Without Enclave Attestation', 'Deny Decrypt Without Any Attestation', 'Deny ReEncrypt For Everyone']);
     expect(fromPcr.Statement[1].Condition).toEqual({ StringEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': enclave.imageSha384 } });
     // nitro-cli's output shape, with the simulated image's PCR0 (every simulated enclave has the same default image).
     const measurements = join(here, '..', 'fixtures', 'nitro-cli-build-enclave.json');
@@ -114,7 +114,12 @@ describe('policy', () => {
     const extra = JSON.parse((await run([...base, '--pcr0', enclave.imageSha384, '--pcr', `8=${'cc'.repeat(48)}`, '--admin', 'role/KeyAdmin'])).stdout);
     expect(extra.Statement[1].Condition.StringEqualsIgnoreCase['kms:RecipientAttestation:PCR8']).toBe('cc'.repeat(48));
     expect(extra.Statement[2].Principal.AWS).toBe('arn:aws:iam::111122223333:role/KeyAdmin');
-    expect(extra.Statement).toHaveLength(5); // one Deny per attestation condition
+    expect(extra.Statement).toHaveLength(7); // one Deny per attestation condition, one for no attestation, one for ReEncrypt
+    const actions = JSON.parse((await run([...base, '--pcr0', enclave.imageSha384, '--enclave-action', 'kms:Decrypt', '--enclave-action', 'kms:GenerateDataKey'])).stdout);
+    expect(actions.Statement[1].Action).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
+    expect(actions.Statement.find((s: { Sid: string }) => s.Sid === 'Deny ReEncrypt For Everyone')).toMatchObject({ Effect: 'Deny', Principal: { AWS: '*' }, Action: 'kms:ReEncrypt*' });
+    const wildcard = await run([...base, '--pcr0', enclave.imageSha384, '--enclave-action', 'kms:GenerateDataKey*']);
+    expect(wildcard).toMatchObject({ code: 2, stderr: expect.stringContaining('no wildcards') });
   });
 
   it('refuses an all-zero PCR0 with an explanation, unless told otherwise', async () => {
@@ -139,8 +144,9 @@ describe('setup, provision and check-policy against the KMS simulator', () => {
     const first = await run(['setup', ...kmsFlags(), ...policyArgs()], admin());
     expect(first.code).toBe(0);
     expect(first.stdout).toMatch(/created key arn:aws:kms:us-east-1:111122223333:key\/.+ with the key policy\n✔ created alias alias\/confidential-workflow-tsk/);
+    expect(first.stdout).toContain("pin in the enclave image: keyId 'arn:aws:kms:us-east-1:111122223333:alias/confidential-workflow-tsk'");
     const second = await run(['setup', ...kmsFlags(), ...policyArgs(), '--json'], admin());
-    expect(JSON.parse(second.stdout)).toMatchObject({ changed: false, changes: [] });
+    expect(JSON.parse(second.stdout)).toMatchObject({ changed: false, changes: [], aliasArn: 'arn:aws:kms:us-east-1:111122223333:alias/confidential-workflow-tsk' });
     const third = await run(['setup', ...kmsFlags(), ...policyArgs('ab'.repeat(48))], admin());
     expect(third.stdout).toMatch(/updated the key policy/);
     expect((await run(['setup', ...kmsFlags(), ...policyArgs()], admin())).stdout).toMatch(/updated the key policy/);
@@ -162,12 +168,35 @@ describe('setup, provision and check-policy against the KMS simulator', () => {
     expect(readFileSync(out).equals(before)).toBe(false);
   });
 
-  it('check-policy passes for the hardened policy, as the role and as an admin', async () => {
+  it('check-policy tries Decrypt AND ReEncrypt with DryRun: PASS for the hardened policy only when both are denied, as the role and as an admin', async () => {
     const blob = join(tmp, 'blobs', 'tsk.bin');
+    const a = client(sim, admin());
+    const { KeyMetadata } = await a.send(new DescribeKeyCommand({ KeyId: 'alias/confidential-workflow-tsk' }));
+    const hardened = JSON.parse((await a.send(new GetKeyPolicyCommand({ KeyId: KeyMetadata!.KeyId }))).Policy!) as { Statement: Array<{ Effect: string; Action: string | string[] }> };
+    const deniesReEncrypt = (s: { Effect: string; Action: string | string[] }) => s.Effect === 'Deny' && [s.Action].flat().some((x) => /^kms:ReEncrypt/i.test(x));
+    const put = (statements: object[]) => a.send(new PutKeyPolicyCommand({ KeyId: KeyMetadata!.KeyId, Policy: JSON.stringify({ ...hardened, Statement: statements }) }));
+    // Without a ReEncrypt deny, the admin's IAM kms:* (through the root statement) moves the blob to another key: FAIL.
+    await put(hardened.Statement.filter((s) => !deniesReEncrypt(s)));
+    const open = await run(['check-policy', ...kmsFlags(), '--blob', blob, '--json'], admin());
+    expect(open.code).toBe(3);
+    expect(JSON.parse(open.stdout)).toMatchObject({ result: 'FAIL', checks: [{ action: 'kms:Decrypt', outcome: 'denied' }, { action: 'kms:ReEncrypt', outcome: 'allowed' }] });
+    // The hardened policy denies kms:ReEncrypt* to everyone (added here when this branch's builder predates it).
+    const reEncryptDeny = { Sid: 'Deny ReEncrypt For Everyone', Effect: 'Deny', Principal: { AWS: '*' }, Action: 'kms:ReEncrypt*', Resource: '*' };
+    await put(hardened.Statement.some(deniesReEncrypt) ? hardened.Statement : [...hardened.Statement, reEncryptDeny]);
     for (const who of [role(), admin()]) {
       const r = await run(['check-policy', ...kmsFlags(), '--blob', blob], who);
       expect(r).toMatchObject({ code: 0, stdout: expect.stringContaining('PASS') });
+      expect(r.stdout).toMatch(/✔ an unattested Decrypt is denied\n.*\n✔ a ReEncrypt to arn:aws:kms:us-east-1:111122223333:key\/.+ is denied\n.*kms:ReEncryptFrom/);
     }
+    expect(sim.audit.filter((e) => e.eventName === 'ReEncrypt' || e.eventName === 'Decrypt').slice(-4).map((e) => e.errorCode)).toEqual(['AccessDeniedException', 'AccessDeniedException', 'AccessDeniedException', 'AccessDeniedException']);
+  });
+
+  it('check-policy never decrypts or moves anything: every call it makes is a DryRun', async () => {
+    const before = sim.audit.length;
+    await run(['check-policy', ...kmsFlags(), '--blob', join(tmp, 'blobs', 'tsk.bin')], admin());
+    const calls = sim.audit.slice(before);
+    expect(calls.map((e) => e.eventName)).toEqual(['Decrypt', 'ReEncrypt']);
+    for (const e of calls) expect(e.requestParameters.dryRun).toBe(true);
   });
 
   it.skipIf(!seedAvailable)("check-policy FAILs loudly on the seed's policy when IAM grants the admin kms:*", async () => {
@@ -178,7 +207,8 @@ describe('setup, provision and check-policy against the KMS simulator', () => {
     writeFileSync(file, CiphertextBlob!);
     expect((await run(['check-policy', ...kmsFlags(), '--blob', file], role())).code).toBe(0); // the role has no IAM grant here
     const r = await run(['check-policy', ...kmsFlags(), '--blob', file], admin());
-    expect(r).toMatchObject({ code: 3, stdout: expect.stringContaining('FAIL: KMS released the key WITHOUT attestation') });
+    expect(r).toMatchObject({ code: 3, stdout: expect.stringContaining('✘ an unattested Decrypt WOULD SUCCEED without attestation') });
+    expect(r.stdout).toContain('✘ FAIL: the policy does not protect the TSK');
   });
 
   it('check-policy FAILs on a deliberately open policy', async () => {
@@ -215,12 +245,15 @@ describe('credentials server and fromParentCredentials (over the AF_UNIX stand-i
     expiration = new Date(expiration.getTime() + 60 * 60_000);
     expect((await provider()).secretAccessKey).toBe('secret-2');
     expect(logs.join('\n')).not.toMatch(/secret-|token-xyz/);
-    expect(logs[0]).toMatch(/served credentials for ASIA… to CID \(local\)/);
+    expect(logs[0]).toBe(`listening on unix:${path}: any local process that can open this socket may connect and receive the credentials; a unix socket has no CID, so no CID check is made`);
+    expect(logs[1]).toMatch(/^served credentials for ASIA… to a local process \(unix socket: no CID, no check\), expiring /);
+    expect(logs.join('\n')).not.toMatch(/CID (\d+|\(local\))|checked\)/); // no CID check was made, so none is claimed
     server.close();
 
     const refusing = await serveParentCredentials({ address: { family: 'unix', path: join(tmp, 'creds2.sock') }, enclaveCid: 16, credentials: async () => ({ accessKeyId: 'x', secretAccessKey: 'y' }), log: (l) => logs.push(l) });
     await expect(fromParentCredentials({ address: { family: 'unix', path: join(tmp, 'creds2.sock') } })()).rejects.toMatchObject({ code: expect.stringMatching(/ERR_KMS_AUTHENTICATION|ERR_VSOCK_RESET/) });
-    expect(logs.at(-1)).toBe('refused peer CID (unknown)');
+    expect(logs.at(-2)).toBe(`listening on unix:${join(tmp, 'creds2.sock')}: a unix socket has no CID, so enclaveCid 16 can never match and every connection will be refused (pass allowPeer to accept local processes)`);
+    expect(logs.at(-1)).toBe('refused a local process (unix socket)');
     refusing.close();
     await expect(serveParentCredentials({ address: { family: 'unix', path: join(tmp, 'c3.sock') } })).rejects.toThrow(TypeError);
   });
@@ -248,7 +281,11 @@ describe('the installed bin', () => {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('close', r));
     }
-    expect(stderr).toContain('served credentials for ASIA…');
+    expect(stderr).toContain('served credentials for ASIA… to a local process (unix socket: no CID, no check)');
+    expect(stderr).toContain('WARNING: listening on unix:');
+    expect(stderr).toContain('Any local process that can open this socket may connect');
+    expect(stderr).toContain('(--enclave-cid 16 is not used)');
+    expect(stderr).not.toMatch(/serving to enclave CID|CID 16 \(|peer CID checked/);
     expect(stderr).toContain('served file tsk');
     expect(stderr).not.toMatch(/env-secret-value|env-session-token/);
   });

@@ -40,6 +40,7 @@ beforeAll(async () => {
   // The enclave side: everything default except the stand-ins for /dev/nsm and vsock.
   app = await startApp({
     region: sim.region,
+    keyId: `arn:aws:kms:${sim.region}:${sim.accountId}:alias/confidential-workflow-tsk`,
     transport: { kind: 'custom', connect: () => connectSocket({ family: 'unix', path: join(tmp, 'proxy.sock') }) },
     credentialsAddress: { family: 'unix', path: join(tmp, 'parent.sock') },
     nsm: createSimulatedNsm(enclave),

@@ -1,6 +1,7 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { KMSClient } from '@aws-sdk/client-kms';
 import { kmsClientConfig, type KmsSimulator, type SimulatedEnclave, type TestPrincipal } from '../../src/testing/index.js';
+import type { StreamConnector } from '../../src/vsock/agent.js';
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
@@ -17,4 +18,44 @@ export function rsaPair(): { privateKey: KeyObject; publicKey: KeyObject; spki: 
 
 export function recipient(enclave: SimulatedEnclave, spki: Uint8Array) {
   return { KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256' as const, AttestationDocument: enclave.attest({ publicKey: spki }) };
+}
+
+/** Sees each KMS request by operation name; `forward` sends it on, `signal` is the request's abort signal. */
+export type Intercept = (operation: string, forward: () => Promise<{ response: unknown }>, signal: AbortSignal | undefined) => Promise<{ response: unknown }>;
+
+/**
+ * A KMSClient for `principal` whose HTTP requests pass through `intercept`
+ * first: a stand-in for a slow or stuck network, never a fake KMS (every
+ * answer still comes from the simulator).
+ */
+export function interceptedClient(sim: KmsSimulator, principal: TestPrincipal, intercept: Intercept, connect?: StreamConnector): KMSClient {
+  const config = kmsClientConfig(sim, principal, connect);
+  const inner = config.requestHandler;
+  const handler = {
+    metadata: inner.metadata,
+    handle(request: { headers: Record<string, string> }, options: { abortSignal?: AbortSignal } = {}) {
+      const target = Object.entries(request.headers).find(([k]) => k.toLowerCase() === 'x-amz-target')?.[1] ?? '';
+      return intercept(target.replace('TrentService.', ''), () => inner.handle(request as never, options as never), options.abortSignal);
+    },
+    updateHttpClientConfig: inner.updateHttpClientConfig.bind(inner),
+    httpHandlerConfigs: inner.httpHandlerConfigs.bind(inner),
+    destroy: () => inner.destroy(),
+  };
+  return new KMSClient({ ...config, requestHandler: handler as never });
+}
+
+/** Waits until `signal` aborts (forever without one), then rejects as the SDK's handler does. */
+export function untilAborted(signal: AbortSignal | undefined): Promise<never> {
+  return new Promise((_, reject) => {
+    const fail = () => reject(Object.assign(new Error('Request aborted'), { name: 'AbortError' }));
+    if (signal?.aborted) fail();
+    else signal?.addEventListener('abort', fail, { once: true });
+  });
+}
+
+/** A gate a test opens when it chooses. */
+export function gate(): { wait: (signal?: AbortSignal) => Promise<void>; open: () => void } {
+  let open!: () => void;
+  const opened = new Promise<void>((r) => (open = r));
+  return { wait: (signal) => Promise.race([opened, untilAborted(signal)]), open };
 }

@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import { inspect } from 'node:util';
 import { CreateAliasCommand, CreateKeyCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { clearTrustedSessionKeyCache, getTrustedSessionKey, lastTrustedSessionKeyTimings, prepareTrustedSessionKey, TrustedSessionKey, type GetTrustedSessionKeyOptions } from '../../src/kms/index.js';
 import { buildKeyPolicy } from '../../src/kms/key-policy.js';
 import { buildRecipientEnvelope, createSimulatedEnclave, createSimulatedNsm, startKmsSimulator, startVsockProxyStandIn, type KmsSimulator, type ProxyStandIn } from '../../src/testing/index.js';
 import { connectSocket } from '../../src/vsock/index.js';
 import { createStreamHttpsAgent } from '../../src/vsock/agent.js';
-import { client, rsaPair } from '../helpers/kms.js';
+import { client, gate, interceptedClient, rsaPair, untilAborted, type Intercept } from '../helpers/kms.js';
 
 const enclave = createSimulatedEnclave();
 const tmp = mkdtempSync(join(tmpdir(), 'nes-tsk-'));
@@ -20,6 +20,7 @@ let proxy: ProxyStandIn;
 let tskPlaintext: Uint8Array;
 let blob: Uint8Array;
 let keyArn: string;
+let aliasArn: string;
 
 beforeAll(async () => {
   sim = await startKmsSimulator({ trustAnchors: [enclave.trustAnchor] });
@@ -30,6 +31,7 @@ beforeAll(async () => {
   policy.Statement.push({ Sid: 'Let the enclave role read the policy', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${sim.accountId}:role/EnclaveInstanceRole` }, Action: 'kms:GetKeyPolicy', Resource: '*' });
   const { KeyMetadata } = await admin.send(new CreateKeyCommand({ Policy: JSON.stringify(policy) }));
   keyArn = KeyMetadata!.Arn!;
+  aliasArn = `arn:aws:kms:us-east-1:${sim.accountId}:alias/confidential-workflow-tsk`;
   await admin.send(new CreateAliasCommand({ AliasName: 'alias/confidential-workflow-tsk', TargetKeyId: KeyMetadata!.KeyId }));
   // The test learns the plaintext (GenerateDataKey) only to check what the enclave receives.
   const dk = await admin.send(new GenerateDataKeyCommand({ KeyId: 'alias/confidential-workflow-tsk', KeySpec: 'AES_256', EncryptionContext: { app: 'agents' } }));
@@ -51,7 +53,7 @@ function options(overrides: Partial<GetTrustedSessionKeyOptions> = {}, e = encla
   const role = sim.principal('EnclaveInstanceRole');
   return {
     ciphertextBlob: blob,
-    keyId: 'alias/confidential-workflow-tsk',
+    keyId: aliasArn,
     encryptionContext: { app: 'agents' },
     region: 'us-east-1',
     credentials: { accessKeyId: role.accessKeyId, secretAccessKey: role.secretAccessKey, sessionToken: role.sessionToken! },
@@ -141,7 +143,7 @@ describe('getTrustedSessionKey against the KMS simulator, through the relay and 
   it('maps invalid ciphertext, a wrong key id, a wrong region and an unreachable proxy to their own codes', async () => {
     expect((await codeOf(getTrustedSessionKey(options({ ciphertextBlob: new Uint8Array(80).fill(7) })))).code).toBe('ERR_KMS_INVALID_CIPHERTEXT');
     expect((await codeOf(getTrustedSessionKey(options({ encryptionContext: { app: 'other' } })))).code).toBe('ERR_KMS_INVALID_CIPHERTEXT');
-    expect((await codeOf(getTrustedSessionKey(options({ keyId: 'alias/does-not-exist' })))).code).toBe('ERR_KMS_NOT_FOUND');
+    expect((await codeOf(getTrustedSessionKey(options({ keyId: aliasArn.replace('confidential-workflow-tsk', 'does-not-exist') })))).code).toBe('ERR_KMS_NOT_FOUND');
     expect((await codeOf(getTrustedSessionKey(options({ keyId: keyArn.replace('us-east-1', 'eu-west-1') })))).code).toBe('ERR_KMS_WRONG_REGION');
     const unreachable = await codeOf(getTrustedSessionKey(options({ transport: { kind: 'custom', connect: () => connectSocket({ family: 'unix', path: join(tmp, 'no-proxy.sock') }) }, retry: { maxAttempts: 2, baseDelayMs: 1 } })));
     expect(unreachable.code).toBe('ERR_VSOCK_CONNECT');
@@ -259,5 +261,194 @@ describe('reliability (faults injected in the simulator)', () => {
       expect(text).not.toContain(b64);
     }
     expect(inspect(tsk)).toContain('[REDACTED]');
+  });
+});
+
+/** The enclave role's client through the proxy stand-in, with `intercept` in front of its HTTP requests. */
+const roleClient = (intercept: Intercept) => interceptedClient(sim, sim.principal('EnclaveInstanceRole'), intercept, () => connectSocket({ family: 'unix', path: proxyPath }));
+
+async function until(condition: () => boolean): Promise<void> {
+  while (!condition()) await new Promise((r) => setTimeout(r, 5));
+}
+
+describe('the enclave pins its key', () => {
+  it('refuses a bare alias, a bare key id or no keyId with a TypeError naming the substitution risk, before anything is sent', async () => {
+    const before = { audit: sim.audit.length, connections: proxy.connections };
+    const keyIdOnly = keyArn.split('/').at(-1)!;
+    for (const keyId of ['alias/confidential-workflow-tsk', keyIdOnly, undefined, `arn:aws:kms:us-east-1:${sim.accountId}:alias/`, `arn:aws:kms:us-east-1:12345:key/${keyIdOnly}`]) {
+      await expect(getTrustedSessionKey(options({ keyId: keyId as string }))).rejects.toThrow(TypeError);
+    }
+    await expect(getTrustedSessionKey(options({ keyId: 'alias/confidential-workflow-tsk' }))).rejects.toThrow(/the parent serves those credentials, so it could make a bare alias name a key of its own account/);
+    await expect(getTrustedSessionKey(options({ keyId: keyArn.replace('arn:aws:', 'arn:aws-us-gov:') }))).rejects.toThrow(/belongs to partition aws, not aws-us-gov/);
+    await expect(getTrustedSessionKey(options({ keyId: keyArn, region: 'cn-north-1' }))).rejects.toMatchObject({ code: 'ERR_KMS_WRONG_REGION' });
+    expect({ audit: sim.audit.length, connections: proxy.connections }).toEqual(before);
+  });
+
+  it('accepts the key ARN and the alias ARN, sends the ARN as KeyId, and reports the key ARN', async () => {
+    for (const keyId of [keyArn, aliasArn]) {
+      const tsk = await getTrustedSessionKey(options({ keyId }));
+      expect(tsk.keyObject.export()).toEqual(Buffer.from(tskPlaintext));
+      expect(tsk.metadata.keyArn).toBe(keyArn);
+      expect(sim.audit.filter((e) => e.eventName === 'Decrypt').at(-1)!.requestParameters.keyId).toBe(keyId);
+    }
+  });
+
+  it('refuses a KMS answer for another key with ERR_KMS_KEY_MISMATCH and zeroes the released envelope unopened', async () => {
+    // Defence in depth: the parent cannot forge a TLS response, but a confused or compromised path in the client could.
+    const foreign = keyArn.replace(`:${sim.accountId}:`, ':444455556666:');
+    const kms = roleClient((_op, forward) => forward());
+    let envelope: Uint8Array | undefined;
+    kms.middlewareStack.add(
+      (next) => async (args) => {
+        const result = await next(args);
+        const out = result.output as { KeyId?: string; CiphertextForRecipient?: Uint8Array };
+        envelope = out.CiphertextForRecipient;
+        out.KeyId = foreign;
+        return result;
+      },
+      { step: 'initialize', name: 'foreignKeyId' },
+    );
+    const err = await codeOf(getTrustedSessionKey(options({ kms })));
+    expect(err).toMatchObject({ code: 'ERR_KMS_KEY_MISMATCH', message: `KMS Decrypt answered for key ${foreign}, not the pinned ${aliasArn}; the released key material was zeroed unused` });
+    expect(envelope!.length).toBeGreaterThan(100);
+    expect(envelope!.every((b) => b === 0)).toBe(true);
+    kms.destroy();
+  });
+});
+
+describe('single flight and cache', () => {
+  it('keys on an unambiguous encoding of the encryption context: {"a=b":"c"} and {"a":"b=c"} never share a key', async () => {
+    const admin = client(sim, sim.principal('user/admin'));
+    const dk = await admin.send(new GenerateDataKeyCommand({ KeyId: keyArn, KeySpec: 'AES_256', EncryptionContext: { 'a=b': 'c' } }));
+    const right = options({ ciphertextBlob: dk.CiphertextBlob!, encryptionContext: { 'a=b': 'c' } });
+    const wrong = options({ ciphertextBlob: dk.CiphertextBlob!, encryptionContext: { a: 'b=c' } });
+    const [a, b] = await Promise.allSettled([getTrustedSessionKey(right), getTrustedSessionKey(wrong)]);
+    expect(a.status === 'fulfilled' && a.value.keyObject.export()).toEqual(Buffer.from(dk.Plaintext!));
+    expect(b.status === 'rejected' && (b.reason as { code: string }).code).toBe('ERR_KMS_INVALID_CIPHERTEXT');
+    await getTrustedSessionKey({ ...right, cacheTtl: 60_000 });
+    await expect(getTrustedSessionKey({ ...wrong, cacheTtl: 60_000 })).rejects.toMatchObject({ code: 'ERR_KMS_INVALID_CIPHERTEXT' });
+    admin.destroy();
+  });
+
+  it('one caller aborting leaves the others their key; the shared request is cancelled when no waiter remains', async () => {
+    const seen: AbortSignal[] = [];
+    const open = gate();
+    const kms = roleClient(async (op, forward, signal) => {
+      if (op === 'Decrypt') {
+        seen.push(signal!);
+        await open.wait(signal);
+      }
+      return forward();
+    });
+    const first = new AbortController();
+    const count = decrypts();
+    const a = getTrustedSessionKey(options({ kms, signal: first.signal }));
+    const b = getTrustedSessionKey(options({ kms }));
+    await until(() => seen.length === 1);
+    first.abort();
+    expect((await codeOf(a)).code).toBe('ERR_KMS_ABORTED');
+    expect(seen[0]!.aborted).toBe(false); // b still waits on it
+    open.open();
+    expect((await b).keyObject.export()).toEqual(Buffer.from(tskPlaintext));
+    expect(decrypts() - count).toBe(1);
+
+    const hold = gate();
+    const stuck = roleClient(async (op, forward, signal) => {
+      if (op === 'Decrypt') {
+        seen.push(signal!);
+        await hold.wait(signal);
+      }
+      return forward();
+    });
+    const [c, d] = [new AbortController(), new AbortController()];
+    const pc = getTrustedSessionKey(options({ kms: stuck, signal: c.signal }));
+    const pd = getTrustedSessionKey(options({ kms: stuck, signal: d.signal }));
+    await until(() => seen.length === 2);
+    c.abort();
+    expect((await codeOf(pc)).code).toBe('ERR_KMS_ABORTED');
+    expect(seen[1]!.aborted).toBe(false);
+    d.abort();
+    expect((await codeOf(pd)).code).toBe('ERR_KMS_ABORTED');
+    expect(seen[1]!.aborted).toBe(true); // the last waiter left: the request was cancelled
+    kms.destroy();
+    stuck.destroy();
+  });
+
+  it('each waiter keeps its own deadline: a short-deadline starter times out, a patient caller still gets the key', async () => {
+    await prepareTrustedSessionKey();
+    const open = gate();
+    const kms = roleClient(async (op, forward, signal) => {
+      if (op === 'Decrypt') await open.wait(signal);
+      return forward();
+    });
+    const hasty = getTrustedSessionKey(options({ kms, timeout: 300 }));
+    const patient = getTrustedSessionKey(options({ kms, timeout: 30_000 }));
+    expect((await codeOf(hasty)).code).toBe('ERR_KMS_TIMEOUT');
+    open.open();
+    expect((await patient).keyObject.export()).toEqual(Buffer.from(tskPlaintext));
+    kms.destroy();
+  });
+
+  it('zeroes a cached key with an unref\'d timer when cacheTtl is up, not on the next call', async () => {
+    type Handle = { fn: () => void; ms: number; unref: ReturnType<typeof vi.fn>; cleared: boolean };
+    const scheduled: Handle[] = [];
+    const timers = {
+      setTimeout: (fn: () => void, ms: number) => {
+        const h: Handle = { fn, ms, unref: vi.fn(), cleared: false };
+        scheduled.push(h);
+        return h;
+      },
+      clearTimeout: (h: unknown) => void ((h as Handle).cleared = true),
+    };
+    const now = new Date();
+    const o = options({ cacheTtl: 60_000, timers, clock: () => now });
+    const count = decrypts();
+    (await getTrustedSessionKey(o)).dispose();
+    (await getTrustedSessionKey(o)).dispose();
+    expect(decrypts() - count).toBe(1);
+    const expiry = scheduled.find((h) => h.ms === 60_000 && !h.cleared);
+    expect(expiry).toBeDefined();
+    expect(expiry!.unref).toHaveBeenCalled();
+    const fill = vi.spyOn(Uint8Array.prototype, 'fill');
+    try {
+      expiry!.fn(); // the time is up; the (frozen) clock says nothing
+      const zeroed = fill.mock.contexts.filter((buf, i) => (buf as Uint8Array).length === 32 && fill.mock.calls[i]![0] === 0) as Uint8Array[];
+      expect(zeroed).toHaveLength(1);
+      expect(zeroed[0]!.every((x) => x === 0)).toBe(true);
+    } finally {
+      fill.mockRestore();
+    }
+    (await getTrustedSessionKey(o)).dispose();
+    expect(decrypts() - count).toBe(2);
+  });
+});
+
+describe('deadlines', () => {
+  it('the AccessDenied diagnosis (GetKeyPolicy) stops at the caller\'s deadline', async () => {
+    await prepareTrustedSessionKey();
+    const other = createSimulatedEnclave({ pcrs: { 0: 'ef'.repeat(48) }, pki: enclave.pki });
+    const kms = roleClient((op, forward, signal) => (op === 'GetKeyPolicy' ? untilAborted(signal) : forward()));
+    const started = Date.now();
+    const err = await codeOf(getTrustedSessionKey(options({ kms, timeout: 1500 }, other)));
+    expect(Date.now() - started).toBeLessThan(2900); // the old fixed 3 s budget ran past the deadline
+    expect(err.code).toMatch(/ERR_KMS_ACCESS_DENIED|ERR_KMS_TIMEOUT/);
+    expect(err.message).toMatch(/AccessDenied/);
+    kms.destroy();
+  });
+
+  it('the AccessDenied diagnosis (GetKeyPolicy) stops when the caller\'s signal fires', async () => {
+    const other = createSimulatedEnclave({ pcrs: { 0: 'ef'.repeat(48) }, pki: enclave.pki });
+    const abort = new AbortController();
+    let policySignal: AbortSignal | undefined;
+    const kms = roleClient((op, forward, signal) => {
+      if (op !== 'GetKeyPolicy') return forward();
+      policySignal = signal;
+      abort.abort();
+      return untilAborted(signal);
+    });
+    const err = await codeOf(getTrustedSessionKey(options({ kms, signal: abort.signal }, other)));
+    expect(err.code).toBe('ERR_KMS_ABORTED');
+    await until(() => policySignal?.aborted === true); // old code: a fixed 3 s timeout, deaf to the caller
+    kms.destroy();
   });
 });

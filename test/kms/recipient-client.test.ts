@@ -15,8 +15,9 @@ let agreementKey: string;
 beforeAll(async () => {
   sim = await startKmsSimulator({ trustAnchors: [enclave.trustAnchor] });
   admin = new KMSClient(kmsClientConfig(sim, sim.principal('user/admin')));
-  symmetricKey = (await admin.send(new CreateKeyCommand({}))).KeyMetadata!.KeyId!;
-  agreementKey = (await admin.send(new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'KEY_AGREEMENT' }))).KeyMetadata!.KeyId!;
+  // Key ARNs: the client refuses bare key ids and aliases (see the pinning tests below).
+  symmetricKey = (await admin.send(new CreateKeyCommand({}))).KeyMetadata!.Arn!;
+  agreementKey = (await admin.send(new CreateKeyCommand({ KeySpec: 'ECC_NIST_P256', KeyUsage: 'KEY_AGREEMENT' }))).KeyMetadata!.Arn!;
 });
 afterAll(() => sim.close());
 
@@ -86,5 +87,63 @@ describe('attested Recipient operations through createRecipientClient (admin pri
   it('validates its construction', () => {
     expect(() => createRecipientClient({ kms: {} as never, nsm: createNsmClient(createSimulatedNsm(enclave)) })).toThrow(TypeError);
     expect(() => createRecipientClient({ kms: admin, nsm: createNsmClient(createSimulatedNsm(enclave)), rsaModulusLength: 1024 as never })).toThrow(TypeError);
+  });
+});
+
+describe('the client pins the key it names', () => {
+  const peerSpki = () => new Uint8Array(generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'der', type: 'spki' }));
+
+  it('refuses a bare alias, a bare key id or no key with a TypeError explaining the substitution risk, before anything is sent', async () => {
+    const calls = sim.audit.length;
+    const keyIdOnly = symmetricKey.split('/').at(-1)!;
+    const client = recipientClient();
+    for (const keyId of ['alias/confidential-workflow-tsk', keyIdOnly, undefined, '', `arn:aws-cn:kms:us-east-1:${sim.accountId}:key/${keyIdOnly}`, `arn:aws:kms:us-east-1:${sim.accountId}:key/*`]) {
+      await expect(client.generateDataKey({ keyId: keyId as string })).rejects.toThrow(TypeError);
+      await expect(client.generateDataKeyPair({ keyId: keyId as string, keyPairSpec: 'ECC_NIST_P256' })).rejects.toThrow(TypeError);
+      await expect(client.decrypt({ keyId: keyId as string, ciphertextBlob: new Uint8Array(8) })).rejects.toThrow(TypeError);
+      await expect(client.deriveSharedSecret({ keyId: keyId as string, publicKey: peerSpki() })).rejects.toThrow(TypeError);
+    }
+    await expect(client.generateDataKey({ keyId: 'alias/confidential-workflow-tsk' })).rejects.toThrow(/bare alias or key id is resolved in whatever account the credentials belong to, and the parent serves those credentials/);
+    await expect(client.generateDataKey({ keyId: `arn:aws-cn:kms:us-east-1:${sim.accountId}:key/${keyIdOnly}` })).rejects.toThrow(/region us-east-1 belongs to partition aws, not aws-cn/);
+    expect(sim.audit.length).toBe(calls); // KMS never saw these
+  });
+
+  it('fails with ERR_KMS_WRONG_REGION when the ARN names another region than the client', async () => {
+    const west = symmetricKey.replace(':us-east-1:', ':us-west-2:');
+    await expect(recipientClient().generateDataKey({ keyId: west })).rejects.toMatchObject({ code: 'ERR_KMS_WRONG_REGION' });
+  });
+
+  it('sends the ARN as KeyId and refuses an answer for another key (ERR_KMS_KEY_MISMATCH), zeroing the envelope unopened', async () => {
+    const other = (await admin.send(new CreateKeyCommand({}))).KeyMetadata!.Arn!;
+    const foreign = [other, symmetricKey.replace(`:${sim.accountId}:`, ':444455556666:'), symmetricKey.replace(':us-east-1:', ':us-west-2:'), symmetricKey.replace('arn:aws:', 'arn:aws-cn:'), 'alias/whatever', undefined];
+    for (const keyId of foreign) {
+      const kms = new KMSClient(kmsClientConfig(sim, sim.principal('user/admin')));
+      let sent: string | undefined;
+      let envelope: Uint8Array | undefined;
+      kms.middlewareStack.add(
+        (next) => async (args) => {
+          sent = (args.input as { KeyId?: string }).KeyId;
+          const result = await next(args);
+          const out = result.output as { KeyId?: string; CiphertextForRecipient?: Uint8Array };
+          envelope = out.CiphertextForRecipient;
+          out.KeyId = keyId;
+          return result;
+        },
+        { step: 'initialize', name: 'answerForAnotherKey' },
+      );
+      await expect(recipientClient(kms).generateDataKey({ keyId: symmetricKey })).rejects.toMatchObject({ code: 'ERR_KMS_KEY_MISMATCH', message: expect.stringContaining(`not the pinned ${symmetricKey}`) });
+      expect(sent).toBe(symmetricKey);
+      expect(envelope!.length).toBeGreaterThan(100);
+      expect(envelope!.every((b) => b === 0)).toBe(true);
+    }
+  });
+
+  it('accepts an alias ARN: KMS resolves it, and the answer must name the same partition, region and account', async () => {
+    const alias = `alias/pinned-${Date.now()}`;
+    const { CreateAliasCommand } = await import('@aws-sdk/client-kms');
+    await admin.send(new CreateAliasCommand({ AliasName: alias, TargetKeyId: symmetricKey.split('/').at(-1)! }));
+    const r = await recipientClient().generateDataKey({ keyId: `arn:aws:kms:us-east-1:${sim.accountId}:${alias}` });
+    expect(r.response.KeyId).toBe(symmetricKey);
+    r.plaintext.fill(0);
   });
 });

@@ -1,5 +1,6 @@
 // Runs in a child process started with LD_PRELOAD=nsm-shim.so: the real native
 // NSM path (addon → open("/dev/nsm") → ioctl) against the simulated NSM.
+import { closeSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { openNsm } from '../../dist/nsm/index.js';
 
 const out = (step, value) => process.stdout.write(`${JSON.stringify({ step, ...value })}\n`);
@@ -36,5 +37,23 @@ await attempt('slow', async () => {
 });
 await attempt('deviceError', () => nsm.getRandom());
 await nsm.close();
+// close() while an ioctl is in flight (sleeping in the shim before it reaches the "driver"), then
+// open files that would take the freed fd number: the ioctl must still reach the NSM.
+await attempt('closeInFlight', async () => {
+  const device = openNsm();
+  const log = process.env.NSM_SHIM_LOG;
+  rmSync(log, { force: true });
+  writeFileSync(process.env.NSM_SHIM_DELAY_FILE, '');
+  const pending = device.getRandom().then((r) => r.length, (e) => e.code);
+  await new Promise((r) => setTimeout(r, 50));
+  const closing = device.close();
+  const files = Array.from({ length: 32 }, () => openSync(process.execPath, 'r'));
+  const afterClose = await device.getRandom().then(() => 'ok', (e) => e.code);
+  const result = await pending;
+  rmSync(process.env.NSM_SHIM_DELAY_FILE);
+  for (const f of files) closeSync(f);
+  await closing;
+  return { result, afterClose, log: readFileSync(log, 'utf8').trim().split('\n') };
+});
 await attempt('missingDevice', () => openNsm({ path: '/dev/nsm-does-not-exist' }).getRandom());
 process.exit(0);

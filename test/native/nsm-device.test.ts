@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAttestationDocument } from '../../src/attestation/index.js';
 import { createSimulatedEnclave, createSimulatedNsm } from '../../src/testing/index.js';
+import { preload } from './preload.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'nes-nsm-'));
@@ -67,7 +68,7 @@ afterAll(() => {
 function runChild(): Promise<Record<string, { ok: boolean; value?: unknown; code?: string; message?: string }>> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(here, 'nsm-child.mjs')], {
-      env: { ...process.env, LD_PRELOAD: shim, NSM_SHIM_SOCKET: socketPath },
+      env: { ...process.env, LD_PRELOAD: preload(shim), NSM_SHIM_SOCKET: socketPath, NSM_SHIM_DELAY_FILE: join(tmp, 'delay'), NSM_SHIM_LOG: join(tmp, 'shim.log') },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -112,6 +113,18 @@ describe('native NSM path (addon ioctl) against the simulated NSM through an LD_
     const r = await runChild();
     expect(r.slow!.ok).toBe(true);
     expect(r.slow!.value as number).toBeGreaterThanOrEqual(10);
+  });
+
+  it('close() during an in-flight ioctl keeps the fd until the ioctl returns, so it never lands on a reused fd', async () => {
+    const r = await runChild();
+    const step = r.closeInFlight!;
+    expect(step.ok).toBe(true);
+    const { result, afterClose, log } = step.value as { result: unknown; afterClose: unknown; log: string[] };
+    expect(log.filter((l) => l.startsWith('ioctl OTHER'))).toEqual([]);
+    expect(result).toBe(256); // the request begun before close() completed on the device
+    expect(afterClose).toBe('ERR_NSM_DEVICE_UNAVAILABLE'); // a request after close() is refused up front
+    const fd = log[0]!.split(' ')[2];
+    expect(log).toEqual([`ioctl nsm ${fd}`, `close nsm ${fd}`]); // the fd was closed, after the ioctl
   });
 
   it('sent the requests the Rust NSM API would send, byte for byte', () => {

@@ -12,11 +12,19 @@
  *                          response = i32 errno + u32 reported length + u32 body length + body
  * (the reported length is what the "driver" writes to response.iov_len; a
  * test sets it larger than the body to play a driver whose answer did not fit)
+ *
+ * close() on the fake fd makes it an ordinary fd number again, as the kernel would. While the
+ * file NSM_SHIM_DELAY_FILE exists, ioctl() sleeps 300 ms before it looks the fd up (a call that has
+ * started but not reached the driver yet). NSM_SHIM_LOG, if set, gets one line per NSM ioctl and
+ * per close of the fake fd: "ioctl nsm FD", "ioctl OTHER FD" (the NSM request landed on a file that
+ * is not the device) and "close nsm FD".
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -35,6 +43,23 @@ struct nsm_message {
 
 static int fake_fds[64];
 static int fake_count;
+static pthread_mutex_t fake_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void log_line(const char *what, int fd) {
+  const char *path = getenv("NSM_SHIM_LOG");
+  if (!path) return;
+  static int (*real_open)(const char *, int, ...);
+  if (!real_open) real_open = dlsym(RTLD_NEXT, "open");
+  int f = real_open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+  if (f < 0) return;
+  char line[64];
+  int n = snprintf(line, sizeof line, "%s %d\n", what, fd);
+  ssize_t w = write(f, line, (size_t)n);
+  (void)w;
+  static int (*real_close)(int);
+  if (!real_close) real_close = dlsym(RTLD_NEXT, "close");
+  real_close(f);
+}
 
 static const char *device(void) {
   const char *d = getenv("NSM_SHIM_DEVICE");
@@ -42,9 +67,32 @@ static const char *device(void) {
 }
 
 static int is_fake(int fd) {
+  int found = 0;
+  pthread_mutex_lock(&fake_lock);
   for (int i = 0; i < fake_count; i++)
-    if (fake_fds[i] == fd) return 1;
-  return 0;
+    if (fake_fds[i] == fd) found = 1;
+  pthread_mutex_unlock(&fake_lock);
+  return found;
+}
+
+static int forget_fake(int fd) {
+  int found = 0;
+  pthread_mutex_lock(&fake_lock);
+  for (int i = 0; i < fake_count; i++)
+    if (fake_fds[i] == fd) {
+      fake_fds[i] = fake_fds[--fake_count];
+      found = 1;
+      break;
+    }
+  pthread_mutex_unlock(&fake_lock);
+  return found;
+}
+
+int close(int fd) {
+  static int (*real)(int);
+  if (!real) real = dlsym(RTLD_NEXT, "close");
+  if (forget_fake(fd)) log_line("close nsm", fd);
+  return real(fd);
 }
 
 static int open_fake(void) {
@@ -60,7 +108,9 @@ static int open_fake(void) {
     errno = ENODEV;
     return -1;
   }
+  pthread_mutex_lock(&fake_lock);
   if (fake_count < 64) fake_fds[fake_count++] = s;
+  pthread_mutex_unlock(&fake_lock);
   return s;
 }
 
@@ -106,10 +156,14 @@ int ioctl(int fd, unsigned long request, ...) {
   va_start(ap, request);
   void *arg = va_arg(ap, void *);
   va_end(ap);
+  const char *delay = getenv("NSM_SHIM_DELAY_FILE");
+  if (request == NSM_IOCTL_REQUEST && delay && access(delay, F_OK) == 0) usleep(300 * 1000);
   if (!is_fake(fd)) {
+    if (request == NSM_IOCTL_REQUEST) log_line("ioctl OTHER", fd);
     if (!real) real = dlsym(RTLD_NEXT, "ioctl");
     return real(fd, request, arg);
   }
+  log_line("ioctl nsm", fd);
   if (request != NSM_IOCTL_REQUEST) {
     errno = ENOTTY;
     return -1;

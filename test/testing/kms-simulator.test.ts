@@ -77,9 +77,9 @@ describe('KMS simulator with the real @aws-sdk/client-kms', () => {
       expect((await admin.send(new DescribeKeyCommand({ KeyId: id }))).KeyMetadata!.KeyId).toBe(KeyMetadata!.KeyId);
     }
     const policy = buildKeyPolicy({ accountId: sim.accountId, enclaveRole: 'EnclaveInstanceRole', pcr0: enclave.imageSha384 });
-    await admin.send(new PutKeyPolicyCommand({ KeyId: 'alias/sim-test', PolicyName: 'default', Policy: JSON.stringify(policy) }));
-    expect(JSON.parse((await admin.send(new GetKeyPolicyCommand({ KeyId: 'alias/sim-test', PolicyName: 'default' }))).Policy!)).toEqual(policy);
-    expect(await errorOf(admin.send(new PutKeyPolicyCommand({ KeyId: 'alias/sim-test', Policy: '{"Statement":[{"Effect":"Allow","Action":"kms:*","Condition":{"NumericLessThan":{"a":"1"}}}]}' })))).toMatchObject({
+    await admin.send(new PutKeyPolicyCommand({ KeyId: KeyMetadata!.KeyId, PolicyName: 'default', Policy: JSON.stringify(policy) }));
+    expect(JSON.parse((await admin.send(new GetKeyPolicyCommand({ KeyId: KeyMetadata!.Arn, PolicyName: 'default' }))).Policy!)).toEqual(policy);
+    expect(await errorOf(admin.send(new PutKeyPolicyCommand({ KeyId: KeyMetadata!.KeyId, Policy: '{"Statement":[{"Effect":"Allow","Action":"kms:*","Condition":{"NumericLessThan":{"a":"1"}}}]}' })))).toMatchObject({
       name: 'MalformedPolicyDocumentException',
     });
     expect(await errorOf(admin.send(new DescribeKeyCommand({ KeyId: 'alias/missing' })))).toMatchObject({
@@ -201,7 +201,8 @@ describe.skipIf(!seedAvailable)("the seed's key policy, enforced", () => {
   });
 
   it('denies another PCR0, a debug-mode enclave, an unattested call, with KMS wording', async () => {
-    const denied = (arn: string) => `User: ${arn} is not authorized to perform: kms:Decrypt on resource: ${keyArn} because no resource-based policy allows the kms:Decrypt action`;
+    // The seed's root statement delegates to IAM, so what is missing for the role is an identity-based policy.
+    const denied = (arn: string) => `User: ${arn} is not authorized to perform: kms:Decrypt on resource: ${keyArn} because no identity-based policy allows the kms:Decrypt action`;
     const roleArn = sim.principal('EnclaveInstanceRole').arn;
     for (const e of [otherImage, debugEnclave, undefined]) {
       expect(await errorOf(decryptAs(role, e))).toMatchObject({ name: 'AccessDeniedException', status: 400, message: denied(roleArn) });
@@ -343,7 +344,7 @@ describe('vsock-proxy stand-in and persistence', () => {
     await first.close();
     expect(statSync(stateFile).mode & 0o777).toBe(0o600);
     expect(readdirSync(join(tmp, 'state'))).toEqual(['kms.json']);
-    expect(JSON.parse(readFileSync(stateFile, 'utf8')).aliases).toEqual({ 'alias/persisted': keyId });
+    expect(JSON.parse(readFileSync(stateFile, 'utf8')).aliases).toEqual({ [`arn:aws:kms:us-east-1:${first.accountId}:alias/persisted`]: keyId });
     const second = await startKmsSimulator({ stateFile });
     try {
       const out = await client(second, second.principal('user/admin')).send(new DecryptCommand({ CiphertextBlob }));

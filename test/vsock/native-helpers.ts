@@ -12,3 +12,13 @@ export async function rawListen(path: string): Promise<{ close(): void }> {
   await new Promise((r) => setTimeout(r, 50));
   return { close: () => child.kill() };
 }
+
+/**
+ * The same on loopback TCP: once its accept queue is full, Linux drops further SYNs, so a
+ * connect stays in progress (EINPROGRESS) until the caller's deadline.
+ */
+export async function rawListenTcp(): Promise<{ port: number; close(): void }> {
+  const child = spawn('python3', ['-c', 'import socket,time\ns=socket.socket()\ns.bind(("127.0.0.1",0))\ns.listen(0)\nprint(s.getsockname()[1],flush=True)\ntime.sleep(60)'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const port = Number(await new Promise<string>((resolve) => child.stdout.once('data', (d) => resolve(String(d).trim()))));
+  return { port, close: () => child.kill() };
+}

@@ -4,5 +4,5 @@
 # verification: an unattested Decrypt must be denied.
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
-npx nitro-enclave provision --key-id "$KEY_ALIAS" --out tsk.ciphertext
-npx nitro-enclave check-policy --blob tsk.ciphertext     # expect PASS (exit 0); FAIL exits 3
+npx nitro-enclave provision --key-id "$TSK_KEY_ARN" --out tsk.ciphertext
+npx nitro-enclave check-policy --blob tsk.ciphertext --key-id "$TSK_KEY_ARN"    # expect PASS (exit 0); FAIL exits 3

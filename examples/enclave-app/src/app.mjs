@@ -17,7 +17,8 @@ export async function startApp(config) {
   const blob = config.ciphertextBlobPath ? { ciphertextBlobPath: config.ciphertextBlobPath } : { ciphertextBlob: await fetchParentFile('tsk', config.credentialsAddress ? { address: config.credentialsAddress } : {}) };
   const tsk = await getTrustedSessionKey({
     ...blob,
-    keyId: config.keyId ?? 'alias/confidential-workflow-tsk',
+    // A key ARN or alias ARN from the image (measured in PCR0), never from the parent: required.
+    keyId: config.keyId,
     region: config.region,
     credentials: config.credentials ?? fromParentCredentials(config.credentialsAddress ? { address: config.credentialsAddress } : {}),
     ...(config.transport ? { transport: config.transport } : {}),

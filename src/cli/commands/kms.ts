@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { CreateAliasCommand, CreateKeyCommand, DecryptCommand, DescribeKeyCommand, GenerateDataKeyWithoutPlaintextCommand, GetKeyPolicyCommand, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
+import { CreateAliasCommand, CreateKeyCommand, DecryptCommand, DescribeKeyCommand, GenerateDataKeyWithoutPlaintextCommand, GetKeyPolicyCommand, PutKeyPolicyCommand, ReEncryptCommand } from '@aws-sdk/client-kms';
 import { parsePolicy, type PolicyDocument } from '../../kms/policy.js';
 import { EXIT, UsageError, json, type Io } from '../io.js';
 import { CLIENT_OPTIONS, kmsClient } from '../kms-client.js';
@@ -36,18 +36,45 @@ the plaintext never exists outside the enclave. Writes the CiphertextBlob to
 without --force.
 
 Options:
-  --key-id <id>            key id, ARN or alias (default ${DEFAULT_ALIAS})
+  --key-id <id>            key ARN or alias ARN (preferred), key id or alias (default ${DEFAULT_ALIAS}, resolved
+                           in the account of these operator credentials); the enclave pins the ARN it prints
   --encryption-context k=v bind the blob to this context (repeatable; the enclave must pass the same)
 ${CLIENT_HELP}`;
 
-export const checkPolicyHelp = `Usage: nitro-enclave check-policy --blob <file> [--key-id <id>] [--encryption-context k=v]...
+export const checkPolicyHelp = `Usage: nitro-enclave check-policy --blob <file> [--key-id <id>] [--destination-key-id <id>] [--encryption-context k=v]...
 
-The seed's verification step: an unattested Decrypt of the blob must be denied.
-Prints PASS (exit 0) on AccessDeniedException; prints FAIL and exits 3 if KMS
-released the key (the plaintext is discarded at once). Run it with the
-credentials the enclave's parent uses (the instance role), and once with an
-administrator's: both must be denied.
+The seed's verification step, for every path to the key: an unattested Decrypt
+of the blob AND a ReEncrypt of it to another key must both be denied. Both are
+sent with DryRun, so KMS decrypts and moves nothing. Prints PASS (exit 0) only
+when both are denied; FAIL (exit 3) when either would succeed, or when the
+ReEncrypt test was inconclusive (the destination key refused kms:ReEncryptTo).
+Run it with the credentials the enclave's parent uses (the instance role), and
+once with an administrator's: both must PASS.
+
+Options:
+  --key-id <id>             the key the blob belongs to (default: read from KMS's answer)
+  --destination-key-id <id> key to try re-encrypting to (default: the blob's own key)
+  --encryption-context k=v  the blob's encryption context (repeatable)
 ${CLIENT_HELP}`;
+
+type Probe = { action: 'kms:Decrypt' | 'kms:ReEncrypt'; outcome: 'denied' | 'allowed' | 'inconclusive'; message: string };
+
+/** Sends one DryRun call: AccessDenied is a denial, DryRunOperationException means the call would have succeeded. */
+async function dryRunProbe(action: Probe['action'], send: () => Promise<object>, sourceDenied: (message: string) => boolean): Promise<Probe> {
+  try {
+    const out = await send();
+    (out as { Plaintext?: Uint8Array }).Plaintext?.fill(0);
+  } catch (err) {
+    const e = err as Error;
+    if (e.name === 'DryRunOperationException') return { action, outcome: 'allowed', message: e.message };
+    if (e.name === 'AccessDeniedException') return { action, outcome: sourceDenied(e.message) ? 'denied' : 'inconclusive', message: e.message };
+    throw err;
+  }
+  // A KMS that ignored DryRun did the call: the key was reachable (any plaintext in the answer is dropped unread).
+  return { action, outcome: 'allowed', message: 'KMS answered without honouring DryRun' };
+}
+
+const keyArnIn = (message: string) => /on resource: (arn:aws[\w-]*:kms:[^\s]+:key\/[^\s]+)/.exec(message)?.[1];
 
 function contextArgs(values: string[] | undefined): Record<string, string> | undefined {
   if (!values?.length) return undefined;
@@ -102,8 +129,11 @@ export async function setupCommand(argv: string[], io: Io): Promise<number> {
     }
   }
   kms.destroy();
-  if (values.json) io.stdout(json({ keyArn, alias, changed: changes.length > 0, changes }));
-  else io.stdout(changes.length ? changes.map((c) => `✔ ${c}\n`).join('') : `✔ no change: ${alias} → ${keyArn} already has this policy\n`);
+  // What the enclave pins (getTrustedSessionKey refuses a bare alias): the alias ARN, or the key ARN for the exact key.
+  const aliasArn = keyArn.replace(/:key\/[^:]+$/, `:${alias}`);
+  const pin = `  pin in the enclave image: keyId '${aliasArn}' (or the exact key: '${keyArn}')\n`;
+  if (values.json) io.stdout(json({ keyArn, alias, aliasArn, changed: changes.length > 0, changes }));
+  else io.stdout((changes.length ? changes.map((c) => `✔ ${c}\n`).join('') : `✔ no change: ${alias} → ${keyArn} already has this policy\n`) + pin);
   return EXIT.OK;
 }
 
@@ -118,29 +148,53 @@ export async function provisionCommand(argv: string[], io: Io): Promise<number> 
   kms.destroy();
   writeFileAtomic(values.out, CiphertextBlob!, { mode: 0o600, force: Boolean(values.force) });
   if (values.json) io.stdout(json({ file: values.out, bytes: CiphertextBlob!.length, keyArn: KeyId }));
-  else io.stdout(`✔ wrote the TSK's CiphertextBlob (${CiphertextBlob!.length} bytes, mode 0600) to ${values.out}\n  key ${KeyId}; no plaintext was returned or stored\n`);
+  else io.stdout(`✔ wrote the TSK's CiphertextBlob (${CiphertextBlob!.length} bytes, mode 0600) to ${values.out}\n  key ${KeyId}; no plaintext was returned or stored\n  the enclave must pin this key: keyId '${KeyId}' (or its alias ARN)\n`);
   return EXIT.OK;
 }
 
 export async function checkPolicyCommand(argv: string[], io: Io): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { ...CLIENT_OPTIONS, blob: { type: 'string' }, 'key-id': { type: 'string' }, 'encryption-context': { type: 'string', multiple: true }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: { ...CLIENT_OPTIONS, blob: { type: 'string' }, 'key-id': { type: 'string' }, 'destination-key-id': { type: 'string' }, 'encryption-context': { type: 'string', multiple: true }, json: { type: 'boolean' } },
+  });
   if (!values.blob) throw new UsageError('--blob <file> is required');
   const blob = new Uint8Array(readFileSync(values.blob));
   const kms = kmsClient(values, io.env);
   const ec = contextArgs(values['encryption-context']);
   try {
-    const out = await kms.send(new DecryptCommand({ CiphertextBlob: blob, ...(values['key-id'] ? { KeyId: values['key-id'] } : {}), ...(ec ? { EncryptionContext: ec } : {}) }));
-    out.Plaintext?.fill(0);
-    const msg = `FAIL: KMS released the key WITHOUT attestation to these credentials (key ${out.KeyId}). The policy does not protect the TSK: add the explicit Deny (nitro-enclave policy does by default) and remove IAM grants of kms:Decrypt.`;
-    if (values.json) io.stdout(json({ result: 'FAIL', keyArn: out.KeyId }));
-    else io.stdout(`✘ ${msg}\n`);
-    return EXIT.POLICY_FAIL;
-  } catch (err) {
-    const e = err as Error;
-    if (e.name !== 'AccessDeniedException') throw err;
-    if (values.json) io.stdout(json({ result: 'PASS', message: e.message }));
-    else io.stdout(`✔ PASS: an unattested Decrypt is denied (AccessDeniedException)\n  ${e.message}\n`);
-    return EXIT.OK;
+    const keyId = values['key-id'];
+    const decrypt = await dryRunProbe(
+      'kms:Decrypt',
+      () => kms.send(new DecryptCommand({ CiphertextBlob: blob, DryRun: true, ...(keyId ? { KeyId: keyId } : {}), ...(ec ? { EncryptionContext: ec } : {}) })),
+      (m) => m.includes('perform: kms:Decrypt '),
+    );
+    const destination = values['destination-key-id'] ?? keyArnIn(decrypt.message) ?? keyId;
+    // KMS authorizes ReEncrypt as kms:ReEncryptFrom on the blob's key, and kms:ReEncryptTo on the destination:
+    // only a denial of ReEncryptFrom proves the blob cannot be moved to a key its holder controls.
+    const reEncrypt: Probe = destination
+      ? await dryRunProbe(
+          'kms:ReEncrypt',
+          () => kms.send(new ReEncryptCommand({ CiphertextBlob: blob, DestinationKeyId: destination, DryRun: true, ...(keyId ? { SourceKeyId: keyId } : {}), ...(ec ? { SourceEncryptionContext: ec } : {}) })),
+          (m) => m.includes('perform: kms:ReEncryptFrom '),
+        )
+      : { action: 'kms:ReEncrypt', outcome: 'inconclusive', message: 'no destination key: pass --destination-key-id or --key-id' };
+    const probes = [decrypt, reEncrypt];
+    const pass = probes.every((p) => p.outcome === 'denied');
+    if (values.json) io.stdout(json({ result: pass ? 'PASS' : 'FAIL', keyArn: keyArnIn(decrypt.message) ?? keyId ?? null, checks: probes }));
+    else {
+      for (const p of probes) {
+        const what = p.action === 'kms:Decrypt' ? 'an unattested Decrypt' : `a ReEncrypt to ${destination}`;
+        if (p.outcome === 'denied') io.stdout(`✔ ${what} is denied\n  ${p.message}\n`);
+        else if (p.outcome === 'allowed') io.stdout(`✘ ${what} WOULD SUCCEED without attestation with these credentials (DryRun: nothing was decrypted or moved)\n`);
+        else io.stdout(`✘ ${what} was denied only for the destination key, so kms:ReEncryptFrom on the blob's key is untested: pass --destination-key-id of a key these credentials may re-encrypt to\n  ${p.message}\n`);
+      }
+      io.stdout(
+        pass
+          ? '✔ PASS: no unattested path to the key (Decrypt and ReEncrypt denied)\n'
+          : '✘ FAIL: the policy does not protect the TSK: deny kms:Decrypt without attestation and kms:ReEncrypt* for every principal (nitro-enclave policy does), and remove IAM grants that reach the key.\n',
+      );
+    }
+    return pass ? EXIT.OK : EXIT.POLICY_FAIL;
   } finally {
     kms.destroy();
   }

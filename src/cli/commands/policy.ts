@@ -9,9 +9,13 @@ export const policyHelp = `Usage: nitro-enclave policy --account <id> --enclave-
 
 Writes the KMS key policy of the seed's shape: the account root, the enclave
 role allowed kms:Decrypt only with kms:RecipientAttestation:ImageSha384 = PCR0,
-and key administrators — plus, by default, an explicit Deny of Decrypt without
-a matching attestation for every principal (the root statement delegates to
-IAM, so without it an IAM grant of kms:Decrypt bypasses attestation).
+and key administrators — plus, by default, explicit Deny statements for every
+principal: kms:Decrypt (and the enclave actions) without a matching
+attestation, and kms:ReEncrypt* always (ReEncrypt takes no Recipient, and KMS
+authorizes it as kms:ReEncryptFrom on the source key). The root statement
+delegates to IAM, so without them an IAM grant of kms:Decrypt or kms:* reaches
+the TSK unattested. They never cover kms:PutKeyPolicy: a key administrator can
+still rewrite the policy (CloudTrail records a PutKeyPolicy event).
 
 Options:
   --account <id>           12-digit AWS account id
@@ -21,8 +25,11 @@ Options:
   --measurements <file>    JSON printed by nitro-cli build-enclave / describe-eif
   --document <file>        take PCR0 from an attestation document (decoded, not verified)
   --pcr <i>=<hex>          extra PCR condition (repeatable, e.g. --pcr 8=<signing cert hash>)
+  --enclave-action <a>     what the attested enclave may do (repeatable; default kms:Decrypt):
+                           kms:Decrypt, kms:GenerateDataKey, kms:GenerateDataKeyPair,
+                           kms:GenerateRandom, kms:DeriveSharedSecret — no wildcards
   --allow-debug-pcr0       accept an all-zero PCR0 (debug-mode enclaves; test keys only)
-  --no-deny-unattested     leave out the explicit Deny statement (the seed's exact policy)
+  --no-deny-unattested     leave out the explicit Deny statements (the seed's exact policy)
   --out <file>             write to a file instead of standard output
 `;
 
@@ -34,6 +41,7 @@ export const POLICY_OPTIONS = {
   measurements: { type: 'string' },
   document: { type: 'string' },
   pcr: { type: 'string', multiple: true },
+  'enclave-action': { type: 'string', multiple: true },
   'allow-debug-pcr0': { type: 'boolean' },
   'no-deny-unattested': { type: 'boolean' },
 } as const;
@@ -73,6 +81,7 @@ export async function policyFromFlags(values: PolicyFlags, io: Io): Promise<Poli
     ...(values.admin ? { admins: values.admin } : {}),
     pcr0,
     pcrs: pcrArgs(values.pcr),
+    ...(values['enclave-action'] ? { enclaveActions: values['enclave-action'] } : {}),
     allowDebugPcr0: Boolean(values['allow-debug-pcr0']),
     denyUnattested: !values['no-deny-unattested'],
   });

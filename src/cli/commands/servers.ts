@@ -4,11 +4,15 @@ import { parseArgs } from 'node:util';
 import type { SocketAddress } from '../../internal/native.js';
 import { EXIT, UsageError, json, readTrustAnchorFile, type Io } from '../io.js';
 
-export const credentialsServerHelp = `Usage: nitro-enclave credentials-server --enclave-cid <cid> [--port 8002] [--file <name>=<path>]... [--listen unix:<path>]
+export const credentialsServerHelp = `Usage: nitro-enclave credentials-server --enclave-cid <cid> [--port 8002] [--file <name>=<path>]...
+       nitro-enclave credentials-server --listen unix:<path> [--file <name>=<path>]...
 
 Runs on the parent instance: serves the instance role's temporary credentials
 (the AWS SDK chain, i.e. IMDS) to the enclave over vsock, one JSON answer per
-connection, to the given enclave CID only. The enclave reads them with
+connection, to the given enclave CID only (checked on each connection).
+--listen unix:<path> is for local testing: a unix socket has no CID, so ANY
+local process that can open the socket may connect and receive the
+credentials; no CID check is made there. The enclave reads them with
 fromParentCredentials(). --file offers a file by name (e.g. --file
 tsk=tsk.ciphertext), read in the enclave with fetchParentFile('tsk'): the TSK's
 CiphertextBlob cannot be baked into the image, whose PCR0 the key policy needs
@@ -40,15 +44,17 @@ export async function credentialsServerCommand(argv: string[], io: Io): Promise<
     files[m[1]!] = new Uint8Array(readFileSync(m[2]!));
   }
   const cid = Number(values['enclave-cid']);
-  if (!Number.isInteger(cid) || cid < 3) throw new UsageError('--enclave-cid <cid> (the CID passed to nitro-cli run-enclave) is required');
   let address: SocketAddress = { family: 'vsock', cid: 0xffffffff, port: Number(values.port ?? 8002) };
   if (values.listen) {
     if (!values.listen.startsWith('unix:')) throw new UsageError('--listen takes unix:<path> (vsock is the default)');
     address = { family: 'unix', path: values.listen.slice(5) };
-  }
+  } else if (!Number.isInteger(cid) || cid < 3) throw new UsageError('--enclave-cid <cid> (the CID passed to nitro-cli run-enclave) is required');
   const { serveParentCredentials } = await import('../../kms/parent-credentials.js');
-  const server = await serveParentCredentials({ address, enclaveCid: cid, files, ...(values.listen ? { allowPeer: () => true } : {}), log: (l) => io.stderr(`${new Date().toISOString()} ${l}\n`) });
-  io.stderr(`credentials-server: serving to enclave CID ${cid} on ${address.family === 'vsock' ? `vsock port ${address.port}` : address.path}\n`);
+  const log = (l: string) => io.stderr(`${new Date().toISOString()} ${l}\n`);
+  if (address.family === 'unix') {
+    io.stderr(`credentials-server: WARNING: listening on unix:${address.path}. Any local process that can open this socket may connect and receive the instance role's credentials: a unix socket has no CID, so no CID check is made${values['enclave-cid'] !== undefined ? ` (--enclave-cid ${values['enclave-cid']} is not used)` : ''}. For local testing only.\n`);
+  }
+  const server = await serveParentCredentials({ address, files, log, ...(address.family === 'unix' ? { allowPeer: () => true } : { enclaveCid: cid }) });
   await waitForSignal();
   server.close();
   return EXIT.OK;

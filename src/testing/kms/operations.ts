@@ -2,24 +2,16 @@ import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, 
 import { NitroEnclaveError } from '../../errors.js';
 import { verifyAttestationDocument, type VerifiedAttestation } from '../../attestation/index.js';
 import type { TrustAnchor } from '../../attestation/trust.js';
-import { evaluatePolicy, parsePolicy, PolicySyntaxError, type PolicyDocument } from '../../kms/policy.js';
+import { asArray, parsePolicy, PolicySyntaxError, type PolicyDocument } from '../../kms/policy.js';
+import { authorizeIam, keyDenial, resolveKey, type Caller, type KeyIdForms } from './access.js';
 import { buildRecipientEnvelope } from './envelope.js';
+import { KmsError } from './errors.js';
 import type { KeyRecord, KmsState } from './state.js';
 
-/** A KMS error as the JSON 1.1 protocol carries it. */
-export class KmsError extends Error {
-  constructor(
-    readonly type: string,
-    message: string,
-    readonly status = 400,
-  ) {
-    super(message);
-  }
-}
+export { KmsError } from './errors.js';
 
 export interface CallContext {
-  principalArn: string;
-  identityPolicies: readonly PolicyDocument[];
+  caller: Caller;
   now: Date;
   /** Filled by operations for the audit trail. */
   audit: { resources: string[]; recipient?: Record<string, string>; requestParameters: Record<string, unknown> };
@@ -29,6 +21,8 @@ export interface OperationConfig {
   state: KmsState;
   trustAnchors: readonly TrustAnchor[];
   attestationMaxAge: number;
+  /** Whether an IAM principal ARN (user, role, assumed-role session, account root) exists, for key policy validation. */
+  principalExists: (arn: string) => boolean;
 }
 
 type Json = Record<string, unknown>;
@@ -46,25 +40,35 @@ function requireString(body: Json, field: string): string {
   return v;
 }
 
-function context(body: Json): Record<string, string> | undefined {
-  const ec = body.EncryptionContext;
+function context(body: Json, field = 'EncryptionContext'): Record<string, string> | undefined {
+  const ec = body[field];
   if (ec === undefined) return undefined;
-  if (typeof ec !== 'object' || ec === null || Object.values(ec).some((v) => typeof v !== 'string')) throw new KmsError('ValidationException', 'EncryptionContext must map strings to strings');
+  if (typeof ec !== 'object' || ec === null || Object.values(ec).some((v) => typeof v !== 'string')) throw new KmsError('ValidationException', `${field} must map strings to strings`);
   return ec as Record<string, string>;
 }
 
-function findKey(cfg: OperationConfig, id: string): KeyRecord {
-  const key = cfg.state.resolve(id);
-  if (!key) {
-    const arn = id.startsWith('arn:') ? id : id.startsWith('alias/') ? `arn:aws:kms:${cfg.state.region}:${cfg.state.accountId}:${id}` : `arn:aws:kms:${cfg.state.region}:${cfg.state.accountId}:key/${id}`;
-    throw new KmsError('NotFoundException', `${id.startsWith('alias/') || id.includes(':alias/') ? 'Alias' : 'Key'} '${arn}' does not exist`);
-  }
-  return key;
+/** Resolves a `KeyId` parameter with the forms this operation accepts (see {@link KeyIdForms}). */
+function findKey(cfg: OperationConfig, id: string, ctx: CallContext, forms: KeyIdForms, crossAccount: boolean): KeyRecord {
+  cfg.state.expire(ctx.now);
+  return resolveKey(cfg.state, id, ctx.caller, { forms, crossAccount });
 }
 
+/** The key state table of KMS, for the operations the simulator serves. */
 function usable(key: KeyRecord, usage: KeyRecord['usage'] = 'ENCRYPT_DECRYPT'): void {
-  if (!key.enabled) throw new KmsError('DisabledException', `${key.arn} is disabled.`);
+  if (key.keyState === 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is pending deletion.`);
+  if (key.keyState === 'Disabled') throw new KmsError('DisabledException', `${key.arn} is disabled.`);
   if (key.usage !== usage) throw new KmsError('InvalidKeyUsageException', `${key.arn} key usage is ${key.usage} which is not valid for this operation.`);
+}
+
+function notPendingDeletion(key: KeyRecord): void {
+  if (key.keyState === 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is pending deletion.`);
+}
+
+/** `DryRun`: everything is checked, nothing is done; KMS answers with an error either way. */
+function dryRun(body: Json): void {
+  if (body.DryRun === undefined) return;
+  if (typeof body.DryRun !== 'boolean') throw new KmsError('SerializationException', 'DryRun must be a boolean');
+  if (body.DryRun) throw new KmsError('DryRunOperationException', 'The request would have succeeded, but the DryRun option is set.');
 }
 
 interface Recipient {
@@ -120,10 +124,8 @@ function conditionKeys(recipient: Recipient | null, ec: Record<string, string> |
 }
 
 function authorize(key: KeyRecord, action: string, ctx: CallContext, conditions: Record<string, string | undefined>): void {
-  const decision = evaluatePolicy(parsePolicy(key.policy), { principalArn: ctx.principalArn, action, resource: key.arn, conditions }, ctx.identityPolicies);
-  if (decision.effect === 'Allow') return;
-  const why = decision.explicit ? 'with an explicit deny in a resource-based policy' : `because no resource-based policy allows the ${action} action`;
-  throw new KmsError('AccessDeniedException', `User: ${ctx.principalArn} is not authorized to perform: ${action} on resource: ${key.arn} ${why}`);
+  const denial = keyDenial(parsePolicy(key.policy), key, action, ctx.caller, conditions);
+  if (denial) throw denial;
 }
 
 function forRecipient(recipient: Recipient | null, plaintext: Buffer, field: string): Json {
@@ -142,16 +144,17 @@ function dataKeyBytes(body: Json): number {
   throw new KmsError('ValidationException', 'Please specify either number of bytes or key spec.');
 }
 
-function metadata(key: KeyRecord, accountId: string): Json {
+function metadata(key: KeyRecord): Json {
   return {
-    AWSAccountId: accountId,
+    AWSAccountId: key.accountId,
     KeyId: key.keyId,
     Arn: key.arn,
     CreationDate: key.creationDate,
-    Enabled: key.enabled,
+    Enabled: key.keyState === 'Enabled',
     Description: key.description,
     KeyUsage: key.usage,
-    KeyState: key.enabled ? 'Enabled' : 'Disabled',
+    KeyState: key.keyState,
+    ...(key.deletionDate !== undefined ? { DeletionDate: key.deletionDate } : {}),
     Origin: 'AWS_KMS',
     KeyManager: 'CUSTOMER',
     CustomerMasterKeySpec: key.spec,
@@ -169,13 +172,39 @@ function defaultPolicy(accountId: string): string {
   });
 }
 
-function checkPolicy(text: unknown): string {
-  if (typeof text !== 'string') throw new KmsError('ValidationException', 'Policy must be a string');
+const INVALID_PRINCIPALS = 'Policy contains a statement with one or more invalid principals.';
+
+/**
+ * Validates a key policy as KMS does before storing it: the syntax, a
+ * principal in every statement that exists (an ARN of a known IAM entity,
+ * a known account, or "*"), and, unless `bypass`, the lockout safety check:
+ * the caller must still be allowed `kms:PutKeyPolicy` under the new policy.
+ */
+function checkPolicy(cfg: OperationConfig, text: unknown, key: Pick<KeyRecord, 'arn' | 'accountId'>, ctx: CallContext, bypass: unknown): string {
+  if (typeof text !== 'string') throw new KmsError('ValidationException', "1 validation error detected: Value null at 'policy' failed to satisfy constraint: Member must not be null");
+  if (bypass !== undefined && typeof bypass !== 'boolean') throw new KmsError('SerializationException', 'BypassPolicyLockoutSafetyCheck must be a boolean');
+  let policy: PolicyDocument;
   try {
-    parsePolicy(text);
+    policy = parsePolicy(text);
   } catch (err) {
     if (err instanceof PolicySyntaxError) throw new KmsError('MalformedPolicyDocumentException', err.message);
     throw err;
+  }
+  for (const s of policy.Statement) {
+    if (s.Resource === undefined) throw new KmsError('MalformedPolicyDocumentException', 'Policy contains a statement without a Resource element.');
+    const principal = s.Principal as unknown;
+    if (principal === '*') continue;
+    if (typeof principal !== 'object' || principal === null || Object.keys(principal).length === 0) throw new KmsError('MalformedPolicyDocumentException', INVALID_PRINCIPALS);
+    for (const [kind, values] of Object.entries(principal)) {
+      const list = asArray(values as string | string[]);
+      const ok =
+        list.length > 0 &&
+        list.every((v) => typeof v === 'string' && (kind === 'AWS' ? v === '*' || cfg.principalExists(v) : kind === 'Service' && /^[a-z0-9.-]+\.amazonaws\.com$/.test(v)));
+      if (!ok) throw new KmsError('MalformedPolicyDocumentException', INVALID_PRINCIPALS);
+    }
+  }
+  if (bypass !== true && keyDenial(policy, key, 'kms:PutKeyPolicy', ctx.caller, {})) {
+    throw new KmsError('MalformedPolicyDocumentException', 'The new key policy will not allow you to update the key policy in the future.');
   }
   return text;
 }
@@ -189,81 +218,134 @@ export const OPERATIONS: Record<string, Handler> = {
     const usage = body.KeyUsage ?? (spec === 'SYMMETRIC_DEFAULT' ? 'ENCRYPT_DECRYPT' : undefined);
     const supported = (spec === 'SYMMETRIC_DEFAULT' && usage === 'ENCRYPT_DECRYPT') || (['ECC_NIST_P256', 'ECC_NIST_P384', 'ECC_NIST_P521'].includes(spec) && usage === 'KEY_AGREEMENT');
     if (!supported) throw new KmsError('ValidationException', 'The simulator creates SYMMETRIC_DEFAULT/ENCRYPT_DECRYPT and ECC_NIST_*/KEY_AGREEMENT keys only');
-    const policy = body.Policy === undefined ? defaultPolicy(cfg.state.accountId) : checkPolicy(body.Policy);
-    const key = cfg.state.createKey(typeof body.Description === 'string' ? body.Description : '', policy, ctx.now, spec);
+    authorizeIam('kms:CreateKey', ctx.caller);
+    const account = ctx.caller.accountId;
+    const policy = body.Policy === undefined ? defaultPolicy(account) : checkPolicy(cfg, body.Policy, { arn: cfg.state.keyArn(account, '*'), accountId: account }, ctx, body.BypassPolicyLockoutSafetyCheck);
+    const key = cfg.state.createKey(account, typeof body.Description === 'string' ? body.Description : '', policy, ctx.now, spec);
     ctx.audit.resources.push(key.arn);
-    return { KeyMetadata: metadata(key, cfg.state.accountId) };
+    return { KeyMetadata: metadata(key) };
   },
 
   async CreateAlias(cfg, body, ctx) {
     const name = requireString(body, 'AliasName');
     if (!/^alias\/[a-zA-Z0-9/_-]+$/.test(name) || name.startsWith('alias/aws/')) throw new KmsError('ValidationException', `Alias ${name} is not a valid alias name`);
-    const key = findKey(cfg, requireString(body, 'TargetKeyId'));
+    const key = findKey(cfg, requireString(body, 'TargetKeyId'), ctx, 'key', false);
+    // KMS authorizes CreateAlias on the alias (IAM) and on the key (key policy).
+    authorizeIam('kms:CreateAlias', ctx.caller, cfg.state.aliasArn(ctx.caller.accountId, name));
     authorize(key, 'kms:CreateAlias', ctx, {});
-    if (cfg.state.aliases.has(name)) throw new KmsError('AlreadyExistsException', `An alias with the name arn:aws:kms:${cfg.state.region}:${cfg.state.accountId}:${name} already exists`);
-    cfg.state.aliases.set(name, key.keyId);
+    notPendingDeletion(key);
+    const arn = cfg.state.aliasArn(key.accountId, name);
+    if (cfg.state.aliases.has(arn)) throw new KmsError('AlreadyExistsException', `An alias with the name ${arn} already exists`);
+    cfg.state.aliases.set(arn, key.keyId);
     cfg.state.save();
     ctx.audit.resources.push(key.arn);
     return {};
   },
 
-  async ListAliases(cfg, body) {
-    const filter = typeof body.KeyId === 'string' ? findKey(cfg, body.KeyId).keyId : null;
-    const aliases = [...cfg.state.aliases]
+  async ListAliases(cfg, body, ctx) {
+    authorizeIam('kms:ListAliases', ctx.caller);
+    const filter = typeof body.KeyId === 'string' ? findKey(cfg, body.KeyId, ctx, 'key', false).keyId : null;
+    const aliases = cfg.state
+      .aliasesOf(ctx.caller.accountId)
       .filter(([, target]) => filter === null || target === filter)
-      .map(([name, target]) => ({ AliasName: name, AliasArn: `arn:aws:kms:${cfg.state.region}:${cfg.state.accountId}:${name}`, TargetKeyId: target }));
+      .map(([name, target]) => ({ AliasName: name, AliasArn: cfg.state.aliasArn(ctx.caller.accountId, name), TargetKeyId: target }));
     return { Aliases: aliases, Truncated: false };
   },
 
+  async ListKeys(cfg, _body, ctx) {
+    authorizeIam('kms:ListKeys', ctx.caller);
+    cfg.state.expire(ctx.now);
+    const keys = [...cfg.state.keys.values()].filter((k) => k.accountId === ctx.caller.accountId).map((k) => ({ KeyId: k.keyId, KeyArn: k.arn }));
+    return { Keys: keys, Truncated: false };
+  },
+
   async DescribeKey(cfg, body, ctx) {
-    const key = findKey(cfg, requireString(body, 'KeyId'));
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
     authorize(key, 'kms:DescribeKey', ctx, {});
     ctx.audit.resources.push(key.arn);
-    return { KeyMetadata: metadata(key, cfg.state.accountId) };
+    return { KeyMetadata: metadata(key) };
   },
 
   async EnableKey(cfg, body, ctx) {
-    const key = findKey(cfg, requireString(body, 'KeyId'));
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
     authorize(key, 'kms:EnableKey', ctx, {});
-    key.enabled = true;
+    notPendingDeletion(key);
+    key.keyState = 'Enabled';
     cfg.state.save();
+    ctx.audit.resources.push(key.arn);
     return {};
   },
 
   async DisableKey(cfg, body, ctx) {
-    const key = findKey(cfg, requireString(body, 'KeyId'));
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
     authorize(key, 'kms:DisableKey', ctx, {});
-    key.enabled = false;
+    notPendingDeletion(key);
+    key.keyState = 'Disabled';
     cfg.state.save();
+    ctx.audit.resources.push(key.arn);
     return {};
   },
 
+  async ScheduleKeyDeletion(cfg, body, ctx) {
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
+    const days = body.PendingWindowInDays ?? 30;
+    if (typeof days !== 'number' || !Number.isInteger(days) || days < 7 || days > 30) {
+      throw new KmsError('ValidationException', `1 validation error detected: Value '${String(days)}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value less than or equal to 30 and greater than or equal to 7`);
+    }
+    authorize(key, 'kms:ScheduleKeyDeletion', ctx, {});
+    notPendingDeletion(key);
+    key.keyState = 'PendingDeletion';
+    key.deletionDate = Math.floor(ctx.now.getTime() / 1000) + days * 86_400;
+    cfg.state.save();
+    ctx.audit.resources.push(key.arn);
+    return { KeyId: key.arn, DeletionDate: key.deletionDate, KeyState: 'PendingDeletion', PendingWindowInDays: days };
+  },
+
+  async CancelKeyDeletion(cfg, body, ctx) {
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
+    authorize(key, 'kms:CancelKeyDeletion', ctx, {});
+    if (key.keyState !== 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is not pending deletion.`);
+    key.keyState = 'Disabled'; // KMS leaves a cancelled key disabled
+    delete key.deletionDate;
+    cfg.state.save();
+    ctx.audit.resources.push(key.arn);
+    return { KeyId: key.arn };
+  },
+
   async PutKeyPolicy(cfg, body, ctx) {
-    const key = findKey(cfg, requireString(body, 'KeyId'));
-    if ((body.PolicyName ?? 'default') !== 'default') throw new KmsError('ValidationException', 'PolicyName must be "default"');
-    const policy = checkPolicy(body.Policy);
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
+    policyName(body);
     authorize(key, 'kms:PutKeyPolicy', ctx, {});
-    key.policy = policy;
+    key.policy = checkPolicy(cfg, body.Policy, key, ctx, body.BypassPolicyLockoutSafetyCheck);
     cfg.state.save();
     ctx.audit.resources.push(key.arn);
     return {};
   },
 
   async GetKeyPolicy(cfg, body, ctx) {
-    const key = findKey(cfg, requireString(body, 'KeyId'));
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
+    policyName(body);
     authorize(key, 'kms:GetKeyPolicy', ctx, {});
     ctx.audit.resources.push(key.arn);
     return { Policy: key.policy, PolicyName: 'default' };
   },
 
+  async ListKeyPolicies(cfg, body, ctx) {
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
+    authorize(key, 'kms:ListKeyPolicies', ctx, {});
+    ctx.audit.resources.push(key.arn);
+    return { PolicyNames: ['default'], Truncated: false };
+  },
+
   async Encrypt(cfg, body, ctx) {
-    const key = findKey(cfg, requireString(body, 'KeyId'));
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
     const ec = context(body);
     const plaintext = b64(body.Plaintext, 'plaintext');
     if (plaintext.length < 1 || plaintext.length > 4096) throw new KmsError('ValidationException', 'Plaintext must be 1 to 4096 bytes');
+    ctx.audit.resources.push(key.arn);
     authorize(key, 'kms:Encrypt', ctx, conditionKeys(null, ec));
     usable(key);
-    ctx.audit.resources.push(key.arn);
+    dryRun(body);
     return { CiphertextBlob: cfg.state.encrypt(key, plaintext, ec).toString('base64'), KeyId: key.arn, EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' };
   },
 
@@ -272,40 +354,67 @@ export const OPERATIONS: Record<string, Handler> = {
     const ec = context(body);
     ctx.audit.requestParameters.encryptionContext = ec;
     const recipient = await recipientOf(cfg, body, ctx);
-    const owner = cfg.state.blobKeyId(blob);
-    const key = owner ? cfg.state.keys.get(owner) : undefined;
-    if (!key) throw new KmsError('InvalidCiphertextException', '');
-    if (typeof body.KeyId === 'string' && findKey(cfg, body.KeyId).keyId !== key.keyId) {
-      throw new KmsError('IncorrectKeyException', 'The key ID in the request does not identify a CMK that can perform this operation.');
-    }
+    const key = blobKey(cfg, blob, body.KeyId, ctx);
     ctx.audit.resources.push(key.arn);
     authorize(key, 'kms:Decrypt', ctx, conditionKeys(recipient, ec));
     usable(key);
     const plaintext = cfg.state.decrypt(key, blob, ec);
     if (!plaintext) throw new KmsError('InvalidCiphertextException', '');
+    if (body.DryRun === true) plaintext.fill(0);
+    dryRun(body);
     return { KeyId: key.arn, EncryptionAlgorithm: 'SYMMETRIC_DEFAULT', ...forRecipient(recipient, plaintext, 'Plaintext') };
   },
 
+  async ReEncrypt(cfg, body, ctx) {
+    const blob = b64(body.CiphertextBlob, 'ciphertextBlob');
+    const sourceContext = context(body, 'SourceEncryptionContext');
+    const destinationContext = context(body, 'DestinationEncryptionContext');
+    const destination = findKey(cfg, requireString(body, 'DestinationKeyId'), ctx, 'any', true);
+    const source = blobKey(cfg, blob, body.SourceKeyId, ctx);
+    ctx.audit.resources.push(source.arn, destination.arn);
+    // KMS authorizes ReEncrypt as two actions: ReEncryptFrom on the source key, ReEncryptTo on the destination.
+    authorize(source, 'kms:ReEncryptFrom', ctx, conditionKeys(null, sourceContext));
+    authorize(destination, 'kms:ReEncryptTo', ctx, conditionKeys(null, destinationContext));
+    usable(source);
+    usable(destination);
+    const plaintext = cfg.state.decrypt(source, blob, sourceContext);
+    if (!plaintext) throw new KmsError('InvalidCiphertextException', '');
+    try {
+      dryRun(body);
+      return {
+        CiphertextBlob: cfg.state.encrypt(destination, plaintext, destinationContext).toString('base64'),
+        SourceKeyId: source.arn,
+        KeyId: destination.arn,
+        SourceEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+        DestinationEncryptionAlgorithm: 'SYMMETRIC_DEFAULT',
+      };
+    } finally {
+      plaintext.fill(0);
+    }
+  },
+
   async GenerateDataKey(cfg, body, ctx) {
-    const key = findKey(cfg, requireString(body, 'KeyId'));
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
     const ec = context(body);
     const size = dataKeyBytes(body);
     const recipient = await recipientOf(cfg, body, ctx);
     ctx.audit.resources.push(key.arn);
     authorize(key, 'kms:GenerateDataKey', ctx, conditionKeys(recipient, ec));
     usable(key);
+    dryRun(body);
     const plaintext = randomBytes(size);
     const blob = cfg.state.encrypt(key, plaintext, ec);
     return { KeyId: key.arn, CiphertextBlob: blob.toString('base64'), ...forRecipient(recipient, plaintext, 'Plaintext') };
   },
 
   async GenerateDataKeyWithoutPlaintext(cfg, body, ctx) {
-    const key = findKey(cfg, requireString(body, 'KeyId'));
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
     const ec = context(body);
     const size = dataKeyBytes(body);
     ctx.audit.resources.push(key.arn);
     authorize(key, 'kms:GenerateDataKeyWithoutPlaintext', ctx, conditionKeys(null, ec));
     usable(key);
+    dryRun(body);
     const plaintext = randomBytes(size);
     const blob = cfg.state.encrypt(key, plaintext, ec);
     plaintext.fill(0);
@@ -313,13 +422,15 @@ export const OPERATIONS: Record<string, Handler> = {
   },
 
   async GenerateDataKeyPair(cfg, body, ctx) {
-    const key = findKey(cfg, requireString(body, 'KeyId'));
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
     const ec = context(body);
     const spec = requireString(body, 'KeyPairSpec');
     const recipient = await recipientOf(cfg, body, ctx);
     ctx.audit.resources.push(key.arn);
     authorize(key, 'kms:GenerateDataKeyPair', ctx, conditionKeys(recipient, ec));
     usable(key);
+    keyPairCurve(spec);
+    dryRun(body);
     const pair = keyPair(spec);
     const pkcs8 = pair.privateKey.export({ format: 'der', type: 'pkcs8' });
     const blob = cfg.state.encrypt(key, pkcs8, ec);
@@ -333,7 +444,7 @@ export const OPERATIONS: Record<string, Handler> = {
   },
 
   async GetPublicKey(cfg, body, ctx) {
-    const key = findKey(cfg, requireString(body, 'KeyId'));
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
     authorize(key, 'kms:GetPublicKey', ctx, {});
     usable(key, 'KEY_AGREEMENT');
     const publicKey = createPublicKey(createPrivateKey({ key: key.material, format: 'der', type: 'pkcs8' })).export({ format: 'der', type: 'spki' });
@@ -341,7 +452,7 @@ export const OPERATIONS: Record<string, Handler> = {
   },
 
   async DeriveSharedSecret(cfg, body, ctx) {
-    const key = findKey(cfg, requireString(body, 'KeyId'));
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
     if (body.KeyAgreementAlgorithm !== 'ECDH') throw new KmsError('ValidationException', 'KeyAgreementAlgorithm must be ECDH');
     const recipient = await recipientOf(cfg, body, ctx);
     ctx.audit.resources.push(key.arn);
@@ -356,6 +467,7 @@ export const OPERATIONS: Record<string, Handler> = {
     }
     const privateKey = createPrivateKey({ key: key.material, format: 'der', type: 'pkcs8' });
     if (peer.asymmetricKeyDetails?.namedCurve !== privateKey.asymmetricKeyDetails?.namedCurve) throw new KmsError('ValidationException', 'PublicKey is not on the curve of the KMS key');
+    dryRun(body);
     const secret = diffieHellman({ privateKey, publicKey: peer });
     return { KeyId: key.arn, KeyAgreementAlgorithm: 'ECDH', KeyOrigin: 'AWS_KMS', ...forRecipient(recipient, secret, 'SharedSecret') };
   },
@@ -364,15 +476,44 @@ export const OPERATIONS: Record<string, Handler> = {
     const n = body.NumberOfBytes;
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 1024) throw new KmsError('ValidationException', 'NumberOfBytes must be between 1 and 1024');
     const recipient = await recipientOf(cfg, body, ctx);
+    authorizeIam('kms:GenerateRandom', ctx.caller, '*', conditionKeys(recipient, undefined));
     return forRecipient(recipient, randomBytes(n), 'Plaintext');
   },
 };
 
-function keyPair(spec: string): { privateKey: KeyObject; publicKey: KeyObject } {
-  const rsa = /^RSA_(2048|3072|4096)$/.exec(spec);
-  if (rsa) return generateKeyPairSync('rsa', { modulusLength: Number(rsa[1]) });
-  const curves: Record<string, string> = { ECC_NIST_P256: 'P-256', ECC_NIST_P384: 'P-384', ECC_NIST_P521: 'P-521', ECC_SECG_P256K1: 'secp256k1' };
-  const curve = curves[spec];
+/** `PolicyName`: KMS keys have one policy, named `default`. */
+function policyName(body: Json): void {
+  const name = body.PolicyName ?? 'default';
+  if (name !== 'default') throw new KmsError('ValidationException', `1 validation error detected: Value '${String(name)}' at 'policyName' failed to satisfy constraint: Member must satisfy regular expression pattern: default`);
+}
+
+/** The key a ciphertext blob belongs to (any account of the region: the blob names it), checked against an optional `KeyId`. */
+function blobKey(cfg: OperationConfig, blob: Buffer, keyIdParam: unknown, ctx: CallContext): KeyRecord {
+  cfg.state.expire(ctx.now);
+  const owner = cfg.state.blobKeyId(blob);
+  const key = owner ? cfg.state.keys.get(owner) : undefined;
+  if (!key) throw new KmsError('InvalidCiphertextException', '');
+  if (keyIdParam !== undefined) {
+    if (typeof keyIdParam !== 'string') throw new KmsError('SerializationException', 'KeyId must be a string');
+    if (findKey(cfg, keyIdParam, ctx, 'any', true).keyId !== key.keyId) {
+      throw new KmsError('IncorrectKeyException', 'The key ID in the request does not identify a CMK that can perform this operation.');
+    }
+  }
+  return key;
+}
+
+const CURVES: Record<string, string> = { ECC_NIST_P256: 'P-256', ECC_NIST_P384: 'P-384', ECC_NIST_P521: 'P-521', ECC_SECG_P256K1: 'secp256k1' };
+
+/** Validates a KeyPairSpec: an RSA size, or the curve name. */
+function keyPairCurve(spec: string): string | null {
+  if (/^RSA_(2048|3072|4096)$/.test(spec)) return null;
+  const curve = CURVES[spec];
   if (!curve) throw new KmsError('ValidationException', `KeyPairSpec ${spec} is not supported`);
+  return curve;
+}
+
+function keyPair(spec: string): { privateKey: KeyObject; publicKey: KeyObject } {
+  const curve = keyPairCurve(spec);
+  if (curve === null) return generateKeyPairSync('rsa', { modulusLength: Number(spec.slice(4)) });
   return generateKeyPairSync('ec', { namedCurve: curve });
 }

@@ -5,6 +5,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { TrustAnchor } from '../../attestation/trust.js';
 import type { PolicyDocument } from '../../kms/policy.js';
 import { FaultInjector } from './faults.js';
+import { accountOfPrincipal } from './access.js';
 import { KmsError, OPERATIONS, type CallContext } from './operations.js';
 import { verifySigV4, type TestPrincipal } from './sigv4.js';
 import { KmsState } from './state.js';
@@ -18,9 +19,25 @@ export interface SimulatedPrincipal extends TestPrincipal {
 /** Options of {@link startKmsSimulator}. */
 export interface KmsSimulatorOptions {
   region?: string;
+  /** The home account: `accountId` of the simulator, owner of a single-account state file. Default `accounts[0]`, else {@link TEST_ACCOUNT}. */
   accountId?: string;
-  /** Callers; default: an admin user and an enclave instance role with temporary credentials. */
+  /**
+   * The AWS accounts the simulator serves (12 digits each), besides
+   * `accountId` and the accounts of `principals`. Without `principals`,
+   * every account gets its {@link defaultPrincipals}.
+   */
+  accounts?: string[];
+  /**
+   * Callers, in any of the accounts: a principal belongs to the account of
+   * its ARN, and creates keys there. Default: {@link defaultPrincipals} of
+   * every account. Temporary credentials (`ASIA…` with a `sessionToken`)
+   * expire at `expiration`, default `sessionDurationMs` after start.
+   */
   principals?: SimulatedPrincipal[];
+  /** IAM users and roles that exist without credentials (e.g. `arn:aws:iam::111122223333:role/Auditor`), so key policies may name them. */
+  iamArns?: string[];
+  /** Lifetime of temporary credentials that have no `expiration`. Default 6 hours (instance profile credentials). */
+  sessionDurationMs?: number;
   /** Roots accepted for `Recipient` attestation documents (the simulated enclave's `trustAnchor`). */
   trustAnchors?: TrustAnchor[];
   /** How old an attestation document may be. Default 5 minutes. */
@@ -46,9 +63,13 @@ export interface AuditEvent {
   errorMessage?: string;
 }
 
+/** A running KMS simulator ({@link startKmsSimulator}): its endpoint, TLS CA, principals, audit log and fault injector. */
 export interface KmsSimulator {
   readonly region: string;
+  /** The home account (the first one). */
   readonly accountId: string;
+  /** Every account the simulator serves, home first. */
+  readonly accounts: readonly string[];
   /** `https://127.0.0.1:<port>`: where the simulator listens. */
   readonly url: string;
   readonly port: number;
@@ -59,37 +80,45 @@ export interface KmsSimulator {
   readonly principals: readonly SimulatedPrincipal[];
   readonly audit: AuditEvent[];
   readonly faults: FaultInjector;
-  /** The principal with this ARN suffix (e.g. `role/EnclaveInstanceRole`), for its credentials. */
-  principal(suffix: string): SimulatedPrincipal;
+  /** The principal with this ARN suffix (e.g. `role/EnclaveInstanceRole`), in `accountId` (default: the home account), for its credentials. */
+  principal(suffix: string, accountId?: string): SimulatedPrincipal;
   close(): Promise<void>;
 }
 
+/** The simulator's default AWS account id. */
 export const TEST_ACCOUNT = '111122223333';
 
 /**
- * Default callers: the seed's admin user (IAM kms:*), the enclave instance role (temporary credentials, no IAM policy) and an unrelated user.
+ * Default callers of one account: the seed's admin user (IAM kms:*), the
+ * enclave instance role (temporary credentials, no IAM policy) and an
+ * unrelated user (no IAM policy).
  *
  * @example
  * ```ts
- * const kms = await startKmsSimulator({ principals: [...defaultPrincipals(), myPrincipal] });
+ * const kms = await startKmsSimulator({ principals: [...defaultPrincipals(), ...defaultPrincipals('444455556666'), myPrincipal] });
  * ```
  */
 export function defaultPrincipals(accountId = TEST_ACCOUNT): SimulatedPrincipal[] {
+  if (!/^\d{12}$/.test(accountId)) throw new TypeError('accountId must be 12 digits');
+  // The test account keeps its historical key ids; other accounts get ids (and secrets) derived from the account, so they never collide.
+  const home = accountId === TEST_ACCOUNT;
+  const id = (prefix: 'AKIA' | 'ASIA', fixed: string, tag: string) => (home ? fixed : `${prefix}${accountId}${tag}`);
+  const secret = (fixed: string) => (home ? fixed : `${fixed}-${accountId}`);
   return [
     {
-      accessKeyId: 'AKIATESTADMIN0000001',
-      secretAccessKey: 'test-admin-secret-key-not-real',
+      accessKeyId: id('AKIA', 'AKIATESTADMIN0000001', 'ADMN'),
+      secretAccessKey: secret('test-admin-secret-key-not-real'),
       arn: `arn:aws:iam::${accountId}:user/admin`,
       // A typical key administrator: IAM grants kms:*, effective where the key policy delegates to IAM.
       identityPolicies: [{ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'kms:*', Resource: '*' }] }],
     },
     {
-      accessKeyId: 'ASIATESTENCLAVEROLE1',
-      secretAccessKey: 'test-enclave-role-secret-not-real',
-      sessionToken: 'test-session-token-not-real',
+      accessKeyId: id('ASIA', 'ASIATESTENCLAVEROLE1', 'ROLE'),
+      secretAccessKey: secret('test-enclave-role-secret-not-real'),
+      sessionToken: secret('test-session-token-not-real'),
       arn: `arn:aws:sts::${accountId}:assumed-role/EnclaveInstanceRole/i-0123456789abcdef0`,
     },
-    { accessKeyId: 'AKIATESTOTHERUSER001', secretAccessKey: 'test-other-secret-not-real', arn: `arn:aws:iam::${accountId}:user/other` },
+    { accessKeyId: id('AKIA', 'AKIATESTOTHERUSER001', 'OTHR'), secretAccessKey: secret('test-other-secret-not-real'), arn: `arn:aws:iam::${accountId}:user/other` },
   ];
 }
 
@@ -118,26 +147,53 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
  * conditions), verifies `Recipient` attestation documents and answers with
  * KMS-shaped CMS envelopes, errors and an audit trail.
  *
+ * It serves several AWS accounts at once, as one regional KMS endpoint does:
+ * principals, keys and aliases belong to accounts. A bare key id or alias
+ * resolves in the caller's own account; a key or alias ARN names its account
+ * (another region's ARN is not found). A key of another account is usable
+ * only where that API allows cross-account use, when its key policy allows
+ * the caller (or the caller's account) AND the caller's own IAM policy
+ * allows the action.
+ *
  * @example
  * ```ts
  * const enclave = createSimulatedEnclave();
  * const kms = await startKmsSimulator({ trustAnchors: [enclave.trustAnchor] });
  * const client = new KMSClient(kmsClientConfig(kms, kms.principal('user/admin')));
  * ```
+ *
+ * @example Two accounts: the parent's own (attacker) account next to the real one
+ * ```ts
+ * const kms = await startKmsSimulator({ accounts: ['111122223333', '444455556666'], trustAnchors: [enclave.trustAnchor] });
+ * const attacker = new KMSClient(kmsClientConfig(kms, kms.principal('user/admin', '444455556666')));
+ * const { KeyMetadata } = await attacker.send(new CreateKeyCommand({}));
+ * // KeyMetadata.Arn is arn:aws:kms:us-east-1:444455556666:key/…; `alias/…` of 444455556666 is separate from 111122223333's
+ * ```
  */
 export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Promise<KmsSimulator> {
   const region = options.region ?? 'us-east-1';
-  const accountId = options.accountId ?? TEST_ACCOUNT;
-  if (!/^\d{12}$/.test(accountId)) throw new TypeError('accountId must be 12 digits');
   const clock = options.clock ?? (() => new Date());
-  const principals = options.principals ?? defaultPrincipals(accountId);
-  const byKey = new Map(principals.map((p) => [p.accessKeyId, p]));
+  const startedAt = clock();
+  const accountId = options.accountId ?? options.accounts?.[0] ?? TEST_ACCOUNT;
+  const accounts = [...new Set([accountId, ...(options.accounts ?? [])])];
+  for (const a of accounts) if (!/^\d{12}$/.test(a)) throw new TypeError('accountId and accounts must be 12 digits');
+  const sessionDurationMs = options.sessionDurationMs ?? 6 * 3600_000;
+  const principals = (options.principals ?? accounts.flatMap((a) => defaultPrincipals(a))).map((p) => checkedPrincipal(p, startedAt, sessionDurationMs));
+  for (const p of principals) if (!accounts.includes(accountOfPrincipal(p.arn)!)) accounts.push(accountOfPrincipal(p.arn)!);
+  const byKey = new Map<string, SimulatedPrincipal>();
+  for (const p of principals) {
+    if (byKey.has(p.accessKeyId)) throw new TypeError(`two principals share the access key id ${p.accessKeyId}`);
+    byKey.set(p.accessKeyId, p);
+  }
+  const existing = new Set<string>(options.iamArns ?? []);
+  for (const a of accounts) existing.add(a).add(`arn:aws:iam::${a}:root`);
+  for (const p of principals) existing.add(p.arn).add(roleOfSession(p.arn));
   const hostname = `kms.${region}.amazonaws.com`;
   const tls = createTestTls([hostname, 'localhost', ...(options.tlsHostnames ?? [])], clock());
   const state = new KmsState(region, accountId, options.stateFile ?? null);
   const faults = new FaultInjector();
   const audit: AuditEvent[] = [];
-  const cfg = { state, trustAnchors: options.trustAnchors ?? [], attestationMaxAge: options.attestationMaxAge ?? 5 * 60_000 };
+  const cfg = { state, trustAnchors: options.trustAnchors ?? [], attestationMaxAge: options.attestationMaxAge ?? 5 * 60_000, principalExists: (arn: string) => existing.has(arn) };
   if (cfg.trustAnchors.length === 0) cfg.trustAnchors = [randomBytes(32).toString('hex')]; // no anchor: every attestation fails closed
 
   const sockets = new Set<Socket>();
@@ -151,7 +207,8 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
 
   const send = (res: ServerResponse, status: number, body: unknown) => {
     const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID(), 'content-length': Buffer.byteLength(text) });
+    // The Date header comes from the simulator's clock, as AWS's does from its own: SDKs correct their clock skew from it.
+    res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID(), 'content-length': Buffer.byteLength(text), date: clock().toUTCString() });
     res.end(text);
   };
   const sendError = (res: ServerResponse, err: KmsError) => {
@@ -177,7 +234,7 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
         return;
       }
       if (req.method !== 'POST' || req.url !== '/') throw new KmsError('UnknownOperationException', '', 404);
-      const auth = verifySigV4({ method: req.method, url: req.url, headers: req.headers, body }, { region, service: 'kms', principals: byKey, now });
+      const auth = await verifySigV4({ method: req.method, url: req.url, headers: req.headers, body }, { region, service: 'kms', principals: byKey, now });
       if ('error' in auth) throw new KmsError(auth.error.type, auth.error.message, auth.error.type === 'MissingAuthenticationTokenException' ? 403 : 400);
       const principal = auth.principal as SimulatedPrincipal;
       event.userIdentity = { arn: principal.arn, accessKeyId: principal.accessKeyId };
@@ -191,7 +248,11 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
       }
       if (typeof json !== 'object' || json === null) throw new KmsError('SerializationException', 'Expected a JSON object');
       event.requestParameters = redact(json);
-      const ctx: CallContext = { principalArn: principal.arn, identityPolicies: principal.identityPolicies ?? [], now, audit: { resources: [], requestParameters: event.requestParameters } };
+      const ctx: CallContext = {
+        caller: { arn: principal.arn, accountId: accountOfPrincipal(principal.arn)!, identityPolicies: principal.identityPolicies ?? [] },
+        now,
+        audit: { resources: [], requestParameters: event.requestParameters },
+      };
       try {
         const result = await handler(cfg, json, ctx);
         if (fault?.kind === 'truncate') {
@@ -225,6 +286,7 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
   return {
     region,
     accountId,
+    accounts,
     url: `https://${options.host ?? '127.0.0.1'}:${port}`,
     port,
     hostname,
@@ -232,9 +294,9 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
     principals,
     audit,
     faults,
-    principal(suffix) {
-      const p = principals.find((x) => x.arn.endsWith(suffix) || x.arn.includes(`/${suffix}/`) || x.arn.includes(`${suffix}/`));
-      if (!p) throw new TypeError(`no simulated principal matches ${suffix}`);
+    principal(suffix, account = accountId) {
+      const p = principals.find((x) => accountOfPrincipal(x.arn) === account && (x.arn.endsWith(suffix) || x.arn.includes(`/${suffix}/`) || x.arn.includes(`${suffix}/`)));
+      if (!p) throw new TypeError(`no simulated principal of ${account} matches ${suffix}`);
       return p;
     },
     close() {
@@ -242,6 +304,24 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };
+}
+
+/** `arn:aws:sts::A:assumed-role/R/s` → `arn:aws:iam::A:role/R` (the role exists when a session of it does). */
+function roleOfSession(arn: string): string {
+  const m = /^arn:aws:sts::(\d{12}):assumed-role\/([^/]+)\/.+$/.exec(arn);
+  return m ? `arn:aws:iam::${m[1]}:role/${m[2]}` : arn;
+}
+
+/** Validates a principal as AWS would issue it, and gives temporary credentials their expiration. */
+function checkedPrincipal(p: SimulatedPrincipal, startedAt: Date, sessionDurationMs: number): SimulatedPrincipal {
+  if (!accountOfPrincipal(p.arn)) throw new TypeError(`principal ARN ${p.arn} is not an IAM or STS ARN with a 12-digit account`);
+  if (p.sessionToken === undefined) {
+    if (p.accessKeyId.startsWith('ASIA')) throw new TypeError(`${p.accessKeyId}: temporary credentials (ASIA…) need a sessionToken`);
+    if (p.expiration !== undefined) throw new TypeError(`${p.accessKeyId}: only temporary credentials expire`);
+    return p;
+  }
+  if (p.accessKeyId.startsWith('AKIA')) throw new TypeError(`${p.accessKeyId}: long-term keys (AKIA…) never have a sessionToken`);
+  return { ...p, expiration: p.expiration ?? new Date(startedAt.getTime() + sessionDurationMs) };
 }
 
 /** Request parameters as CloudTrail shows them: blobs and documents are never recorded. */

@@ -2,12 +2,18 @@ import { createCipheriv, createDecipheriv, generateKeyPairSync, randomBytes, ran
 import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 
+export type KeyState = 'Enabled' | 'Disabled' | 'PendingDeletion';
+
 export interface KeyRecord {
   keyId: string;
   arn: string;
+  /** The AWS account that owns the key. */
+  accountId: string;
   description: string;
   creationDate: number;
-  enabled: boolean;
+  keyState: KeyState;
+  /** Seconds since the epoch, while `keyState` is `PendingDeletion`. */
+  deletionDate?: number;
   policy: string;
   /** AES-256 key material, or the PKCS#8 DER private key of a key agreement key. */
   material: Buffer;
@@ -15,9 +21,12 @@ export interface KeyRecord {
   usage: 'ENCRYPT_DECRYPT' | 'KEY_AGREEMENT';
 }
 
+type SerializedKey = Omit<KeyRecord, 'material' | 'keyState' | 'accountId'> & { material: string; keyState?: KeyState; enabled?: boolean; accountId?: string };
+
 export interface SerializedState {
-  version: 1;
-  keys: Array<Omit<KeyRecord, 'material'> & { material: string }>;
+  version: 1 | 2;
+  keys: SerializedKey[];
+  /** v1: alias name → key id (home account); v2: alias ARN → key id. */
   aliases: Record<string, string>;
 }
 
@@ -29,30 +38,46 @@ export function canonicalContext(context: Record<string, string> | undefined): s
   return JSON.stringify(entries);
 }
 
-/** Keys, aliases and the opaque ciphertext format of the simulator. */
+/**
+ * Keys and aliases of every simulated account in one region, and the opaque
+ * ciphertext format. Keys are stored by key id (UUIDs are unique across
+ * accounts); aliases by alias ARN, because each account has its own alias
+ * namespace.
+ */
 export class KmsState {
   readonly keys = new Map<string, KeyRecord>();
+  /** Alias ARN → key id. */
   readonly aliases = new Map<string, string>();
 
   constructor(
     readonly region: string,
-    readonly accountId: string,
+    /** The account a v1 state file (single account) belongs to. */
+    readonly homeAccountId: string,
     private readonly file: string | null,
   ) {
     if (file && existsSync(file)) this.load(JSON.parse(readFileSync(file, 'utf8')) as SerializedState);
   }
 
-  createKey(description: string, policy: string, now: Date, spec: KeyRecord['spec'] = 'SYMMETRIC_DEFAULT'): KeyRecord {
+  keyArn(accountId: string, keyId: string): string {
+    return `arn:aws:kms:${this.region}:${accountId}:key/${keyId}`;
+  }
+
+  aliasArn(accountId: string, aliasName: string): string {
+    return `arn:aws:kms:${this.region}:${accountId}:${aliasName}`;
+  }
+
+  createKey(accountId: string, description: string, policy: string, now: Date, spec: KeyRecord['spec'] = 'SYMMETRIC_DEFAULT'): KeyRecord {
     const keyId = randomUUID();
     const curves = { ECC_NIST_P256: 'P-256', ECC_NIST_P384: 'P-384', ECC_NIST_P521: 'P-521' } as const;
     const material =
       spec === 'SYMMETRIC_DEFAULT' ? randomBytes(32) : generateKeyPairSync('ec', { namedCurve: curves[spec] }).privateKey.export({ format: 'der', type: 'pkcs8' });
     const record: KeyRecord = {
       keyId,
-      arn: `arn:aws:kms:${this.region}:${this.accountId}:key/${keyId}`,
+      arn: this.keyArn(accountId, keyId),
+      accountId,
       description,
       creationDate: now.getTime() / 1000,
-      enabled: true,
+      keyState: 'Enabled',
       policy,
       material,
       spec,
@@ -63,16 +88,24 @@ export class KmsState {
     return record;
   }
 
-  /** Resolves a key id, key ARN, alias name or alias ARN; `undefined` when unknown. */
-  resolve(id: string): KeyRecord | undefined {
-    const aliasArn = /^arn:aws:kms:[^:]+:\d{12}:(alias\/.+)$/.exec(id);
-    const keyArn = /^arn:aws:kms:[^:]+:\d{12}:key\/(.+)$/.exec(id);
-    const alias = aliasArn ? aliasArn[1]! : id.startsWith('alias/') ? id : null;
-    if (alias) {
-      const target = this.aliases.get(alias);
-      return target ? this.keys.get(target) : undefined;
+  /** The aliases of one account, as `[aliasName, keyId]`. */
+  aliasesOf(accountId: string): Array<[string, string]> {
+    const prefix = this.aliasArn(accountId, '');
+    return [...this.aliases].filter(([arn]) => arn.startsWith(prefix)).map(([arn, keyId]) => [arn.slice(prefix.length), keyId]);
+  }
+
+  /** Deletes keys whose deletion date has passed (KMS deletes them then), with their aliases. */
+  expire(now: Date): void {
+    let changed = false;
+    for (const [id, key] of this.keys) {
+      if (key.keyState === 'PendingDeletion' && key.deletionDate !== undefined && key.deletionDate * 1000 <= now.getTime()) {
+        key.material.fill(0);
+        this.keys.delete(id);
+        for (const [alias, target] of this.aliases) if (target === id) this.aliases.delete(alias);
+        changed = true;
+      }
     }
-    return this.keys.get(keyArn ? keyArn[1]! : id);
+    if (changed) this.save();
   }
 
   /** An opaque blob bound to the key and the encryption context (AES-256-GCM). */
@@ -108,7 +141,7 @@ export class KmsState {
   save(): void {
     if (!this.file) return;
     const state: SerializedState = {
-      version: 1,
+      version: 2,
       keys: [...this.keys.values()].map((k) => ({ ...k, material: k.material.toString('base64') })),
       aliases: Object.fromEntries(this.aliases),
     };
@@ -119,8 +152,19 @@ export class KmsState {
   }
 
   private load(state: SerializedState): void {
-    if (state.version !== 1) throw new Error(`unsupported simulator state version ${String(state.version)}`);
-    for (const k of state.keys) this.keys.set(k.keyId, { ...k, spec: k.spec ?? 'SYMMETRIC_DEFAULT', usage: k.usage ?? 'ENCRYPT_DECRYPT', material: Buffer.from(k.material, 'base64') });
-    for (const [alias, target] of Object.entries(state.aliases)) this.aliases.set(alias, target);
+    if (state.version !== 1 && state.version !== 2) throw new Error(`unsupported simulator state version ${String(state.version)}`);
+    for (const k of state.keys) {
+      const { enabled, ...rest } = k;
+      const accountId = k.accountId ?? /^arn:aws:kms:[^:]+:(\d{12}):/.exec(k.arn)?.[1] ?? this.homeAccountId;
+      this.keys.set(k.keyId, {
+        ...rest,
+        accountId,
+        keyState: k.keyState ?? (enabled === false ? 'Disabled' : 'Enabled'),
+        spec: k.spec ?? 'SYMMETRIC_DEFAULT',
+        usage: k.usage ?? 'ENCRYPT_DECRYPT',
+        material: Buffer.from(k.material, 'base64'),
+      });
+    }
+    for (const [alias, target] of Object.entries(state.aliases)) this.aliases.set(state.version === 1 ? this.aliasArn(this.homeAccountId, alias) : alias, target);
   }
 }

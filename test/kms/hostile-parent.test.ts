@@ -1,0 +1,268 @@
+/**
+ * The README's threat model, claim by claim: the parent instance plays the
+ * adversary. It serves the credentials and the blob (serveParentCredentials),
+ * relays every byte to KMS (a recording relay standing in for vsock-proxy),
+ * and owns a second AWS account in the same KMS simulator, where
+ * `alias/confidential-workflow-tsk` names a permissive key whose plaintext it
+ * knows (it made the blob with GenerateDataKey).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createConnection, createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateAliasCommand, CreateKeyCommand, DecryptCommand, GenerateDataKeyCommand, ReEncryptCommand } from '@aws-sdk/client-kms';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { clearTrustedSessionKeyCache, decryptCiphertextForRecipient, fetchParentFile, fromParentCredentials, getTrustedSessionKey, serveParentCredentials, type GetTrustedSessionKeyOptions } from '../../src/kms/index.js';
+import { buildKeyPolicy } from '../../src/kms/key-policy.js';
+import { createSimulatedEnclave, createSimulatedNsm, startKmsSimulator, type KmsSimulator, type SimulatedPrincipal } from '../../src/testing/index.js';
+import { connectSocket, type SocketAddress } from '../../src/vsock/index.js';
+import { client, interceptedClient, recipient, rsaPair } from '../helpers/kms.js';
+
+const VICTIM = '111122223333';
+const ATTACKER = '444455556666';
+const ALIAS = 'alias/confidential-workflow-tsk';
+const enclave = createSimulatedEnclave();
+const tmp = mkdtempSync(join(tmpdir(), 'nes-hostile-'));
+const relayPath = join(tmp, 'vsock-proxy.sock');
+
+let sim: KmsSimulator;
+let relay: Server;
+/** Every byte the parent's relay carried, both directions. */
+const relayed: Buffer[] = [];
+let relayConnections = 0;
+const victim = { keyArn: '', aliasArn: '', blob: new Uint8Array(), plaintext: new Uint8Array(), oldBlob: new Uint8Array(), oldPlaintext: new Uint8Array() };
+const attacker = { keyArn: '', blob: new Uint8Array(), plaintext: new Uint8Array() };
+
+beforeAll(async () => {
+  sim = await startKmsSimulator({ accounts: [VICTIM, ATTACKER], trustAnchors: [enclave.trustAnchor] });
+  // The parent's vsock-proxy: it relays, and it records everything it sees.
+  relay = createServer((inbound) => {
+    relayConnections++;
+    const outbound = createConnection({ port: sim.port, host: '127.0.0.1' });
+    inbound.on('data', (d: Buffer) => relayed.push(Buffer.from(d)));
+    outbound.on('data', (d: Buffer) => relayed.push(Buffer.from(d)));
+    inbound.pipe(outbound).pipe(inbound);
+    inbound.on('error', () => outbound.destroy());
+    outbound.on('error', () => inbound.destroy());
+  });
+  await new Promise<void>((r) => relay.listen(relayPath, r));
+
+  // The victim's operator: the hardened policy for the enclave's image, the TSK under its alias, and an older TSK
+  // (each bound to its version in the encryption context).
+  const victimAdmin = client(sim, sim.principal('user/admin', VICTIM));
+  const policy = buildKeyPolicy({ accountId: VICTIM, enclaveRole: 'EnclaveInstanceRole', pcr0: enclave.imageSha384 });
+  const key = (await victimAdmin.send(new CreateKeyCommand({ Policy: JSON.stringify(policy) }))).KeyMetadata!;
+  victim.keyArn = key.Arn!;
+  victim.aliasArn = `arn:aws:kms:us-east-1:${VICTIM}:${ALIAS}`;
+  await victimAdmin.send(new CreateAliasCommand({ AliasName: ALIAS, TargetKeyId: key.KeyId }));
+  // The test learns the plaintexts (GenerateDataKey) only to check what the enclave ends up with.
+  const old = await victimAdmin.send(new GenerateDataKeyCommand({ KeyId: victim.keyArn, KeySpec: 'AES_256', EncryptionContext: { tsk: 'v1' } }));
+  const current = await victimAdmin.send(new GenerateDataKeyCommand({ KeyId: victim.keyArn, KeySpec: 'AES_256', EncryptionContext: { tsk: 'v2' } }));
+  Object.assign(victim, { oldBlob: old.CiphertextBlob!, oldPlaintext: old.Plaintext!, blob: current.CiphertextBlob!, plaintext: current.Plaintext! });
+  victimAdmin.destroy();
+
+  // The attacker's account: the same alias name on a key anyone may use; the parent knows its plaintext.
+  const attackerAdmin = client(sim, sim.principal('user/admin', ATTACKER));
+  const permissive = { Version: '2012-10-17', Statement: [{ Sid: 'Anyone', Effect: 'Allow', Principal: { AWS: '*' }, Action: 'kms:*', Resource: '*' }] };
+  const evil = (await attackerAdmin.send(new CreateKeyCommand({ Policy: JSON.stringify(permissive) }))).KeyMetadata!;
+  attacker.keyArn = evil.Arn!;
+  await attackerAdmin.send(new CreateAliasCommand({ AliasName: ALIAS, TargetKeyId: evil.KeyId }));
+  const dk = await attackerAdmin.send(new GenerateDataKeyCommand({ KeyId: ALIAS, KeySpec: 'AES_256', EncryptionContext: { tsk: 'v2' } }));
+  Object.assign(attacker, { blob: dk.CiphertextBlob!, plaintext: dk.Plaintext! });
+  attackerAdmin.destroy();
+});
+afterAll(async () => {
+  relay?.close();
+  await sim?.close();
+  rmSync(tmp, { recursive: true, force: true });
+});
+beforeEach(() => clearTrustedSessionKeyCache());
+
+let parents = 0;
+/** The parent's bootstrap server: whatever credentials and blob it chooses, to any local peer. */
+async function parentServing(principal: SimulatedPrincipal, blob: Uint8Array, allow = true) {
+  const path = join(tmp, `parent-${++parents}.sock`);
+  const server = await serveParentCredentials({
+    address: { family: 'unix', path },
+    allowPeer: () => allow,
+    credentials: async () => ({ accessKeyId: principal.accessKeyId, secretAccessKey: principal.secretAccessKey, ...(principal.sessionToken ? { sessionToken: principal.sessionToken } : {}), expiration: new Date(Date.now() + 3_600_000) }),
+    files: { tsk: blob },
+  });
+  return { address: { family: 'unix', path } as SocketAddress, close: () => server.close() };
+}
+
+/** The enclave, as the README writes it: blob and credentials from the parent, everything else from the image. */
+async function enclaveStarts(parent: { address: SocketAddress }, keyId: string, extra: Partial<GetTrustedSessionKeyOptions> = {}) {
+  return getTrustedSessionKey({
+    ciphertextBlob: await fetchParentFile('tsk', { address: parent.address }),
+    keyId,
+    encryptionContext: { tsk: 'v2' },
+    region: 'us-east-1',
+    credentials: fromParentCredentials({ address: parent.address }),
+    transport: { kind: 'custom', connect: () => connectSocket({ family: 'unix', path: relayPath }) },
+    tlsCa: sim.caPem,
+    nsm: createSimulatedNsm(enclave),
+    attestationTrustAnchors: [enclave.trustAnchor],
+    retry: { maxAttempts: 2, baseDelayMs: 1 },
+    ...extra,
+  });
+}
+
+async function failure(p: Promise<unknown>): Promise<{ code?: string; name: string; message: string }> {
+  try {
+    await p;
+  } catch (err) {
+    return err as { code?: string; name: string; message: string };
+  }
+  throw new Error('the enclave accepted a key');
+}
+
+const role = (account: string) => sim.principal('EnclaveInstanceRole', account);
+
+describe('the hostile parent cannot make the enclave adopt another key', () => {
+  it('why a bare alias is dangerous: KMS resolves it in the account of the credentials, so it names the parent\'s key', async () => {
+    // What the enclave's Decrypt looked like before keyId had to be an ARN: bare alias, parent's credentials.
+    const kms = client(sim, role(ATTACKER));
+    const out = await kms.send(new DecryptCommand({ CiphertextBlob: attacker.blob, KeyId: ALIAS, EncryptionContext: { tsk: 'v2' }, Recipient: recipient(enclave, rsaPair().spki) }));
+    expect(out.KeyId).toBe(attacker.keyArn); // KMS released the attacker's key to the enclave's attested request
+    const opened = await decryptCiphertextForRecipient(out.CiphertextForRecipient!, rsaPair().privateKey);
+    expect(opened).toEqual(attacker.plaintext); // … whose plaintext the parent knows
+    kms.destroy();
+  });
+
+  it('a bare alias (or key id) is refused up front with a TypeError: nothing is sent', async () => {
+    const parent = await parentServing(role(ATTACKER), attacker.blob);
+    const before = relayConnections;
+    for (const keyId of [ALIAS, victim.keyArn.split('/').at(-1)!]) {
+      const err = await failure(enclaveStarts(parent, keyId));
+      expect(err).toBeInstanceOf(TypeError);
+      expect(err.message).toMatch(/could make a bare alias name a key of its own account/);
+    }
+    expect(relayConnections).toBe(before);
+    parent.close();
+  });
+
+  it('with the pinned ARN, the parent\'s credentials and blob get nothing: KMS refuses', async () => {
+    for (const keyId of [victim.aliasArn, victim.keyArn]) {
+      // Its own credentials and its own blob: KMS checks the blob against KeyId, the victim's key, and refuses.
+      const own = await parentServing(role(ATTACKER), attacker.blob);
+      expect((await failure(enclaveStarts(own, keyId))).code).toBe('ERR_KMS_INCORRECT_KEY');
+      own.close();
+      // The enclave role's real credentials with the parent's blob: the same.
+      const mixed = await parentServing(role(VICTIM), attacker.blob);
+      expect((await failure(enclaveStarts(mixed, keyId))).code).toBe('ERR_KMS_INCORRECT_KEY');
+      mixed.close();
+      // Its own credentials with the real blob: the victim's key policy does not admit the attacker's account.
+      const foreign = await parentServing(role(ATTACKER), victim.blob);
+      expect((await failure(enclaveStarts(foreign, keyId))).code).toBe('ERR_KMS_ACCESS_DENIED');
+      foreign.close();
+    }
+  });
+
+  it('even an answer naming its key would be refused (ERR_KMS_KEY_MISMATCH), the envelope zeroed unopened', async () => {
+    // The parent cannot forge a TLS answer from KMS; this checks the last line of defence behind that.
+    const parent = await parentServing(role(VICTIM), victim.blob);
+    const kms = interceptedClient(sim, role(VICTIM), (_op, forward) => forward(), () => connectSocket({ family: 'unix', path: relayPath }));
+    let envelope: Uint8Array | undefined;
+    kms.middlewareStack.add(
+      (next) => async (args) => {
+        const result = await next(args);
+        const out = result.output as { KeyId?: string; CiphertextForRecipient?: Uint8Array };
+        envelope = out.CiphertextForRecipient;
+        out.KeyId = attacker.keyArn;
+        return result;
+      },
+      { step: 'initialize', name: 'answerForTheParentsKey' },
+    );
+    const err = await failure(enclaveStarts(parent, victim.aliasArn, { kms }));
+    expect(err.code).toBe('ERR_KMS_KEY_MISMATCH');
+    expect(envelope!.every((b) => b === 0)).toBe(true);
+    kms.destroy();
+    parent.close();
+  });
+});
+
+describe('the hostile parent cannot read the TSK', () => {
+  it('relays only TLS: the key never crosses the parent in the clear', async () => {
+    const parent = await parentServing(role(VICTIM), victim.blob);
+    relayed.length = 0;
+    const tsk = await enclaveStarts(parent, victim.aliasArn);
+    expect(tsk.keyObject.export()).toEqual(Buffer.from(victim.plaintext));
+    const seen = Buffer.concat(relayed);
+    expect(seen[0]).toBe(0x16); // a TLS handshake record
+    for (const form of [Buffer.from(victim.plaintext), Buffer.from(Buffer.from(victim.plaintext).toString('base64')), Buffer.from(Buffer.from(victim.plaintext).toString('hex'))]) {
+      expect(seen.includes(form)).toBe(false);
+    }
+    tsk.dispose();
+    parent.close();
+  });
+
+  it('cannot decrypt the blob itself, with the role it holds or with an administrator\'s kms:*, nor re-encrypt it to its own key', async () => {
+    for (const who of [role(VICTIM), sim.principal('user/admin', VICTIM)]) {
+      const kms = client(sim, who);
+      await expect(kms.send(new DecryptCommand({ CiphertextBlob: victim.blob, EncryptionContext: { tsk: 'v2' } }))).rejects.toMatchObject({ name: 'AccessDeniedException' });
+      await expect(kms.send(new ReEncryptCommand({ CiphertextBlob: victim.blob, SourceEncryptionContext: { tsk: 'v2' }, DestinationKeyId: attacker.keyArn }))).rejects.toMatchObject({ name: 'AccessDeniedException' });
+      kms.destroy();
+    }
+  });
+
+  it('replaying the enclave\'s attestation document only gets an envelope it cannot open', async () => {
+    // The parent holds a genuine document (bound to the enclave's public key) and the role's credentials.
+    const kms = client(sim, role(VICTIM));
+    const document = enclave.attest({ publicKey: rsaPair().spki });
+    const out = await kms.send(new DecryptCommand({ CiphertextBlob: victim.blob, EncryptionContext: { tsk: 'v2' }, Recipient: { KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', AttestationDocument: document } }));
+    expect(out.Plaintext).toBeUndefined();
+    const { generateKeyPairSync } = await import('node:crypto');
+    const parentsOwn = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+    await expect(decryptCiphertextForRecipient(out.CiphertextForRecipient!, parentsOwn)).rejects.toMatchObject({ code: 'ERR_CMS_DECRYPT_FAILED' });
+    // A document of its own making (its own signing chain, the right PCR0) is not an NSM's: KMS refuses it.
+    const forged = createSimulatedEnclave();
+    await expect(kms.send(new DecryptCommand({ CiphertextBlob: victim.blob, EncryptionContext: { tsk: 'v2' }, Recipient: recipient(forged, rsaPair().spki) }))).rejects.toThrow();
+    kms.destroy();
+  });
+});
+
+describe('what the hostile parent can do', () => {
+  it('deny service: refuse credentials or the relay; the enclave gets an error, never a key', async () => {
+    const refusing = await parentServing(role(VICTIM), victim.blob, false);
+    const err = await failure(fromParentCredentials({ address: refusing.address })());
+    expect(err.code).toMatch(/^ERR_(KMS_AUTHENTICATION|VSOCK_RESET)$/); // which one depends on when the close lands
+    expect((await failure(fetchParentFile('tsk', { address: refusing.address }))).code).toMatch(/^ERR_(KMS_PROTOCOL|VSOCK_RESET)$/);
+    refusing.close();
+    const parent = await parentServing(role(VICTIM), victim.blob);
+    const noRelay = await failure(enclaveStarts(parent, victim.aliasArn, { transport: { kind: 'custom', connect: () => connectSocket({ family: 'unix', path: join(tmp, 'no-proxy.sock') }) } }));
+    expect(noRelay.code).toBe('ERR_VSOCK_CONNECT');
+    parent.close();
+  });
+
+  it('replay an old blob of the pinned key: accepted, unless the image pins the blob\'s version in the encryption context', async () => {
+    const parent = await parentServing(role(VICTIM), victim.oldBlob);
+    // Without a version binding the enclave cannot tell an old TSK from the current one.
+    const old = await enclaveStarts(parent, victim.aliasArn, { encryptionContext: { tsk: 'v1' } });
+    expect(old.keyObject.export()).toEqual(Buffer.from(victim.oldPlaintext));
+    old.dispose();
+    // With { tsk: 'v2' } baked into the image, the replayed v1 blob is refused by KMS.
+    expect((await failure(enclaveStarts(parent, victim.aliasArn))).code).toBe('ERR_KMS_INVALID_CIPHERTEXT');
+    parent.close();
+  });
+
+  it('serve other credentials: the enclave is denied, and never gets a key the parent knows', async () => {
+    for (const who of [sim.principal('user/other', VICTIM), role(ATTACKER), sim.principal('user/admin', ATTACKER)]) {
+      const parent = await parentServing(who, victim.blob);
+      expect((await failure(enclaveStarts(parent, victim.aliasArn))).code).toBe('ERR_KMS_ACCESS_DENIED');
+      parent.close();
+    }
+  });
+
+  it('watch traffic: it sees the endpoint name and the sizes of the records, not their content', async () => {
+    const parent = await parentServing(role(VICTIM), victim.blob);
+    relayed.length = 0;
+    (await enclaveStarts(parent, victim.aliasArn)).dispose();
+    const seen = Buffer.concat(relayed);
+    expect(seen.includes(Buffer.from('kms.us-east-1.amazonaws.com'))).toBe(true); // SNI is in the clear
+    expect(seen.includes(Buffer.from('TrentService.Decrypt'))).toBe(false); // the request itself is not
+    expect(seen.includes(Buffer.from('confidential-workflow-tsk'))).toBe(false);
+    expect(seen.length).toBeGreaterThan(1000); // sizes and timing are visible
+    parent.close();
+  });
+});

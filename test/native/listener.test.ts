@@ -1,0 +1,58 @@
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { preload } from './preload.js';
+
+// The listener's accept thread, run in a child process under an LD_PRELOAD shim around accept4().
+const here = dirname(fileURLToPath(import.meta.url));
+const tmp = mkdtempSync(join(tmpdir(), 'nes-accept-'));
+const shim = join(tmp, 'accept-shim.so');
+
+beforeAll(() => {
+  execFileSync('cc', ['-shared', '-fPIC', '-O2', '-Wall', '-o', shim, join(here, 'accept-shim.c'), '-ldl']);
+});
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function runChild(mode: 'emfile' | 'cid', env: Record<string, string> = {}): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(here, 'accept-child.mjs'), mode, join(tmp, `${mode}.sock`)], {
+      env: { ...process.env, LD_PRELOAD: preload(shim), ACCEPT_SHIM_COUNT: join(tmp, `${mode}.count`), ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`child hung; stdout: ${stdout} stderr: ${stderr}`));
+    }, 20_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) return reject(new Error(`child exited ${code}: ${stderr}`));
+      resolve(JSON.parse(stdout) as Record<string, unknown>);
+    });
+  });
+}
+
+describe('native listener (accept thread)', () => {
+  it('backs off while accept() fails with EMFILE instead of spinning, reports it once, and recovers', async () => {
+    const r = await runChild('emfile', { ACCEPT_SHIM_FAIL: join(tmp, 'fail') });
+    // Backoff doubles from 10 ms to 1 s: about 7 calls in the 1 s window. A retry loop makes tens of thousands.
+    expect(r.inWindow, `accept4() calls in 1 s while out of descriptors (CPU ${r.cpuMs} ms)`).toBeLessThanOrEqual(20);
+    expect(r.errorsInWindow).toBe(1);
+    expect(r.errors).toEqual([{ code: 'ERR_VSOCK_LISTEN', message: expect.stringContaining('Too many open files') }]);
+    expect(r.recovered).toEqual({ text: 'hello local' }); // the queued connection is served once descriptors are free
+  });
+
+  it('checks the peer CID before a relay starts: a refused CID is closed unrelayed and reported', async () => {
+    const r = await runChild('cid', { ACCEPT_SHIM_CIDS: '17,16' });
+    expect(r.connections).toEqual([16]); // onConnection never saw CID 17
+    expect(r.allowed).toEqual({ text: 'hello 16' });
+    expect((r.refused as { text: string }).text).toBe(''); // closed without a byte from the listener
+    expect(r.errors).toEqual([{ code: 'ERR_VSOCK_PEER_REFUSED', message: 'refused a connection from CID 17: allowed CIDs are 16' }]);
+  });
+});
