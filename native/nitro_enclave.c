@@ -515,7 +515,9 @@ static void connect_execute(napi_env env, void *data) {
     /* AF_UNIX reports a full backlog as EAGAIN with nothing to poll for: retry every 10 ms,
      * as a TCP SYN would be retried. */
     if (!in_progress && (wait < 0 || wait > 10)) wait = 10;
-    struct pollfd p[2] = {{.fd = s, .events = POLLOUT}, {.fd = c->cancel_pipe[0], .events = POLLIN}};
+    /* Only a connect in progress is polled: an unconnected AF_UNIX socket polls as POLLHUP at once,
+     * which would turn the 10 ms retry into a busy loop. */
+    struct pollfd p[2] = {{.fd = in_progress ? s : -1, .events = POLLOUT}, {.fd = c->cancel_pipe[0], .events = POLLIN}};
     int rc = poll(p, 2, wait);
     if (rc < 0 && errno != EINTR) {
       c->err = errno, c->syscall = "poll";

@@ -4,7 +4,7 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { NitroEnclaveError } from '../errors.js';
 import type { TrustAnchor } from '../attestation/trust.js';
-import { createAttestationVerifier } from '../attestation/verify.js';
+import { createAttestationVerifier } from '../attestation/index.node.js'; // Node-only module: the node:crypto verifier
 import { createNsmClient, type NsmClient } from '../nsm/client.js';
 import { openNsm } from '../nsm/device.js';
 import type { NsmTransport } from '../nsm/transport.js';

@@ -9,7 +9,7 @@ import {
   type DataKeySpec,
 } from '@aws-sdk/client-kms';
 import { NitroEnclaveError } from '../errors.js';
-import { createAttestationVerifier, type AttestationVerifier, type VerifiedAttestation } from '../attestation/index.js';
+import { createAttestationVerifier, type AttestationVerifier, type VerifiedAttestation } from '../attestation/index.node.js'; // Node-only module: the node:crypto verifier
 import type { TrustAnchor } from '../attestation/trust.js';
 import type { NsmClient } from '../nsm/client.js';
 import { decryptCiphertextForRecipient } from './cms.js';

@@ -2,7 +2,7 @@
 // thread against a shim that can fail accept4() with EMFILE or report vsock peer CIDs.
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
-import { listenSocket } from '../../dist/vsock/index.js';
+import { connectSocket, listenSocket } from '../../dist/vsock/index.js';
 
 const [mode, path] = process.argv.slice(2);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -37,6 +37,14 @@ if (mode === 'emfile') {
   rmSync(process.env.ACCEPT_SHIM_FAIL); // descriptors are free again
   const recovered = await Promise.race([reply, sleep(5000).then(() => 'no reply')]);
   process.stdout.write(JSON.stringify({ inWindow, cpuMs: (cpu.user + cpu.system) / 1000, errorsInWindow, errors: errors.slice(0, 3), recovered, connections }));
+} else if (mode === 'backlog') {
+  // argv[4]: an AF_UNIX listener that never accepts (held by the test); fill its backlog first.
+  const full = { family: 'unix', path: process.argv[4] };
+  for (let i = 0; i < 4; i++) await connectSocket(full, { timeout: 200 }).catch(() => {});
+  const count = () => (existsSync(process.env.CONNECT_SHIM_COUNT) ? Number(readFileSync(process.env.CONNECT_SHIM_COUNT, 'utf8').trim()) : 0);
+  const before = count();
+  const outcome = await connectSocket(full, { timeout: 300 }).then(() => 'connected', (e) => e.code);
+  process.stdout.write(JSON.stringify({ outcome, connects: count() - before }));
 } else {
   const refused = await talk(); // the shim reports CID 17
   const allowed = await talk(); // then CID 16

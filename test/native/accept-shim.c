@@ -8,6 +8,8 @@
  * ACCEPT_SHIM_CIDS   "17,16,...": each accepted connection's address is reported as an AF_VSOCK
  *                    peer with the next CID of the list (port 50000 + n), so the listener's CID
  *                    check runs on AF_UNIX stand-ins, on the address accept() hands it.
+ * CONNECT_SHIM_COUNT file that holds the number of connect() calls so far (the connect side's
+ *                    retry loop).
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -20,13 +22,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static unsigned long calls, accepted;
+static unsigned long calls, connects, accepted;
 
-static void record(void) {
-  const char *path = getenv("ACCEPT_SHIM_COUNT");
+static void record(const char *variable, unsigned long *counter) {
+  const char *path = getenv(variable);
   if (!path) return;
   char text[32];
-  int n = snprintf(text, sizeof text, "%-20lu\n", __atomic_add_fetch(&calls, 1, __ATOMIC_SEQ_CST));
+  int n = snprintf(text, sizeof text, "%-20lu\n", __atomic_add_fetch(counter, 1, __ATOMIC_SEQ_CST));
   int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
   if (fd < 0) return;
   ssize_t w = pwrite(fd, text, (size_t)n, 0);
@@ -45,7 +47,7 @@ static unsigned next_cid(const char *list, unsigned long index) {
 int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
   static int (*real)(int, struct sockaddr *, socklen_t *, int);
   if (!real) real = dlsym(RTLD_NEXT, "accept4");
-  record();
+  record("ACCEPT_SHIM_COUNT", &calls);
   const char *fail = getenv("ACCEPT_SHIM_FAIL");
   if (fail && access(fail, F_OK) == 0) {
     errno = EMFILE;
@@ -61,4 +63,11 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
     *len = sizeof vm;
   }
   return s;
+}
+
+int connect(int fd, const struct sockaddr *addr, socklen_t len) {
+  static int (*real)(int, const struct sockaddr *, socklen_t);
+  if (!real) real = dlsym(RTLD_NEXT, "connect");
+  record("CONNECT_SHIM_COUNT", &connects);
+  return real(fd, addr, len);
 }

@@ -5,6 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { preload } from './preload.js';
+import { rawListen } from '../vsock/native-helpers.js';
 
 // The listener's accept thread, run in a child process under an LD_PRELOAD shim around accept4().
 const here = dirname(fileURLToPath(import.meta.url));
@@ -16,9 +17,9 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function runChild(mode: 'emfile' | 'cid', env: Record<string, string> = {}): Promise<Record<string, unknown>> {
+function runChild(mode: 'emfile' | 'cid' | 'backlog', env: Record<string, string> = {}, extra: string[] = []): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(here, 'accept-child.mjs'), mode, join(tmp, `${mode}.sock`)], {
+    const child = spawn(process.execPath, [join(here, 'accept-child.mjs'), mode, join(tmp, `${mode}.sock`), ...extra], {
       env: { ...process.env, LD_PRELOAD: preload(shim), ACCEPT_SHIM_COUNT: join(tmp, `${mode}.count`), ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -37,6 +38,23 @@ function runChild(mode: 'emfile' | 'cid', env: Record<string, string> = {}): Pro
     });
   });
 }
+
+describe('native connect (the vsock connect loop) against a full AF_UNIX backlog', () => {
+  it('retries connect() every 10 ms while the backlog is full instead of spinning, then times out', async () => {
+    const path = join(tmp, 'full.sock');
+    const listener = await rawListen(path);
+    try {
+      const r = await runChild('backlog', { CONNECT_SHIM_COUNT: join(tmp, 'connects.count') }, [path]);
+      expect(r.outcome).toBe('ERR_VSOCK_TIMEOUT');
+      // 300 ms at one try per 10 ms: about 30. An unconnected AF_UNIX socket polls as POLLHUP, so a
+      // loop that polls it retries at once: thousands.
+      expect(r.connects).toBeGreaterThan(5);
+      expect(r.connects).toBeLessThanOrEqual(60);
+    } finally {
+      listener.close();
+    }
+  });
+});
 
 describe('native listener (accept thread)', () => {
   it('backs off while accept() fails with EMFILE instead of spinning, reports it once, and recovers', async () => {

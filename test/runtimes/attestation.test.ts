@@ -10,7 +10,7 @@ import { bundleScript, RUNTIMES, type Script } from './harness.js';
 
 const TIMEOUT = 120_000;
 
-describe.skipIf(!fixturesDir && process.env.CI !== 'true')('attestation corpus in every runtime', () => {
+describe('attestation corpus in every runtime', () => {
   let script: Script;
   let corpus: ExpectedCase[];
   let reference: Record<string, string> | undefined;
@@ -36,7 +36,8 @@ describe.skipIf(!fixturesDir && process.env.CI !== 'true')('attestation corpus i
       'gives every case the outcome it names, cold and on a warm verifier',
       async () => {
         const out = await nodeOutcomes();
-        expect(corpus.length).toBeGreaterThan(80);
+        // Without ../shared/fixtures only the simulated-enclave cases exist (the fixture tests say so loudly).
+        expect(corpus.length).toBeGreaterThan(fixturesDir ? 80 : 6);
         for (const c of corpus) {
           expect(out[c.name], c.name).toBeDefined();
           expect(out[c.name]!.startsWith(c.expect), `${c.name}: ${out[c.name]}`).toBe(true);
@@ -44,7 +45,8 @@ describe.skipIf(!fixturesDir && process.env.CI !== 'true')('attestation corpus i
         }
         // The corpus exercises both verdicts and every layer.
         const verdicts = new Set(Object.values(out).map((o) => o.split(' ')[0]));
-        for (const code of ['ok', 'ERR_ATTESTATION_SIGNATURE_INVALID', 'ERR_ATTESTATION_CHAIN_INVALID', 'ERR_ATTESTATION_UNTRUSTED_ROOT', 'ERR_ATTESTATION_CERT_EXPIRED', 'ERR_ATTESTATION_MALFORMED', 'ERR_ATTESTATION_UNSUPPORTED_ALGORITHM', 'ERR_ATTESTATION_DEBUG_MODE']) {
+        const fromFixtures = fixturesDir ? ['ERR_ATTESTATION_CHAIN_INVALID', 'ERR_ATTESTATION_MALFORMED', 'ERR_ATTESTATION_UNSUPPORTED_ALGORITHM'] : [];
+        for (const code of ['ok', 'ERR_ATTESTATION_SIGNATURE_INVALID', 'ERR_ATTESTATION_UNTRUSTED_ROOT', 'ERR_ATTESTATION_CERT_EXPIRED', 'ERR_ATTESTATION_DEBUG_MODE', ...fromFixtures]) {
           expect(verdicts, code).toContain(code);
         }
       },
@@ -61,7 +63,7 @@ describe.skipIf(!fixturesDir && process.env.CI !== 'true')('attestation corpus i
           const differing = Object.keys(ours).filter((name) => theirs[name] !== ours[name]).map((name) => `${name}: node=${ours[name]} ${runtime.name}=${theirs[name]}`);
           expect(differing).toEqual([]);
           expect(Object.keys(theirs).sort()).toEqual(Object.keys(ours).sort());
-          expect(Object.values(theirs).filter((o) => o.startsWith('ok ')).length).toBeGreaterThan(20);
+          expect(Object.values(theirs).filter((o) => o.startsWith('ok ')).length).toBeGreaterThan(fixturesDir ? 20 : 2);
         },
         TIMEOUT,
       );

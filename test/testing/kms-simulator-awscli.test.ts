@@ -7,7 +7,7 @@
  * hardened policy is in place.
  */
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,14 +17,18 @@ import { createSimulatedEnclave, defaultPrincipals, startKmsSimulator, type KmsS
 import { seedAvailable, seedInstanceRolePolicy, seedKeyPolicy } from '../helpers/seed.js';
 
 const run = promisify(execFile); // never execFileSync: the simulator runs in this process
+// Debian's awscli when installed (what .ci/run installs), else whichever `aws` is on PATH.
+const awsCli = existsSync('/usr/bin/aws') ? '/usr/bin/aws' : 'aws';
 const awsAvailable = (() => {
   try {
-    execFileSync('aws', ['--version'], { stdio: 'ignore', timeout: 30_000 });
+    execFileSync(awsCli, ['--version'], { stdio: 'ignore', timeout: 30_000 });
     return true;
   } catch {
     return false;
   }
 })();
+if (!awsAvailable && process.env.CI) throw new Error('CI must have the AWS CLI (.ci/run installs Debian awscli)');
+if (!awsAvailable) console.warn('SKIPPED: the AWS CLI tests: no `aws` found (apt-get install awscli)');
 
 const enclave = createSimulatedEnclave();
 const tmp = mkdtempSync(join(tmpdir(), 'nes-awscli-'));
@@ -68,7 +72,7 @@ async function aws(who: SimulatedPrincipal, args: string[]): Promise<CliResult> 
     NO_PROXY: '*',
   });
   try {
-    const { stdout, stderr } = await run('aws', ['--endpoint-url', `https://localhost:${sim.port}`, '--output', 'json', 'kms', ...args], { env, cwd: tmp, timeout: 60_000 });
+    const { stdout, stderr } = await run(awsCli, ['--endpoint-url', `https://localhost:${sim.port}`, '--output', 'json', 'kms', ...args], { env, cwd: tmp, timeout: 60_000 });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };

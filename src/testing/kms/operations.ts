@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { NitroEnclaveError } from '../../errors.js';
-import { verifyAttestationDocument, type VerifiedAttestation } from '../../attestation/index.js';
+import { verifyAttestationDocument, type VerifiedAttestation } from '../../attestation/index.node.js'; // Node-only module: the node:crypto verifier
 import type { TrustAnchor } from '../../attestation/trust.js';
 import { asArray, parsePolicy, PolicySyntaxError, type PolicyDocument } from '../../kms/policy.js';
 import { authorizeIam, keyDenial, resolveKey, type Caller, type KeyIdForms } from './access.js';
