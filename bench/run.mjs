@@ -7,6 +7,7 @@ import { benchTsk } from './tsk.mjs';
 import { benchDeps } from './deps.mjs';
 import { benchEnvelopeIsolated } from './envelope.mjs';
 import { benchWorkflow } from './workflow.mjs';
+import { benchSeal } from './seal.mjs';
 import { captureMarkdown } from './markdown.mjs';
 
 const finish = process.argv.includes('--markdown') ? captureMarkdown(new URL('../docs/performance.md', import.meta.url)) : () => {};
@@ -19,4 +20,5 @@ await benchWorkflow();
 await benchKeygen();
 await benchRelay();
 await benchDeps();
+await benchSeal();
 finish();

@@ -88,8 +88,17 @@ export type WorkflowErrorCode =
   | 'ERR_ACTIVITY_UNAVAILABLE'
   | 'ERR_ACTIVITY_ATTESTATION';
 
+/** Codes raised by attested sealing (nitro-enclave-sdk/seal). */
+export type SealErrorCode =
+  | 'ERR_SEAL_MALFORMED'
+  | 'ERR_SEAL_UNSUPPORTED_VERSION'
+  | 'ERR_SEAL_UNSUPPORTED_SUITE'
+  | 'ERR_SEAL_ATTESTED_KEY_INVALID'
+  | 'ERR_SEAL_KEY_NOT_FOUND'
+  | 'ERR_SEAL_DECRYPT_FAILED';
+
 /** All error codes of the library. */
-export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode | NsmErrorCode | VsockErrorCode | KmsErrorCode | TskErrorCode | WorkflowErrorCode;
+export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode | NsmErrorCode | VsockErrorCode | KmsErrorCode | TskErrorCode | SealErrorCode | WorkflowErrorCode;
 
 /** What a code means and what to do about it: the source of `docs/errors.md` (`npm run docs:errors`). */
 export interface ErrorInfo {
@@ -177,6 +186,12 @@ export const ERROR_INFO: { readonly [C in NitroEnclaveErrorCode]: ErrorInfo } = 
   ERR_SEALED_WRONG_PRODUCER: { when: 'authentic, but produced by an agent this step does not accept', remedy: 'the host skipped or swapped an agent' },
   ERR_SEALED_WRONG_STEP: { when: 'authentic, but for another step number', remedy: 'the host reordered or replayed steps' },
   ERR_SEALED_WRONG_WORKFLOW: { when: 'authentic, but bound to another workflow id (message names both)', remedy: 'the host replayed another workflow\'s state' },
+  ERR_SEAL_MALFORMED: { when: 'the sealed message is not bytes, or too short for its header, `enc` and tag', remedy: 'corrupted in transit' },
+  ERR_SEAL_UNSUPPORTED_VERSION: { when: 'the message (or the document\'s attested key) has a version this release does not read', remedy: 'upgrade the side that is older' },
+  ERR_SEAL_UNSUPPORTED_SUITE: { when: 'HPKE suite ids other than DHKEM(P-256 or P-384) / AES-256-GCM', remedy: 'seal with a supported suite' },
+  ERR_SEAL_ATTESTED_KEY_INVALID: { when: 'the verified document binds no `public_key`, or not a valid attested HPKE key', remedy: 'attest with `createAttestedReceiver().attest()`' },
+  ERR_SEAL_KEY_NOT_FOUND: { when: 'the message is for a key this receiver does not hold: rotated away past its grace, or another enclave\'s', remedy: 'fetch a fresh document and seal again' },
+  ERR_SEAL_DECRYPT_FAILED: { when: 'HPKE open failed: tampered, sealed with other `info`, or not for this key (indistinguishable on purpose)', remedy: 'seal with the `info` the enclave opens with' },
 };
 
 /**

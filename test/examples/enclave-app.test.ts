@@ -98,4 +98,34 @@ describe('examples/enclave-app against the simulators', () => {
     expect(info).toMatchObject({ ok: true, pcr0: enclave.imageSha384 });
     expect(bad).toEqual({ ok: false, error: 'BAD_REQUEST' });
   });
+
+  it('is the gateway for clients: attest binds the nonce and its HPKE key; open re-seals the client\'s message under the TSK for the agent', async () => {
+    const { sealToEnclave } = await import('nitro-enclave-sdk/seal');
+    const nonce = crypto.getRandomValues(new Uint8Array(32));
+    const [attested] = await ask([{ op: 'attest', nonce: Buffer.from(nonce).toString('base64') }]);
+    expect(attested).toMatchObject({ ok: true });
+    const document = new Uint8Array(Buffer.from(attested!.document as string, 'base64'));
+    const expected = { pcrs: { 0: enclave.imageSha384 }, nonce, maxAgeMs: 60_000 };
+    const sealed = await sealToEnclave(document, new TextEncoder().encode('client secret for the planner'), {
+      expected,
+      trustAnchors: [enclave.trustAnchor],
+      info: new TextEncoder().encode('agent:planner'),
+    });
+    const b64 = Buffer.from(sealed).toString('base64');
+    const [reSealed, wrongAgent, garbage] = await ask([
+      { op: 'open', agent: 'planner', sealed: b64 },
+      { op: 'open', agent: 'executor', sealed: b64 },
+      { op: 'open', agent: 'planner', sealed: 'AAAA' },
+    ]);
+    expect(reSealed).toMatchObject({ ok: true });
+    expect(reSealed).not.toHaveProperty('message'); // the plaintext does not leave the enclave
+    expect(wrongAgent).toEqual({ ok: false, error: 'ERR_SEAL_DECRYPT_FAILED' });
+    expect(garbage).toEqual({ ok: false, error: 'ERR_SEAL_MALFORMED' });
+    const [opened] = await ask([{ op: 'open', agent: 'planner', envelope: reSealed!.envelope }]);
+    expect(opened).toEqual({ ok: true, message: 'client secret for the planner' });
+    // A document for another nonce is refused by the client before anything is sealed.
+    await expect(sealToEnclave(document, new Uint8Array(1), { expected: { ...expected, nonce: new Uint8Array(32) }, trustAnchors: [enclave.trustAnchor] })).rejects.toMatchObject({
+      code: 'ERR_ATTESTATION_NONCE_MISMATCH',
+    });
+  });
 });

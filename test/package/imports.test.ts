@@ -41,3 +41,23 @@ describe('each subpath pulls in no more than it needs (built package, by its pub
   });
 });
 
+/** Imports `specifier` in a fresh Node process; lists every module it resolves: `[url, parentURL]`. */
+function modulesLoadedBy(specifier: string): Array<[string, string]> {
+  const hook = `export async function resolve(s, c, next) { const r = await next(s, c); console.log('MOD ' + JSON.stringify([r.url, c.parentURL ?? ''])); return r; }`;
+  const script = `import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)})); await import(${JSON.stringify(specifier)});`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' });
+  return out.split('\n').filter((l) => l.startsWith('MOD ')).map((l) => JSON.parse(l.slice(4)) as [string, string]);
+}
+
+describe('nitro-enclave-sdk/seal is portable', () => {
+  it('loads only @hpke (no AWS SDK, no cbor-x, no native helper)', () => {
+    expect(packagesLoadedBy('nitro-enclave-sdk/seal')).toEqual(['@hpke/common', '@hpke/core']);
+    const urls = modulesLoadedBy('nitro-enclave-sdk/seal').map(([url]) => url);
+    expect(urls.filter((u) => /internal\/native|\.node$|\/nsm\//.test(u))).toEqual([]);
+    expect(urls.some((u) => u.endsWith('/dist/seal/index.js'))).toBe(true);
+  });
+
+  it('imports no node: module (the portable path: verifier, HPKE, WebCrypto)', () => {
+    expect(modulesLoadedBy('nitro-enclave-sdk/seal').filter(([url]) => url.startsWith('node:'))).toEqual([]);
+  });
+});

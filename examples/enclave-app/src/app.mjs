@@ -1,6 +1,8 @@
 // The example enclave app: get the TSK at start, then serve agents over vsock.
 import { fetchParentFile, fromParentCredentials, getTrustedSessionKey } from 'nitro-enclave-sdk';
 import { listenSocket } from 'nitro-enclave-sdk/vsock';
+import { createNsmClient, openNsm } from 'nitro-enclave-sdk/nsm';
+import { createAttestedReceiver } from 'nitro-enclave-sdk/seal';
 import { createAgentMessageService, serveConnection } from './service.mjs';
 
 /**
@@ -24,7 +26,10 @@ export async function startApp(config) {
     ...(config.attestationTrustAnchors ? { attestationTrustAnchors: config.attestationTrustAnchors } : {}),
     ...(config.tlsCa ? { tlsCa: config.tlsCa } : {}),
   });
-  const service = createAgentMessageService(tsk);
+  // The gateway's HPKE key for clients (attest / open); made here, inside the enclave.
+  const nsm = typeof config.nsm?.attestation === 'function' ? config.nsm : config.nsm ? createNsmClient(config.nsm) : openNsm();
+  const receiver = await createAttestedReceiver({ nsm });
+  const service = createAgentMessageService(tsk, { receiver });
   const listener = listenSocket(config.listen ?? { family: 'vsock', cid: 0xffffffff, port: 5000 }, (socket) => serveConnection(service, socket));
   config.log?.(`TSK released to PCR0 ${tsk.metadata.pcr0.slice(0, 16)}… in ${Date.now() - started} ms; serving agents`);
   return {
@@ -33,6 +38,7 @@ export async function startApp(config) {
     close() {
       listener.close();
       tsk.dispose();
+      if (nsm !== config.nsm) void nsm.close();
     },
   };
 }
