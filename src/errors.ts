@@ -61,8 +61,11 @@ export type KmsErrorCode =
 /** Codes raised by TrustedSessionKey. */
 export type TskErrorCode = 'ERR_TSK_DISPOSED' | 'ERR_TSK_INVALID_KEY' | 'ERR_TSK_MALFORMED' | 'ERR_TSK_WRONG_KEY' | 'ERR_TSK_DECRYPT_FAILED';
 
+/** Codes raised by the Temporal payload codec (`nitro-enclave-sdk/temporal`). */
+export type CodecErrorCode = 'ERR_CODEC_UNKNOWN_KEY' | 'ERR_CODEC_DECRYPT_FAILED' | 'ERR_CODEC_MALFORMED' | 'ERR_CODEC_UNENCRYPTED';
+
 /** All error codes of the library. */
-export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode | NsmErrorCode | VsockErrorCode | KmsErrorCode | TskErrorCode;
+export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode | NsmErrorCode | VsockErrorCode | KmsErrorCode | TskErrorCode | CodecErrorCode;
 
 /**
  * The one error class of nitro-enclave-sdk. Switch on `code`, not on the message.
