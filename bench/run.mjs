@@ -5,6 +5,7 @@ import { benchKeygen } from './keygen.mjs';
 import { benchRelay } from './relay.mjs';
 import { benchTsk } from './tsk.mjs';
 import { benchDeps } from './deps.mjs';
+import { benchCodec } from './codec.mjs';
 
 console.log(`# nitro-enclave-sdk bench — node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}`);
 await benchAttestation();
@@ -12,3 +13,4 @@ await benchTsk();
 await benchKeygen();
 await benchRelay();
 await benchDeps();
+await benchCodec();
