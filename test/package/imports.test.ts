@@ -32,6 +32,10 @@ describe('each subpath pulls in no more than it needs (built package, by its pub
     expect(packagesLoadedBy('nitro-enclave-sdk')).toContain('@aws-sdk/client-kms');
   });
 
+  it('nitro-enclave-sdk/workflow (enclave side) loads no @temporalio or @aws-sdk package', () => {
+    expect(packagesLoadedBy('nitro-enclave-sdk/workflow').filter((p) => p.startsWith('@temporalio/') || p.startsWith('@aws-sdk/'))).toEqual([]);
+  });
+
   it('nitro-enclave-sdk/temporal loads @temporalio/common and /proto only: no AWS SDK, no native helper', () => {
     const pkgs = packagesLoadedBy('nitro-enclave-sdk/temporal', { watchDlopen: true });
     expect(pkgs.filter((p) => p.startsWith('@aws-sdk/') || p.startsWith('@smithy/'))).toEqual([]);
