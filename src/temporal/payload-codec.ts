@@ -39,6 +39,53 @@ export interface TskPayloadCodecOptions {
   rejectUnencrypted?: boolean;
 }
 
+/** Scratch buffers up to this size are kept and reused (zeroed after every use); larger payloads get their own. */
+const SCRATCH_MAX = 8 * 1024 * 1024;
+
+function varintLength(n: number): number {
+  let len = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    len++;
+  }
+  return len;
+}
+
+/**
+ * Serializes `payload` as Temporal's Payload message into `scratch` (grown as needed) and returns the
+ * bytes used. Every field but `data` is encoded by @temporalio/proto; `data` (field 2, bytes) is
+ * appended by hand, which protobuf allows (fields may come in any order). Why: protobufjs allocates a
+ * fresh buffer per message, and for large payloads that allocation (page faults, GC pressure) cost as
+ * much as the AES-GCM pass itself (measured: codec/raw GCM at 1 MiB 2.4 x with it; see bench/codec.mjs).
+ */
+function serialize(payload: Payload, scratch: { buffer: Buffer }): Buffer {
+  const data = payload.data ?? undefined;
+  const head = ProtoPayload.encode({ ...payload, data: undefined }).finish();
+  const dataLength = data?.length ?? 0;
+  const size = head.length + (dataLength > 0 ? 1 + varintLength(dataLength) + dataLength : 0);
+  let out = scratch.buffer;
+  if (out.length < size) {
+    out = Buffer.alloc(size);
+    if (size <= SCRATCH_MAX) scratch.buffer = out;
+  }
+  out.set(head, 0);
+  let at = head.length;
+  if (dataLength > 0) {
+    out[at++] = 0x12; // field 2, wire type 2 (length-delimited)
+    for (let n = dataLength; ; ) {
+      if (n < 0x80) {
+        out[at++] = n;
+        break;
+      }
+      out[at++] = (n & 0x7f) | 0x80;
+      n = Math.floor(n / 128);
+    }
+    out.set(data!, at);
+  }
+  head.fill(0);
+  return out.subarray(0, size);
+}
+
 const show = (s: string) => JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}…` : s);
 
 /**
@@ -118,11 +165,12 @@ export function createTskPayloadCodec(options: TskPayloadCodecOptions): PayloadC
     }
   }
 
+  const scratch = { buffer: Buffer.alloc(0) };
   return {
     async encode(payloads: Payload[]): Promise<Payload[]> {
       const key = encodeKey();
       return payloads.map((payload) => {
-        const plain = ProtoPayload.encode(payload).finish();
+        const plain = serialize(payload, scratch);
         let sealed: Uint8Array;
         try {
           sealed = key.encrypt(plain, AAD);

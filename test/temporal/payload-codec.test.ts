@@ -1,6 +1,7 @@
 import { DefaultFailureConverter, defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { decodeFailure, decodeFromPayloadsAtIndex, encodeFailure, encodeToPayloads, loadDataConverter } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import proto from '@temporalio/proto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { NitroEnclaveError } from '../../src/errors.js';
 import { createTskKeyRing, createTskPayloadCodec } from '../../src/temporal/index.js';
@@ -30,6 +31,25 @@ describe('createTskPayloadCodec through Temporal’s own data converter helpers'
     expect(wire.includes(SECRET)).toBe(false);
     expect(wire.includes('json/plain')).toBe(false); // the inner metadata is sealed too
     expect(await decodeFromPayloadsAtIndex(converter, 0, [payload!])).toEqual({ note: SECRET });
+  });
+
+  it('the hand-appended data field serializes exactly what @temporalio/proto decodes (any metadata, data length, empty data)', async () => {
+    const { tsk } = makeTsk();
+    const codec = createTskPayloadCodec({ keys: tsk });
+    const P = proto.temporal.api.common.v1.Payload;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.dictionary(fc.string({ maxLength: 12 }), fc.uint8Array({ maxLength: 40 }), { maxKeys: 4 }),
+        fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 0, max: 70_000 }).map((n) => new Uint8Array(n).fill(7))),
+        async (metadata, data) => {
+          const payload = { metadata, data };
+          const [sealed] = await codec.encode([payload]);
+          const inner = tsk.decrypt(sealed!.data!, new TextEncoder().encode('nitro-enclave-sdk/temporal/payload'));
+          expect(P.toObject(P.decode(inner), { bytes: String })).toEqual(P.toObject(P.decode(P.encode(payload).finish()), { bytes: String }));
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it('control: without the codec the same value is plaintext on the wire', async () => {
