@@ -29,4 +29,9 @@ describe('each subpath pulls in no more than it needs (built package, by its pub
   it('the root and /kms load the AWS SDK, as getTrustedSessionKey needs it', () => {
     expect(packagesLoadedBy('nitro-enclave-sdk')).toContain('@aws-sdk/client-kms');
   });
+
+  it('nitro-enclave-sdk/testing loads no gRPC or Temporal package; /testing/temporal loads them only when a stand-in starts', () => {
+    expect(packagesLoadedBy('nitro-enclave-sdk/testing').filter((p) => p.startsWith('@grpc/') || p.startsWith('@temporalio/'))).toEqual([]);
+    expect(packagesLoadedBy('nitro-enclave-sdk/testing/temporal')).toEqual([]);
+  });
 });

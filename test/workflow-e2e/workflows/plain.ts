@@ -1,0 +1,35 @@
+// Workflow code for the stand-in tests (bundled by the worker's webpack bundler).
+import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+
+export interface PlainActivities {
+  research(topic: string): Promise<string>;
+  analyse(notes: string, angle: string): Promise<string>;
+  flaky(text: string): Promise<string>;
+  refuse(text: string): Promise<string>;
+}
+
+const acts = proxyActivities<PlainActivities>({
+  startToCloseTimeout: '20s',
+  retry: { initialInterval: '20ms', backoffCoefficient: 1, maximumAttempts: 3 },
+});
+
+/** Two sequential activities, then two in parallel. */
+export async function plainPipeline(topic: string): Promise<string> {
+  const notes = await acts.research(topic);
+  const [a, b] = await Promise.all([acts.analyse(notes, 'risk'), acts.analyse(notes, 'cost')]);
+  return `${a} | ${b}`;
+}
+
+/** An activity that fails twice and succeeds on its third attempt (server-side retries). */
+export async function retried(text: string): Promise<string> {
+  return acts.flaky(text);
+}
+
+/** An activity that fails for good: the workflow fails with the activity's failure. */
+export async function refused(text: string): Promise<string> {
+  try {
+    return await acts.refuse(text);
+  } catch (err) {
+    throw ApplicationFailure.nonRetryable(`pipeline stopped: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : 'unknown'}`);
+  }
+}
