@@ -2,7 +2,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { ApplicationFailure } from '@temporalio/common';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTemporalStandIn, type TemporalStandIn } from '../../src/testing/temporal/index.js';
 import { cachedWorkflowBundle } from './helpers/bundle.js';
@@ -18,6 +19,7 @@ let worker: Worker;
 let running: Promise<void>;
 let workflowBundle: { code: string };
 const attempts = new Map<string, number>();
+let cancelSeen = false;
 
 beforeAll(async () => {
   // Expected activity and workflow failures are logged at WARN by the worker.
@@ -40,6 +42,19 @@ beforeAll(async () => {
         attempts.set(text, n);
         if (n < 3) throw new Error(`transient failure ${n} for ${text}`);
         return `${text} after ${n} attempts`;
+      },
+      waitForCancel: async () => {
+        // Heartbeats until the server answers a heartbeat with "cancel requested".
+        const ctx = Context.current();
+        for (;;) {
+          ctx.heartbeat();
+          try {
+            await ctx.sleep(50);
+          } catch (err) {
+            cancelSeen = err instanceof CancelledFailure;
+            throw err;
+          }
+        }
       },
       refuse: async (text: string) => {
         throw ApplicationFailure.nonRetryable(`refused ${text}`, 'Refused');
@@ -92,5 +107,17 @@ describe('Temporal stand-in with the real client and Rust-core worker', () => {
     expect((err as WorkflowFailedError).cause?.message).toBe('pipeline stopped: refused y1');
     expect(attempts.has('y1')).toBe(false);
     await Worker.runReplayHistory({ workflowBundle }, server.history('refused-1'));
+  });
+
+  it('delivers the workflow cancellation to a heartbeating activity (timers, cancel request, heartbeats)', async () => {
+    const handle = await client.workflow.start('cancelAfterTimer', { taskQueue, workflowId: 'cancel-1' });
+    expect(await handle.result()).toBe('activity cancelled');
+    expect(cancelSeen).toBe(true);
+    const { EventType } = (await import('@temporalio/proto')).temporal.api.enums.v1;
+    const types = server.history('cancel-1').events.map((e) => e.eventType);
+    expect(types).toContain(EventType.EVENT_TYPE_TIMER_FIRED);
+    expect(types).toContain(EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED);
+    expect(types).toContain(EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED);
+    await Worker.runReplayHistory({ workflowBundle }, server.history('cancel-1'));
   });
 });

@@ -1,5 +1,5 @@
 // Workflow code for the stand-in tests (bundled by the worker's webpack bundler).
-import { ApplicationFailure, proxyActivities } from '@temporalio/workflow';
+import { ActivityCancellationType, ApplicationFailure, CancellationScope, isCancellation, proxyActivities, sleep } from '@temporalio/workflow';
 
 export interface PlainActivities {
   research(topic: string): Promise<string>;
@@ -31,5 +31,24 @@ export async function refused(text: string): Promise<string> {
     return await acts.refuse(text);
   } catch (err) {
     throw ApplicationFailure.nonRetryable(`pipeline stopped: ${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : 'unknown'}`);
+  }
+}
+
+const slow = proxyActivities<{ waitForCancel(): Promise<string> }>({
+  startToCloseTimeout: '20s',
+  heartbeatTimeout: '1s', // the SDK sends heartbeats at most every 80% of this
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+});
+
+/** A heartbeating activity cancelled by the workflow after a timer: the cancel reaches the activity. */
+export async function cancelAfterTimer(): Promise<string> {
+  const scope = new CancellationScope();
+  const pending = scope.run(() => slow.waitForCancel());
+  await sleep(300);
+  scope.cancel();
+  try {
+    return await pending;
+  } catch (err) {
+    return isCancellation(err) ? 'activity cancelled' : `unexpected ${String(err)}`;
   }
 }
