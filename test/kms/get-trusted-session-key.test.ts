@@ -104,7 +104,7 @@ describe('getTrustedSessionKey against the KMS simulator, through the relay and 
     const tsk = await getTrustedSessionKey(options());
     const aad = new TextEncoder().encode('agent-7');
     const sealed = tsk.encrypt(new TextEncoder().encode('hello agents'), aad);
-    expect(sealed[0]).toBe(1);
+    expect(sealed[0]).toBe(2); // envelope v2 (XAES-256-GCM)
     expect(Buffer.from(sealed.subarray(1, 9)).toString('hex')).toBe(tsk.metadata.keyId);
     expect(new TextDecoder().decode(tsk.decrypt(sealed, aad))).toBe('hello agents');
     expect(() => tsk.decrypt(sealed)).toThrow(expect.objectContaining({ code: 'ERR_TSK_DECRYPT_FAILED' }));
