@@ -56,6 +56,11 @@ beforeAll(async () => {
           }
         }
       },
+      hangOnce: async () => {
+        const { attempt } = Context.current().info;
+        if (attempt === 1) await new Promise((resolve) => setTimeout(resolve, 3000));
+        return attempt;
+      },
       refuse: async (text: string) => {
         throw ApplicationFailure.nonRetryable(`refused ${text}`, 'Refused');
       },
@@ -119,5 +124,15 @@ describe('Temporal stand-in with the real client and Rust-core worker', () => {
     expect(types).toContain(EventType.EVENT_TYPE_ACTIVITY_TASK_CANCEL_REQUESTED);
     expect(types).toContain(EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED);
     await Worker.runReplayHistory({ workflowBundle }, server.history('cancel-1'));
+  });
+
+  it('times out an attempt that outlives its start-to-close timeout, and retries it', async () => {
+    const handle = await client.workflow.start('timedOutOnce', { taskQueue, workflowId: 'timeout-1' });
+    expect(await handle.result()).toBe(2);
+    const history = server.history('timeout-1');
+    const started = history.events.find((e) => e.activityTaskStartedEventAttributes)!.activityTaskStartedEventAttributes!;
+    expect(started.attempt).toBe(2);
+    expect(started.lastFailure?.timeoutFailureInfo).toBeTruthy();
+    await Worker.runReplayHistory({ workflowBundle }, history);
   });
 });

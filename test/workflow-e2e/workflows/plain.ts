@@ -52,3 +52,13 @@ export async function cancelAfterTimer(): Promise<string> {
     return isCancellation(err) ? 'activity cancelled' : `unexpected ${String(err)}`;
   }
 }
+
+const bounded = proxyActivities<{ hangOnce(): Promise<number> }>({
+  startToCloseTimeout: '1s',
+  retry: { initialInterval: '20ms', maximumAttempts: 2 },
+});
+
+/** The first attempt outlives its start-to-close timeout; the server times it out and retries. */
+export async function timedOutOnce(): Promise<number> {
+  return bounded.hangOnce();
+}
