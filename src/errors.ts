@@ -61,8 +61,27 @@ export type KmsErrorCode =
 /** Codes raised by TrustedSessionKey. */
 export type TskErrorCode = 'ERR_TSK_DISPOSED' | 'ERR_TSK_INVALID_KEY' | 'ERR_TSK_MALFORMED' | 'ERR_TSK_WRONG_KEY' | 'ERR_TSK_DECRYPT_FAILED';
 
+/** Codes raised by sealed workflow state (`nitro-enclave-sdk/workflow`) and its activity relay. */
+export type WorkflowErrorCode =
+  | 'ERR_SEALED_MALFORMED'
+  | 'ERR_SEALED_WRONG_KEY'
+  | 'ERR_SEALED_DECRYPT_FAILED'
+  | 'ERR_SEALED_WRONG_WORKFLOW'
+  | 'ERR_SEALED_WRONG_AGENT'
+  | 'ERR_SEALED_WRONG_STEP'
+  | 'ERR_SEALED_WRONG_PRODUCER'
+  | 'ERR_ACTIVITY_FRAME_MALFORMED'
+  | 'ERR_ACTIVITY_TOO_LARGE'
+  | 'ERR_ACTIVITY_UNKNOWN_HANDLER'
+  | 'ERR_ACTIVITY_HANDLER_FAILED'
+  | 'ERR_ACTIVITY_CANCELLED'
+  | 'ERR_ACTIVITY_TIMEOUT'
+  | 'ERR_ACTIVITY_UNAVAILABLE'
+  | 'ERR_ACTIVITY_BUSY'
+  | 'ERR_ACTIVITY_ATTESTATION';
+
 /** All error codes of the library. */
-export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode | NsmErrorCode | VsockErrorCode | KmsErrorCode | TskErrorCode;
+export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode | NsmErrorCode | VsockErrorCode | KmsErrorCode | TskErrorCode | WorkflowErrorCode;
 
 /**
  * The one error class of nitro-enclave-sdk. Switch on `code`, not on the message.

@@ -52,6 +52,23 @@ const TAG = 16;
 
 const REDACTED = '[REDACTED]';
 
+type SealAfterPrefix = (tsk: TrustedSessionKey, prefix: Uint8Array, plaintext: Uint8Array, aad: Uint8Array, aad2: Uint8Array) => Uint8Array;
+type OpenWithAad2 = (tsk: TrustedSessionKey, envelope: Uint8Array, aad: Uint8Array, aad2: Uint8Array) => Uint8Array;
+let sealAfterPrefix!: SealAfterPrefix;
+let openWithAad2!: OpenWithAad2;
+
+/**
+ * @internal For src/workflow: `prefix ‖ tsk.encrypt(plaintext, aad ‖ aad2)` built in one buffer.
+ */
+export function encryptAfterPrefix(tsk: TrustedSessionKey, prefix: Uint8Array, plaintext: Uint8Array, aad: Uint8Array, aad2: Uint8Array): Uint8Array {
+  return sealAfterPrefix(tsk, prefix, plaintext, aad, aad2);
+}
+
+/** @internal For src/workflow: `tsk.decrypt(envelope, aad ‖ aad2)` without concatenating the AAD. */
+export function decryptWithAad(tsk: TrustedSessionKey, envelope: Uint8Array, aad: Uint8Array, aad2: Uint8Array): Uint8Array {
+  return openWithAad2(tsk, envelope, aad, aad2);
+}
+
 /**
  * The AES-256 Trusted Session Key, released by KMS to this enclave only.
  * The key bytes never print or serialise (`toJSON`, `util.inspect` and
@@ -105,28 +122,46 @@ export class TrustedSessionKey {
    * `aad` is authenticated, not stored.
    */
   encrypt(plaintext: Uint8Array, aad?: Uint8Array): Uint8Array {
+    return this.#seal(undefined, plaintext, aad, undefined);
+  }
+
+  // `prefix` bytes are written before the envelope in the same buffer (one allocation, no concat),
+  // and `aad2` is authenticated after `aad`: both for sealed workflow state (src/workflow).
+  #seal(prefix: Uint8Array | undefined, plaintext: Uint8Array, aad: Uint8Array | undefined, aad2: Uint8Array | undefined): Uint8Array {
     this.#live();
     if (!(plaintext instanceof Uint8Array)) throw new TypeError('plaintext must be a Uint8Array');
     if (aad !== undefined && !(aad instanceof Uint8Array)) throw new TypeError('aad must be a Uint8Array');
     // One allocation for the envelope; the header is written in place and the ciphertext copied once
     // (node:crypto has no encrypt-into), where v1 concatenated three times (measured in bench/envelope.mjs).
-    const out = Buffer.allocUnsafeSlow(V2_HEADER + plaintext.length + TAG);
+    const p = prefix?.length ?? 0;
+    const buffer = Buffer.allocUnsafeSlow(p + V2_HEADER + plaintext.length + TAG);
+    if (prefix) buffer.set(prefix);
+    const out = buffer.subarray(p);
     out[0] = TSK_ENVELOPE_VERSION;
     this.#keyIdBytes.copy(out, 1);
     const header = out.subarray(0, V2_HEADER);
     const cipher = this.#xaes!.sealer(out.subarray(9, V2_HEADER));
-    // Two AAD updates are one GHASH input (header ‖ aad): GCM buffers partial AAD blocks.
+    // Successive AAD updates are one GHASH input (header ‖ aad ‖ aad2): GCM buffers partial AAD blocks.
     cipher.setAAD(header);
     if (aad?.length) cipher.setAAD(aad);
+    if (aad2?.length) cipher.setAAD(aad2);
     const body = cipher.update(plaintext);
     cipher.final();
     out.set(body, V2_HEADER);
     out.set(cipher.getAuthTag(), V2_HEADER + body.length);
-    return new Uint8Array(out.buffer, out.byteOffset, out.length);
+    return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
+  }
+
+  static {
+    sealAfterPrefix = (tsk, prefix, plaintext, aad, aad2) => tsk.#seal(prefix, plaintext, aad, aad2);
   }
 
   /** Opens an envelope made by {@link encrypt} (v2) or by earlier versions (v1); the same `aad` must be given. */
   decrypt(envelope: Uint8Array, aad?: Uint8Array): Uint8Array {
+    return this.#open(envelope, aad, undefined);
+  }
+
+  #open(envelope: Uint8Array, aad: Uint8Array | undefined, aad2: Uint8Array | undefined): Uint8Array {
     const key = this.#live();
     if (!(envelope instanceof Uint8Array)) throw new TypeError('envelope must be a Uint8Array');
     if (aad !== undefined && !(aad instanceof Uint8Array)) throw new TypeError('aad must be a Uint8Array');
@@ -142,6 +177,7 @@ export class TrustedSessionKey {
     const decipher = version === 1 ? createDecipheriv('aes-256-gcm', key, nonce) : this.#xaes!.decipher(nonce);
     decipher.setAAD(header);
     if (aad?.length) decipher.setAAD(aad);
+    if (aad2?.length) decipher.setAAD(aad2);
     decipher.setAuthTag(envelope.subarray(envelope.length - TAG));
     const out = decipher.update(envelope.subarray(headerLength, envelope.length - TAG));
     try {
@@ -151,6 +187,10 @@ export class TrustedSessionKey {
       throw new NitroEnclaveError('ERR_TSK_DECRYPT_FAILED', 'envelope failed authentication (wrong AAD, or tampered)');
     }
     return new Uint8Array(out.buffer, out.byteOffset, out.length);
+  }
+
+  static {
+    openWithAad2 = (tsk, envelope, aad, aad2) => tsk.#open(envelope, aad, aad2);
   }
 
   /** Zeroes the key bytes; every later use (including {@link keyObject}) throws ERR_TSK_DISPOSED. */

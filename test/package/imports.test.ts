@@ -34,4 +34,8 @@ describe('each subpath pulls in no more than it needs (built package, by its pub
     expect(packagesLoadedBy('nitro-enclave-sdk/testing').filter((p) => p.startsWith('@grpc/') || p.startsWith('@temporalio/'))).toEqual([]);
     expect(packagesLoadedBy('nitro-enclave-sdk/testing/temporal')).toEqual([]);
   });
+
+  it('nitro-enclave-sdk/workflow (enclave side) loads no @temporalio or @aws-sdk package', () => {
+    expect(packagesLoadedBy('nitro-enclave-sdk/workflow').filter((p) => p.startsWith('@temporalio/') || p.startsWith('@aws-sdk/'))).toEqual([]);
+  });
 });

@@ -1,0 +1,8 @@
+// nitro-enclave-sdk/workflow: the enclave side of confidential workflows (sealed agent state and
+// the sealed-activity server). Loads no Temporal package; the parent side is ./parent.
+export { NitroEnclaveError } from '../errors.js';
+export type { NitroEnclaveErrorCode, WorkflowErrorCode } from '../errors.js';
+export { sealState, openState, peekStateBinding, SEALED_STATE_FORMAT } from './sealed-state.js';
+export type { SealingKeys, ExpectedBinding, OpenedState } from './sealed-state.js';
+export { MAX_BINDING_FIELD_BYTES } from './binding.js';
+export type { StateBinding } from './binding.js';

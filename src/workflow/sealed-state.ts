@@ -1,0 +1,154 @@
+import { NitroEnclaveError, type WorkflowErrorCode } from '../errors.js';
+import { decryptWithAad, encryptAfterPrefix, type TrustedSessionKey } from '../kms/trusted-session-key.js';
+import { checkBinding, decodeBinding, encodeBinding, type StateBinding } from './binding.js';
+
+/**
+ * The key(s) for sealed state: one {@link TrustedSessionKey}, or a key ring for rotation. With a
+ * ring, the first key seals and any key opens (chosen by the key id in the envelope).
+ */
+export type SealingKeys = TrustedSessionKey | readonly TrustedSessionKey[];
+
+/** What the opener expects; every field is required, so no binding goes unchecked. */
+export interface ExpectedBinding {
+  readonly workflowId: string;
+  /** This step's activity name (the agent opening the state). */
+  readonly activity: string;
+  /** This step's sequence number. */
+  readonly seq: number;
+  /** The agent(s) whose state this step accepts. */
+  readonly producer: string | readonly string[];
+}
+
+/** An opened state: the plaintext (zero it when done) and its authenticated binding. */
+export interface OpenedState {
+  readonly plaintext: Uint8Array;
+  readonly binding: StateBinding;
+}
+
+/**
+ * Sealed state v1:
+ *
+ *   offset 0      1 byte   format = 0x01
+ *   offset 1      2 bytes  B = binding length (u16, big-endian)
+ *   offset 3      B bytes  binding, in clear (see encodeBinding)
+ *   offset 3 + B  rest     TSK envelope v2 of the state, AAD = DOMAIN ‖ bytes [0, 3 + B)
+ *
+ * The binding is readable by the host (workflow id, activity names, step numbers, agent names: all
+ * of which Temporal already shows it) and authenticated by the envelope's tag.
+ *
+ * @example
+ * ```ts
+ * sealed[0] === SEALED_STATE_FORMAT; // 1
+ * ```
+ */
+export const SEALED_STATE_FORMAT = 1;
+const PREFIX = 3;
+const DOMAIN = new TextEncoder().encode('nitro-enclave-sdk/sealed-state/v1\0');
+
+function sealingKey(keys: SealingKeys): TrustedSessionKey {
+  const key = Array.isArray(keys) ? (keys as readonly TrustedSessionKey[])[0] : (keys as TrustedSessionKey);
+  if (!key || typeof (key as TrustedSessionKey).encrypt !== 'function') throw new TypeError('key must be a TrustedSessionKey or a non-empty array of them');
+  return key;
+}
+
+/**
+ * Seals agent state with the TSK, bound to `binding` (the step that will consume it).
+ *
+ * @example
+ * ```ts
+ * const sealed = sealState(tsk, new TextEncoder().encode('{"topic":"x"}'), {
+ *   workflowId: 'research-42', activity: 'research', seq: 0, producer: 'client',
+ * });
+ * ```
+ */
+export function sealState(key: SealingKeys, plaintext: Uint8Array, binding: StateBinding): Uint8Array {
+  const tsk = sealingKey(key);
+  if (!(plaintext instanceof Uint8Array)) throw new TypeError('plaintext must be a Uint8Array');
+  const encoded = encodeBinding(binding);
+  const prefix = new Uint8Array(PREFIX + encoded.length);
+  prefix[0] = SEALED_STATE_FORMAT;
+  new DataView(prefix.buffer).setUint16(1, encoded.length);
+  prefix.set(encoded, PREFIX);
+  return encryptAfterPrefix(tsk, prefix, plaintext, DOMAIN, prefix);
+}
+
+/**
+ * Reads a sealed state's binding WITHOUT authenticating it: for routing and logs only (e.g. on the
+ * parent, which has no key), never for decisions. {@link openState} is the authenticated read.
+ *
+ * @example
+ * ```ts
+ * const { workflowId, activity, seq, producer } = peekStateBinding(sealed); // host side: unverified
+ * ```
+ */
+export function peekStateBinding(sealed: Uint8Array): StateBinding {
+  return decodeBinding(split(sealed).binding);
+}
+
+function split(sealed: Uint8Array): { prefix: Uint8Array; binding: Uint8Array; envelope: Uint8Array } {
+  if (!(sealed instanceof Uint8Array)) throw new TypeError('sealed state must be a Uint8Array');
+  if (sealed.length < PREFIX) throw new NitroEnclaveError('ERR_SEALED_MALFORMED', `sealed state is ${sealed.length} bytes, shorter than its header`);
+  if (sealed[0] !== SEALED_STATE_FORMAT) throw new NitroEnclaveError('ERR_SEALED_MALFORMED', `sealed state format ${sealed[0]} is not supported (expected ${SEALED_STATE_FORMAT})`);
+  const b = (sealed[1]! << 8) | sealed[2]!;
+  if (sealed.length < PREFIX + b + 1) throw new NitroEnclaveError('ERR_SEALED_MALFORMED', `sealed state is ${sealed.length} bytes, too short for its ${b}-byte binding and an envelope`);
+  return { prefix: sealed.subarray(0, PREFIX + b), binding: sealed.subarray(PREFIX, PREFIX + b), envelope: sealed.subarray(PREFIX + b) };
+}
+
+function checkExpected(expect: ExpectedBinding): readonly string[] {
+  if (!expect || typeof expect !== 'object') throw new TypeError('expect must be an object');
+  const producers = typeof expect.producer === 'string' ? [expect.producer] : expect.producer;
+  if (!Array.isArray(producers) || producers.length === 0) throw new TypeError('expect.producer must be a non-empty string or a non-empty array of them');
+  for (const p of producers) checkBinding({ workflowId: expect.workflowId, activity: expect.activity, seq: expect.seq, producer: p }, 'expect');
+  return producers;
+}
+
+/**
+ * Opens a sealed state and checks that it belongs where the opener is: this workflow, this step,
+ * from an agent this step accepts. Each refusal has its own code.
+ *
+ * Why the checks come after decryption: the binding travels in clear so that a mismatch can be
+ * named, but until the tag verifies it is just bytes from the host, and naming a mismatch from it
+ * would let the host choose our error. So the envelope is opened first with the binding bytes *as
+ * carried* as AAD; only a state this key sealed with exactly that binding passes. From then on the
+ * decoded binding is authentic, and comparing it with the opener's expectations tells which one
+ * differs. A state that fails authentication (tampered, truncated, other key) is refused as
+ * ERR_SEALED_DECRYPT_FAILED without naming any field. Refused plaintext is zeroed before throwing.
+ *
+ * @example
+ * ```ts
+ * const { plaintext, binding } = openState(tsk, sealed, {
+ *   workflowId: 'research-42', activity: 'analysis', seq: 1, producer: 'research',
+ * });
+ * try { use(plaintext); } finally { plaintext.fill(0); }
+ * ```
+ */
+export function openState(key: SealingKeys, sealed: Uint8Array, expect: ExpectedBinding): OpenedState {
+  const producers = checkExpected(expect);
+  const keys = Array.isArray(key) ? (key as readonly TrustedSessionKey[]) : [sealingKey(key)];
+  if (keys.length === 0) throw new TypeError('key must be a TrustedSessionKey or a non-empty array of them');
+  const { prefix, binding: bindingBytes, envelope } = split(sealed);
+  // Choosing the key by the (unauthenticated) id only selects which key tries; a wrong pick cannot open.
+  const id = Buffer.from(envelope.subarray(1, 9)).toString('hex');
+  const tsk = keys.find((k) => k.metadata.keyId === id);
+  if (!tsk) throw new NitroEnclaveError('ERR_SEALED_WRONG_KEY', `sealed with key id ${id}, not in this key ring (${keys.map((k) => k.metadata.keyId).join(', ')})`);
+  let plaintext: Uint8Array;
+  try {
+    plaintext = decryptWithAad(tsk, envelope, DOMAIN, prefix);
+  } catch (err) {
+    const code = (err as NitroEnclaveError).code;
+    if (code === 'ERR_TSK_DISPOSED') throw err;
+    if (code === 'ERR_TSK_MALFORMED') throw new NitroEnclaveError('ERR_SEALED_MALFORMED', `sealed state envelope: ${(err as Error).message}`);
+    throw new NitroEnclaveError('ERR_SEALED_DECRYPT_FAILED', 'sealed state failed authentication (tampered or truncated, or its binding was altered)');
+  }
+  // Authentic from here on: this key sealed exactly these binding bytes.
+  const binding = decodeBinding(bindingBytes);
+  const refuse = (code: WorkflowErrorCode, message: string): never => {
+    plaintext.fill(0);
+    throw new NitroEnclaveError(code, message);
+  };
+  if (binding.workflowId !== expect.workflowId) refuse('ERR_SEALED_WRONG_WORKFLOW', `state belongs to workflow ${JSON.stringify(binding.workflowId)}, not ${JSON.stringify(expect.workflowId)}`);
+  if (binding.activity !== expect.activity) refuse('ERR_SEALED_WRONG_AGENT', `state is meant for activity ${JSON.stringify(binding.activity)}, not ${JSON.stringify(expect.activity)}`);
+  if (binding.seq !== expect.seq) refuse('ERR_SEALED_WRONG_STEP', `state is for step ${binding.seq}, this is step ${expect.seq}`);
+  if (!producers.includes(binding.producer)) refuse('ERR_SEALED_WRONG_PRODUCER', `state was produced by ${JSON.stringify(binding.producer)}; this step accepts ${producers.map((p) => JSON.stringify(p)).join(', ')}`);
+  return { plaintext, binding };
+}
