@@ -32,6 +32,11 @@ describe('each subpath pulls in no more than it needs (built package, by its pub
     expect(packagesLoadedBy('nitro-enclave-sdk')).toContain('@aws-sdk/client-kms');
   });
 
+  it('nitro-enclave-sdk/testing loads no gRPC or Temporal package; /testing/temporal loads them only when a stand-in starts', () => {
+    expect(packagesLoadedBy('nitro-enclave-sdk/testing').filter((p) => p.startsWith('@grpc/') || p.startsWith('@temporalio/'))).toEqual([]);
+    expect(packagesLoadedBy('nitro-enclave-sdk/testing/temporal')).toEqual([]);
+  });
+
   it('nitro-enclave-sdk/workflow (enclave side) loads no @temporalio or @aws-sdk package', () => {
     expect(packagesLoadedBy('nitro-enclave-sdk/workflow').filter((p) => p.startsWith('@temporalio/') || p.startsWith('@aws-sdk/'))).toEqual([]);
   });
