@@ -2,7 +2,15 @@ import type { DataConverter } from '@temporalio/common';
 import { fileURLToPath } from 'node:url';
 import { createTskPayloadCodec, type TskPayloadCodecOptions } from './payload-codec.js';
 
-/** The path of this package's failure converter module (see {@link failureConverter}). */
+/**
+ * The path of this package's failure converter module (its `failureConverter` export encodes failure
+ * messages and stack traces), for `dataConverter.failureConverterPath` and `bundleWorkflowCode`.
+ *
+ * @example
+ * ```ts
+ * const workflowBundle = await bundleWorkflowCode({ workflowsPath, failureConverterPath });
+ * ```
+ */
 export const failureConverterPath: string = fileURLToPath(new URL('./failure-converter.js', import.meta.url));
 
 /**

@@ -5,11 +5,32 @@ import { toKeyRing, type CodecKey, type TskKeyRing } from './key-ring.js';
 
 const ProtoPayload = proto.temporal.api.common.v1.Payload;
 
-/** `metadata.encoding` of an encrypted payload (the value Temporal's encryption sample uses). */
+/**
+ * `metadata.encoding` of an encrypted payload (the value Temporal's encryption sample uses).
+ *
+ * @example
+ * ```ts
+ * const encrypted = new TextDecoder().decode(payload.metadata?.encoding) === ENCRYPTED_ENCODING;
+ * ```
+ */
 export const ENCRYPTED_ENCODING = 'binary/encrypted';
-/** Metadata key holding the TSK key id (16 hex characters, public). */
+/**
+ * Metadata key holding the TSK key id (16 hex characters, public): which key an operator must load.
+ *
+ * @example
+ * ```ts
+ * const keyId = new TextDecoder().decode(payload.metadata?.[METADATA_KEY_ID]);
+ * ```
+ */
 export const METADATA_KEY_ID = 'encryption-key-id';
-/** Metadata key holding the cipher tag, `tsk-v<envelope version>`. */
+/**
+ * Metadata key holding the cipher tag, `tsk-v<envelope version>`.
+ *
+ * @example
+ * ```ts
+ * const cipher = new TextDecoder().decode(payload.metadata?.[METADATA_CIPHER]); // 'tsk-v2'
+ * ```
+ */
 export const METADATA_CIPHER = 'encryption-cipher';
 
 /**
