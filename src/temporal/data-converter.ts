@@ -17,7 +17,9 @@ export const failureConverterPath: string = fileURLToPath(new URL('./failure-con
  * The `dataConverter` for `new Client(...)`, `Worker.create(...)` and `Worker.runReplayHistory(...)`:
  * the TSK payload codec plus the failure converter that encrypts failure messages and stack traces.
  * Give every client and worker of a namespace the same keys, or some of them will see ciphertext
- * they cannot read.
+ * they cannot read. The client loads the failure converter with `require()` (an ES module: Node
+ * ≥ 20.19); the worker bundles it into the workflow code (pass `failureConverterPath` to
+ * `bundleWorkflowCode` when you prebuild the bundle).
  *
  * @example
  * ```ts
