@@ -141,6 +141,9 @@ describe('createCodecServer: the Web UI and CLI over real HTTP', () => {
     const huge = JSON.stringify({ payloads: [{ data: 'A'.repeat(100 * 1024) }] });
     const declared = await fetch(`${base}/decode`, { method: 'POST', headers: uiHeaders(), body: huge });
     expect(declared.status).toBe(413);
+    // authorize answers before the body is read: an unauthenticated caller cannot make the server buffer anything
+    const anonymous = await fetch(`${base}/decode`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: huge });
+    expect(anonymous.status).toBe(401);
     // Chunked: no Content-Length, 1 MiB in 16 KiB chunks; the server answers once 64 KiB passed.
     const status = await new Promise<number>((resolve, reject) => {
       const req = request(`${base}/decode`, { method: 'POST', headers: uiHeaders({ 'Transfer-Encoding': 'chunked' }) }, (res) => {
