@@ -8,6 +8,7 @@ import { benchDeps } from './deps.mjs';
 import { benchEnvelopeIsolated } from './envelope.mjs';
 import { benchWorkflow } from './workflow.mjs';
 import { benchSeal } from './seal.mjs';
+import { benchCodec } from './codec.mjs';
 import { captureMarkdown } from './markdown.mjs';
 
 const finish = process.argv.includes('--markdown') ? captureMarkdown(new URL('../docs/performance.md', import.meta.url)) : () => {};
@@ -21,4 +22,5 @@ await benchKeygen();
 await benchRelay();
 await benchDeps();
 await benchSeal();
+await benchCodec();
 finish();

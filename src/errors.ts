@@ -97,8 +97,11 @@ export type SealErrorCode =
   | 'ERR_SEAL_KEY_NOT_FOUND'
   | 'ERR_SEAL_DECRYPT_FAILED';
 
+/** Codes raised by the Temporal payload codec (`nitro-enclave-sdk/temporal`). */
+export type CodecErrorCode = 'ERR_CODEC_UNKNOWN_KEY' | 'ERR_CODEC_DECRYPT_FAILED' | 'ERR_CODEC_MALFORMED' | 'ERR_CODEC_UNENCRYPTED';
+
 /** All error codes of the library. */
-export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode | NsmErrorCode | VsockErrorCode | KmsErrorCode | TskErrorCode | SealErrorCode | WorkflowErrorCode;
+export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode | NsmErrorCode | VsockErrorCode | KmsErrorCode | TskErrorCode | SealErrorCode | WorkflowErrorCode | CodecErrorCode;
 
 /** What a code means and what to do about it: the source of `docs/errors.md` (`npm run docs:errors`). */
 export interface ErrorInfo {
@@ -192,7 +195,13 @@ export const ERROR_INFO: { readonly [C in NitroEnclaveErrorCode]: ErrorInfo } = 
   ERR_SEAL_ATTESTED_KEY_INVALID: { when: 'the verified document binds no `public_key`, or not a valid attested HPKE key', remedy: 'attest with `createAttestedReceiver().attest()`' },
   ERR_SEAL_KEY_NOT_FOUND: { when: 'the message is for a key this receiver does not hold: rotated away past its grace, or another enclave\'s', remedy: 'fetch a fresh document and seal again' },
   ERR_SEAL_DECRYPT_FAILED: { when: 'HPKE open failed: tampered, sealed with other `info`, or not for this key (indistinguishable on purpose)', remedy: 'seal with the `info` the enclave opens with' },
+
+  ERR_CODEC_DECRYPT_FAILED: { when: 'an encrypted payload failed authentication: altered ciphertext or metadata, or an envelope made for something else', remedy: 'no key fixes it: reset the workflow before that event or terminate it; find who writes your history' },
+  ERR_CODEC_MALFORMED: { when: '`binary/encrypted` without a valid key id, cipher tag or data, or another codec\'s format', remedy: 'check every client and worker uses this codec' },
+  ERR_CODEC_UNENCRYPTED: { when: '`rejectUnencrypted` is on and a payload is plaintext', remedy: 'give that producer the codec, or turn the option off while old histories remain' },
+  ERR_CODEC_UNKNOWN_KEY: { when: 'a payload was sealed with a TSK the codec does not hold (the message names its key id and the ids held), or `encodeKeyId` is not in the ring', remedy: 'load that TSK and `ring.add(tsk)`: the workflow task retries and succeeds' },
 };
+
 
 /**
  * The one error class of nitro-enclave-sdk. Switch on `code`, not on the message.

@@ -6,9 +6,11 @@ import { describe, expect, it } from 'vitest';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /** Imports `specifier` in a fresh Node process whose resolve hook lists every package it loads. */
-function packagesLoadedBy(specifier: string): string[] {
+function packagesLoadedBy(specifier: string, { watchDlopen = false } = {}): string[] {
+  // With watchDlopen, every native addon loaded is listed as "DLOPEN <file>".
+  const dlopen = watchDlopen ? `const d = process.dlopen; process.dlopen = (m, f, ...r) => { console.log('PKG DLOPEN ' + f); return d.call(process, m, f, ...r); };` : '';
   const hook = `export async function resolve(s, c, next) { const r = await next(s, c); const m = /\\/node_modules\\/((?:@[^/]+\\/)?[^/]+)/.exec(r.url); if (m) console.log('PKG ' + m[1]); return r; }`;
-  const script = `import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)})); await import(${JSON.stringify(specifier)});`;
+  const script = `${dlopen} import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)})); await import(${JSON.stringify(specifier)});`;
   const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: root, encoding: 'utf8' });
   return [...new Set(out.split('\n').filter((l) => l.startsWith('PKG ')).map((l) => l.slice(4)))].sort();
 }
@@ -28,6 +30,11 @@ describe('each subpath pulls in no more than it needs (built package, by its pub
 
   it('the root and /kms load the AWS SDK, as getTrustedSessionKey needs it', () => {
     expect(packagesLoadedBy('nitro-enclave-sdk')).toContain('@aws-sdk/client-kms');
+  });
+
+  it('nitro-enclave-sdk/testing loads no gRPC or Temporal package; /testing/temporal loads them only when a stand-in starts', () => {
+    expect(packagesLoadedBy('nitro-enclave-sdk/testing').filter((p) => p.startsWith('@grpc/') || p.startsWith('@temporalio/'))).toEqual([]);
+    expect(packagesLoadedBy('nitro-enclave-sdk/testing/temporal')).toEqual([]);
   });
 
   it('nitro-enclave-sdk/workflow (enclave side) loads no @temporalio or @aws-sdk package', () => {
@@ -61,3 +68,20 @@ describe('nitro-enclave-sdk/seal is portable', () => {
     expect(modulesLoadedBy('nitro-enclave-sdk/seal').filter(([url]) => url.startsWith('node:'))).toEqual([]);
   });
 });
+
+describe('Temporal stays in its subpaths', () => {
+  it('nitro-enclave-sdk/temporal loads @temporalio/common and /proto only: no AWS SDK, no native helper', () => {
+    const pkgs = packagesLoadedBy('nitro-enclave-sdk/temporal', { watchDlopen: true });
+    expect(pkgs.filter((p) => p.startsWith('@aws-sdk/') || p.startsWith('@smithy/'))).toEqual([]);
+    expect(pkgs).toContain('@temporalio/common');
+    expect(pkgs).not.toContain('@temporalio/worker');
+    expect(pkgs.filter((p) => p.startsWith('DLOPEN '))).toEqual([]);
+  });
+
+  it('no other subpath loads Temporal', () => {
+    for (const sub of ['nitro-enclave-sdk', 'nitro-enclave-sdk/attestation', 'nitro-enclave-sdk/nsm', 'nitro-enclave-sdk/vsock', 'nitro-enclave-sdk/kms', 'nitro-enclave-sdk/testing', 'nitro-enclave-sdk/seal', 'nitro-enclave-sdk/workflow']) {
+      expect(packagesLoadedBy(sub).filter((p) => p.startsWith('@temporalio/')), sub).toEqual([]);
+    }
+  });
+});
+

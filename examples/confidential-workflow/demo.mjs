@@ -1,0 +1,160 @@
+#!/usr/bin/env node
+// `npm run demo:workflow`: the confidential workflow, end to end, on this machine.
+// A simulated enclave gets the TSK from the KMS simulator (attested Decrypt), serves the three agents
+// as sealed activities, and starts the workflow with a sealed brief. The real Temporal worker (Rust
+// core) on the "parent" relays sealed bytes between Temporal and the enclave. Temporal is the server
+// at TEMPORAL_ADDRESS when one answers, otherwise the in-process stand-in — the demo says which.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { CreateAliasCommand, CreateKeyCommand, GenerateDataKeyWithoutPlaintextCommand, KMSClient } from '@aws-sdk/client-kms';
+import { Client, Connection } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
+import { serveParentCredentials } from 'nitro-enclave-sdk';
+import { buildKeyPolicy } from 'nitro-enclave-sdk/kms';
+import { createSimulatedEnclave, createSimulatedNsm, kmsClientConfig, startKmsSimulator, startVsockProxyStandIn } from 'nitro-enclave-sdk/testing';
+import { startTemporalStandIn } from 'nitro-enclave-sdk/testing/temporal';
+import { startEnclave } from './enclave/app.mjs';
+import { runConfidentialWorkflow } from './enclave/starter.mjs';
+import { forwardLoopbackToParent } from './enclave/temporal-forwarder.mjs';
+import { createParentWorker } from './parent/worker.mjs';
+
+export const demoBrief = {
+  question: 'Should Acme acquire Globex (codename BLUEHERON)?',
+  sources: ['Globex 10-K 2025', 'Acme board minutes of March', 'BLUEHERON diligence memo'],
+};
+
+/** Is a Temporal frontend answering at `address`? */
+async function temporalAnswers(address) {
+  try {
+    const connection = await Connection.connect({ address, connectTimeout: 3000 });
+    await connection.close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Runs the demo. Returns what a test needs to check it: where Temporal ran, the history the server
+ * stored, and the report as decoded inside the enclave. `workflowBundle` skips webpack (tests);
+ * `temporalAddress` defaults to TEMPORAL_ADDRESS.
+ */
+export async function runDemo({ log = console.log, workflowBundle, temporalAddress = process.env.TEMPORAL_ADDRESS, brief = demoBrief } = {}) {
+  const tmp = mkdtempSync(join(tmpdir(), 'nes-workflow-demo-'));
+  const cleanup = [];
+  try {
+    // --- AWS side: the KMS key, its attestation policy, the TSK blob (as parent/2-3 do it) ---
+    const image = createSimulatedEnclave();
+    const kms = await startKmsSimulator({ trustAnchors: [image.trustAnchor] });
+    cleanup.push(() => kms.close());
+    const admin = new KMSClient(kmsClientConfig(kms, kms.principal('user/admin')));
+    const policy = buildKeyPolicy({ accountId: kms.accountId, enclaveRole: 'EnclaveInstanceRole', pcr0: image.imageSha384 });
+    const { KeyMetadata } = await admin.send(new CreateKeyCommand({ Description: 'Trusted Session Key for Confidential Multi-Agent Workflow', Policy: JSON.stringify(policy) }));
+    await admin.send(new CreateAliasCommand({ AliasName: 'alias/confidential-workflow-tsk', TargetKeyId: KeyMetadata.KeyId }));
+    const { CiphertextBlob: blob } = await admin.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: 'alias/confidential-workflow-tsk', KeySpec: 'AES_256' }));
+    log(`KMS simulator: key ${KeyMetadata.Arn}, policy bound to PCR0 ${image.imageSha384.slice(0, 16)}…`);
+
+    // --- Temporal: a real server if one answers, otherwise the in-process stand-in ---
+    let address;
+    let standIn;
+    if (temporalAddress && (await temporalAnswers(temporalAddress))) {
+      address = temporalAddress;
+      log(`Temporal: the server at ${address}`);
+    } else {
+      standIn = await startTemporalStandIn();
+      cleanup.push(() => standIn.close());
+      address = standIn.address;
+      log(
+        `Temporal: ${temporalAddress ? `no server answers at ${temporalAddress}, so ` : 'TEMPORAL_ADDRESS is not set, so '}` +
+          `using the in-process WorkflowService stand-in at ${address} (nitro-enclave-sdk/testing/temporal) — not a Temporal server`,
+      );
+    }
+
+    // --- the parent: vsock-proxy stand-ins (AF_UNIX for AF_VSOCK), credentials server ---
+    const kmsProxy = await startVsockProxyStandIn({ listen: { path: join(tmp, 'kms-proxy.sock') }, target: { port: kms.port } });
+    cleanup.push(() => kmsProxy.close());
+    const [temporalHost, temporalPort] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+    const temporalProxy = await startVsockProxyStandIn({ listen: { path: join(tmp, 'temporal-proxy.sock') }, target: { host: temporalHost, port: temporalPort } });
+    cleanup.push(() => temporalProxy.close());
+    const role = kms.principal('EnclaveInstanceRole');
+    const credentialsServer = await serveParentCredentials({
+      address: { family: 'unix', path: join(tmp, 'credentials.sock') },
+      allowPeer: () => true,
+      credentials: async () => ({ accessKeyId: role.accessKeyId, secretAccessKey: role.secretAccessKey, sessionToken: role.sessionToken, expiration: new Date(Date.now() + 3_600_000) }),
+      files: { tsk: blob },
+    });
+    cleanup.push(() => credentialsServer.close());
+
+    // --- the enclave: TSK through attested KMS, the agents as sealed activities ---
+    const agentsAddress = { family: 'unix', path: join(tmp, 'agents.sock') };
+    const enclave = await startEnclave({
+      region: kms.region,
+      transport: { kind: 'custom', connect: () => import('nitro-enclave-sdk/vsock').then((v) => v.connectSocket({ family: 'unix', path: join(tmp, 'kms-proxy.sock') })) },
+      credentialsAddress: { family: 'unix', path: join(tmp, 'credentials.sock') },
+      nsm: createSimulatedNsm(image),
+      attestationTrustAnchors: [image.trustAnchor],
+      tlsCa: kms.caPem,
+      listen: agentsAddress,
+    });
+    cleanup.push(() => enclave.close());
+    log(`Enclave: TSK released by KMS to PCR0 ${enclave.tsk.metadata.pcr0.slice(0, 16)}… after attestation; agents listening (AF_UNIX stand-in for vsock)`);
+
+    // --- the parent's worker: real @temporalio/worker, holds no key ---
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+    const workerConnection = await NativeConnection.connect({ address });
+    cleanup.push(() => workerConnection.close());
+    const taskQueue = `confidential-agents-${process.pid}`;
+    const started = Date.now();
+    const worker = await createParentWorker({ connection: workerConnection, taskQueue, enclave: agentsAddress, workflowBundle, ...(standIn ? { maxCachedWorkflows: 0 } : {}) });
+    const running = worker.run();
+    cleanup.push(async () => {
+      worker.shutdown();
+      await running;
+    });
+    log(`Parent worker: ready on task queue ${taskQueue} (${workflowBundle ? 'prebuilt workflow bundle' : 'workflow bundled by webpack'}, ${Date.now() - started} ms)`);
+
+    // --- the starter, inside the enclave: seals the brief, starts the workflow, opens the result ---
+    const forwarder = await forwardLoopbackToParent({ port: 0, parent: { family: 'unix', path: join(tmp, 'temporal-proxy.sock') } });
+    cleanup.push(() => forwarder.close());
+    const connection = await Connection.connect({ address: forwarder.address });
+    cleanup.push(() => connection.close());
+    const client = new Client({ connection });
+    const workflowId = `confidential-demo-${Date.now()}`;
+    const { report, sealedInput } = await runConfidentialWorkflow({ client, key: enclave.tsk, brief, workflowId, taskQueue });
+    log(`Starter (in the enclave): sealed the brief (${sealedInput.length} bytes) and started workflow ${workflowId}`);
+
+    // --- what the server stored ---
+    const history = await client.workflow.getHandle(workflowId).fetchHistory();
+    const historyBytes = temporal.api.history.v1.History.encode(history).finish();
+    const EventType = temporal.api.enums.v1.EventType;
+    const typeName = (t) => Object.keys(EventType).find((k) => EventType[k] === t)?.replace('EVENT_TYPE_', '') ?? String(t);
+    log(`\nWhat the Temporal server stored (${history.events.length} events, ${historyBytes.length} bytes):`);
+    for (const event of history.events) {
+      const attrs = Object.values(event).find((v) => v && typeof v === 'object' && ('input' in v || 'result' in v));
+      const payload = attrs?.input?.payloads?.[0] ?? attrs?.result?.payloads?.[0];
+      const data = payload?.data;
+      log(`  #${String(event.eventId).padStart(2)} ${typeName(event.eventType).padEnd(28)}${data ? ` ${data.length} bytes: ${Buffer.from(data.subarray(0, 24)).toString('hex')}…` : ''}`);
+    }
+    const leaked = [brief.question, ...brief.sources, report.title, report.verdict].filter((s) => Buffer.from(historyBytes).includes(Buffer.from(s)) || standIn?.sawBytes(s));
+    log(leaked.length === 0 ? '  → no plaintext: the brief, the agents\' states and the report are ciphertext at the server' : `  → PLAINTEXT FOUND at the server: ${leaked.join(', ')}`);
+
+    log('\nThe report, decoded inside the enclave:');
+    log(`  ${report.title}`);
+    log(`  verdict: ${report.verdict} (confidence ${report.confidence})`);
+    for (const c of report.citations) log(`  ${c}`);
+    return { server: standIn ? 'stand-in' : 'real', address, workflowId, history, historyBytes, report, leaked };
+  } finally {
+    for (const fn of cleanup.reverse()) await fn();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const { leaked } = await runDemo();
+  process.exit(leaked.length === 0 ? 0 : 1);
+}

@@ -1,0 +1,34 @@
+// The enclave side: get the TSK at start, then serve the agents as sealed activities over vsock.
+import { fetchParentFile, fromParentCredentials, getTrustedSessionKey } from 'nitro-enclave-sdk';
+import { serveSealedActivities } from 'nitro-enclave-sdk/workflow';
+import { agents, fromBytes, toBytes } from './agents.mjs';
+
+/** Sealed-activity handlers: plaintext bytes in, plaintext bytes out; sealing is the server's job. */
+export const handlers = Object.fromEntries(Object.entries(agents).map(([name, agent]) => [name, (plaintext) => toBytes(agent(fromBytes(plaintext)))]));
+
+/**
+ * Starts the enclave side. Everything environment-specific is injectable, so the same function runs
+ * in the enclave (defaults: /dev/nsm, vsock to the parent) and against the simulators.
+ */
+export async function startEnclave(config) {
+  const credentialsAddress = config.credentialsAddress ? { address: config.credentialsAddress } : {};
+  const tsk = await getTrustedSessionKey({
+    ciphertextBlob: config.ciphertextBlob ?? (await fetchParentFile('tsk', credentialsAddress)),
+    keyId: config.keyId ?? 'alias/confidential-workflow-tsk',
+    region: config.region,
+    credentials: config.credentials ?? fromParentCredentials(credentialsAddress),
+    ...(config.transport ? { transport: config.transport } : {}),
+    ...(config.nsm ? { nsm: config.nsm } : {}),
+    ...(config.attestationTrustAnchors ? { attestationTrustAnchors: config.attestationTrustAnchors } : {}),
+    ...(config.tlsCa ? { tlsCa: config.tlsCa } : {}),
+  });
+  const server = await serveSealedActivities({ listen: config.listen ?? { family: 'vsock', cid: 0xffffffff, port: 5000 }, key: tsk, handlers });
+  return {
+    tsk,
+    server,
+    async close() {
+      await server.close();
+      tsk.dispose();
+    },
+  };
+}

@@ -1,0 +1,169 @@
+import { DefaultFailureConverter, defaultPayloadConverter, type Payload } from '@temporalio/common';
+import { decodeFailure, decodeFromPayloadsAtIndex, encodeFailure, encodeToPayloads, loadDataConverter } from '@temporalio/common/lib/internal-non-workflow/index.js';
+import proto from '@temporalio/proto';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { NitroEnclaveError } from '../../src/errors.js';
+import { createTskKeyRing, createTskPayloadCodec } from '../../src/temporal/index.js';
+import { failureConverter } from '../../src/temporal/failure-converter.js';
+import { forms, makeTsk } from './helpers.js';
+
+const SECRET = 'agent-7 diagnosis: classified-4711';
+const str = (b: Uint8Array | null | undefined) => (b ? Buffer.from(b).toString('utf8') : undefined);
+const meta = (p: Payload) => Object.fromEntries(Object.entries(p.metadata ?? {}).map(([k, v]) => [k, str(v)]));
+
+async function codecError(promise: Promise<unknown>): Promise<NitroEnclaveError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(NitroEnclaveError);
+  return err as NitroEnclaveError;
+}
+
+describe('createTskPayloadCodec through Temporal’s own data converter helpers', () => {
+  it('encrypts the whole serialized Payload; only encoding, key id and cipher tag stay readable', async () => {
+    const { tsk } = makeTsk();
+    const converter = loadDataConverter({ payloadCodecs: [createTskPayloadCodec({ keys: tsk })] });
+    const [payload] = (await encodeToPayloads(converter, { note: SECRET }))!;
+    expect(meta(payload!)).toEqual({ encoding: 'binary/encrypted', 'encryption-key-id': tsk.metadata.keyId, 'encryption-cipher': `tsk-v${payload!.data![0]}` });
+    const wire = Buffer.from(proto.temporal.api.common.v1.Payload.encode(payload!).finish());
+    expect(wire.includes(SECRET)).toBe(false);
+    expect(wire.includes('json/plain')).toBe(false); // the inner metadata is sealed too
+    expect(await decodeFromPayloadsAtIndex(converter, 0, [payload!])).toEqual({ note: SECRET });
+  });
+
+  it('the hand-appended data field serializes exactly what @temporalio/proto decodes (any metadata, data length, empty data)', async () => {
+    const { tsk } = makeTsk();
+    const codec = createTskPayloadCodec({ keys: tsk });
+    const P = proto.temporal.api.common.v1.Payload;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.dictionary(fc.string({ maxLength: 12 }), fc.uint8Array({ maxLength: 40 }), { maxKeys: 4 }),
+        fc.oneof(fc.uint8Array({ maxLength: 300 }), fc.integer({ min: 0, max: 70_000 }).map((n) => new Uint8Array(n).fill(7))),
+        async (metadata, data) => {
+          const payload = { metadata, data };
+          const [sealed] = await codec.encode([payload]);
+          const inner = tsk.decrypt(sealed!.data!, new TextEncoder().encode('nitro-enclave-sdk/temporal/payload'));
+          expect(P.toObject(P.decode(inner), { bytes: String })).toEqual(P.toObject(P.decode(P.encode(payload).finish()), { bytes: String }));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('control: without the codec the same value is plaintext on the wire', async () => {
+    const [payload] = (await encodeToPayloads(loadDataConverter({}), { note: SECRET }))!;
+    expect(Buffer.from(proto.temporal.api.common.v1.Payload.encode(payload!).finish()).includes(SECRET)).toBe(true);
+  });
+
+  it('rotation: the newest key encodes, every key in the ring decodes, and the ring grows at run time', async () => {
+    const a = makeTsk().tsk;
+    const b = makeTsk().tsk;
+    const ring = createTskKeyRing([a]);
+    const codec = createTskPayloadCodec({ keys: ring });
+    const converter = loadDataConverter({ payloadCodecs: [codec] });
+    const [old] = (await encodeToPayloads(converter, 'sealed with a'))!;
+    ring.add(b);
+    const [fresh] = (await encodeToPayloads(converter, 'sealed with b'))!;
+    expect(meta(old!)['encryption-key-id']).toBe(a.metadata.keyId);
+    expect(meta(fresh!)['encryption-key-id']).toBe(b.metadata.keyId);
+    expect(await decodeFromPayloadsAtIndex(converter, 0, [old!])).toBe('sealed with a');
+    expect(await decodeFromPayloadsAtIndex(converter, 0, [fresh!])).toBe('sealed with b');
+    // An array of keys: the last encodes; encodeKeyId names another.
+    const [named] = await createTskPayloadCodec({ keys: [a, b], encodeKeyId: a.metadata.keyId }).encode([defaultPayloadConverter.toPayload('x')]);
+    expect(meta(named!)['encryption-key-id']).toBe(a.metadata.keyId);
+    const [last] = await createTskPayloadCodec({ keys: [a, b] }).encode([defaultPayloadConverter.toPayload('x')]);
+    expect(meta(last!)['encryption-key-id']).toBe(b.metadata.keyId);
+  });
+
+  it('a payload sealed with a key the codec does not hold fails with ERR_CODEC_UNKNOWN_KEY naming that key id and how to load it', async () => {
+    const a = makeTsk().tsk;
+    const b = makeTsk();
+    const [sealed] = await createTskPayloadCodec({ keys: a }).encode([defaultPayloadConverter.toPayload(SECRET)]);
+    const err = await codecError(createTskPayloadCodec({ keys: b.tsk }).decode([sealed!]));
+    expect(err.code).toBe('ERR_CODEC_UNKNOWN_KEY');
+    expect(err.message).toContain(`needs Trusted Session Key ${a.metadata.keyId}`);
+    expect(err.message).toContain(`it holds ${b.tsk.metadata.keyId}`);
+    expect(err.message).toContain('ring.add(tsk)');
+    // encoding with a named key that is not (yet) in the ring is the same error
+    const ring = createTskKeyRing([b.tsk]);
+    const err2 = await codecError(createTskPayloadCodec({ keys: ring, encodeKeyId: a.metadata.keyId }).encode([defaultPayloadConverter.toPayload('x')]));
+    expect(err2.code).toBe('ERR_CODEC_UNKNOWN_KEY');
+    ring.add(a);
+    await expect(createTskPayloadCodec({ keys: ring, encodeKeyId: a.metadata.keyId }).encode([defaultPayloadConverter.toPayload('x')])).resolves.toHaveLength(1);
+  });
+
+  it('unencrypted payloads pass through by default and are refused with rejectUnencrypted', async () => {
+    const { tsk } = makeTsk();
+    const plain = defaultPayloadConverter.toPayload({ legacy: true });
+    expect(await createTskPayloadCodec({ keys: tsk }).decode([plain])).toEqual([plain]);
+    const err = await codecError(createTskPayloadCodec({ keys: tsk, rejectUnencrypted: true }).decode([plain]));
+    expect(err.code).toBe('ERR_CODEC_UNENCRYPTED');
+    expect(err.message).toContain('"json/plain"');
+    expect(err.message).not.toContain('legacy');
+  });
+
+  describe('the host (or anyone with write access to history) tampering with a payload', () => {
+    const a = makeTsk();
+    const b = makeTsk();
+    const codec = createTskPayloadCodec({ keys: [a.tsk, b.tsk] });
+    const seal = async () => (await createTskPayloadCodec({ keys: a.tsk }).encode([defaultPayloadConverter.toPayload(SECRET)]))[0]!;
+    const cases: Array<[string, (p: Payload) => Payload, string]> = [
+      ['a flipped ciphertext bit', (p) => ({ ...p, data: Buffer.from(p.data!).map((x, i) => (i === 40 ? x ^ 1 : x)) }), 'ERR_CODEC_DECRYPT_FAILED'],
+      ['the key id switched to another key the codec holds', (p) => ({ ...p, metadata: { ...p.metadata, 'encryption-key-id': Buffer.from(b.tsk.metadata.keyId) } }), 'ERR_CODEC_DECRYPT_FAILED'],
+      ['a truncated envelope', (p) => ({ ...p, data: p.data!.subarray(0, 20) }), 'ERR_CODEC_MALFORMED'],
+      ['the tag cut off', (p) => ({ ...p, data: p.data!.subarray(0, p.data!.length - 1) }), 'ERR_CODEC_DECRYPT_FAILED'],
+      ['no key id', (p) => ({ ...p, metadata: { encoding: p.metadata!.encoding!, 'encryption-cipher': p.metadata!['encryption-cipher']! } }), 'ERR_CODEC_MALFORMED'],
+      ['a foreign cipher tag', (p) => ({ ...p, metadata: { ...p.metadata, 'encryption-cipher': Buffer.from('AES-256-GCM') } }), 'ERR_CODEC_MALFORMED'],
+      ['no data', (p) => ({ metadata: p.metadata }), 'ERR_CODEC_MALFORMED'],
+    ];
+    for (const [name, tamper, code] of cases) {
+      it(`${name} → ${code}, with no plaintext or key material in the message`, async () => {
+        const err = await codecError(codec.decode([tamper(await seal())]));
+        expect(err.code).toBe(code);
+        for (const secret of [SECRET, a.raw, b.raw]) for (const f of forms(secret)) expect(err.message).not.toContain(f);
+      });
+    }
+
+    it('a TSK envelope made for something else (no payload AAD) is refused, so sealed agent state cannot pose as a payload', async () => {
+      const inner = proto.temporal.api.common.v1.Payload.encode(defaultPayloadConverter.toPayload(SECRET)).finish();
+      const sealed = await seal();
+      const forged = { metadata: sealed.metadata, data: a.tsk.encrypt(inner) };
+      expect((await codecError(codec.decode([forged]))).code).toBe('ERR_CODEC_DECRYPT_FAILED');
+    });
+  });
+
+  it('rejects bad options with TypeError', () => {
+    const { tsk } = makeTsk();
+    expect(() => createTskPayloadCodec({ keys: [] })).toThrow(TypeError);
+    expect(() => createTskPayloadCodec({ keys: {} as never })).toThrow(TypeError);
+    expect(() => createTskPayloadCodec({ keys: tsk, encodeKeyId: 'nope' })).toThrow(TypeError);
+    expect(() => createTskPayloadCodec({ keys: tsk, rejectUnencrypted: 'yes' as never })).toThrow(TypeError);
+  });
+});
+
+describe('the failure converter module (failureConverterPath)', () => {
+  it('moves message and stack trace into an encrypted payload; the codec decrypts them back', async () => {
+    const { tsk } = makeTsk();
+    const codecs = [createTskPayloadCodec({ keys: tsk })];
+    const error = new Error(SECRET);
+    const failure = failureConverter.errorToFailure(error, defaultPayloadConverter);
+    const encoded = await encodeFailure(codecs, failure);
+    expect(encoded.message).toBe('Encoded failure');
+    expect(encoded.stackTrace).toBe('');
+    const wire = Buffer.from(proto.temporal.api.failure.v1.Failure.encode(encoded).finish());
+    expect(wire.includes(SECRET)).toBe(false);
+    expect(wire.includes('payload-codec.test')).toBe(false); // the stack trace names this file
+    const back = failureConverter.failureToError(await decodeFailure(codecs, encoded), defaultPayloadConverter);
+    expect(back.message).toBe(SECRET);
+    expect(back.stack).toContain('payload-codec.test');
+  });
+
+  it('control: Temporal’s default failure converter leaves both in plaintext', async () => {
+    const { tsk } = makeTsk();
+    const failure = new DefaultFailureConverter().errorToFailure(new Error(SECRET), defaultPayloadConverter);
+    const encoded = await encodeFailure([createTskPayloadCodec({ keys: tsk })], failure);
+    expect(Buffer.from(proto.temporal.api.failure.v1.Failure.encode(encoded).finish()).includes(SECRET)).toBe(true);
+  });
+});
