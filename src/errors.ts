@@ -77,7 +77,6 @@ export type WorkflowErrorCode =
   | 'ERR_ACTIVITY_CANCELLED'
   | 'ERR_ACTIVITY_TIMEOUT'
   | 'ERR_ACTIVITY_UNAVAILABLE'
-  | 'ERR_ACTIVITY_BUSY'
   | 'ERR_ACTIVITY_ATTESTATION';
 
 /** All error codes of the library. */

@@ -1,0 +1,91 @@
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import type { SocketAddress } from '../../vsock/connect.js';
+import { createSealedActivityClient, SealedActivityError, type SealedActivityClient, type SealedActivityClientOptions } from './client.js';
+
+/** What the workflow passes to a sealed activity: the sealed state and the step number it is for. */
+export interface SealedStepInput {
+  /** This step's sequence number (the state's binding must say the same). */
+  readonly seq: number;
+  /** The sealed input state (opaque on the parent). */
+  readonly state: Uint8Array;
+}
+
+/** A Temporal activity that forwards a sealed state to the enclave and returns the next sealed state. */
+export type SealedActivity = (input: SealedStepInput) => Promise<Uint8Array>;
+
+export interface CreateSealedActivitiesOptions<N extends string> {
+  /** The enclave's sealed-activity server (vsock in production). Ignored when `client` is given. */
+  readonly address?: SocketAddress;
+  /** Activity names: each must be a handler in the enclave's `serveSealedActivities`. */
+  readonly names: readonly N[];
+  /** Per call: no answer in this many ms → retryable ERR_ACTIVITY_TIMEOUT (the enclave is told to cancel). Default 0: rely on Temporal's timeouts. */
+  readonly timeoutMs?: number;
+  /** Share one client (one multiplexed connection) between activity sets, or close it on shutdown. */
+  readonly client?: SealedActivityClient;
+  /** Passed to the client this creates when `client` is not given. */
+  readonly clientOptions?: Omit<SealedActivityClientOptions, 'address'>;
+}
+
+/**
+ * Temporal activity implementations for the parent's worker: each forwards the sealed state to
+ * the enclave (workflow id from the activity's Temporal info, activity name = its key) and returns
+ * the enclave's sealed answer. The parent holds no key and sees no plaintext.
+ *
+ * Failures, mapped to Temporal:
+ * - enclave unreachable, connection lost mid-step (restart), `timeoutMs` → retryable `ApplicationFailure`
+ *   whose `type` is the code (ERR_ACTIVITY_UNAVAILABLE, ERR_ACTIVITY_TIMEOUT);
+ * - the handler threw → non-retryable `ApplicationFailure`, type ERR_ACTIVITY_HANDLER_FAILED,
+ *   `details: [sealedDetails, handlerCode]` (details readable only in an enclave);
+ * - binding refusals, bad frames, unknown handler, too large, wrong key → non-retryable, type = code;
+ * - cancellation (delivered through heartbeats) → a CANCEL frame to the enclave, then `CancelledFailure`.
+ * The enclave's heartbeats during long steps become `Context.current().heartbeat()`.
+ *
+ * @example
+ * ```ts
+ * import { Worker } from '@temporalio/worker';
+ * const activities = createSealedActivities({ address: { family: 'vsock', cid: 16, port: 5005 }, names: ['research', 'analysis', 'report'] });
+ * const worker = await Worker.create({ taskQueue: 'agents', workflowsPath, activities });
+ * ```
+ */
+export function createSealedActivities<N extends string>(options: CreateSealedActivitiesOptions<N>): Record<N, SealedActivity> {
+  if (!options || typeof options !== 'object') throw new TypeError('options must be an object');
+  if (!Array.isArray(options.names) || options.names.length === 0 || options.names.some((n) => typeof n !== 'string' || !n)) throw new TypeError('names must list at least one activity name');
+  const timeoutMs = options.timeoutMs ?? 0;
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 0) throw new TypeError('timeoutMs must be a non-negative integer');
+  if (!options.client && !options.address) throw new TypeError('address (or client) is required');
+  const client = options.client ?? createSealedActivityClient({ ...options.clientOptions, address: options.address! });
+  const activities = {} as Record<N, SealedActivity>;
+  const names: readonly N[] = options.names;
+  for (const name of names) {
+    const activity: SealedActivity = async (input) => {
+      const ctx = Context.current();
+      if (!input || !(input.state instanceof Uint8Array) || !Number.isSafeInteger(input.seq) || input.seq < 0) {
+        throw ApplicationFailure.nonRetryable(`${name}: input must be { seq: non-negative integer, state: Uint8Array }`, 'TypeError');
+      }
+      const workflowId = ctx.info.workflowExecution?.workflowId;
+      if (!workflowId) throw ApplicationFailure.nonRetryable(`${name}: a sealed activity runs only inside a workflow (its state is bound to the workflow id)`, 'TypeError');
+      try {
+        const result = await client.call(
+          { activity: name, workflowId, seq: input.seq, state: input.state },
+          { signal: ctx.cancellationSignal, timeoutMs, onHeartbeat: () => ctx.heartbeat() },
+        );
+        return result.state;
+      } catch (err) {
+        throw toTemporalFailure(err, ctx.cancellationSignal);
+      }
+    };
+    Object.defineProperty(activity, 'name', { value: name });
+    activities[name] = activity;
+  }
+  return activities;
+}
+
+function toTemporalFailure(err: unknown, signal: AbortSignal): Error {
+  if (!(err instanceof SealedActivityError)) return err as Error;
+  if (err.code === 'ERR_ACTIVITY_CANCELLED' && signal.aborted) {
+    return signal.reason instanceof CancelledFailure ? signal.reason : new CancelledFailure('the activity was cancelled; the enclave was told to stop');
+  }
+  const details: unknown[] = err.details ? [err.details, err.handlerCode ?? null] : [];
+  return ApplicationFailure.create({ message: err.message, type: err.code, nonRetryable: !err.retryable, details, cause: err });
+}

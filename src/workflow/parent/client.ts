@@ -1,0 +1,241 @@
+import type { Duplex } from 'node:stream';
+import { NitroEnclaveError, type NitroEnclaveErrorCode } from '../../errors.js';
+import { connectSocket, type SocketAddress } from '../../vsock/connect.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, decodeError, decodeResult, encodeCallPrefix, FRAME, frameHeader, FrameReader } from '../protocol.js';
+
+/** An answer from the enclave. */
+export interface SealedCallResult {
+  /** The next state, sealed by the enclave: opaque here. */
+  readonly state: Uint8Array;
+  /** The enclave's attestation document, when asked for (nonce = the call's, user_data = SHA-256 of `state`). */
+  readonly attestation?: Uint8Array;
+}
+
+/** A failure the enclave reported, or a transport failure. `details` are sealed (handler failures). */
+export class SealedActivityError extends NitroEnclaveError {
+  /** Worth retrying: the enclave was unreachable, restarted, or did not answer in time. */
+  readonly retryable: boolean;
+  /** The handler's own error code, when it threw one that is a plain identifier. */
+  readonly handlerCode: string | undefined;
+  /** Sealed error details (ERR_ACTIVITY_HANDLER_FAILED), readable only inside an enclave. */
+  readonly details: Uint8Array | undefined;
+
+  constructor(code: NitroEnclaveErrorCode, message: string, extra: { handlerCode?: string; details?: Uint8Array; cause?: unknown } = {}) {
+    super(code, message, { cause: extra.cause });
+    this.name = 'SealedActivityError';
+    this.retryable = code === 'ERR_ACTIVITY_UNAVAILABLE' || code === 'ERR_ACTIVITY_TIMEOUT';
+    this.handlerCode = extra.handlerCode || undefined;
+    this.details = extra.details?.length ? extra.details : undefined;
+  }
+}
+
+export interface SealedActivityClientOptions {
+  /** The enclave's sealed-activity server: vsock `{ family: 'vsock', cid, port }` in production. */
+  readonly address: SocketAddress;
+  /** Default 5000. */
+  readonly connectTimeoutMs?: number;
+  /** Largest frame accepted from the enclave. Default 8 MiB (match the server's limit). */
+  readonly maxMessageBytes?: number;
+  /** Replaces the native connect (tests, or a custom transport). */
+  readonly connect?: (address: SocketAddress, options: { timeout: number }) => Promise<Duplex>;
+}
+
+export interface SealedCall {
+  readonly activity: string;
+  readonly workflowId: string;
+  readonly seq: number;
+  readonly state: Uint8Array;
+  /** Ask for an attestation document bound to this nonce and the result. */
+  readonly attestationNonce?: Uint8Array;
+}
+
+export interface SealedCallOptions {
+  readonly signal?: AbortSignal;
+  /** No answer within this many ms: the enclave is told to cancel and the call fails ERR_ACTIVITY_TIMEOUT. 0 = none. */
+  readonly timeoutMs?: number;
+  /** Called for each heartbeat frame from the enclave. */
+  readonly onHeartbeat?: () => void;
+}
+
+interface Pending {
+  resolve(r: SealedCallResult): void;
+  reject(e: Error): void;
+  onHeartbeat?: (() => void) | undefined;
+}
+
+/**
+ * The parent's end of the sealed-activity relay: one multiplexed connection to the enclave
+ * (reconnected on demand after a drop), any number of concurrent calls. It never sees a key or a
+ * plaintext: calls carry sealed bytes both ways.
+ *
+ * @example
+ * ```ts
+ * const client = createSealedActivityClient({ address: { family: 'vsock', cid: 16, port: 5005 } });
+ * const { state } = await client.call({ activity: 'analysis', workflowId, seq: 1, state: sealed });
+ * ```
+ */
+export function createSealedActivityClient(options: SealedActivityClientOptions): SealedActivityClient {
+  return new SealedActivityClient(options);
+}
+
+export class SealedActivityClient {
+  readonly #options: SealedActivityClientOptions;
+  #socket: Promise<Duplex> | undefined;
+  #pending = new Map<number, Pending>();
+  #nextId = 1;
+  #closed = false;
+
+  constructor(options: SealedActivityClientOptions) {
+    if (!options || typeof options !== 'object' || !options.address) throw new TypeError('address is required');
+    const t = options.connectTimeoutMs ?? 5000;
+    if (!Number.isInteger(t) || t < 0) throw new TypeError('connectTimeoutMs must be a non-negative integer');
+    const m = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    if (!Number.isInteger(m) || m < 1024 || m > 0xffffffff) throw new TypeError('maxMessageBytes must be an integer between 1 KiB and 4 GiB');
+    this.#options = options;
+  }
+
+  /** Calls in flight. */
+  get pending(): number {
+    return this.#pending.size;
+  }
+
+  #connect(): Promise<Duplex> {
+    if (this.#socket) return this.#socket;
+    const timeout = this.#options.connectTimeoutMs ?? 5000;
+    const connect = this.#options.connect ?? ((address: SocketAddress, o: { timeout: number }) => connectSocket(address, o));
+    const attempt = connect(this.#options.address, { timeout }).then(
+      (socket) => {
+        const reader = new FrameReader(this.#options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
+        socket.on('data', (chunk: Buffer) => {
+          for (const f of reader.push(chunk)) this.#onFrame(f.type, f.id, f.body, f.oversized);
+        });
+        const lost = (err?: Error) => {
+          if (this.#socket === attempt) this.#socket = undefined;
+          this.#failAll(new SealedActivityError('ERR_ACTIVITY_UNAVAILABLE', `the enclave connection was lost${err ? `: ${(err as { code?: string }).code ?? err.message}` : ''}`, { cause: err }));
+        };
+        socket.on('error', lost);
+        socket.on('close', () => lost());
+        this.#ref(socket);
+        return socket;
+      },
+      (err: unknown) => {
+        if (this.#socket === attempt) this.#socket = undefined;
+        throw new SealedActivityError('ERR_ACTIVITY_UNAVAILABLE', `cannot reach the enclave: ${(err as { code?: string }).code ?? (err as Error).message}`, { cause: err });
+      },
+    );
+    this.#socket = attempt;
+    return attempt;
+  }
+
+  // Keep the process alive only while calls are in flight.
+  #ref(socket: Duplex): void {
+    const s = socket as Duplex & { ref?: () => void; unref?: () => void };
+    if (this.#pending.size > 0) s.ref?.();
+    else s.unref?.();
+  }
+
+  #failAll(err: Error): void {
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of pending) p.reject(err);
+  }
+
+  #onFrame(type: number, id: number, body: Buffer | undefined, oversized: number | undefined): void {
+    const p = this.#pending.get(id);
+    if (!p) return; // late answer to a call already cancelled or timed out
+    if (oversized !== undefined || !body) {
+      this.#pending.delete(id);
+      p.reject(new SealedActivityError('ERR_ACTIVITY_TOO_LARGE', `the enclave's answer of ${oversized} bytes is over this side's ${this.#options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES}-byte limit`));
+      return;
+    }
+    try {
+      if (type === FRAME.HEARTBEAT) {
+        p.onHeartbeat?.();
+        return;
+      }
+      this.#pending.delete(id);
+      if (type === FRAME.RESULT) {
+        const r = decodeResult(body);
+        p.resolve(r.attestation ? { state: r.state, attestation: r.attestation } : { state: r.state });
+      } else if (type === FRAME.ERROR) {
+        const e = decodeError(body);
+        p.reject(new SealedActivityError(e.code as NitroEnclaveErrorCode, e.message, { handlerCode: e.handlerCode, details: e.details }));
+      } else {
+        p.reject(new SealedActivityError('ERR_ACTIVITY_FRAME_MALFORMED', `unexpected frame type ${type} from the enclave`));
+      }
+    } catch (err) {
+      this.#pending.delete(id);
+      p.reject(err as Error);
+    }
+  }
+
+  /** Sends one sealed step to the enclave and waits for its sealed answer. */
+  async call(call: SealedCall, options: SealedCallOptions = {}): Promise<SealedCallResult> {
+    if (this.#closed) throw new SealedActivityError('ERR_ACTIVITY_UNAVAILABLE', 'this client was closed');
+    if (!(call.state instanceof Uint8Array)) throw new TypeError('state must be a Uint8Array');
+    if (!Number.isSafeInteger(call.seq) || call.seq < 0) throw new TypeError('seq must be a non-negative safe integer');
+    if (typeof call.activity !== 'string' || !call.activity || typeof call.workflowId !== 'string' || !call.workflowId) throw new TypeError('activity and workflowId must be non-empty strings');
+    const timeoutMs = options.timeoutMs ?? 0;
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 0) throw new TypeError('timeoutMs must be a non-negative integer');
+    const { signal } = options;
+    if (signal?.aborted) throw new SealedActivityError('ERR_ACTIVITY_CANCELLED', 'cancelled before it was sent', { cause: signal.reason });
+    const socket = await this.#connect();
+    let id = this.#nextId;
+    while (this.#pending.has(id)) id = id >= 0xffffffff ? 1 : id + 1;
+    this.#nextId = id >= 0xffffffff ? 1 : id + 1;
+    const nonce = call.attestationNonce ?? new Uint8Array(0);
+    const prefix = encodeCallPrefix(id, { activity: call.activity, workflowId: call.workflowId, seq: call.seq, attest: call.attestationNonce !== undefined, nonce }, call.state.length);
+    return new Promise<SealedCallResult>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const cancel = () => {
+        if (!this.#pending.delete(id)) return;
+        cleanup();
+        // Tell the enclave; its CANCELLED answer finds no pending call and is dropped.
+        if (!socket.destroyed) socket.write(frameHeader(FRAME.CANCEL, id, 0));
+        this.#ref(socket);
+      };
+      const onAbort = () => {
+        cancel();
+        reject(new SealedActivityError('ERR_ACTIVITY_CANCELLED', 'the call was cancelled', { cause: signal?.reason }));
+      };
+      const cleanup = () => {
+        if (timer) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      this.#pending.set(id, {
+        resolve: (r) => {
+          cleanup();
+          this.#ref(socket);
+          resolve(r);
+        },
+        reject: (e) => {
+          cleanup();
+          this.#ref(socket);
+          reject(e);
+        },
+        onHeartbeat: options.onHeartbeat,
+      });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (timeoutMs > 0) {
+        timer = setTimeout(() => {
+          cancel();
+          reject(new SealedActivityError('ERR_ACTIVITY_TIMEOUT', `no answer from the enclave within ${timeoutMs} ms`));
+        }, timeoutMs);
+      }
+      this.#ref(socket);
+      socket.cork();
+      socket.write(prefix);
+      if (call.state.length) socket.write(call.state);
+      socket.uncork();
+    });
+  }
+
+  /** Fails calls in flight with ERR_ACTIVITY_UNAVAILABLE and closes the connection. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const s = this.#socket;
+    this.#socket = undefined;
+    this.#failAll(new SealedActivityError('ERR_ACTIVITY_UNAVAILABLE', 'the client was closed'));
+    if (s) (await s.catch(() => undefined))?.destroy();
+  }
+}
