@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure, TerminatedFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTemporalStandIn, type TemporalStandIn } from '../../src/testing/temporal/index.js';
 import { cachedWorkflowBundle } from './helpers/bundle.js';
@@ -134,5 +134,19 @@ describe('Temporal stand-in with the real client and Rust-core worker', () => {
     expect(started.attempt).toBe(2);
     expect(started.lastFailure?.timeoutFailureInfo).toBeTruthy();
     await Worker.runReplayHistory({ workflowBundle }, history);
+  });
+
+  it('describes and terminates a run, and refuses what it does not implement with UNIMPLEMENTED (listed)', async () => {
+    // No worker polls this queue: the run stays at its first workflow task.
+    const handle = await client.workflow.start('plainPipeline', { taskQueue: 'nobody-polls', workflowId: 'idle-1', args: ['x'] });
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+    const signal = await handle.signal('nudge').catch((e: unknown) => e);
+    expect((signal as { cause?: { code?: number } }).cause?.code).toBe(12); // gRPC UNIMPLEMENTED
+    expect(server.unimplementedCalls).toEqual(['SignalWorkflowExecution']);
+    await handle.terminate('test over');
+    const err = await handle.result().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((err as WorkflowFailedError).cause).toBeInstanceOf(TerminatedFailure);
+    expect((await handle.describe()).status.name).toBe('TERMINATED');
   });
 });
