@@ -33,11 +33,14 @@ export const MAX_BINDING_FIELD_BYTES = 1024;
 const utf8 = new TextEncoder();
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+// With the u flag a surrogate pair is one code point, so this matches only lone surrogates.
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
 function field(name: string, value: unknown): Uint8Array {
   if (typeof value !== 'string' || value.length === 0) throw new TypeError(`binding.${name} must be a non-empty string`);
+  if (LONE_SURROGATE.test(value)) throw new TypeError(`binding.${name} is not well-formed Unicode (lone surrogate)`);
   const bytes = utf8.encode(value);
   if (bytes.length > MAX_BINDING_FIELD_BYTES) throw new TypeError(`binding.${name} is ${bytes.length} bytes of UTF-8, over ${MAX_BINDING_FIELD_BYTES}`);
-  if (strictUtf8.decode(bytes) !== value) throw new TypeError(`binding.${name} is not well-formed Unicode (lone surrogate)`);
   return bytes;
 }
 
@@ -51,18 +54,19 @@ export function checkBinding(binding: StateBinding, what = 'binding'): void {
 }
 
 /**
- * Canonical encoding: u16 length ‖ UTF-8 for workflowId, activity and producer, and seq as a u64,
+ * Canonical encoding (after `reserve` zero bytes left for the caller's header): u16 length ‖ UTF-8 for workflowId, activity and producer, and seq as a u64,
  * all big-endian, in the order workflowId, activity, seq, producer. Unambiguous (lengths, strict
  * UTF-8), so one binding has exactly one encoding.
  */
-export function encodeBinding(binding: StateBinding): Uint8Array {
-  checkBinding(binding);
+export function encodeBinding(binding: StateBinding, reserve = 0): Uint8Array {
+  if (!binding || typeof binding !== 'object') throw new TypeError('binding must be an object');
+  if (!Number.isSafeInteger(binding.seq) || binding.seq < 0) throw new TypeError('binding.seq must be a non-negative safe integer');
   const w = field('workflowId', binding.workflowId);
   const a = field('activity', binding.activity);
   const p = field('producer', binding.producer);
-  const out = new Uint8Array(2 + w.length + 2 + a.length + 8 + 2 + p.length);
+  const out = new Uint8Array(reserve + 2 + w.length + 2 + a.length + 8 + 2 + p.length);
   const view = new DataView(out.buffer);
-  let o = 0;
+  let o = reserve;
   for (const [i, bytes] of [w, a, null, p].entries()) {
     if (i === 2) {
       view.setBigUint64(o, BigInt(binding.seq));

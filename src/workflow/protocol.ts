@@ -56,8 +56,12 @@ export function encodeCallPrefix(id: number, call: Omit<CallFrame, 'state'>, sta
   const a = utf8.encode(call.activity);
   const w = utf8.encode(call.workflowId);
   if (a.length > 0xffff || w.length > 0xffff || call.nonce.length > 0xffff) throw new TypeError('activity, workflowId and nonce must each be under 64 KiB');
-  const fields = Buffer.allocUnsafe(1 + 2 + a.length + 2 + w.length + 8 + 2 + call.nonce.length);
-  let o = 0;
+  const fieldsLength = 1 + 2 + a.length + 2 + w.length + 8 + 2 + call.nonce.length;
+  const fields = Buffer.allocUnsafe(FRAME_HEADER_BYTES + fieldsLength);
+  fields.writeUInt32BE(5 + fieldsLength + stateLength, 0);
+  fields[4] = FRAME.CALL;
+  fields.writeUInt32BE(id, 5);
+  let o = FRAME_HEADER_BYTES;
   fields[o++] = call.attest ? 1 : 0;
   o = fields.writeUInt16BE(a.length, o);
   fields.set(a, o);
@@ -68,7 +72,7 @@ export function encodeCallPrefix(id: number, call: Omit<CallFrame, 'state'>, sta
   o = fields.writeBigUInt64BE(BigInt(call.seq), o);
   o = fields.writeUInt16BE(call.nonce.length, o);
   fields.set(call.nonce, o);
-  return Buffer.concat([frameHeader(FRAME.CALL, id, fields.length + stateLength), fields]);
+  return fields;
 }
 
 class Cursor {

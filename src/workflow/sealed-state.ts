@@ -1,6 +1,6 @@
 import { NitroEnclaveError, type WorkflowErrorCode } from '../errors.js';
 import { decryptWithAad, encryptAfterPrefix, type TrustedSessionKey } from '../kms/trusted-session-key.js';
-import { checkBinding, decodeBinding, encodeBinding, type StateBinding } from './binding.js';
+import { decodeBinding, encodeBinding, type StateBinding } from './binding.js';
 
 /**
  * The key(s) for sealed state: one {@link TrustedSessionKey}, or a key ring for rotation. With a
@@ -43,6 +43,8 @@ export interface OpenedState {
  */
 export const SEALED_STATE_FORMAT = 1;
 const PREFIX = 3;
+const EMPTY = new Uint8Array(0);
+const MIN_ENVELOPE = 1 + 8 + 12 + 16; // the shortest TSK envelope (v1 header and tag)
 const DOMAIN = new TextEncoder().encode('nitro-enclave-sdk/sealed-state/v1\0');
 
 function sealingKey(keys: SealingKeys): TrustedSessionKey {
@@ -64,12 +66,14 @@ function sealingKey(keys: SealingKeys): TrustedSessionKey {
 export function sealState(key: SealingKeys, plaintext: Uint8Array, binding: StateBinding): Uint8Array {
   const tsk = sealingKey(key);
   if (!(plaintext instanceof Uint8Array)) throw new TypeError('plaintext must be a Uint8Array');
-  const encoded = encodeBinding(binding);
-  const prefix = new Uint8Array(PREFIX + encoded.length);
-  prefix[0] = SEALED_STATE_FORMAT;
-  new DataView(prefix.buffer).setUint16(1, encoded.length);
-  prefix.set(encoded, PREFIX);
-  return encryptAfterPrefix(tsk, prefix, plaintext, DOMAIN, prefix);
+  // DOMAIN ‖ format ‖ length ‖ binding in one buffer: the AAD, whose tail is the state's prefix.
+  const aad = encodeBinding(binding, DOMAIN.length + PREFIX);
+  aad.set(DOMAIN);
+  aad[DOMAIN.length] = SEALED_STATE_FORMAT;
+  const b = aad.length - DOMAIN.length - PREFIX;
+  aad[DOMAIN.length + 1] = b >> 8;
+  aad[DOMAIN.length + 2] = b & 0xff;
+  return encryptAfterPrefix(tsk, aad.subarray(DOMAIN.length), plaintext, aad, EMPTY);
 }
 
 /**
@@ -94,11 +98,14 @@ function split(sealed: Uint8Array): { prefix: Uint8Array; binding: Uint8Array; e
   return { prefix: sealed.subarray(0, PREFIX + b), binding: sealed.subarray(PREFIX, PREFIX + b), envelope: sealed.subarray(PREFIX + b) };
 }
 
+// Only shape checks: an expected value that could never be sealed simply never matches.
 function checkExpected(expect: ExpectedBinding): readonly string[] {
   if (!expect || typeof expect !== 'object') throw new TypeError('expect must be an object');
+  if (typeof expect.workflowId !== 'string' || !expect.workflowId) throw new TypeError('expect.workflowId must be a non-empty string');
+  if (typeof expect.activity !== 'string' || !expect.activity) throw new TypeError('expect.activity must be a non-empty string');
+  if (!Number.isSafeInteger(expect.seq) || expect.seq < 0) throw new TypeError('expect.seq must be a non-negative safe integer');
   const producers = typeof expect.producer === 'string' ? [expect.producer] : expect.producer;
-  if (!Array.isArray(producers) || producers.length === 0) throw new TypeError('expect.producer must be a non-empty string or a non-empty array of them');
-  for (const p of producers) checkBinding({ workflowId: expect.workflowId, activity: expect.activity, seq: expect.seq, producer: p }, 'expect');
+  if (!Array.isArray(producers) || producers.length === 0 || producers.some((p) => typeof p !== 'string' || !p)) throw new TypeError('expect.producer must be a non-empty string or a non-empty array of them');
   return producers;
 }
 
@@ -127,6 +134,7 @@ export function openState(key: SealingKeys, sealed: Uint8Array, expect: Expected
   const keys = Array.isArray(key) ? (key as readonly TrustedSessionKey[]) : [sealingKey(key)];
   if (keys.length === 0) throw new TypeError('key must be a TrustedSessionKey or a non-empty array of them');
   const { prefix, binding: bindingBytes, envelope } = split(sealed);
+  if (envelope.length < MIN_ENVELOPE) throw new NitroEnclaveError('ERR_SEALED_MALFORMED', `sealed state envelope is ${envelope.length} bytes, shorter than a TSK envelope's header and tag`);
   // Choosing the key by the (unauthenticated) id only selects which key tries; a wrong pick cannot open.
   const id = Buffer.from(envelope.subarray(1, 9)).toString('hex');
   const tsk = keys.find((k) => k.metadata.keyId === id);

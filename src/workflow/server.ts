@@ -128,7 +128,9 @@ export function serveSealedActivities(options: ServeSealedActivitiesOptions): Se
 
 class Connection {
   readonly #reader: FrameReader;
-  readonly #inflight = new Map<number, { abort: AbortController; timer: NodeJS.Timeout }>();
+  readonly #inflight = new Map<number, { abort: AbortController }>();
+  // One heartbeat timer per connection (not one per call), running while any call does.
+  #beat: NodeJS.Timeout | undefined;
   // Calls read while maxConcurrent already run (at most one chunk's worth: reading pauses meanwhile).
   readonly #queue: Array<{ id: number; body: Buffer }> = [];
   #paused = false;
@@ -146,8 +148,8 @@ class Connection {
     socket.on('drain', () => this.#flow());
     socket.on('error', (err) => options.onError?.(err));
     socket.once('close', () => {
+      clearInterval(this.#beat);
       for (const r of this.#inflight.values()) {
-        clearInterval(r.timer);
         r.abort.abort(new NitroEnclaveError('ERR_ACTIVITY_UNAVAILABLE', 'the parent connection closed'));
       }
       this.#inflight.clear();
@@ -213,10 +215,11 @@ class Connection {
   }
 
   #finish(id: number): boolean {
-    const r = this.#inflight.get(id);
-    if (!r) return false;
-    clearInterval(r.timer);
-    this.#inflight.delete(id);
+    if (!this.#inflight.delete(id)) return false;
+    if (this.#inflight.size === 0) {
+      clearInterval(this.#beat);
+      this.#beat = undefined;
+    }
     return true;
   }
 
@@ -233,8 +236,10 @@ class Connection {
       return;
     }
     const abort = new AbortController();
-    const timer = setInterval(() => this.#send(FRAME.HEARTBEAT, id, []), this.limits.heartbeatIntervalMs);
-    this.#inflight.set(id, { abort, timer });
+    this.#inflight.set(id, { abort });
+    this.#beat ??= setInterval(() => {
+      for (const running of this.#inflight.keys()) this.#send(FRAME.HEARTBEAT, running, []);
+    }, this.limits.heartbeatIntervalMs);
     void this.#run(id, call, abort.signal).finally(() => {
       this.#finish(id);
       this.#flow();

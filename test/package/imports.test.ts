@@ -38,4 +38,11 @@ describe('each subpath pulls in no more than it needs (built package, by its pub
   it('nitro-enclave-sdk/workflow (enclave side) loads no @temporalio or @aws-sdk package', () => {
     expect(packagesLoadedBy('nitro-enclave-sdk/workflow').filter((p) => p.startsWith('@temporalio/') || p.startsWith('@aws-sdk/'))).toEqual([]);
   });
+
+  it('nitro-enclave-sdk/workflow/parent loads @temporalio/activity and /common (optional peers), no @aws-sdk and no @temporalio/worker', () => {
+    const loaded = packagesLoadedBy('nitro-enclave-sdk/workflow/parent');
+    expect(loaded).toEqual(expect.arrayContaining(['@temporalio/activity', '@temporalio/common']));
+    expect(loaded.filter((p) => p.startsWith('@aws-sdk/') || p === '@temporalio/worker' || p === '@temporalio/client')).toEqual([]);
+  });
 });
+

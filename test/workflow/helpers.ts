@@ -55,7 +55,7 @@ export function agents(events: { running: number; maxRunning: number; started: n
           () =>
             new Promise((resolve, reject) => {
               events.signals.push(ctx.signal);
-              const t = setTimeout(() => resolve(enc('slow done')), Number(process.env.NES_SLOW_MS ?? 400));
+              const t = setTimeout(() => resolve(enc('slow done')), 10_000);
               ctx.signal.addEventListener('abort', () => {
                 clearTimeout(t);
                 reject(ctx.signal.reason);
@@ -86,4 +86,13 @@ export function tempDir(): { dir: string; cleanup(): void } {
 export function serve(path: string, key: TrustedSessionKey, extra: Partial<ServeSealedActivitiesOptions> = {}, events = newEvents()) {
   const server = serveSealedActivities({ listen: { family: 'unix', path }, key, handlers: agents(events), ...extra });
   return { server, events };
+}
+
+/** Waits until `cond()` holds (polling), or fails after `timeoutMs`: for events whose timing a loaded machine stretches. */
+export async function until(cond: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not reached in time');
+    await sleep(10);
+  }
 }

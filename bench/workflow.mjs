@@ -1,0 +1,97 @@
+// A sealed activity round trip (parent client → serveSealedActivities → handler → sealed answer)
+// against its floor, interleaved in one run: a bare length-prefixed request/response over the same
+// AF_UNIX stand-in and native relay, whose server does the same two AEAD operations (open + seal).
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { TrustedSessionKey } from '../dist/kms/index.js';
+import { connectSocket, listenSocket } from '../dist/vsock/index.js';
+import { sealState, serveSealedActivities } from '../dist/workflow/index.js';
+import { createSealedActivityClient } from '../dist/workflow/parent/index.js';
+import { fmt, interleaved, line } from './lib.mjs';
+
+function bareServer(path, tsk) {
+  return listenSocket({ family: 'unix', path }, (socket) => {
+    let buf = Buffer.alloc(0);
+    socket.on('data', (chunk) => {
+      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+        const n = buf.readUInt32BE(0);
+        const plaintext = tsk.decrypt(buf.subarray(4, 4 + n));
+        const out = tsk.encrypt(plaintext);
+        plaintext.fill(0);
+        const h = Buffer.allocUnsafe(4);
+        h.writeUInt32BE(out.length);
+        socket.cork();
+        socket.write(h);
+        socket.write(out);
+        socket.uncork();
+        buf = buf.subarray(4 + n);
+      }
+    });
+  });
+}
+
+async function bareClient(path) {
+  const socket = await connectSocket({ family: 'unix', path });
+  let buf = Buffer.alloc(0);
+  let waiter;
+  socket.on('data', (chunk) => {
+    buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+    if (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
+      const n = buf.readUInt32BE(0);
+      const msg = buf.subarray(4, 4 + n);
+      buf = buf.subarray(4 + n);
+      waiter(msg);
+    }
+  });
+  return {
+    socket,
+    request(payload) {
+      return new Promise((resolve) => {
+        waiter = resolve;
+        const h = Buffer.allocUnsafe(4);
+        h.writeUInt32BE(payload.length);
+        socket.cork();
+        socket.write(h);
+        socket.write(payload);
+        socket.uncork();
+      });
+    },
+  };
+}
+
+export async function benchWorkflow({ sizes = [1024, 64 * 1024] } = {}) {
+  console.log('\n## Sealed activity round trip (AF_UNIX stand-in for vsock, native relay on both ends)');
+  const tmp = mkdtempSync(join(tmpdir(), 'nes-wf-bench-'));
+  const tsk = new TrustedSessionKey(randomBytes(32), { keyArn: 'bench', pcr0: '00', moduleId: 'bench', obtainedAt: new Date() });
+  const bare = bareServer(join(tmp, 'bare.sock'), tsk);
+  const server = serveSealedActivities({
+    listen: { family: 'unix', path: join(tmp, 'sealed.sock') },
+    key: tsk,
+    handlers: { step: { from: ['client', 'step'], next: 'step', run: (input) => input } },
+  });
+  const bc = await bareClient(join(tmp, 'bare.sock'));
+  const client = createSealedActivityClient({ address: { family: 'unix', path: join(tmp, 'sealed.sock') } });
+  for (const size of sizes) {
+    const plaintext = randomBytes(size);
+    const envelope = tsk.encrypt(plaintext);
+    const state = sealState(tsk, plaintext, { workflowId: 'bench-wf', activity: 'step', seq: 0, producer: 'client' });
+    const r = await interleaved(
+      {
+        floor: () => bc.request(envelope),
+        sealed: () => client.call({ activity: 'step', workflowId: 'bench-wf', seq: 0, state }),
+      },
+      { rounds: 400, warmup: 40 },
+    );
+    line(`floor: bare request/response + open + seal, ${size / 1024} KiB`, fmt(r.floor.median));
+    line(`sealed activity round trip, ${size / 1024} KiB`, fmt(r.sealed.median), `${(r.sealed.median / r.floor.median).toFixed(2)} x floor (goal <= 1.5)`);
+  }
+  await client.close();
+  bc.socket.destroy();
+  await server.close();
+  bare.close();
+  tsk.dispose();
+  rmSync(tmp, { recursive: true, force: true });
+}
