@@ -56,6 +56,11 @@ beforeAll(async () => {
           }
         }
       },
+      silentOnce: async () => {
+        const { attempt } = Context.current().info;
+        if (attempt === 1) await new Promise((resolve) => setTimeout(resolve, 2000));
+        return attempt;
+      },
       hangOnce: async () => {
         const { attempt } = Context.current().info;
         if (attempt === 1) await new Promise((resolve) => setTimeout(resolve, 3000));
@@ -134,6 +139,14 @@ describe('Temporal stand-in with the real client and Rust-core worker', () => {
     expect(started.attempt).toBe(2);
     expect(started.lastFailure?.timeoutFailureInfo).toBeTruthy();
     await Worker.runReplayHistory({ workflowBundle }, history);
+  });
+
+  it('times out an attempt that stops heartbeating, and retries it', async () => {
+    const handle = await client.workflow.start('heartbeatLost', { taskQueue, workflowId: 'heartbeat-1' });
+    expect(await handle.result()).toBe(2);
+    const started = server.history('heartbeat-1').events.find((e) => e.activityTaskStartedEventAttributes)!.activityTaskStartedEventAttributes!;
+    expect(started.attempt).toBe(2);
+    expect(started.lastFailure?.message).toBe('activity Heartbeat timeout');
   });
 
   it('describes and terminates a run, and refuses what it does not implement with UNIMPLEMENTED (listed)', async () => {
