@@ -29,13 +29,13 @@ export async function benchEnvelope({ size = 64 * 1024, batch = 20 } = {}) {
       },
       message() {
         for (let i = 0; i < batch; i++) {
+          const out = Buffer.allocUnsafeSlow(12 + plaintext.length + 16);
           const nonce = randomBytes(12);
+          out.set(nonce);
           const c = createCipheriv('aes-256-gcm', key, nonce);
           c.setAAD(aad);
           const body = c.update(plaintext);
           c.final();
-          const out = Buffer.allocUnsafeSlow(12 + body.length + 16);
-          out.set(nonce);
           out.set(body, 12);
           out.set(c.getAuthTag(), 12 + body.length);
           sink += out.length;
