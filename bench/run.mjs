@@ -5,13 +5,13 @@ import { benchKeygen } from './keygen.mjs';
 import { benchRelay } from './relay.mjs';
 import { benchTsk } from './tsk.mjs';
 import { benchDeps } from './deps.mjs';
-import { benchEnvelope } from './envelope.mjs';
+import { benchEnvelopeIsolated } from './envelope.mjs';
 import { benchWorkflow } from './workflow.mjs';
 
 console.log(`# nitro-enclave-sdk bench — node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'cpu'}`);
 await benchAttestation();
 await benchTsk();
-await benchEnvelope();
+await benchEnvelopeIsolated();
 await benchWorkflow();
 await benchKeygen();
 await benchRelay();

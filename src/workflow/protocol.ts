@@ -20,7 +20,14 @@ import { NitroEnclaveError } from '../errors.js';
  */
 export const FRAME = { CALL: 0x01, CANCEL: 0x02, RESULT: 0x81, ERROR: 0x82, HEARTBEAT: 0x83 } as const;
 export const FRAME_HEADER_BYTES = 9;
-/** Default largest frame either side accepts. */
+/**
+ * Default largest frame either side accepts (8 MiB).
+ *
+ * @example
+ * ```ts
+ * serveSealedActivities({ listen, key, handlers, limits: { maxMessageBytes: 2 * DEFAULT_MAX_MESSAGE_BYTES } });
+ * ```
+ */
 export const DEFAULT_MAX_MESSAGE_BYTES = 8 * 1024 * 1024;
 
 export interface CallFrame {

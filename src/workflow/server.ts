@@ -215,12 +215,7 @@ class Connection {
   }
 
   #finish(id: number): boolean {
-    if (!this.#inflight.delete(id)) return false;
-    if (this.#inflight.size === 0) {
-      clearInterval(this.#beat);
-      this.#beat = undefined;
-    }
-    return true;
+    return this.#inflight.delete(id);
   }
 
   #call(id: number, body: Buffer): void {
@@ -237,7 +232,12 @@ class Connection {
     }
     const abort = new AbortController();
     this.#inflight.set(id, { abort });
+    // Stops itself on a tick with nothing running, so back-to-back calls do not re-arm a timer each.
     this.#beat ??= setInterval(() => {
+      if (this.#inflight.size === 0) {
+        clearInterval(this.#beat);
+        this.#beat = undefined;
+      }
       for (const running of this.#inflight.keys()) this.#send(FRAME.HEARTBEAT, running, []);
     }, this.limits.heartbeatIntervalMs);
     void this.#run(id, call, abort.signal).finally(() => {

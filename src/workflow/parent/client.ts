@@ -11,7 +11,19 @@ export interface SealedCallResult {
   readonly attestation?: Uint8Array;
 }
 
-/** A failure the enclave reported, or a transport failure. `details` are sealed (handler failures). */
+/**
+ * A failure the enclave reported, or a transport failure. `details` are sealed (handler failures).
+ *
+ * @example
+ * ```ts
+ * try {
+ *   await client.call({ activity: 'analysis', workflowId, seq: 1, state });
+ * } catch (err) {
+ *   if (err instanceof SealedActivityError && err.retryable) scheduleRetry();
+ *   else throw err;
+ * }
+ * ```
+ */
 export class SealedActivityError extends NitroEnclaveError {
   /** Worth retrying: the enclave was unreachable, restarted, or did not answer in time. */
   readonly retryable: boolean;
@@ -78,9 +90,20 @@ export function createSealedActivityClient(options: SealedActivityClientOptions)
   return new SealedActivityClient(options);
 }
 
+/**
+ * See {@link createSealedActivityClient}.
+ *
+ * @example
+ * ```ts
+ * const client = new SealedActivityClient({ address: { family: 'vsock', cid: 16, port: 5005 } });
+ * await client.close();
+ * ```
+ */
 export class SealedActivityClient {
   readonly #options: SealedActivityClientOptions;
   #socket: Promise<Duplex> | undefined;
+  // The connected socket, once #socket resolved: lets a call skip an await on the hot path.
+  #live: Duplex | undefined;
   #pending = new Map<number, Pending>();
   #nextId = 1;
   #closed = false;
@@ -111,11 +134,13 @@ export class SealedActivityClient {
         });
         const lost = (err?: Error) => {
           if (this.#socket === attempt) this.#socket = undefined;
+          if (this.#live === socket) this.#live = undefined;
           this.#failAll(new SealedActivityError('ERR_ACTIVITY_UNAVAILABLE', `the enclave connection was lost${err ? `: ${(err as { code?: string }).code ?? err.message}` : ''}`, { cause: err }));
         };
         socket.on('error', lost);
         socket.on('close', () => lost());
         this.#ref(socket);
+        if (this.#socket === attempt && !socket.destroyed) this.#live = socket;
         return socket;
       },
       (err: unknown) => {
@@ -179,7 +204,7 @@ export class SealedActivityClient {
     if (!Number.isInteger(timeoutMs) || timeoutMs < 0) throw new TypeError('timeoutMs must be a non-negative integer');
     const { signal } = options;
     if (signal?.aborted) throw new SealedActivityError('ERR_ACTIVITY_CANCELLED', 'cancelled before it was sent', { cause: signal.reason });
-    const socket = await this.#connect();
+    const socket = this.#live ?? (await this.#connect());
     let id = this.#nextId;
     while (this.#pending.has(id)) id = id >= 0xffffffff ? 1 : id + 1;
     this.#nextId = id >= 0xffffffff ? 1 : id + 1;
@@ -235,6 +260,7 @@ export class SealedActivityClient {
     this.#closed = true;
     const s = this.#socket;
     this.#socket = undefined;
+    this.#live = undefined;
     this.#failAll(new SealedActivityError('ERR_ACTIVITY_UNAVAILABLE', 'the client was closed'));
     if (s) (await s.catch(() => undefined))?.destroy();
   }
