@@ -12,21 +12,34 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { CreateAliasCommand, CreateKeyCommand, GenerateDataKeyWithoutPlaintextCommand, KMSClient } from '@aws-sdk/client-kms';
 import { Client, Connection } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { serveParentCredentials } from 'nitro-enclave-sdk';
-import { buildKeyPolicy } from 'nitro-enclave-sdk/kms';
+import { buildKeyPolicy, serveParentCredentials } from 'nitro-enclave-sdk/kms';
 import { createSimulatedEnclave, createSimulatedNsm, kmsClientConfig, startKmsSimulator, startVsockProxyStandIn } from 'nitro-enclave-sdk/testing';
 import { startTemporalStandIn } from 'nitro-enclave-sdk/testing/temporal';
+import { connectSocket } from 'nitro-enclave-sdk/vsock';
+import { peekStateBinding } from 'nitro-enclave-sdk/workflow';
 import { startEnclave } from './enclave/app.mjs';
 import { runConfidentialWorkflow } from './enclave/starter.mjs';
 import { forwardLoopbackToParent } from './enclave/temporal-forwarder.mjs';
 import { createParentWorker } from './parent/worker.mjs';
 
+const { temporal } = proto;
+
 export const demoBrief = {
   question: 'Should Acme acquire Globex (codename BLUEHERON)?',
   sources: ['Globex 10-K 2025', 'Acme board minutes of March', 'BLUEHERON diligence memo'],
 };
+
+/** A sealed state as the server holds it: the clear (authenticated) binding, then ciphertext. */
+function describeSealed(data) {
+  try {
+    const b = peekStateBinding(data);
+    return `${data.length} bytes, sealed for ${b.activity} #${b.seq} from ${b.producer}: …${Buffer.from(data.subarray(-20)).toString('hex')}`;
+  } catch {
+    return `${data.length} bytes (not a sealed state): ${Buffer.from(data.subarray(0, 20)).toString('hex')}…`;
+  }
+}
 
 /** Is a Temporal frontend answering at `address`? */
 async function temporalAnswers(address) {
@@ -40,15 +53,17 @@ async function temporalAnswers(address) {
 }
 
 /**
- * Runs the demo. Returns what a test needs to check it: where Temporal ran, the history the server
- * stored, and the report as decoded inside the enclave. `workflowBundle` skips webpack (tests);
- * `temporalAddress` defaults to TEMPORAL_ADDRESS.
+ * The AWS side and the enclave, simulated: KMS key with the attestation policy for the simulated
+ * image's PCR0 and the TSK blob (as parent/2-3 do), the parent's KMS relay and credentials server
+ * (AF_UNIX stand-ins for vsock), and the enclave app: TSK via attested Decrypt, agents served as
+ * sealed activities at `agentsAddress`. Used by the demo and the tests.
  */
-export async function runDemo({ log = console.log, workflowBundle, temporalAddress = process.env.TEMPORAL_ADDRESS, brief = demoBrief } = {}) {
-  const tmp = mkdtempSync(join(tmpdir(), 'nes-workflow-demo-'));
+export async function startSimulatedDeployment({ dir, log = () => {} }) {
   const cleanup = [];
+  const close = async () => {
+    for (const fn of cleanup.reverse()) await fn();
+  };
   try {
-    // --- AWS side: the KMS key, its attestation policy, the TSK blob (as parent/2-3 do it) ---
     const image = createSimulatedEnclave();
     const kms = await startKmsSimulator({ trustAnchors: [image.trustAnchor] });
     cleanup.push(() => kms.close());
@@ -58,6 +73,49 @@ export async function runDemo({ log = console.log, workflowBundle, temporalAddre
     await admin.send(new CreateAliasCommand({ AliasName: 'alias/confidential-workflow-tsk', TargetKeyId: KeyMetadata.KeyId }));
     const { CiphertextBlob: blob } = await admin.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: 'alias/confidential-workflow-tsk', KeySpec: 'AES_256' }));
     log(`KMS simulator: key ${KeyMetadata.Arn}, policy bound to PCR0 ${image.imageSha384.slice(0, 16)}…`);
+
+    const kmsProxy = await startVsockProxyStandIn({ listen: { path: join(dir, 'kms-proxy.sock') }, target: { port: kms.port } });
+    cleanup.push(() => kmsProxy.close());
+    const role = kms.principal('EnclaveInstanceRole');
+    const credentialsServer = await serveParentCredentials({
+      address: { family: 'unix', path: join(dir, 'credentials.sock') },
+      allowPeer: () => true,
+      credentials: async () => ({ accessKeyId: role.accessKeyId, secretAccessKey: role.secretAccessKey, sessionToken: role.sessionToken, expiration: new Date(Date.now() + 3_600_000) }),
+      files: { tsk: blob },
+    });
+    cleanup.push(() => credentialsServer.close());
+
+    const agentsAddress = { family: 'unix', path: join(dir, 'agents.sock') };
+    const enclave = await startEnclave({
+      region: kms.region,
+      transport: { kind: 'custom', connect: () => connectSocket({ family: 'unix', path: join(dir, 'kms-proxy.sock') }) },
+      credentialsAddress: { family: 'unix', path: join(dir, 'credentials.sock') },
+      nsm: createSimulatedNsm(image),
+      attestationTrustAnchors: [image.trustAnchor],
+      tlsCa: kms.caPem,
+      listen: agentsAddress,
+    });
+    cleanup.push(() => enclave.close());
+    log(`Enclave: TSK released by KMS to PCR0 ${enclave.tsk.metadata.pcr0.slice(0, 16)}… after attestation; agents listening (AF_UNIX stand-in for vsock)`);
+    return { image, kms, enclave, agentsAddress, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/**
+ * Runs the demo. Returns what a test needs to check it: where Temporal ran, the history the server
+ * stored, and the report as decoded inside the enclave. `workflowBundle` skips webpack (tests);
+ * `temporalAddress` defaults to TEMPORAL_ADDRESS.
+ */
+export async function runDemo({ log = console.log, workflowBundle, temporalAddress = process.env.TEMPORAL_ADDRESS, brief = demoBrief } = {}) {
+  const tmp = mkdtempSync(join(tmpdir(), 'nes-workflow-demo-'));
+  const cleanup = [];
+  try {
+    const sim = await startSimulatedDeployment({ dir: tmp, log });
+    cleanup.push(() => sim.close());
+    const { enclave, agentsAddress } = sim;
 
     // --- Temporal: a real server if one answers, otherwise the in-process stand-in ---
     let address;
@@ -75,37 +133,12 @@ export async function runDemo({ log = console.log, workflowBundle, temporalAddre
       );
     }
 
-    // --- the parent: vsock-proxy stand-ins (AF_UNIX for AF_VSOCK), credentials server ---
-    const kmsProxy = await startVsockProxyStandIn({ listen: { path: join(tmp, 'kms-proxy.sock') }, target: { port: kms.port } });
-    cleanup.push(() => kmsProxy.close());
+    // --- the parent's relay to Temporal for the enclave's starter (AF_UNIX stand-in for vsock 7233) ---
     const [temporalHost, temporalPort] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
     const temporalProxy = await startVsockProxyStandIn({ listen: { path: join(tmp, 'temporal-proxy.sock') }, target: { host: temporalHost, port: temporalPort } });
     cleanup.push(() => temporalProxy.close());
-    const role = kms.principal('EnclaveInstanceRole');
-    const credentialsServer = await serveParentCredentials({
-      address: { family: 'unix', path: join(tmp, 'credentials.sock') },
-      allowPeer: () => true,
-      credentials: async () => ({ accessKeyId: role.accessKeyId, secretAccessKey: role.secretAccessKey, sessionToken: role.sessionToken, expiration: new Date(Date.now() + 3_600_000) }),
-      files: { tsk: blob },
-    });
-    cleanup.push(() => credentialsServer.close());
-
-    // --- the enclave: TSK through attested KMS, the agents as sealed activities ---
-    const agentsAddress = { family: 'unix', path: join(tmp, 'agents.sock') };
-    const enclave = await startEnclave({
-      region: kms.region,
-      transport: { kind: 'custom', connect: () => import('nitro-enclave-sdk/vsock').then((v) => v.connectSocket({ family: 'unix', path: join(tmp, 'kms-proxy.sock') })) },
-      credentialsAddress: { family: 'unix', path: join(tmp, 'credentials.sock') },
-      nsm: createSimulatedNsm(image),
-      attestationTrustAnchors: [image.trustAnchor],
-      tlsCa: kms.caPem,
-      listen: agentsAddress,
-    });
-    cleanup.push(() => enclave.close());
-    log(`Enclave: TSK released by KMS to PCR0 ${enclave.tsk.metadata.pcr0.slice(0, 16)}… after attestation; agents listening (AF_UNIX stand-in for vsock)`);
 
     // --- the parent's worker: real @temporalio/worker, holds no key ---
-    Runtime.install({ logger: new DefaultLogger('WARN') });
     const workerConnection = await NativeConnection.connect({ address });
     cleanup.push(() => workerConnection.close());
     const taskQueue = `confidential-agents-${process.pid}`;
@@ -125,8 +158,9 @@ export async function runDemo({ log = console.log, workflowBundle, temporalAddre
     cleanup.push(() => connection.close());
     const client = new Client({ connection });
     const workflowId = `confidential-demo-${Date.now()}`;
-    const { report, sealedInput } = await runConfidentialWorkflow({ client, key: enclave.tsk, brief, workflowId, taskQueue });
-    log(`Starter (in the enclave): sealed the brief (${sealedInput.length} bytes) and started workflow ${workflowId}`);
+    log(`Starter (in the enclave): sealing the brief for research, step 1, and starting workflow ${workflowId}`);
+    const { report } = await runConfidentialWorkflow({ client, key: enclave.tsk, brief, workflowId, taskQueue });
+    log('Workflow completed: research → analysis → report, each step opened and re-sealed inside the enclave');
 
     // --- what the server stored ---
     const history = await client.workflow.getHandle(workflowId).fetchHistory();
@@ -137,8 +171,7 @@ export async function runDemo({ log = console.log, workflowBundle, temporalAddre
     for (const event of history.events) {
       const attrs = Object.values(event).find((v) => v && typeof v === 'object' && ('input' in v || 'result' in v));
       const payload = attrs?.input?.payloads?.[0] ?? attrs?.result?.payloads?.[0];
-      const data = payload?.data;
-      log(`  #${String(event.eventId).padStart(2)} ${typeName(event.eventType).padEnd(28)}${data ? ` ${data.length} bytes: ${Buffer.from(data.subarray(0, 24)).toString('hex')}…` : ''}`);
+      log(`  #${String(event.eventId).padStart(2)} ${typeName(event.eventType).padEnd(28)}${payload?.data ? ` ${describeSealed(payload.data)}` : ''}`);
     }
     const leaked = [brief.question, ...brief.sources, report.title, report.verdict].filter((s) => Buffer.from(historyBytes).includes(Buffer.from(s)) || standIn?.sawBytes(s));
     log(leaked.length === 0 ? '  → no plaintext: the brief, the agents\' states and the report are ciphertext at the server' : `  → PLAINTEXT FOUND at the server: ${leaked.join(', ')}`);
@@ -155,6 +188,7 @@ export async function runDemo({ log = console.log, workflowBundle, temporalAddre
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  Runtime.install({ logger: new DefaultLogger('WARN') });
   const { leaked } = await runDemo();
   process.exit(leaked.length === 0 ? 0 : 1);
 }

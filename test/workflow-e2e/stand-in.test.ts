@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { Context } from '@temporalio/activity';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure, TerminatedFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTemporalStandIn, type TemporalStandIn } from '../../src/testing/temporal/index.js';
 import { cachedWorkflowBundle } from './helpers/bundle.js';
@@ -55,6 +55,11 @@ beforeAll(async () => {
             throw err;
           }
         }
+      },
+      silentOnce: async () => {
+        const { attempt } = Context.current().info;
+        if (attempt === 1) await new Promise((resolve) => setTimeout(resolve, 2000));
+        return attempt;
       },
       hangOnce: async () => {
         const { attempt } = Context.current().info;
@@ -134,5 +139,27 @@ describe('Temporal stand-in with the real client and Rust-core worker', () => {
     expect(started.attempt).toBe(2);
     expect(started.lastFailure?.timeoutFailureInfo).toBeTruthy();
     await Worker.runReplayHistory({ workflowBundle }, history);
+  });
+
+  it('times out an attempt that stops heartbeating, and retries it', async () => {
+    const handle = await client.workflow.start('heartbeatLost', { taskQueue, workflowId: 'heartbeat-1' });
+    expect(await handle.result()).toBe(2);
+    const started = server.history('heartbeat-1').events.find((e) => e.activityTaskStartedEventAttributes)!.activityTaskStartedEventAttributes!;
+    expect(started.attempt).toBe(2);
+    expect(started.lastFailure?.message).toBe('activity Heartbeat timeout');
+  });
+
+  it('describes and terminates a run, and refuses what it does not implement with UNIMPLEMENTED (listed)', async () => {
+    // No worker polls this queue: the run stays at its first workflow task.
+    const handle = await client.workflow.start('plainPipeline', { taskQueue: 'nobody-polls', workflowId: 'idle-1', args: ['x'] });
+    expect((await handle.describe()).status.name).toBe('RUNNING');
+    const signal = await handle.signal('nudge').catch((e: unknown) => e);
+    expect((signal as { cause?: { code?: number } }).cause?.code).toBe(12); // gRPC UNIMPLEMENTED
+    expect(server.unimplementedCalls).toEqual(['SignalWorkflowExecution']);
+    await handle.terminate('test over');
+    const err = await handle.result().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((err as WorkflowFailedError).cause).toBeInstanceOf(TerminatedFailure);
+    expect((await handle.describe()).status.name).toBe('TERMINATED');
   });
 });

@@ -5,6 +5,8 @@
 export function research(brief) {
   if (typeof brief?.question !== 'string' || brief.question.length === 0) throw new TypeError('brief.question must be a non-empty string');
   const sources = Array.isArray(brief.sources) ? brief.sources : [];
+  // Errors carry data, as real ones do: this message holds the confidential question.
+  if (sources.length === 0) throw new Error(`research found no sources for "${brief.question}"`);
   return {
     question: brief.question,
     findings: sources.map((s, i) => ({ id: i + 1, source: s, note: `${s}: relevant to "${brief.question}"` })),

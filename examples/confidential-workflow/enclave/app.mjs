@@ -2,9 +2,12 @@
 import { fetchParentFile, fromParentCredentials, getTrustedSessionKey } from 'nitro-enclave-sdk';
 import { serveSealedActivities } from 'nitro-enclave-sdk/workflow';
 import { agents, fromBytes, toBytes } from './agents.mjs';
+import { ROUTES } from './steps.mjs';
 
-/** Sealed-activity handlers: plaintext bytes in, plaintext bytes out; sealing is the server's job. */
-export const handlers = Object.fromEntries(Object.entries(agents).map(([name, agent]) => [name, (plaintext) => toBytes(agent(fromBytes(plaintext)))]));
+/** Sealed-activity handlers: plaintext in, plaintext out; opening, binding checks and sealing are the server's job. */
+export const handlers = Object.fromEntries(
+  Object.entries(agents).map(([name, agent]) => [name, { ...ROUTES[name], run: (plaintext) => toBytes(agent(fromBytes(plaintext))) }]),
+);
 
 /**
  * Starts the enclave side. Everything environment-specific is injectable, so the same function runs
@@ -22,7 +25,7 @@ export async function startEnclave(config) {
     ...(config.attestationTrustAnchors ? { attestationTrustAnchors: config.attestationTrustAnchors } : {}),
     ...(config.tlsCa ? { tlsCa: config.tlsCa } : {}),
   });
-  const server = await serveSealedActivities({ listen: config.listen ?? { family: 'vsock', cid: 0xffffffff, port: 5000 }, key: tsk, handlers });
+  const server = serveSealedActivities({ listen: config.listen ?? { family: 'vsock', cid: 0xffffffff, port: 5000 }, key: tsk, handlers });
   return {
     tsk,
     server,

@@ -3,11 +3,15 @@
 // and neither can read or alter what the agents exchange.
 import { proxyActivities } from '@temporalio/workflow';
 
-/** Each agent step: sealed state in, sealed state out (opened, run and re-sealed inside the enclave). */
+/**
+ * Each agent step: the sealed state and the step number it is sealed for, in; the next sealed state,
+ * out (opened, run and re-sealed inside the enclave). The state is a top-level argument so Temporal's
+ * default converter stores it as `binary/plain` bytes (inside an object it would go through JSON).
+ */
 export interface AgentActivities {
-  research(state: Uint8Array, step: number): Promise<Uint8Array>;
-  analysis(state: Uint8Array, step: number): Promise<Uint8Array>;
-  report(state: Uint8Array, step: number): Promise<Uint8Array>;
+  research(state: Uint8Array, seq: number): Promise<Uint8Array>;
+  analysis(state: Uint8Array, seq: number): Promise<Uint8Array>;
+  report(state: Uint8Array, seq: number): Promise<Uint8Array>;
 }
 
 const agents = proxyActivities<AgentActivities>({

@@ -22,6 +22,8 @@ export interface TemporalStandInOptions {
 export interface RecordedCall {
   method: string;
   request: Uint8Array;
+  /** The workflow the request concerns, when it names one or carries a live task token. */
+  workflowId?: string;
 }
 
 /** A running in-process Temporal `WorkflowService`. */
@@ -35,14 +37,23 @@ export interface TemporalStandIn {
   storedHistories(): Array<{ workflowId: string; runId: string; history: Uint8Array }>;
   /** Every request received, in order (a superset of what is stored: it includes retried attempts' failures). */
   recordedCalls(): readonly RecordedCall[];
-  /** Whether any stored history or any received request contains `needle` (UTF-8 for strings). */
-  sawBytes(needle: Uint8Array | string): boolean;
+  /**
+   * Whether any stored history or any received request contains `needle` (UTF-8 for strings);
+   * with `workflowId`, only that workflow's histories and the requests about it.
+   */
+  sawBytes(needle: Uint8Array | string, options?: { workflowId?: string }): boolean;
   /** Names of WorkflowService methods that were called but are not implemented by the stand-in. */
   readonly unimplementedCalls: readonly string[];
   close(): Promise<void>;
 }
 
 type Handler = (request: never, signal: AbortSignal) => unknown;
+type RequestShape = {
+  workflowId?: string;
+  execution?: { workflowId?: string } | null;
+  workflowExecution?: { workflowId?: string } | null;
+  taskToken?: Uint8Array;
+};
 
 /**
  * Starts an in-process gRPC Temporal `WorkflowService` on 127.0.0.1, for tests
@@ -140,7 +151,8 @@ export async function startTemporalStandIn(options: TemporalStandInOptions = {})
     };
     const handler = handlers[method.name];
     implementation[method.name] = (call: Grpc.ServerUnaryCall<Uint8Array, unknown>, callback: Grpc.sendUnaryData<unknown>) => {
-      calls.push({ method: method.name, request: call.request });
+      const recorded: RecordedCall = { method: method.name, request: call.request };
+      calls.push(recorded);
       if (!handler) {
         unimplementedCalls.push(method.name);
         callback({ code: grpc.status.UNIMPLEMENTED, details: `the Temporal stand-in does not implement ${method.name}` });
@@ -149,7 +161,13 @@ export async function startTemporalStandIn(options: TemporalStandInOptions = {})
       const abort = new AbortController();
       call.once('cancelled', () => abort.abort());
       Promise.resolve()
-        .then(() => handler(requestType.decode(call.request) as never, abort.signal))
+        .then(() => {
+          const request = requestType.decode(call.request) as RequestShape;
+          const workflowId =
+            request.workflowId || request.execution?.workflowId || request.workflowExecution?.workflowId || (request.taskToken?.length ? store.workflowIdOfToken(request.taskToken) : undefined);
+          if (workflowId) recorded.workflowId = workflowId;
+          return handler(request as never, abort.signal);
+        })
         .then(
           (response) => callback(null, response),
           (err: unknown) => {
@@ -179,12 +197,13 @@ export async function startTemporalStandIn(options: TemporalStandInOptions = {})
       return store.runs().map((r) => ({ workflowId: r.workflowId, runId: r.runId, history: encodeHistory(r.events) }));
     },
     recordedCalls: () => calls,
-    sawBytes(needle) {
+    sawBytes(needle, { workflowId } = {}) {
       const n = typeof needle === 'string' ? Buffer.from(needle, 'utf8') : Buffer.from(needle);
       if (n.length === 0) throw new TypeError('needle must not be empty');
+      const mine = (id: string | undefined) => workflowId === undefined || id === workflowId;
       return (
-        store.runs().some((r) => Buffer.from(encodeHistory(r.events)).includes(n)) ||
-        calls.some((c) => Buffer.from(c.request.buffer, c.request.byteOffset, c.request.byteLength).includes(n))
+        store.runs().some((r) => mine(r.workflowId) && Buffer.from(encodeHistory(r.events)).includes(n)) ||
+        calls.some((c) => mine(c.workflowId) && Buffer.from(c.request.buffer, c.request.byteOffset, c.request.byteLength).includes(n))
       );
     },
     unimplementedCalls,

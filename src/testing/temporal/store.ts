@@ -146,6 +146,12 @@ export class WorkflowStore {
     return exec;
   }
 
+  /** The workflow a task token belongs to (while the token is live). */
+  workflowIdOfToken(taskToken: Uint8Array): string | undefined {
+    const entry = this.#tokens.get(Buffer.from(taskToken).toString('hex'));
+    return entry?.kind === 'workflow' ? entry.exec.workflowId : entry?.act.exec.workflowId;
+  }
+
   shutdown(): void {
     this.#closed = true;
     for (const t of this.#idleTimers) clearTimeout(t);

@@ -67,5 +67,5 @@ export async function serverHolds(env: TemporalUnderTest, workflowId: string, ne
   const n = Buffer.from(typeof needle === 'string' ? new TextEncoder().encode(needle) : needle);
   const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
   const bytes = Buffer.from(temporal.api.history.v1.History.encode(history).finish());
-  return bytes.includes(n) || (env.standIn?.sawBytes(n) ?? false);
+  return bytes.includes(n) || (env.standIn?.sawBytes(n, { workflowId }) ?? false);
 }

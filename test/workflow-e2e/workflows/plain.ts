@@ -62,3 +62,14 @@ const bounded = proxyActivities<{ hangOnce(): Promise<number> }>({
 export async function timedOutOnce(): Promise<number> {
   return bounded.hangOnce();
 }
+
+const silent = proxyActivities<{ silentOnce(): Promise<number> }>({
+  startToCloseTimeout: '20s',
+  heartbeatTimeout: '500ms',
+  retry: { initialInterval: '20ms', maximumAttempts: 2 },
+});
+
+/** The first attempt stops heartbeating; the server times it out on its heartbeat timeout and retries. */
+export async function heartbeatLost(): Promise<number> {
+  return silent.silentOnce();
+}
