@@ -88,6 +88,7 @@ export async function startSimulatedDeployment({ dir, log = () => {} }) {
     const agentsAddress = { family: 'unix', path: join(dir, 'agents.sock') };
     const enclave = await startEnclave({
       region: kms.region,
+      keyId: KeyMetadata.Arn, // in the image: the ARN baked in at build time
       transport: { kind: 'custom', connect: () => connectSocket({ family: 'unix', path: join(dir, 'kms-proxy.sock') }) },
       credentialsAddress: { family: 'unix', path: join(dir, 'credentials.sock') },
       nsm: createSimulatedNsm(image),

@@ -17,7 +17,8 @@ export async function startEnclave(config) {
   const credentialsAddress = config.credentialsAddress ? { address: config.credentialsAddress } : {};
   const tsk = await getTrustedSessionKey({
     ciphertextBlob: config.ciphertextBlob ?? (await fetchParentFile('tsk', credentialsAddress)),
-    keyId: config.keyId ?? 'alias/confidential-workflow-tsk',
+    // A key ARN or alias ARN from the image (never the parent): getTrustedSessionKey refuses anything else.
+    keyId: config.keyId,
     region: config.region,
     credentials: config.credentials ?? fromParentCredentials(credentialsAddress),
     ...(config.transport ? { transport: config.transport } : {}),

@@ -7,7 +7,8 @@ process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const env = process.env;
 const enclave = await startEnclave({
   region: env.AWS_REGION ?? 'us-east-1',
-  keyId: env.TSK_KEY_ID ?? 'alias/confidential-workflow-tsk',
+  // Baked into the image by the Dockerfile (ARG/ENV TSK_KEY_ARN), so PCR0 measures it.
+  keyId: env.TSK_KEY_ARN,
   transport: { kind: 'vsock', cid: 3, port: Number(env.KMS_PROXY_PORT ?? 8000) },
   credentialsAddress: { family: 'vsock', cid: 3, port: Number(env.CREDENTIALS_PORT ?? 8002) },
   listen: { family: 'vsock', cid: 0xffffffff, port: Number(env.AGENTS_PORT ?? 5000) },

@@ -3,6 +3,8 @@ export AWS_REGION="${AWS_REGION:-us-east-1}"
 export ACCOUNT_ID="${ACCOUNT_ID:?set ACCOUNT_ID to your 12-digit AWS account id}"
 export ENCLAVE_ROLE="${ENCLAVE_ROLE:-EnclaveInstanceRole}"   # the parent instance's IAM role
 export KEY_ALIAS="${KEY_ALIAS:-alias/confidential-workflow-tsk}"
+# What the image pins (measured in PCR0): the alias ARN, known before the key exists.
+export TSK_KEY_ARN="${TSK_KEY_ARN:-arn:aws:kms:${AWS_REGION}:${ACCOUNT_ID}:${KEY_ALIAS}}"
 export ENCLAVE_CID="${ENCLAVE_CID:-16}"
 export IMAGE="${IMAGE:-confidential-workflow:latest}"
 export EIF="${EIF:-confidential-workflow.eif}"
