@@ -12,11 +12,11 @@ const seen = [];
 for (const [seq, name] of ['research', 'analysis'].entries()) {
   const b = peekStateBinding(state); // routing data only: unauthenticated, no key needed
   seen.push(`${b.activity}#${b.seq} from ${b.producer}`);
-  state = await env.run(activities[name], { seq, state });
+  state = await env.run(activities[name], state, seq);
 }
 let refused;
 try {
-  await env.run(activities.research, { seq: 0, state: new Uint8Array(Buffer.from(STATE_B64, 'base64')).subarray(0, 40) });
+  await env.run(activities.research, new Uint8Array(Buffer.from(STATE_B64, 'base64')).subarray(0, 40), 0);
 } catch (err) {
   refused = `${err.type}:${err.nonRetryable}`;
 }

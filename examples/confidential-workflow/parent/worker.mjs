@@ -14,9 +14,8 @@ export const workflowsPath = fileURLToPath(new URL('../workflows/pipeline.ts', i
  * `workflowBundle` skips webpack when the workflow code is already bundled.
  */
 export async function createParentWorker({ connection, namespace = 'default', taskQueue, enclave, workflowBundle, maxCachedWorkflows, timeoutMs = 60_000 }) {
-  const sealed = createSealedActivities({ address: enclave, names: AGENT_NAMES, timeoutMs });
-  // The workflow passes (state, seq) as top-level arguments so the state stays binary/plain in history.
-  const activities = Object.fromEntries(AGENT_NAMES.map((name) => [name, (state, seq) => sealed[name]({ state, seq })]));
+  // Each activity takes (state, seq): the state is a top-level argument, so it stays binary/plain in history.
+  const activities = createSealedActivities({ address: enclave, names: AGENT_NAMES, timeoutMs });
   return Worker.create({
     connection,
     namespace,

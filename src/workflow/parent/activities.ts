@@ -3,16 +3,14 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { SocketAddress } from '../../vsock/connect.js';
 import { createSealedActivityClient, SealedActivityError, type SealedActivityClient, type SealedActivityClientOptions } from './client.js';
 
-/** What the workflow passes to a sealed activity: the sealed state and the step number it is for. */
-export interface SealedStepInput {
-  /** This step's sequence number (the state's binding must say the same). */
-  readonly seq: number;
-  /** The sealed input state (opaque on the parent). */
-  readonly state: Uint8Array;
-}
-
-/** A Temporal activity that forwards a sealed state to the enclave and returns the next sealed state. */
-export type SealedActivity = (input: SealedStepInput) => Promise<Uint8Array>;
+/**
+ * A Temporal activity that forwards a sealed state to the enclave and returns the next sealed state.
+ * The workflow calls it as `activity(state, seq)`: the sealed state and this step's sequence number
+ * (the state's binding must say the same). Positional on purpose: Temporal's default converter keeps
+ * only a top-level `Uint8Array` argument binary (`binary/plain`); inside an object it would go through
+ * JSON and arrive as `{"0": …, "1": …}`.
+ */
+export type SealedActivity = (state: Uint8Array, seq: number) => Promise<Uint8Array>;
 
 /** Options of {@link createSealedActivities}: the enclave's address (or a ready client), the activity names and a per-call timeout. */
 export interface CreateSealedActivitiesOptions<N extends string> {
@@ -59,16 +57,16 @@ export function createSealedActivities<N extends string>(options: CreateSealedAc
   const activities = {} as Record<N, SealedActivity>;
   const names: readonly N[] = options.names;
   for (const name of names) {
-    const activity: SealedActivity = async (input) => {
+    const activity: SealedActivity = async (state, seq) => {
       const ctx = Context.current();
-      if (!input || !(input.state instanceof Uint8Array) || !Number.isSafeInteger(input.seq) || input.seq < 0) {
-        throw ApplicationFailure.nonRetryable(`${name}: input must be { seq: non-negative integer, state: Uint8Array }`, 'TypeError');
+      if (!(state instanceof Uint8Array) || !Number.isSafeInteger(seq) || seq < 0) {
+        throw ApplicationFailure.nonRetryable(`${name}: arguments must be (state: Uint8Array, seq: non-negative integer)`, 'TypeError');
       }
       const workflowId = ctx.info.workflowExecution?.workflowId;
       if (!workflowId) throw ApplicationFailure.nonRetryable(`${name}: a sealed activity runs only inside a workflow (its state is bound to the workflow id)`, 'TypeError');
       try {
         const result = await client.call(
-          { activity: name, workflowId, seq: input.seq, state: input.state },
+          { activity: name, workflowId, seq, state },
           { signal: ctx.cancellationSignal, timeoutMs, onHeartbeat: () => ctx.heartbeat() },
         );
         return result.state;

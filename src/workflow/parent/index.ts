@@ -3,7 +3,7 @@
 export { NitroEnclaveError } from '../../errors.js';
 export type { NitroEnclaveErrorCode, WorkflowErrorCode } from '../../errors.js';
 export { createSealedActivities } from './activities.js';
-export type { CreateSealedActivitiesOptions, SealedActivity, SealedStepInput } from './activities.js';
+export type { CreateSealedActivitiesOptions, SealedActivity } from './activities.js';
 export { createSealedActivityClient, SealedActivityClient, SealedActivityError } from './client.js';
 export type { SealedActivityClientOptions, SealedCall, SealedCallOptions, SealedCallResult } from './client.js';
 export { peekStateBinding } from '../sealed-state.js';
