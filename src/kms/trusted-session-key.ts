@@ -76,7 +76,7 @@ export function decryptWithAad(tsk: TrustedSessionKey, envelope: Uint8Array, aad
  *
  * @example
  * ```ts
- * const tsk = await getTrustedSessionKey({ ciphertextBlobPath: '/app/tsk.bin', region: 'us-east-1' });
+ * const tsk = await getTrustedSessionKey({ ciphertextBlobPath: '/app/tsk.bin', keyId: TSK_KEY_ARN, region: 'us-east-1' });
  * const sealed = tsk.encrypt(new TextEncoder().encode('agent message'), new TextEncoder().encode('agent-7'));
  * const opened = tsk.decrypt(sealed, new TextEncoder().encode('agent-7'));
  * tsk.dispose();

@@ -97,7 +97,7 @@ function checkOptions(o: ServeSealedActivitiesOptions): Required<SealedActivityL
  *
  * @example
  * ```ts
- * const tsk = await getTrustedSessionKey({ ciphertextBlobPath: '/app/tsk.bin', region: 'us-east-1' });
+ * const tsk = await getTrustedSessionKey({ ciphertextBlobPath: '/app/tsk.bin', keyId: TSK_KEY_ARN, region: 'us-east-1' });
  * const server = serveSealedActivities({
  *   listen: { port: 5005 }, // vsock, any CID
  *   key: tsk,
