@@ -13,6 +13,8 @@
  * valid UTF-8, and decoding one item must consume the whole input.
  */
 
+import { concatBytes } from './bytes.js';
+
 export class CborDecodeError extends Error {
   constructor(
     message: string,
@@ -128,7 +130,7 @@ class Reader {
             if (a === -1) this.fail('nested indefinite string chunk', chunkStart);
             chunks.push(this.bytes(this.length(a, 1, chunkStart)));
           }
-          raw = concat(chunks);
+          raw = concatBytes(chunks);
         } else {
           raw = this.bytes(this.length(arg, 1, start));
         }
@@ -191,18 +193,6 @@ class Reader {
     if (v === BREAK) this.fail('unexpected break', start);
     return v;
   }
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const c of chunks) total += c.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
 
 /**

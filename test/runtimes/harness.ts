@@ -30,7 +30,7 @@ import { createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { build, type Plugin } from 'esbuild';
 // No vitest import here: `npm run bench` loads this file too (bundled by bench/runtimes.mjs).
 
 /** The project root: the nearest package.json named nitro-enclave-sdk (bench/runtimes.mjs loads a bundled copy of this file). */
@@ -52,8 +52,11 @@ export interface Script {
   readonly code: string;
 }
 
-/** Bundles `entry` (relative to the project root) as one browser ES module; throws on any `node:` import. */
-export async function bundleScript(entry: string): Promise<Script> {
+/**
+ * Bundles `entry` (relative to the project root) as one browser ES module; throws on any `node:` import.
+ * `plugins` run first (e.g. a shim for a dependency's dead Node-only fallback).
+ */
+export async function bundleScript(entry: string, { plugins = [] }: { plugins?: Plugin[] } = {}): Promise<Script> {
   const dir = mkdtempSync(join(tmpdir(), 'nes-runtime-'));
   const file = join(dir, 'script.mjs');
   const nodeImports: string[] = [];
@@ -66,6 +69,7 @@ export async function bundleScript(entry: string): Promise<Script> {
     outfile: file,
     logLevel: 'silent',
     plugins: [
+      ...plugins,
       {
         name: 'refuse-node-builtins',
         setup(b) {

@@ -10,46 +10,14 @@ import { beforeAll, expect, it } from 'vitest';
 import { hpkeNodeFallbackShim } from '../../examples/browser-client/build.mjs';
 import { simulatedReceiver } from '../helpers/seal.js';
 import { describeRuntime } from './describe-runtime.js';
-import { RUNTIMES, type Script } from './harness.js';
+import { bundleScript, RUNTIMES, type Script } from './harness.js';
 
-/**
- * Like harness.ts's bundleScript (one browser ES module, failing on any Node import), plus the
- * browser example's shim for @hpke/common's Node <= 18 `import("crypto")` fallback, which is
- * dead code wherever `globalThis.crypto` exists.
- */
-async function bundleSealScript(): Promise<Script> {
-  const dir = mkdtempSync(join(tmpdir(), 'nes-seal-runtime-'));
-  const file = join(dir, 'script.mjs');
-  const nodeImports: string[] = [];
-  await build({
-    entryPoints: [join(import.meta.dirname, 'seal-script.ts')],
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    outfile: file,
-    logLevel: 'silent',
-    plugins: [
-      hpkeNodeFallbackShim as Plugin,
-      {
-        name: 'refuse-node-builtins',
-        setup(b) {
-          b.onResolve({ filter: /^node:|^(fs|path|crypto|buffer|util|os|child_process|net|stream|process)$/ }, (args) => {
-            nodeImports.push(`${args.path} (from ${args.importer})`);
-            return { path: args.path, external: true };
-          });
-        },
-      } satisfies Plugin,
-    ],
-  });
-  if (nodeImports.length) throw new Error(`the portable bundle imports Node built-ins: ${nodeImports.join(', ')}`);
-  return { dir, file, code: readFileSync(file, 'utf8') };
-}
 
 let script: Script;
 let ctx: Awaited<ReturnType<typeof simulatedReceiver>>;
 beforeAll(async () => {
-  script = await bundleSealScript();
+  // @hpke/common keeps a Node <= 18 `import("crypto")` fallback, dead wherever globalThis.crypto exists.
+  script = await bundleScript(join(import.meta.dirname, 'seal-script.ts'), { plugins: [hpkeNodeFallbackShim as Plugin] });
   ctx = await simulatedReceiver();
 }, 60_000);
 
