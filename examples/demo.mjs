@@ -104,7 +104,7 @@ await step('Inside the enclave: getTrustedSessionKey() — attest, verify, Decry
     `released to PCR0 ${short(tsk.metadata.pcr0)} · ${String(tsk)}`,
   ];
 });
-await step('Use the TSK: seal and open an agent message (AES-256-GCM envelope v1)', () => {
+await step('Use the TSK: seal and open an agent message (XAES-256-GCM envelope v2)', () => {
   const aad = new TextEncoder().encode('agent:planner→agent:executor');
   const sealed = tsk.encrypt(new TextEncoder().encode('transfer plan #42 approved'), aad);
   const opened = new TextDecoder().decode(tsk.decrypt(sealed, aad));
