@@ -91,11 +91,11 @@ describe('malformed input never escapes as anything but a coded error', () => {
 
   it('payload maps with duplicate keys and trailing bytes are MALFORMED', async () => {
     const prot = encodeCbor(new Map([[1, -35]]));
-    const dup = Buffer.from('a2696d6f64756c655f696461786d6f64756c655f69646162', 'hex'); // {"module_id":"a","module_id":"b"}
+    const dup = Buffer.from('a2696d6f64756c655f69646161696d6f64756c655f69646162', 'hex'); // {"module_id":"a","module_id":"b"}
     const trailing = Buffer.concat([encodeCbor(new Map([['module_id', 'a']])), Buffer.from([0])]);
     for (const payload of [dup, trailing]) {
       const doc = encodeCbor([prot, new Map(), new Uint8Array(payload), new Uint8Array(96)]);
-      await expect(verifyAttestationDocument(doc)).rejects.toMatchObject({ code: 'ERR_ATTESTATION_MALFORMED', message: /payload is not valid CBOR: (duplicate map key|1 trailing bytes)/ });
+      await expect(verifyAttestationDocument(doc)).rejects.toMatchObject({ code: 'ERR_ATTESTATION_MALFORMED', message: expect.stringMatching(/payload is not valid CBOR: (duplicate map key|1 trailing bytes)/) });
     }
   });
 
