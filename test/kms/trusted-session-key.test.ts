@@ -127,3 +127,9 @@ describe('TrustedSessionKey.dispose', () => {
     }
   });
 });
+
+describe('TrustedSessionKey', () => {
+  it('takes only 32-byte keys', () => {
+    expect(() => new TrustedSessionKey(new Uint8Array(16), { keyArn: 'arn:aws:kms:us-east-1:111122223333:key/1234', pcr0: 'ab'.repeat(48), moduleId: 'm', obtainedAt: new Date() })).toThrow(expect.objectContaining({ code: 'ERR_TSK_INVALID_KEY' }));
+  });
+});
