@@ -152,7 +152,7 @@ function kmsClientOf(o: GetTrustedSessionKeyOptions): KMSClient {
   const t = o.transport ?? { kind: 'vsock' };
   const transport: KmsTransportOptions = {
     region: o.region!,
-    ...(t.kind === 'vsock' ? { vsock: { cid: t.cid ?? 3, port: t.port ?? 8000 } } : t.kind === 'tcp' ? { tcp: { port: t.port, host: t.host ?? '127.0.0.1' } } : { connect: t.connect }),
+    ...(t.kind === 'vsock' ? { vsock: { cid: t.cid, port: t.port } } : t.kind === 'tcp' ? { tcp: { port: t.port, host: t.host ?? '127.0.0.1' } } : { connect: t.connect }),
     ...(o.tlsCa ? { ca: o.tlsCa } : {}),
   };
   return new KMSClient({ region: o.region, ...(o.credentials ? { credentials: o.credentials } : {}), requestHandler: createKmsRequestHandler(transport), maxAttempts: 1 });

@@ -118,9 +118,12 @@ export async function connectSocket(address: SocketAddress, options: ConnectOpti
   return adoptStream(stream, address, options.allowHalfOpen);
 }
 
+/** The port AWS's `vsock-proxy` usually listens on at the parent: the default KMS route. */
+export const VSOCK_PROXY_PORT = 8000;
+
 /**
  * Connects to a vsock port, by default the parent instance (CID 3) on port
- * 8000 where AWS's `vsock-proxy` usually listens.
+ * {@link VSOCK_PROXY_PORT} (8000), where AWS's `vsock-proxy` usually listens.
  *
  * @example
  * ```ts
@@ -129,7 +132,7 @@ export async function connectSocket(address: SocketAddress, options: ConnectOpti
  */
 export function connectVsock(options: ConnectOptions & { cid?: number; port?: number } = {}): Promise<VsockSocket> {
   const cid = options.cid ?? VMADDR_CID_PARENT;
-  const port = options.port ?? 8000;
+  const port = options.port ?? VSOCK_PROXY_PORT;
   if (!Number.isInteger(cid) || cid < 0 || cid > 0xffffffff) throw new TypeError('cid must be an unsigned 32-bit integer');
   if (!Number.isInteger(port) || port < 0 || port > 0xffffffff) throw new TypeError('port must be an unsigned 32-bit integer');
   return connectSocket({ family: 'vsock', cid, port }, options);

@@ -1,6 +1,6 @@
 export { NitroEnclaveError } from '../errors.js';
 export type { NitroEnclaveErrorCode, VsockErrorCode } from '../errors.js';
-export { connectSocket, connectVsock, VMADDR_CID_PARENT, VMADDR_CID_ANY } from './connect.js';
+export { connectSocket, connectVsock, VMADDR_CID_PARENT, VMADDR_CID_ANY, VSOCK_PROXY_PORT } from './connect.js';
 export type { ConnectOptions, SocketAddress, VsockSocket } from './connect.js';
 export { listenSocket, listenVsock } from './listen.js';
 export type { ListenOptions, StreamListener } from './listen.js';

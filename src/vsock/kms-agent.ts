@@ -1,6 +1,6 @@
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Agent } from 'node:https';
-import { connectVsock, VMADDR_CID_PARENT } from './connect.js';
+import { connectVsock, VMADDR_CID_PARENT, VSOCK_PROXY_PORT } from './connect.js';
 import { createStreamHttpsAgent, tcpConnector, type StreamConnector } from './agent.js';
 
 /** Options of {@link createKmsAgent} and {@link createKmsRequestHandler}: how to reach KMS (vsock-proxy port, region, TLS). */
@@ -22,7 +22,7 @@ function connectorOf(options: KmsTransportOptions): StreamConnector {
   if (options.connect) return options.connect;
   if (options.tcp) return tcpConnector(options.tcp.port, options.tcp.host);
   const timeout = options.connectTimeout ?? 5000;
-  return () => connectVsock({ cid: options.vsock?.cid ?? VMADDR_CID_PARENT, port: options.vsock?.port ?? 8000, timeout });
+  return () => connectVsock({ cid: options.vsock?.cid ?? VMADDR_CID_PARENT, port: options.vsock?.port ?? VSOCK_PROXY_PORT, timeout });
 }
 
 /**
