@@ -8,7 +8,7 @@ import { createAttestationVerifier } from '../attestation/index.node.js'; // Nod
 import { createNsmClient, type NsmClient } from '../nsm/client.js';
 import { openNsm } from '../nsm/device.js';
 import type { NsmTransport } from '../nsm/transport.js';
-import { createKmsRequestHandler, type KmsTransportOptions } from '../vsock/kms-agent.js';
+import { AWS_REGION, createKmsRequestHandler, type KmsTransportOptions } from '../vsock/kms-agent.js';
 import { EphemeralKeyPool, checkModulus, type RsaModulusLength } from './keypair.js';
 import { checkRegion, parsePinnedKeyArn } from './key-arn.js';
 import { createRecipientClient } from './recipient.js';
@@ -135,7 +135,7 @@ async function blobOf(o: GetTrustedSessionKeyOptions): Promise<Uint8Array> {
 
 function validate(o: GetTrustedSessionKeyOptions): void {
   if (typeof o !== 'object' || o === null) throw new TypeError('options must be an object');
-  if (!o.kms && (typeof o.region !== 'string' || !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(o.region))) throw new TypeError('region must be an AWS region like us-east-1 (or pass a kms client)');
+  if (!o.kms && (typeof o.region !== 'string' || !AWS_REGION.test(o.region))) throw new TypeError('region must be an AWS region like us-east-1 (or pass a kms client)');
   const pinned = parsePinnedKeyArn(o.keyId);
   if (o.rsaModulusLength !== undefined) checkModulus(o.rsaModulusLength);
   if (o.timeout !== undefined && (!Number.isFinite(o.timeout) || o.timeout <= 0)) throw new TypeError('timeout must be a positive number of ms');

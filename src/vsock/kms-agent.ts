@@ -3,6 +3,9 @@ import type { Agent } from 'node:https';
 import { connectVsock, VMADDR_CID_PARENT, VSOCK_PROXY_PORT } from './connect.js';
 import { createStreamHttpsAgent, tcpConnector, type StreamConnector } from './agent.js';
 
+/** An AWS region name such as `us-east-1` or `us-gov-west-1` (shape only; the endpoint decides). */
+export const AWS_REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+
 /** Options of {@link createKmsAgent} and {@link createKmsRequestHandler}: how to reach KMS (vsock-proxy port, region, TLS). */
 export interface KmsTransportOptions {
   region: string;
@@ -34,7 +37,7 @@ function connectorOf(options: KmsTransportOptions): StreamConnector {
  * ```
  */
 export function createKmsAgent(options: KmsTransportOptions): Agent {
-  if (typeof options?.region !== 'string' || !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(options.region)) throw new TypeError('region must be an AWS region like us-east-1');
+  if (typeof options?.region !== 'string' || !AWS_REGION.test(options.region)) throw new TypeError('region must be an AWS region like us-east-1');
   return createStreamHttpsAgent({ connect: connectorOf(options), servername: `kms.${options.region}.amazonaws.com`, ...(options.ca ? { ca: options.ca } : {}) });
 }
 
