@@ -4,28 +4,11 @@ import { decodeCbor, type CborKey, type CborValue } from '../../src/internal/cbo
 import { encodeCbor, type EncodableValue } from '../../src/internal/cbor-encode.js';
 import { createTestPki, signCoseSign1 } from '../../src/testing/index.js';
 import { accepted, fixture, fixturesDir } from '../helpers/fixtures.js';
+import { flipAt, parts, withPayload } from '../helpers/cose-edit.js';
 
 const entry = () => accepted().find((e) => e.file === 'blocky-nitrite-2024-09-07.cbor')!;
 const original = () => fixture('nitro', entry().file);
 const at = () => ({ currentDate: new Date(entry().timestamp_ms!) });
-
-function parts(doc: Uint8Array) {
-  const [prot, unprot, payload, sig] = decodeCbor(doc) as [Uint8Array, Map<CborKey, CborValue>, Uint8Array, Uint8Array];
-  return { prot, unprot, payload: decodeCbor(payload) as Map<string, CborValue>, payloadBytes: payload, sig };
-}
-
-/** Re-encodes the document with a changed payload and the original (now wrong) signature. */
-function withPayload(doc: Uint8Array, change: (p: Map<string, CborValue>) => void): Uint8Array {
-  const { prot, payload, sig } = parts(doc);
-  change(payload);
-  return encodeCbor([prot, new Map(), encodeCbor(payload as unknown as EncodableValue), sig]);
-}
-
-function flipAt(doc: Uint8Array, offset: number): Uint8Array {
-  const copy = new Uint8Array(doc);
-  copy[offset]! ^= 0x01;
-  return copy;
-}
 
 function offsetOf(doc: Uint8Array, needle: Uint8Array): number {
   const at = Buffer.from(doc).indexOf(Buffer.from(needle));

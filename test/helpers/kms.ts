@@ -59,3 +59,32 @@ export function gate(): { wait: (signal?: AbortSignal) => Promise<void>; open: (
   const opened = new Promise<void>((r) => (open = r));
   return { wait: (signal) => Promise.race([opened, untilAborted(signal)]), open };
 }
+
+/** The name and message a KMS call failed with; throws if it succeeded. */
+export async function errorOf(p: Promise<unknown>): Promise<{ name: string; message: string }> {
+  try {
+    await p;
+  } catch (err) {
+    return { name: (err as Error).name, message: (err as Error).message };
+  }
+  throw new Error('expected the call to fail');
+}
+
+/**
+ * Makes every answer of `kms` name `keyArn` as its KeyId (what a forged or confused answer would
+ * say) and keeps the CiphertextForRecipient it carried, so a test can check it was zeroed.
+ */
+export function answerForKey(kms: KMSClient, keyArn: string): { readonly envelope: Uint8Array | undefined } {
+  const seen: { envelope: Uint8Array | undefined } = { envelope: undefined };
+  kms.middlewareStack.add(
+    (next) => async (args) => {
+      const result = await next(args);
+      const out = result.output as { KeyId?: string; CiphertextForRecipient?: Uint8Array };
+      seen.envelope = out.CiphertextForRecipient;
+      out.KeyId = keyArn;
+      return result;
+    },
+    { step: 'initialize', name: 'answerForKey' },
+  );
+  return seen;
+}

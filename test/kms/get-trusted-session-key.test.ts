@@ -10,7 +10,7 @@ import { buildKeyPolicy } from '../../src/kms/key-policy.js';
 import { buildRecipientEnvelope, createSimulatedEnclave, createSimulatedNsm, startKmsSimulator, startVsockProxyStandIn, type KmsSimulator, type ProxyStandIn } from '../../src/testing/index.js';
 import { connectSocket } from '../../src/vsock/index.js';
 import { createStreamHttpsAgent } from '../../src/vsock/agent.js';
-import { client, gate, interceptedClient, rsaPair, untilAborted, type Intercept } from '../helpers/kms.js';
+import { answerForKey, client, gate, interceptedClient, rsaPair, untilAborted, type Intercept } from '../helpers/kms.js';
 
 const enclave = createSimulatedEnclave();
 const tmp = mkdtempSync(join(tmpdir(), 'nes-tsk-'));
@@ -297,21 +297,11 @@ describe('the enclave pins its key', () => {
     // Defence in depth: the parent cannot forge a TLS response, but a confused or compromised path in the client could.
     const foreign = keyArn.replace(`:${sim.accountId}:`, ':444455556666:');
     const kms = roleClient((_op, forward) => forward());
-    let envelope: Uint8Array | undefined;
-    kms.middlewareStack.add(
-      (next) => async (args) => {
-        const result = await next(args);
-        const out = result.output as { KeyId?: string; CiphertextForRecipient?: Uint8Array };
-        envelope = out.CiphertextForRecipient;
-        out.KeyId = foreign;
-        return result;
-      },
-      { step: 'initialize', name: 'foreignKeyId' },
-    );
+    const answer = answerForKey(kms, foreign);
     const err = await codeOf(getTrustedSessionKey(options({ kms })));
     expect(err).toMatchObject({ code: 'ERR_KMS_KEY_MISMATCH', message: `KMS Decrypt answered for key ${foreign}, not the pinned ${aliasArn}; the released key material was zeroed unused` });
-    expect(envelope!.length).toBeGreaterThan(100);
-    expect(envelope!.every((b) => b === 0)).toBe(true);
+    expect(answer.envelope!.length).toBeGreaterThan(100);
+    expect(answer.envelope!.every((b) => b === 0)).toBe(true);
     kms.destroy();
   });
 });

@@ -16,7 +16,7 @@ import { clearTrustedSessionKeyCache, decryptCiphertextForRecipient, fetchParent
 import { buildKeyPolicy } from '../../src/kms/key-policy.js';
 import { createSimulatedEnclave, createSimulatedNsm, startKmsSimulator, type KmsSimulator, type SimulatedPrincipal } from '../../src/testing/index.js';
 import { connectSocket, type SocketAddress } from '../../src/vsock/index.js';
-import { client, interceptedClient, recipient, rsaPair } from '../helpers/kms.js';
+import { answerForKey, client, interceptedClient, recipient, rsaPair } from '../helpers/kms.js';
 
 const VICTIM = '111122223333';
 const ATTACKER = '444455556666';
@@ -163,20 +163,10 @@ describe('the hostile parent cannot make the enclave adopt another key', () => {
     // The parent cannot forge a TLS answer from KMS; this checks the last line of defence behind that.
     const parent = await parentServing(role(VICTIM), victim.blob);
     const kms = interceptedClient(sim, role(VICTIM), (_op, forward) => forward(), () => connectSocket({ family: 'unix', path: relayPath }));
-    let envelope: Uint8Array | undefined;
-    kms.middlewareStack.add(
-      (next) => async (args) => {
-        const result = await next(args);
-        const out = result.output as { KeyId?: string; CiphertextForRecipient?: Uint8Array };
-        envelope = out.CiphertextForRecipient;
-        out.KeyId = attacker.keyArn;
-        return result;
-      },
-      { step: 'initialize', name: 'answerForTheParentsKey' },
-    );
+    const answer = answerForKey(kms, attacker.keyArn);
     const err = await failure(enclaveStarts(parent, victim.aliasArn, { kms }));
     expect(err.code).toBe('ERR_KMS_KEY_MISMATCH');
-    expect(envelope!.every((b) => b === 0)).toBe(true);
+    expect(answer.envelope!.every((b) => b === 0)).toBe(true);
     kms.destroy();
     parent.close();
   });

@@ -12,27 +12,11 @@ import { encodeCbor, type EncodableValue } from '../../src/internal/cbor-encode.
 import { createSimulatedEnclave, createTestPki, signCoseSign1 } from '../../src/testing/index.js';
 import { accepted, fixture, fixtureText, fixturesDir, manifest } from '../helpers/fixtures.js';
 import type { CorpusCase, WireOptions } from './corpus-script.js';
+import { flipAt, parts, withPayload } from '../helpers/cose-edit.js';
 
 export type ExpectedCase = CorpusCase & { expect: string };
 
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
-
-function parts(doc: Uint8Array) {
-  const [prot, , payload, sig] = decodeCbor(doc) as [Uint8Array, Map<CborKey, CborValue>, Uint8Array, Uint8Array];
-  return { prot, payload: decodeCbor(payload) as Map<string, CborValue>, payloadBytes: payload, sig };
-}
-
-function withPayload(doc: Uint8Array, change: (p: Map<string, CborValue>) => void): Uint8Array {
-  const { prot, payload, sig } = parts(doc);
-  change(payload);
-  return encodeCbor([prot, new Map(), encodeCbor(payload as unknown as EncodableValue), sig]);
-}
-
-function flipAt(doc: Uint8Array, offset: number): Uint8Array {
-  const copy = new Uint8Array(doc);
-  copy[offset]! ^= 0x01;
-  return copy;
-}
 
 const offsetOf = (doc: Uint8Array, needle: Uint8Array) => Buffer.from(doc).indexOf(Buffer.from(needle));
 

@@ -12,7 +12,7 @@ import {
 } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKmsSimulator, type KmsSimulator } from '../../src/testing/index.js';
-import { client } from '../helpers/kms.js';
+import { client, errorOf } from '../helpers/kms.js';
 
 const HOME = '111122223333';
 const PARENT = '444455556666'; // the parent's own account, in hostile-parent stories
@@ -29,15 +29,6 @@ beforeAll(async () => {
   parentOther = client(sim, sim.principal('user/other', PARENT));
 });
 afterAll(() => sim.close());
-
-async function errorOf(p: Promise<unknown>): Promise<{ name: string; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return { name: (err as Error).name, message: (err as Error).message };
-  }
-  throw new Error('expected the call to fail');
-}
 
 const crossAccountPolicy = (owner: string, guest: string) =>
   JSON.stringify({

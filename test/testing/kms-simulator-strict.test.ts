@@ -27,7 +27,7 @@ import { SignatureV4 } from '@smithy/signature-v4';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSimulatedEnclave, defaultPrincipals, kmsClientConfig, startKmsSimulator, type KmsSimulator, type SimulatedPrincipal } from '../../src/testing/index.js';
 import { NodeSha256 } from '../../src/testing/kms/sigv4.js';
-import { client } from '../helpers/kms.js';
+import { client, errorOf } from '../helpers/kms.js';
 
 const enclave = createSimulatedEnclave();
 const HOUR = 3600_000;
@@ -44,15 +44,6 @@ beforeAll(async () => {
   other = client(sim, sim.principal('user/other'));
 });
 afterAll(() => sim.close());
-
-async function errorOf(p: Promise<unknown>): Promise<{ name: string; message: string }> {
-  try {
-    await p;
-  } catch (err) {
-    return { name: (err as Error).name, message: (err as Error).message };
-  }
-  throw new Error('expected the call to fail');
-}
 
 const newKey = async (Policy?: string) => (await admin.send(new CreateKeyCommand(Policy ? { Policy } : {}))).KeyMetadata!;
 const root = (a: string) => ({ Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${a}:root` }, Action: 'kms:*', Resource: '*' });
