@@ -68,7 +68,7 @@ export type KmsErrorCode =
   | 'ERR_KMS_KEY_MISMATCH';
 
 /** Codes raised by TrustedSessionKey. */
-export type TskErrorCode = 'ERR_TSK_DISPOSED' | 'ERR_TSK_INVALID_KEY' | 'ERR_TSK_MALFORMED' | 'ERR_TSK_WRONG_KEY' | 'ERR_TSK_DECRYPT_FAILED';
+export type TskErrorCode = 'ERR_TSK_CLIENT_CLOSED' | 'ERR_TSK_DISPOSED' | 'ERR_TSK_INVALID_KEY' | 'ERR_TSK_MALFORMED' | 'ERR_TSK_WRONG_KEY' | 'ERR_TSK_DECRYPT_FAILED';
 
 /** Codes raised by sealed workflow state (`nitro-enclave-sdk/workflow`) and its activity relay. */
 export type WorkflowErrorCode =
@@ -171,6 +171,7 @@ export const ERROR_INFO: { readonly [C in NitroEnclaveErrorCode]: ErrorInfo } = 
   ERR_KMS_PROTOCOL: { when: 'KMS returned plaintext despite `Recipient`, no `CiphertextForRecipient`, or a parent answer was unreadable', remedy: 'something rewrites requests: investigate' },
   ERR_TSK_INVALID_KEY: { when: 'the released key is not 32 bytes', remedy: 'provision with `KeySpec: AES_256`' },
   ERR_TSK_DISPOSED: { when: 'the key was disposed', remedy: 'get a new one' },
+  ERR_TSK_CLIENT_CLOSED: { when: 'a Trusted Session Key client was used after `close()`', remedy: 'create a new client with `createTrustedSessionKeyClient`' },
   ERR_TSK_MALFORMED: { when: 'the envelope is short or of an unknown version', remedy: 'not a TSK envelope, or truncated' },
   ERR_TSK_WRONG_KEY: { when: 'the envelope was sealed with another key (the key id differs)', remedy: 'use the key it was sealed with' },
   ERR_TSK_DECRYPT_FAILED: { when: 'authentication failed (wrong associated data, or tampered)', remedy: 'the envelope was altered or belongs to another context' },

@@ -30,7 +30,8 @@ export interface RecipientOptions {
   verifier?: AttestationVerifier;
   retry?: RetryPolicy;
   /** Per-call deadline in ms. Default 30 000. */
-  timeout?: number;
+  timeoutMs?: number;
+  /** The time source for deadlines, retries and the self-check. Default `() => new Date()`. */
   clock?: () => Date;
   /** On AccessDenied, read the key policy to say which condition failed. Default true. */
   diagnose?: boolean;
@@ -39,7 +40,8 @@ export interface RecipientOptions {
 /** Per-call options of a {@link RecipientClient} method: cancellation and deadline. */
 export interface CallOptions {
   signal?: AbortSignal;
-  timeout?: number;
+  /** Deadline of this call in ms (all attempts). Default: the client's `timeoutMs`. */
+  timeoutMs?: number;
   /** Called with each failed attempt's error (e.g. to report the last one when a caller's own deadline passes first). */
   onAttemptError?: (err: unknown) => void;
 }
@@ -61,10 +63,19 @@ export interface RecipientResult<R> {
 
 type WithRecipient = WithKeyId & { CiphertextForRecipient?: Uint8Array; Plaintext?: Uint8Array; PrivateKeyPlaintext?: Uint8Array; SharedSecret?: Uint8Array };
 
+/** Sends one KMS request carrying this `Recipient`. */
+type SendWithRecipient<R> = (recipient: { KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256'; AttestationDocument: Uint8Array }, signal: AbortSignal) => Promise<R>;
+
+/** Zeroes every field of a KMS answer that can carry key material, so none of it outlives a refusal. */
+function zeroSecrets(response: WithRecipient): void {
+  for (const field of ['CiphertextForRecipient', 'Plaintext', 'PrivateKeyPlaintext', 'SharedSecret'] as const) response[field]?.fill(0);
+}
+
 /**
  * The attested-call core: make (or take) an ephemeral RSA key pair, get an
  * NSM document binding its public key, verify our own document offline
- * (catches a broken NSM or clock before KMS does), call KMS with `Recipient`,
+ * (catches a broken NSM or clock; it runs while the KMS request is in flight,
+ * and nothing from the answer is used until it passes), call KMS with `Recipient`,
  * insist that no plaintext came back and that the answer names the pinned
  * key, and only then open `CiphertextForRecipient`.
  *
@@ -90,10 +101,11 @@ export function createRecipientClient(options: RecipientOptions) {
   const pool = options.keyPool ?? new EphemeralKeyPool();
   const verifier = options.verifier ?? createAttestationVerifier();
   const clock = options.clock ?? (() => new Date());
-  const defaultTimeout = options.timeout ?? 30_000;
+  const defaultTimeoutMs = options.timeoutMs ?? 30_000;
+  if (!Number.isFinite(defaultTimeoutMs) || defaultTimeoutMs <= 0) throw new TypeError('timeoutMs must be a positive number of ms');
 
-  async function attested<R extends WithRecipient>(operation: string, send: (recipient: { KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256'; AttestationDocument: Uint8Array }, signal: AbortSignal) => Promise<R>, call: AttestedCall = {}): Promise<RecipientResult<R>> {
-    const deadline = Date.now() + (call.timeout ?? defaultTimeout);
+  async function attestedOnce<R extends WithRecipient>(operation: string, send: SendWithRecipient<R>, call: AttestedCall = {}): Promise<RecipientResult<R>> {
+    const deadline = clock().getTime() + (call.timeoutMs ?? defaultTimeoutMs);
     if (call.pinned) {
       let region: string | undefined;
       try {
@@ -114,52 +126,85 @@ export function createRecipientClient(options: RecipientOptions) {
     const keyPairMs = mark();
     const document = await nsm.attestation({ publicKey: pair.spki });
     const attestationMs = mark();
-    let attestation: VerifiedAttestation;
-    try {
-      // allowDebug: a debug-mode enclave may still call KMS; the key policy's PCR conditions decide, as in real KMS.
-      attestation = await verifier.verify(document, { publicKey: pair.spki, currentDate: clock(), clockTolerance: 60_000, allowDebug: true, ...(options.trustAnchors ? { trustAnchors: options.trustAnchors } : {}) });
-    } catch (err) {
-      const reason = err instanceof NitroEnclaveError ? `${err.code}: ${err.message}` : String(err);
-      throw new NitroEnclaveError((err as NitroEnclaveError).code ?? 'ERR_ATTESTATION_MALFORMED', `our own attestation document failed the offline check before calling KMS (${reason})`, { cause: err });
-    }
-    const verifyMs = mark();
+
+    // The self-check of our own document (catches a broken NSM or clock) runs while the KMS request
+    // is in flight instead of before it: it is off the critical path, and nothing KMS sends back is
+    // used, or even looked at, until it has passed. A failed check cancels the request.
+    const selfCheckFailed = new AbortController();
+    const verifyStart = performance.now();
+    let verifyMs = 0;
+    // allowDebug: a debug-mode enclave may still call KMS; the key policy's PCR conditions decide, as in real KMS.
+    const selfCheck = verifier
+      .verify(document, { publicKey: pair.spki, currentDate: clock(), clockTolerance: 60_000, allowDebug: true, ...(options.trustAnchors ? { trustAnchors: options.trustAnchors } : {}) })
+      .then(
+        (facts) => {
+          verifyMs = performance.now() - verifyStart;
+          return facts;
+        },
+        (err: unknown) => {
+          selfCheckFailed.abort(err);
+          const reason = err instanceof NitroEnclaveError ? `${err.code}: ${err.message}` : String(err);
+          return new NitroEnclaveError((err as NitroEnclaveError).code ?? 'ERR_ATTESTATION_MALFORMED', `our own attestation document failed the offline check, so nothing KMS answered was used (${reason})`, { cause: err });
+        },
+      );
+    const signal = call.signal ? AbortSignal.any([call.signal, selfCheckFailed.signal]) : selfCheckFailed.signal;
     let attempts = 0;
-    let response: R;
+    let response: R | undefined;
+    let kmsError: unknown;
     try {
       response = await withRetry(
-        (signal, attempt) => {
+        (attemptSignal, attempt) => {
           attempts = attempt;
-          return send({ KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', AttestationDocument: document }, signal);
+          return send({ KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', AttestationDocument: document }, attemptSignal);
         },
         options.retry ?? {},
-        { operation, deadline, ...(call.signal ? { signal: call.signal } : {}), ...(call.onAttemptError ? { onAttemptError: call.onAttemptError } : {}) },
+        { operation, deadline, clock, signal, ...(call.onAttemptError ? { onAttemptError: call.onAttemptError } : {}) },
       );
     } catch (err) {
-      if (err instanceof NitroEnclaveError && err.code === 'ERR_KMS_ACCESS_DENIED' && options.diagnose !== false) {
-        // The diagnosis is one more round trip: it gets what is left of the caller's deadline (at most 3 s) and the caller's signal.
-        const budget = AbortSignal.timeout(Math.max(0, Math.min(3000, deadline - Date.now())));
-        const signal = call.signal ? AbortSignal.any([call.signal, budget]) : budget;
-        throw await explainAccessDenied(err, attestation, kms, `kms:${operation}`, call.pinned?.arn, signal);
-      }
-      throw err;
+      kmsError = err;
     }
     const kmsMs = mark();
+    const attestation = await selfCheck;
+    if (attestation instanceof NitroEnclaveError) {
+      if (response) zeroSecrets(response);
+      throw attestation;
+    }
+    if (kmsError !== undefined) {
+      if (kmsError instanceof NitroEnclaveError && kmsError.code === 'ERR_KMS_ACCESS_DENIED' && options.diagnose !== false) {
+        // The diagnosis is one more round trip: it gets what is left of the caller's deadline (at most 3 s) and the caller's signal.
+        const budget = AbortSignal.timeout(Math.max(0, Math.min(3000, deadline - clock().getTime())));
+        const diagnosisSignal = call.signal ? AbortSignal.any([call.signal, budget]) : budget;
+        throw await explainAccessDenied(kmsError, attestation, kms, `kms:${operation}`, call.pinned?.arn, diagnosisSignal);
+      }
+      throw kmsError;
+    }
+    const answer = response!;
     for (const field of ['Plaintext', 'PrivateKeyPlaintext', 'SharedSecret'] as const) {
-      const leaked = response[field];
+      const leaked = answer[field];
       if (leaked && leaked.length > 0) {
-        leaked.fill(0);
+        zeroSecrets(answer);
         throw new NitroEnclaveError('ERR_KMS_PROTOCOL', `KMS ${operation} returned ${field} despite Recipient; refusing it (is a proxy rewriting requests?)`);
       }
     }
-    if (!response.CiphertextForRecipient) throw new NitroEnclaveError('ERR_KMS_PROTOCOL', `KMS ${operation} returned no CiphertextForRecipient`);
-    if (call.pinned && !responseMatches(call.pinned, response.KeyId)) {
+    if (!answer.CiphertextForRecipient) throw new NitroEnclaveError('ERR_KMS_PROTOCOL', `KMS ${operation} returned no CiphertextForRecipient`);
+    if (call.pinned && !responseMatches(call.pinned, answer.KeyId)) {
       // Checked before the envelope is opened, so no plaintext of a foreign key ever exists here.
-      response.CiphertextForRecipient.fill(0);
-      throw new NitroEnclaveError('ERR_KMS_KEY_MISMATCH', `KMS ${operation} answered for key ${String(response.KeyId ?? '(none)')}, not the pinned ${call.pinned.arn}; the released key material was zeroed unused`);
+      zeroSecrets(answer);
+      throw new NitroEnclaveError('ERR_KMS_KEY_MISMATCH', `KMS ${operation} answered for key ${String(answer.KeyId ?? '(none)')}, not the pinned ${call.pinned.arn}; the released key material was zeroed unused`);
     }
-    const plaintext = await decryptCiphertextForRecipient(response.CiphertextForRecipient, pair.privateKey);
+    mark();
+    const plaintext = await decryptCiphertextForRecipient(answer.CiphertextForRecipient, pair.privateKey);
     const cmsMs = mark();
-    return { plaintext, response, attestation, timings: { keyPairMs, attestationMs, verifyMs, kmsMs, cmsMs, attempts } };
+    return { plaintext, response: answer, attestation, timings: { keyPairMs, attestationMs, verifyMs, kmsMs, cmsMs, attempts } };
+  }
+
+  /** One attested call; afterwards (success or not) the key pool prepares the next pair, off this call's critical path. */
+  async function attested<R extends WithRecipient>(operation: string, send: SendWithRecipient<R>, call: AttestedCall = {}): Promise<RecipientResult<R>> {
+    try {
+      return await attestedOnce(operation, send, call);
+    } finally {
+      pool.refill();
+    }
   }
 
   return {

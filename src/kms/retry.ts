@@ -17,7 +17,8 @@ export interface RetryContext {
   deadline: number;
   signal?: AbortSignal;
   random?: () => number;
-  now?: () => number;
+  /** The caller's time source (the same clock as the deadline). Default `() => new Date()`. */
+  clock?: () => Date;
   /** Sees every failed attempt's error. */
   onAttemptError?: (err: unknown) => void;
 }
@@ -46,7 +47,8 @@ export async function withRetry<T>(fn: (signal: AbortSignal, attempt: number) =>
   const maxAttempts = policy.maxAttempts ?? 8;
   const base = policy.baseDelayMs ?? 100;
   const cap = policy.maxDelayMs ?? 2000;
-  const now = ctx.now ?? Date.now;
+  const clock = ctx.clock;
+  const now = clock ? () => clock().getTime() : Date.now;
   const random = ctx.random ?? Math.random;
   const remaining = Math.max(0, ctx.deadline - now());
   const deadline = AbortSignal.timeout(remaining);
@@ -66,6 +68,8 @@ export async function withRetry<T>(fn: (signal: AbortSignal, attempt: number) =>
       last = err;
       if (!isRetryable(err)) throw mapKmsError(err, ctx.operation);
       if (attempt === maxAttempts) break;
+      // The deadline is read on the caller's clock, so an injected clock bounds retries as it bounds the rest.
+      if (now() >= ctx.deadline) break;
       const delay = Math.min(cap, base * 2 ** (attempt - 1)) * random();
       try {
         await sleep(Math.min(delay, Math.max(0, ctx.deadline - now())), signal);

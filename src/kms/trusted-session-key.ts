@@ -2,6 +2,7 @@ import { createDecipheriv, createHmac, createSecretKey, type KeyObject } from 'n
 import { inspect } from 'node:util';
 import { NitroEnclaveError } from '../errors.js';
 import { XAES_NONCE_BYTES, XaesKey } from '../internal/xaes.js';
+import type { TskTimings } from './trusted-session-key-client.js';
 
 /** Facts about where a Trusted Session Key came from. Nothing here is secret. */
 export interface TrustedSessionKeyMetadata {
@@ -13,6 +14,8 @@ export interface TrustedSessionKeyMetadata {
   readonly obtainedAt: Date;
   /** 8-byte key identifier (hex) carried in every envelope; derived one-way from the key. */
   readonly keyId: string;
+  /** Step timings (ms) of the KMS round trip that released the key (the same for copies from the cache); absent on a key built by hand. */
+  readonly timings?: Readonly<TskTimings>;
 }
 
 /**

@@ -5,7 +5,7 @@ import { inspect } from 'node:util';
 import { CreateAliasCommand, CreateKeyCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { clearTrustedSessionKeyCache, getTrustedSessionKey, lastTrustedSessionKeyTimings, prepareTrustedSessionKey, TrustedSessionKey, type GetTrustedSessionKeyOptions } from '../../src/kms/index.js';
+import { clearTrustedSessionKeyCache, getTrustedSessionKey, prepareTrustedSessionKey, TrustedSessionKey, type GetTrustedSessionKeyOptions } from '../../src/kms/index.js';
 import { buildKeyPolicy } from '../../src/kms/key-policy.js';
 import { buildRecipientEnvelope, createSimulatedEnclave, createSimulatedNsm, startKmsSimulator, startVsockProxyStandIn, type KmsSimulator, type ProxyStandIn } from '../../src/testing/index.js';
 import { connectSocket } from '../../src/vsock/index.js';
@@ -88,8 +88,10 @@ describe('getTrustedSessionKey against the KMS simulator, through the relay and 
     const event = sim.audit.filter((e) => e.eventName === 'Decrypt').at(-1)!;
     expect(event.additionalEventData?.recipient.attestationDocumentEnclaveImageDigest).toBe(enclave.imageSha384);
     expect(event.errorCode).toBeUndefined();
-    const timings = lastTrustedSessionKeyTimings()!;
+    const timings = tsk.metadata.timings!;
     expect(timings.attempts).toBe(1);
+    expect(timings.kmsMs).toBeGreaterThan(0);
+    expect(timings.verifyMs).toBeGreaterThan(0);
     tsk.dispose();
   });
 
@@ -180,14 +182,14 @@ describe('reliability (faults injected in the simulator)', () => {
     sim.faults.throttle(2, 'Decrypt');
     const tsk = await getTrustedSessionKey(options());
     expect(tsk.keyObject.export()).toEqual(Buffer.from(tskPlaintext));
-    expect(lastTrustedSessionKeyTimings()!.attempts).toBe(3);
+    expect(tsk.metadata.timings!.attempts).toBe(3);
   });
 
   it('retries 500s until the deadline and ends in ERR_KMS_TIMEOUT with bounded attempts', async () => {
     sim.faults.internalError(1000, 500, 'Decrypt');
     await prepareTrustedSessionKey(); // the deadline below is about retries, not key generation
     const count = decrypts();
-    const err = await codeOf(getTrustedSessionKey(options({ timeout: 1500, retry: { baseDelayMs: 50, maxDelayMs: 100, maxAttempts: 50 } })));
+    const err = await codeOf(getTrustedSessionKey(options({ timeoutMs: 1500, retry: { baseDelayMs: 50, maxDelayMs: 100, maxAttempts: 50 } })));
     expect(err.code).toBe('ERR_KMS_TIMEOUT');
     expect(err.message).toMatch(/KMSInternalException/);
     const attempts = decrypts() - count;
@@ -203,11 +205,13 @@ describe('reliability (faults injected in the simulator)', () => {
 
   it('survives a connection reset mid-response and a truncated body', async () => {
     sim.faults.resetConnection(1, 'Decrypt');
-    expect((await getTrustedSessionKey(options())).keyObject.export()).toEqual(Buffer.from(tskPlaintext));
-    expect(lastTrustedSessionKeyTimings()!.attempts).toBe(2);
+    const afterReset = await getTrustedSessionKey(options());
+    expect(afterReset.keyObject.export()).toEqual(Buffer.from(tskPlaintext));
+    expect(afterReset.metadata.timings!.attempts).toBe(2);
     sim.faults.truncateBody(1, 'Decrypt');
-    expect((await getTrustedSessionKey(options())).keyObject.export()).toEqual(Buffer.from(tskPlaintext));
-    expect(lastTrustedSessionKeyTimings()!.attempts).toBe(2);
+    const afterTruncation = await getTrustedSessionKey(options());
+    expect(afterTruncation.keyObject.export()).toEqual(Buffer.from(tskPlaintext));
+    expect(afterTruncation.metadata.timings!.attempts).toBe(2);
   });
 
   it('rejects a CMS envelope made for another key with ERR_CMS_DECRYPT_FAILED', async () => {
@@ -240,10 +244,10 @@ describe('reliability (faults injected in the simulator)', () => {
     expect(keys[1]!.keyObject.export()).toEqual(Buffer.from(tskPlaintext));
   });
 
-  it('caches for cacheTtl when asked', async () => {
+  it('caches for cacheTtlMs when asked', async () => {
     const count = decrypts();
-    await getTrustedSessionKey(options({ cacheTtl: 60_000 }));
-    await getTrustedSessionKey(options({ cacheTtl: 60_000 }));
+    await getTrustedSessionKey(options({ cacheTtlMs: 60_000 }));
+    await getTrustedSessionKey(options({ cacheTtlMs: 60_000 }));
     expect(decrypts() - count).toBe(1);
   });
 
@@ -315,8 +319,8 @@ describe('single flight and cache', () => {
     const [a, b] = await Promise.allSettled([getTrustedSessionKey(right), getTrustedSessionKey(wrong)]);
     expect(a.status === 'fulfilled' && a.value.keyObject.export()).toEqual(Buffer.from(dk.Plaintext!));
     expect(b.status === 'rejected' && (b.reason as { code: string }).code).toBe('ERR_KMS_INVALID_CIPHERTEXT');
-    await getTrustedSessionKey({ ...right, cacheTtl: 60_000 });
-    await expect(getTrustedSessionKey({ ...wrong, cacheTtl: 60_000 })).rejects.toMatchObject({ code: 'ERR_KMS_INVALID_CIPHERTEXT' });
+    await getTrustedSessionKey({ ...right, cacheTtlMs: 60_000 });
+    await expect(getTrustedSessionKey({ ...wrong, cacheTtlMs: 60_000 })).rejects.toMatchObject({ code: 'ERR_KMS_INVALID_CIPHERTEXT' });
     admin.destroy();
   });
 
@@ -371,15 +375,15 @@ describe('single flight and cache', () => {
       if (op === 'Decrypt') await open.wait(signal);
       return forward();
     });
-    const hasty = getTrustedSessionKey(options({ kms, timeout: 300 }));
-    const patient = getTrustedSessionKey(options({ kms, timeout: 30_000 }));
+    const hasty = getTrustedSessionKey(options({ kms, timeoutMs: 300 }));
+    const patient = getTrustedSessionKey(options({ kms, timeoutMs: 30_000 }));
     expect((await codeOf(hasty)).code).toBe('ERR_KMS_TIMEOUT');
     open.open();
     expect((await patient).keyObject.export()).toEqual(Buffer.from(tskPlaintext));
     kms.destroy();
   });
 
-  it('zeroes a cached key with an unref\'d timer when cacheTtl is up, not on the next call', async () => {
+  it('zeroes a cached key with an unref\'d timer when cacheTtlMs is up, not on the next call', async () => {
     type Handle = { fn: () => void; ms: number; unref: ReturnType<typeof vi.fn>; cleared: boolean };
     const scheduled: Handle[] = [];
     const timers = {
@@ -391,7 +395,7 @@ describe('single flight and cache', () => {
       clearTimeout: (h: unknown) => void ((h as Handle).cleared = true),
     };
     const now = new Date();
-    const o = options({ cacheTtl: 60_000, timers, clock: () => now });
+    const o = options({ cacheTtlMs: 60_000, timers, clock: () => now });
     const count = decrypts();
     (await getTrustedSessionKey(o)).dispose();
     (await getTrustedSessionKey(o)).dispose();
@@ -419,7 +423,7 @@ describe('deadlines', () => {
     const other = createSimulatedEnclave({ pcrs: { 0: 'ef'.repeat(48) }, pki: enclave.pki });
     const kms = roleClient((op, forward, signal) => (op === 'GetKeyPolicy' ? untilAborted(signal) : forward()));
     const started = Date.now();
-    const err = await codeOf(getTrustedSessionKey(options({ kms, timeout: 1500 }, other)));
+    const err = await codeOf(getTrustedSessionKey(options({ kms, timeoutMs: 1500 }, other)));
     expect(Date.now() - started).toBeLessThan(2900); // the old fixed 3 s budget ran past the deadline
     expect(err.code).toMatch(/ERR_KMS_ACCESS_DENIED|ERR_KMS_TIMEOUT/);
     expect(err.message).toMatch(/AccessDenied/);

@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRecipientClient } from '../../src/kms/recipient.js';
 import { createNsmClient } from '../../src/nsm/client.js';
 import { createSimulatedEnclave, createSimulatedNsm, kmsClientConfig, startKmsSimulator, type KmsSimulator } from '../../src/testing/index.js';
-import '../helpers/kms.js';
+import { NitroEnclaveError } from '../../src/errors.js';
+import { interceptedClient, untilAborted } from '../helpers/kms.js';
 
 const enclave = createSimulatedEnclave();
 let sim: KmsSimulator;
@@ -74,14 +75,57 @@ describe('attested Recipient operations through createRecipientClient (admin pri
     expect(leaked!.every((b) => b === 0)).toBe(true);
   });
 
-  it('catches a broken NSM before calling KMS (the self-check)', async () => {
-    const calls = sim.audit.length;
+  it('the self-check catches a broken NSM or clock, with the attestation code', async () => {
     const liar = createSimulatedNsm(enclave);
     const broken = { request: liar.request, attestation: async () => enclave.attest({ publicKey: new Uint8Array([1, 2, 3]) }) } as never;
     await expect(recipientClient(admin, broken).generateRandom({ numberOfBytes: 8 })).rejects.toMatchObject({ code: 'ERR_ATTESTATION_PUBLIC_KEY_MISMATCH', message: expect.stringMatching(/our own attestation document failed the offline check/) });
     const stale = createSimulatedEnclave({ pki: enclave.pki, clock: () => new Date(Date.now() - 4 * 3_600_000) });
     await expect(recipientClient(admin, createNsmClient(createSimulatedNsm(stale))).generateRandom({ numberOfBytes: 8 })).rejects.toMatchObject({ code: 'ERR_ATTESTATION_CERT_EXPIRED' });
-    expect(sim.audit.length).toBe(calls); // KMS never saw these
+  });
+
+  it('runs the self-check during the KMS request; when it fails after KMS answered, the released envelope is zeroed unopened', async () => {
+    const kms = new KMSClient(kmsClientConfig(sim, sim.principal('user/admin')));
+    let released: Uint8Array | undefined;
+    let answered!: () => void;
+    const kmsAnswered = new Promise<void>((r) => (answered = r));
+    let verifyStartedBeforeAnswer = false;
+    kms.middlewareStack.add(
+      (next) => async (args) => {
+        const result = await next(args);
+        released = (result.output as { CiphertextForRecipient?: Uint8Array }).CiphertextForRecipient;
+        answered();
+        return result;
+      },
+      { step: 'initialize', name: 'watchEnvelope' },
+    );
+    // A verifier that fails only once KMS has released the envelope: the worst case for a concurrent check.
+    const verifier = {
+      async verify() {
+        verifyStartedBeforeAnswer = released === undefined;
+        await kmsAnswered;
+        throw new NitroEnclaveError('ERR_ATTESTATION_CERT_EXPIRED', 'the leaf certificate expired');
+      },
+    } as never;
+    const client = createRecipientClient({ kms, nsm: createNsmClient(createSimulatedNsm(enclave)), trustAnchors: [enclave.trustAnchor], verifier });
+    await expect(client.generateDataKey({ keyId: symmetricKey })).rejects.toMatchObject({ code: 'ERR_ATTESTATION_CERT_EXPIRED', message: expect.stringMatching(/nothing KMS answered was used/) });
+    expect(verifyStartedBeforeAnswer).toBe(true); // concurrent: the check began while the request was in flight
+    expect(released!.length).toBeGreaterThan(0);
+    expect(released!.every((b) => b === 0)).toBe(true); // KMS did release it (the simulator accepted the document); it was zeroed unopened
+  });
+
+  it('a self-check that fails first cancels the KMS request', async () => {
+    let aborted = false;
+    const kms = interceptedClient(sim, sim.principal('user/admin'), async (_operation, _forward, signal) => {
+      await untilAborted(signal).catch((err) => {
+        aborted = true;
+        throw err;
+      });
+      throw new Error('unreachable');
+    });
+    const verifier = { verify: async () => Promise.reject(new NitroEnclaveError('ERR_ATTESTATION_SIGNATURE_INVALID', 'bad signature')) } as never;
+    const client = createRecipientClient({ kms, nsm: createNsmClient(createSimulatedNsm(enclave)), trustAnchors: [enclave.trustAnchor], verifier, timeoutMs: 10_000 });
+    await expect(client.decrypt({ ciphertextBlob: new Uint8Array(8), keyId: symmetricKey })).rejects.toMatchObject({ code: 'ERR_ATTESTATION_SIGNATURE_INVALID' });
+    expect(aborted).toBe(true);
   });
 
   it('validates its construction', () => {

@@ -1,0 +1,486 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { KMSClient, type KMSClientConfig } from '@aws-sdk/client-kms';
+import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
+import { NitroEnclaveError } from '../errors.js';
+import type { AttestationVerifier } from '../attestation/verify.js';
+import type { TrustAnchor } from '../attestation/trust.js';
+import { createAttestationVerifier } from '../attestation/index.js';
+import { createNsmClient, type NsmClient } from '../nsm/client.js';
+import { openNsm } from '../nsm/device.js';
+import type { NsmTransport } from '../nsm/transport.js';
+import { AWS_REGION, createKmsRequestHandler, type KmsTransportOptions } from '../vsock/kms-agent.js';
+import { EphemeralKeyPool, checkModulus, type RsaModulusLength } from './keypair.js';
+import { checkRegion, parsePinnedKeyArn } from './key-arn.js';
+import { createRecipientClient } from './recipient.js';
+import type { RetryPolicy } from './retry.js';
+import { TrustedSessionKey } from './trusted-session-key.js';
+
+/** How bytes reach KMS from inside the enclave. */
+export type KmsTransport =
+  | { kind: 'vsock'; cid?: number; port?: number }
+  | { kind: 'tcp'; port: number; host?: string }
+  | { kind: 'custom'; connect: NonNullable<KmsTransportOptions['connect']> };
+
+/**
+ * Options of {@link createTrustedSessionKeyClient}: how to reach KMS and the NSM, and the policies
+ * (time, retries, cache) every {@link TrustedSessionKeyClient.get} of this client follows.
+ */
+export interface TrustedSessionKeyClientOptions {
+  /** A ready KMSClient instead of region/credentials/requestHandler (keep its maxAttempts at 1: retries happen here). Not destroyed by `close()`. */
+  kms?: KMSClient;
+  /** AWS region of the key; required unless `kms` is given. */
+  region?: string;
+  /** Any AWS SDK credential identity or provider (e.g. `fromParentCredentials()`). Default: the SDK chain. */
+  credentials?: AwsCredentialIdentity | AwsCredentialIdentityProvider;
+  /** The smithy `RequestHandler` for KMS. Default: {@link createKmsRequestHandler} over `transport`. */
+  requestHandler?: KMSClientConfig['requestHandler'];
+  /** Where the default request handler connects. Default `{ kind: 'vsock', cid: 3, port: 8000 }`: the parent's vsock-proxy. */
+  transport?: KmsTransport;
+  /** Extra CAs for TLS to KMS through the default request handler (tests against the simulator only). */
+  tlsCa?: string | string[];
+  /** The NSM: default the `/dev/nsm` device (opened on first use, closed by `close()`); tests pass `createSimulatedNsm(enclave)`. */
+  nsm?: NsmClient | NsmTransport;
+  /**
+   * The verifier for the self-check of our own document. Default: a portable (WebCrypto) verifier
+   * owned by this client; its signature checks run on libuv's thread pool, beside the KMS round trip.
+   */
+  verifier?: AttestationVerifier;
+  /** Trusted roots for the self-check of our own document. Default: the pinned AWS root. */
+  attestationTrustAnchors?: TrustAnchor[];
+  rsaModulusLength?: RsaModulusLength;
+  /** The one time source for the cache, deadlines, retries and the self-check. Default `() => new Date()`. */
+  clock?: () => Date;
+  /** Timers for deadlines and cache expiry. Default: the global `setTimeout` / `clearTimeout`. */
+  timers?: TskTimers;
+  retry?: RetryPolicy;
+  /** Keep a key this many ms and hand out copies (0 = no cache, the default). An unref'd timer zeroes it when the time is up. */
+  cacheTtlMs?: number;
+  /** Default deadline of a `get` in ms (all attempts). Default 30 000. */
+  timeoutMs?: number;
+}
+
+/** What one {@link TrustedSessionKeyClient.get} asks for: the blob, the pinned key, and this call's signal and deadline. */
+export interface TrustedSessionKeyRequest {
+  /** The stored `CiphertextBlob` of the TSK: bytes, or base64 text. */
+  ciphertextBlob?: Uint8Array | string;
+  /** …or a file holding the raw blob (as `nitro-enclave provision` writes it). */
+  ciphertextBlobPath?: string;
+  /**
+   * The TSK's KMS key as a key ARN or alias ARN, e.g.
+   * `arn:aws:kms:us-east-1:111122223333:alias/confidential-workflow-tsk`. Required, and it must come
+   * from the enclave image (measured in PCR0), never from the parent: a bare alias or key id resolves
+   * in the account of whatever credentials the parent serves. Sent to KMS as `KeyId`, and KMS's answer
+   * must name the same key (`ERR_KMS_KEY_MISMATCH` otherwise).
+   */
+  keyId: string;
+  encryptionContext?: Record<string, string>;
+  signal?: AbortSignal;
+  /** Deadline of this call in ms (all attempts). Default: the client's `timeoutMs`. */
+  timeoutMs?: number;
+}
+
+/**
+ * The timer functions a Trusted Session Key client uses (injectable so tests control time).
+ *
+ * @example
+ * ```ts
+ * const due: Array<() => void> = [];
+ * const timers: TskTimers = { setTimeout: (fn) => due.push(fn), clearTimeout: () => {} };
+ * const client = createTrustedSessionKeyClient({ region: 'us-east-1', cacheTtlMs: 60_000, timers });
+ * await client.get({ ciphertextBlobPath: '/app/tsk.ciphertext', keyId: TSK_KEY_ARN });
+ * due.forEach((fn) => fn()); // the cached key is zeroed now
+ * ```
+ */
+export interface TskTimers {
+  setTimeout(callback: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/**
+ * Timings (ms) of the KMS round trip that produced a key: on `tsk.timings`. The self-check runs
+ * during the KMS request, so `verifyMs` overlaps `kmsMs` and is not part of the total.
+ */
+export interface TskTimings {
+  keyPairMs: number;
+  attestationMs: number;
+  verifyMs: number;
+  kmsMs: number;
+  cmsMs: number;
+  attempts: number;
+}
+
+/**
+ * A long-lived Trusted Session Key client: every piece of state (prepared key pairs, the verifier's
+ * cache, requests in flight, cached keys, the KMS client and the NSM it opened) lives in it.
+ */
+export interface TrustedSessionKeyClient {
+  /**
+   * Runs the whole attested exchange (or joins one in flight for the same blob, key and context, or
+   * copies a cached key) and returns a {@link TrustedSessionKey} the caller owns and disposes.
+   */
+  get(request: TrustedSessionKeyRequest): Promise<TrustedSessionKey>;
+  /** Generates the next ephemeral key pair in the background, so the next `get` skips RSA key generation. */
+  prepare(): Promise<void>;
+  /** Zeroes cached keys and drops prepared key pairs. */
+  clear(): void;
+  /** `clear()`, then releases what this client opened (the KMS client it built, the NSM device it opened). Later calls fail with `ERR_TSK_CLIENT_CLOSED`. */
+  close(): Promise<void>;
+}
+
+interface Shared {
+  key: Uint8Array;
+  metadata: ConstructorParameters<typeof TrustedSessionKey>[1];
+}
+
+/** One caller waiting on a flight; it keeps its own signal and deadline. */
+interface Waiter {
+  deliver(shared: Shared): void;
+  fail(err: unknown): void;
+}
+
+/** A shared KMS request. It belongs to no single caller: it is cancelled when its last waiter leaves. */
+interface Flight {
+  waiters: Set<Waiter>;
+  controller: AbortController;
+  lastError?: unknown;
+  done: boolean;
+}
+
+interface CacheEntry {
+  shared: Shared;
+  expires: number;
+  timer: unknown;
+}
+
+/** What one exchange needs from the outside: a KMS client and an NSM, and how to let go of them after. */
+export interface TskConnection {
+  kms: KMSClient;
+  nsm: NsmClient;
+  release(): Promise<void>;
+}
+
+/** The per-client settings, resolved and validated once. */
+export interface TskSettings {
+  region: string | undefined;
+  clock: () => Date;
+  timers: TskTimers;
+  retry: RetryPolicy | undefined;
+  cacheTtlMs: number;
+  timeoutMs: number;
+  rsaModulusLength: RsaModulusLength;
+  trustAnchors: TrustAnchor[] | undefined;
+}
+
+const defaultTimers: TskTimers = { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
+
+/** Checks the client options (a bad option is a TypeError, at construction) and resolves the defaults. */
+export function settingsOf(o: TrustedSessionKeyClientOptions): TskSettings {
+  if (typeof o !== 'object' || o === null) throw new TypeError('options must be an object');
+  if (!o.kms && (typeof o.region !== 'string' || !AWS_REGION.test(o.region))) throw new TypeError('region must be an AWS region like us-east-1 (or pass a kms client)');
+  if (o.timeoutMs !== undefined && (!Number.isFinite(o.timeoutMs) || o.timeoutMs <= 0)) throw new TypeError('timeoutMs must be a positive number of ms');
+  if (o.cacheTtlMs !== undefined && (!Number.isFinite(o.cacheTtlMs) || o.cacheTtlMs < 0)) throw new TypeError('cacheTtlMs must be a non-negative number of ms');
+  if (o.timers !== undefined && (typeof o.timers?.setTimeout !== 'function' || typeof o.timers?.clearTimeout !== 'function')) throw new TypeError('timers must have setTimeout and clearTimeout');
+  if (o.clock !== undefined && typeof o.clock !== 'function') throw new TypeError('clock must be a function returning a Date');
+  for (const old of ['timeout', 'cacheTtl'] as const) {
+    if (old in o) throw new TypeError(`${old} was renamed ${old}Ms in 0.2 (durations end in Ms)`);
+  }
+  return {
+    region: o.region,
+    clock: o.clock ?? (() => new Date()),
+    timers: o.timers ?? defaultTimers,
+    retry: o.retry,
+    cacheTtlMs: o.cacheTtlMs ?? 0,
+    timeoutMs: o.timeoutMs ?? 30_000,
+    rsaModulusLength: checkModulus(o.rsaModulusLength ?? 2048),
+    trustAnchors: o.attestationTrustAnchors,
+  };
+}
+
+/** Builds the KMS client the options describe (the caller destroys it). */
+export function kmsClientOf(o: TrustedSessionKeyClientOptions): KMSClient {
+  if (o.kms) return o.kms;
+  let requestHandler = o.requestHandler;
+  if (!requestHandler) {
+    const t = o.transport ?? { kind: 'vsock' };
+    requestHandler = createKmsRequestHandler({
+      region: o.region!,
+      ...(t.kind === 'vsock' ? { vsock: { cid: t.cid, port: t.port } } : t.kind === 'tcp' ? { tcp: { port: t.port, host: t.host ?? '127.0.0.1' } } : { connect: t.connect }),
+      ...(o.tlsCa ? { ca: o.tlsCa } : {}),
+    });
+  }
+  return new KMSClient({ region: o.region, ...(o.credentials ? { credentials: o.credentials } : {}), requestHandler, maxAttempts: 1 });
+}
+
+/** The NSM client the options describe, and whether we opened it (and so must close it). */
+export function nsmOf(o: TrustedSessionKeyClientOptions): { nsm: NsmClient; owned: boolean } {
+  if (!o.nsm) return { nsm: openNsm(), owned: true };
+  if (typeof (o.nsm as NsmClient).attestation === 'function') return { nsm: o.nsm as NsmClient, owned: false };
+  return { nsm: createNsmClient(o.nsm as NsmTransport), owned: false };
+}
+
+async function blobOf(o: TrustedSessionKeyRequest): Promise<Uint8Array> {
+  if ((o.ciphertextBlob === undefined) === (o.ciphertextBlobPath === undefined)) throw new TypeError('give exactly one of ciphertextBlob and ciphertextBlobPath');
+  if (o.ciphertextBlobPath !== undefined) {
+    if (typeof o.ciphertextBlobPath !== 'string') throw new TypeError('ciphertextBlobPath must be a string');
+    return new Uint8Array(await readFile(o.ciphertextBlobPath));
+  }
+  if (o.ciphertextBlob instanceof Uint8Array) return o.ciphertextBlob;
+  if (typeof o.ciphertextBlob === 'string' && /^[A-Za-z0-9+/]+={0,2}$/.test(o.ciphertextBlob.trim())) return new Uint8Array(Buffer.from(o.ciphertextBlob.trim(), 'base64'));
+  throw new TypeError('ciphertextBlob must be bytes or base64 text');
+}
+
+function validateRequest(o: TrustedSessionKeyRequest, settings: TskSettings): void {
+  if (typeof o !== 'object' || o === null) throw new TypeError('request must be an object');
+  const pinned = parsePinnedKeyArn(o.keyId);
+  if (o.timeoutMs !== undefined && (!Number.isFinite(o.timeoutMs) || o.timeoutMs <= 0)) throw new TypeError('timeoutMs must be a positive number of ms');
+  if ('timeout' in o) throw new TypeError('timeout was renamed timeoutMs in 0.2 (durations end in Ms)');
+  if (o.encryptionContext !== undefined && (typeof o.encryptionContext !== 'object' || o.encryptionContext === null || Object.values(o.encryptionContext).some((v) => typeof v !== 'string'))) {
+    throw new TypeError('encryptionContext must map strings to strings');
+  }
+  if (settings.region) checkRegion(pinned, settings.region);
+}
+
+/**
+ * The single-flight and cache identity. Every field is length-delimited or
+ * JSON-encoded, so no two different (blob, key, region, context) tuples share
+ * an identity: `{"a=b":"c"}` and `{"a":"b=c"}` are different contexts, and a
+ * caller with the wrong context must go to KMS and be refused there.
+ */
+function flightKey(o: TrustedSessionKeyRequest, region: string | undefined, blob: Uint8Array): string {
+  const context = Object.entries(o.encryptionContext ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHash('sha256')
+    .update(`${blob.length}:`)
+    .update(blob)
+    .update(JSON.stringify([o.keyId, region ?? null, context]))
+    .digest('hex');
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? `${(err as { code?: string }).code ?? err.name}: ${err.message}` : String(err);
+}
+
+/**
+ * The state of a Trusted Session Key client: prepared key pairs, the self-check's verifier, the
+ * requests in flight and the cache. It does not own a connection: each `get` is handed one, so the
+ * module-level `getTrustedSessionKey` can keep its one-call-one-connection behaviour on a default
+ * engine while {@link createTrustedSessionKeyClient} keeps one connection for its lifetime.
+ */
+export class TskEngine {
+  readonly #pool = new EphemeralKeyPool();
+  readonly #verifier: AttestationVerifier;
+  readonly #inflight = new Map<string, Flight>();
+  readonly #cache = new Map<string, CacheEntry>();
+
+  constructor(verifier?: AttestationVerifier) {
+    // WebCrypto's subtle.verify is a thread-pool job, so the self-check runs on another core while the
+    // event loop carries the KMS request; the node:crypto verifier would run inline on this thread.
+    this.#verifier = verifier ?? createAttestationVerifier();
+  }
+
+  prepare(bits: RsaModulusLength): Promise<void> {
+    return this.#pool.prepare(bits);
+  }
+
+  clear(): void {
+    for (const key of [...this.#cache.keys()]) this.#evict(key);
+    this.#pool.clear();
+  }
+
+  async get(request: TrustedSessionKeyRequest, settings: TskSettings, connect: () => TskConnection): Promise<TrustedSessionKey> {
+    validateRequest(request, settings);
+    const blob = await blobOf(request);
+    const key = flightKey(request, settings.region, blob);
+    const cached = this.#cache.get(key);
+    if (cached && cached.expires > settings.clock().getTime()) return new TrustedSessionKey(new Uint8Array(cached.shared.key), cached.shared.metadata);
+    if (cached) this.#evict(key);
+
+    const timeoutMs = request.timeoutMs ?? settings.timeoutMs;
+    const deadline = settings.clock().getTime() + timeoutMs;
+    const { timers } = settings;
+    const { signal } = request;
+    if (signal?.aborted) throw new NitroEnclaveError('ERR_KMS_ABORTED', 'KMS Decrypt was aborted', { cause: signal.reason });
+
+    return new Promise<TrustedSessionKey>((resolve, reject) => {
+      let flight: Flight;
+      let settled = false;
+      const settle = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        timers.clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        fn();
+      };
+      const waiter: Waiter = {
+        deliver: (shared) => settle(() => resolve(new TrustedSessionKey(new Uint8Array(shared.key), shared.metadata))),
+        fail: (err) => {
+          // The shared request hit its own deadline (its starter had less time than this caller): go again with what is left.
+          if (err instanceof NitroEnclaveError && err.code === 'ERR_KMS_TIMEOUT' && deadline - settings.clock().getTime() > 0 && !signal?.aborted) join();
+          else settle(() => reject(err));
+        },
+      };
+      const giveUp = (err: NitroEnclaveError) =>
+        settle(() => {
+          this.#leave(key, flight, waiter);
+          reject(err);
+        });
+      const onAbort = () => giveUp(new NitroEnclaveError('ERR_KMS_ABORTED', 'KMS Decrypt was aborted', { cause: signal!.reason }));
+      const timer = timers.setTimeout(() => {
+        const last = flight.lastError;
+        giveUp(new NitroEnclaveError('ERR_KMS_TIMEOUT', `KMS Decrypt did not succeed before the deadline (${last === undefined ? `${timeoutMs} ms` : `last error: ${describe(last)}`})`, { cause: last }));
+      }, timeoutMs);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const join = () => {
+        flight = this.#inflight.get(key) ?? this.#startFlight(key, request, settings, connect, blob, Math.max(1, deadline - settings.clock().getTime()));
+        flight.waiters.add(waiter);
+      };
+      join();
+    });
+  }
+
+  async #fetch(request: TrustedSessionKeyRequest, settings: TskSettings, connect: () => TskConnection, blob: Uint8Array, timeoutMs: number, flight: Flight): Promise<Shared> {
+    const connection = connect();
+    const recipient = createRecipientClient({
+      kms: connection.kms,
+      nsm: connection.nsm,
+      rsaModulusLength: settings.rsaModulusLength,
+      keyPool: this.#pool,
+      verifier: this.#verifier,
+      clock: settings.clock,
+      ...(settings.trustAnchors ? { trustAnchors: settings.trustAnchors } : {}),
+      ...(settings.retry ? { retry: settings.retry } : {}),
+    });
+    try {
+      const result = await recipient.decrypt(
+        { ciphertextBlob: blob, keyId: request.keyId, ...(request.encryptionContext ? { encryptionContext: request.encryptionContext } : {}) },
+        { timeoutMs, signal: flight.controller.signal, onAttemptError: (err) => (flight.lastError = err) },
+      );
+      if (result.plaintext.length !== 32) {
+        result.plaintext.fill(0);
+        throw new NitroEnclaveError('ERR_TSK_INVALID_KEY', `KMS released ${result.plaintext.length} bytes; a Trusted Session Key is an AES-256 key (32 bytes): provision it with KeySpec AES_256`);
+      }
+      return {
+        key: result.plaintext,
+        metadata: {
+          keyArn: result.response.KeyId ?? request.keyId,
+          pcr0: result.attestation.pcrsHex[0] ?? '',
+          moduleId: result.attestation.moduleId,
+          obtainedAt: settings.clock(),
+          timings: Object.freeze({ ...result.timings }),
+        },
+      };
+    } finally {
+      await connection.release();
+    }
+  }
+
+  #evict(key: string, only?: CacheEntry, timers?: TskTimers): void {
+    const entry = this.#cache.get(key);
+    if (!entry || (only && entry !== only)) return;
+    this.#cache.delete(key);
+    (timers ?? defaultTimers).clearTimeout(entry.timer);
+    entry.shared.key.fill(0);
+  }
+
+  #store(key: string, shared: Shared, settings: TskSettings): void {
+    this.#evict(key, undefined, settings.timers);
+    const ttl = settings.cacheTtlMs;
+    const entry: CacheEntry = { shared, expires: settings.clock().getTime() + ttl, timer: undefined };
+    // The timer, not the next call, ends the key's life; unref'd so a cached key never keeps the process alive.
+    entry.timer = settings.timers.setTimeout(() => this.#evict(key, entry, settings.timers), ttl);
+    (entry.timer as { unref?: () => void } | undefined)?.unref?.();
+    this.#cache.set(key, entry);
+  }
+
+  #startFlight(key: string, request: TrustedSessionKeyRequest, settings: TskSettings, connect: () => TskConnection, blob: Uint8Array, timeoutMs: number): Flight {
+    const flight: Flight = { waiters: new Set(), controller: new AbortController(), done: false };
+    this.#inflight.set(key, flight);
+    const finish = () => {
+      flight.done = true;
+      if (this.#inflight.get(key) === flight) this.#inflight.delete(key);
+      const waiters = [...flight.waiters];
+      flight.waiters.clear();
+      return waiters;
+    };
+    this.#fetch(request, settings, connect, blob, timeoutMs, flight).then(
+      (shared) => {
+        const waiters = finish();
+        // Every waiter gets its own copy synchronously, so the shared bytes can be zeroed (or cached) right after.
+        for (const w of waiters) w.deliver(shared);
+        if (waiters.length > 0 && settings.cacheTtlMs > 0) this.#store(key, shared, settings);
+        else shared.key.fill(0);
+      },
+      (err: unknown) => {
+        for (const w of finish()) w.fail(err);
+      },
+    );
+    return flight;
+  }
+
+  #leave(key: string, flight: Flight, waiter: Waiter): void {
+    flight.waiters.delete(waiter);
+    if (flight.waiters.size > 0 || flight.done) return;
+    if (this.#inflight.get(key) === flight) this.#inflight.delete(key);
+    flight.controller.abort(new Error('every caller of this shared request left'));
+  }
+}
+
+/**
+ * Creates a Trusted Session Key client: one object holds the KMS client, the NSM, prepared key pairs,
+ * the self-check's verifier, requests in flight and the cache. `get` makes an ephemeral RSA key pair,
+ * asks the NSM for an attestation document binding its public key, calls KMS `Decrypt` with
+ * `Recipient` over vsock to the parent's vsock-proxy (TLS end to end) while checking that document
+ * offline, checks that KMS answered for the pinned key ARN, and opens the returned CMS envelope with
+ * the ephemeral private key.
+ *
+ * Concurrent `get`s for the same blob, key and context share one KMS request; each caller gets its
+ * own {@link TrustedSessionKey} copy to dispose, and keeps its own `signal` and `timeoutMs`.
+ *
+ * @example
+ * ```ts
+ * import { createTrustedSessionKeyClient, fromParentCredentials } from 'nitro-enclave-sdk';
+ *
+ * const tskClient = createTrustedSessionKeyClient({ region: 'us-east-1', credentials: fromParentCredentials() });
+ * await tskClient.prepare(); // at start-up: RSA key generation off the critical path
+ * const tsk = await tskClient.get({ ciphertextBlobPath: '/app/tsk.ciphertext', keyId: TSK_KEY_ARN });
+ * console.log(`KMS ${tsk.timings.kmsMs.toFixed(1)} ms`);
+ * tsk.dispose();
+ * await tskClient.close();
+ * ```
+ */
+export function createTrustedSessionKeyClient(options: TrustedSessionKeyClientOptions): TrustedSessionKeyClient {
+  const settings = settingsOf(options);
+  const engine = new TskEngine(options.verifier);
+  let kms: KMSClient | undefined;
+  let nsm: { nsm: NsmClient; owned: boolean } | undefined;
+  let closed = false;
+  // The client keeps its KMS client (and its keep-alive connections) and its NSM for its lifetime.
+  const connection = (): TskConnection => {
+    kms ??= kmsClientOf(options);
+    nsm ??= nsmOf(options);
+    return { kms, nsm: nsm.nsm, release: async () => {} };
+  };
+  const live = () => {
+    if (closed) throw new NitroEnclaveError('ERR_TSK_CLIENT_CLOSED', 'this Trusted Session Key client was closed');
+  };
+  return {
+    async get(request) {
+      live();
+      return engine.get(request, settings, connection);
+    },
+    async prepare() {
+      live();
+      return engine.prepare(settings.rsaModulusLength);
+    },
+    clear() {
+      engine.clear();
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      engine.clear();
+      if (kms && !options.kms) kms.destroy();
+      if (nsm?.owned) await nsm.nsm.close();
+    },
+  };
+}
