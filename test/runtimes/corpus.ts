@@ -8,7 +8,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeCbor, type CborKey, type CborValue } from '../../src/internal/cbor.js';
-import { encodeCbor, type EncodableValue } from '../../src/internal/cbor-encode.js';
+import { encodeCbor } from '../../src/testing/cbor.js';
 import { createSimulatedEnclave, createTestPki, signCoseSign1 } from '../../src/testing/index.js';
 import { accepted, fixture, fixtureText, fixturesDir, manifest } from '../helpers/fixtures.js';
 import type { CorpusCase, WireOptions } from './corpus-script.js';
@@ -109,7 +109,7 @@ function addFixtureCases(cases: ExpectedCase[], add: Add, fixturesDir: string): 
   const forged = new Map(payload);
   forged.set('certificate', fakeLeaf.der);
   forged.set('cabundle', [...fake.cabundle]);
-  add('forged: self-made CA with AWS names', signCoseSign1(encodeCbor(forged as unknown as EncodableValue), fakeLeaf.privateKey), at, 'ERR_ATTESTATION_UNTRUSTED_ROOT');
+  add('forged: self-made CA with AWS names', signCoseSign1(encodeCbor(forged), fakeLeaf.privateKey), at, 'ERR_ATTESTATION_UNTRUSTED_ROOT');
 
   // COSE working group vectors, through the COSE layer with each vector's own key.
   for (const dir of readdirSync(join(fixturesDir, 'cose'))) {
