@@ -117,7 +117,7 @@ export function createRecipientClient(options: RecipientOptions) {
     let attestation: VerifiedAttestation;
     try {
       // allowDebug: a debug-mode enclave may still call KMS; the key policy's PCR conditions decide, as in real KMS.
-      attestation = await verifier.verify(document, { publicKey: pair.spki, currentDate: clock(), clockTolerance: 60_000, allowDebug: true, ...(options.trustAnchors ? { trustAnchors: options.trustAnchors } : {}) });
+      attestation = await verifier.verify(document, { publicKey: pair.spki, currentDate: clock(), clockToleranceMs: 60_000, allowDebug: true, ...(options.trustAnchors ? { trustAnchors: options.trustAnchors } : {}) });
     } catch (err) {
       const reason = err instanceof NitroEnclaveError ? `${err.code}: ${err.message}` : String(err);
       throw new NitroEnclaveError((err as NitroEnclaveError).code ?? 'ERR_ATTESTATION_MALFORMED', `our own attestation document failed the offline check before calling KMS (${reason})`, { cause: err });

@@ -88,7 +88,7 @@ export function signCoseSign1(payload: Uint8Array, key: KeyObject): Uint8Array {
 export function createSimulatedEnclave(options: SimulatedEnclaveOptions = {}): SimulatedEnclave {
   const clock = options.clock ?? (() => new Date());
   if (typeof clock !== 'function') throw new TypeError('clock must be a function returning a Date');
-  const pki = options.pki ?? createTestPki({ now: clock() });
+  const pki = options.pki ?? createTestPki({ currentDate: clock() });
   const pcrs = new Map<number, Uint8Array>();
   for (let i = 0; i < 16; i++) pcrs.set(i, new Uint8Array(48));
   if (!options.debugMode) {

@@ -7,7 +7,7 @@ import { bitString, boolean, explicit, integer, octetString, oid, sequence, time
 import { createSimulatedEnclave, createTestPki, encodeName, issueCertificate, KEY_USAGE, signCoseSign1, testImagePcr, type NameAttributes } from '../../src/testing/index.js';
 
 const T0 = new Date('2026-03-01T12:00:00Z');
-const pki = createTestPki({ now: T0 });
+const pki = createTestPki({ currentDate: T0 });
 const leaf = pki.issueLeaf(new Date(T0.getTime() - 3000));
 
 function payload(changes: Record<string, unknown> = {}, cert = leaf.der, cabundle: readonly Uint8Array[] = pki.cabundle): Map<string, unknown> {
@@ -40,12 +40,12 @@ async function failure(p: Promise<unknown>): Promise<{ code: string; message: st
 
 describe('timestamp range', () => {
   it('the baseline document verifies (so each rejection below is about the one change)', async () => {
-    await expect(verifyAttestationDocument(signed(payload()), { ...trust, maxAge: 60_000 })).resolves.toMatchObject({ verified: true });
+    await expect(verifyAttestationDocument(signed(payload()), { ...trust, maxAgeMs: 60_000 })).resolves.toMatchObject({ verified: true });
   });
 
-  it('refuses a signed timestamp of 9e15 (past what a Date holds), which passed maxAge and the future check before', async () => {
+  it('refuses a signed timestamp of 9e15 (past what a Date holds), which passed maxAgeMs and the future check before', async () => {
     const doc = signed(payload({ timestamp: 9e15 }));
-    expect(await failure(verifyAttestationDocument(doc, { ...trust, maxAge: 60_000 }))).toEqual({
+    expect(await failure(verifyAttestationDocument(doc, { ...trust, maxAgeMs: 60_000 }))).toEqual({
       code: 'ERR_ATTESTATION_MALFORMED',
       message: 'timestamp must be an integer number of milliseconds since the epoch between 2019-01-01 and 2100-01-01',
     });

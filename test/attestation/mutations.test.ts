@@ -78,7 +78,7 @@ describe.skipIf(!fixturesDir)('mutations of a real AWS document', () => {
     const doc = original();
     const aws = [['C', 'US'], ['O', 'Amazon'], ['OU', 'AWS']] as const;
     const pki = createTestPki({
-      now: new Date(entry().timestamp_ms!),
+      currentDate: new Date(entry().timestamp_ms!),
       names: {
         root: [...aws, ['CN', 'aws.nitro-enclaves']],
         regional: [...aws, ['CN', 'ec28cbbaae08094d.us-east-1.aws.nitro-enclaves']],

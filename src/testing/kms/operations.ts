@@ -20,7 +20,7 @@ export interface CallContext {
 export interface OperationConfig {
   state: KmsState;
   trustAnchors: readonly TrustAnchor[];
-  attestationMaxAge: number;
+  attestationMaxAgeMs: number;
   /** Whether an IAM principal ARN (user, role, assumed-role session, account root) exists, for key policy validation. */
   principalExists: (arn: string) => boolean;
 }
@@ -88,7 +88,7 @@ async function recipientOf(cfg: OperationConfig, body: Json, ctx: CallContext): 
   let attestation: VerifiedAttestation;
   try {
     // Real KMS takes debug-mode documents (all-zero PCRs); only the key policy's conditions refuse them.
-    attestation = await verifyAttestationDocument(document, { trustAnchors: cfg.trustAnchors, currentDate: ctx.now, maxAge: cfg.attestationMaxAge, clockTolerance: 60_000, allowDebug: true });
+    attestation = await verifyAttestationDocument(document, { trustAnchors: cfg.trustAnchors, currentDate: ctx.now, maxAgeMs: cfg.attestationMaxAgeMs, clockToleranceMs: 60_000, allowDebug: true });
   } catch (err) {
     const reason = err instanceof NitroEnclaveError ? `${err.code}: ${err.message}` : 'unreadable';
     throw new KmsError('ValidationException', `Invalid attestation document (${reason})`);
