@@ -212,6 +212,19 @@ function checkPolicy(cfg: OperationConfig, text: unknown, key: Pick<KeyRecord, '
 type Handler = (cfg: OperationConfig, body: Json, ctx: CallContext) => Promise<Json>;
 
 /** The operations the simulator serves, by `X-Amz-Target` name. */
+/** EnableKey / DisableKey: the same checks, only the new state differs. */
+function setKeyState(state: 'Enabled' | 'Disabled'): Handler {
+  return async (cfg, body, ctx) => {
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
+    authorize(key, state === 'Enabled' ? 'kms:EnableKey' : 'kms:DisableKey', ctx, {});
+    notPendingDeletion(key);
+    key.keyState = state;
+    cfg.state.save();
+    ctx.audit.resources.push(key.arn);
+    return {};
+  };
+}
+
 export const OPERATIONS: Record<string, Handler> = {
   async CreateKey(cfg, body, ctx) {
     const spec = (body.KeySpec ?? 'SYMMETRIC_DEFAULT') as KeyRecord['spec'];
@@ -266,25 +279,8 @@ export const OPERATIONS: Record<string, Handler> = {
     return { KeyMetadata: metadata(key) };
   },
 
-  async EnableKey(cfg, body, ctx) {
-    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
-    authorize(key, 'kms:EnableKey', ctx, {});
-    notPendingDeletion(key);
-    key.keyState = 'Enabled';
-    cfg.state.save();
-    ctx.audit.resources.push(key.arn);
-    return {};
-  },
-
-  async DisableKey(cfg, body, ctx) {
-    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
-    authorize(key, 'kms:DisableKey', ctx, {});
-    notPendingDeletion(key);
-    key.keyState = 'Disabled';
-    cfg.state.save();
-    ctx.audit.resources.push(key.arn);
-    return {};
-  },
+  EnableKey: setKeyState('Enabled'),
+  DisableKey: setKeyState('Disabled'),
 
   async ScheduleKeyDeletion(cfg, body, ctx) {
     const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
