@@ -3,12 +3,13 @@ import 'reflect-metadata';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { webcrypto } from 'node:crypto';
+import { webcrypto, X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import * as pkijs from 'pkijs';
 import * as asn1js from 'asn1js';
 import { decode as cborxDecode } from 'cbor-x';
 import { createAttestationVerifier } from '../dist/attestation/index.js';
+import { createAttestationVerifier as createNodeAttestationVerifier } from '../dist/attestation/index.node.js';
 import { parseAttestationDocument } from '../dist/attestation/index.js';
 import { parseEnvelopedData } from '../dist/kms/index.js';
 import { decodeCbor } from '../dist/internal/cbor.js';
@@ -37,6 +38,7 @@ export async function benchDeps() {
   const r = await interleaved(
     {
       ours: () => createAttestationVerifier().verify(doc, { currentDate }),
+      oursNode: () => createNodeAttestationVerifier().verify(doc, { currentDate }),
       peculiar: async () => {
         // Chain only (4 links), without the COSE signature our figure includes.
         const certs = ders.map((d) => new x509.X509Certificate(d));
@@ -44,11 +46,23 @@ export async function benchDeps() {
           if (!(await certs[i].verify({ publicKey: certs[i - 1].publicKey, date: currentDate }))) throw new Error('chain');
         }
       },
+      node: () => {
+        // The same chain links with node:crypto's X509Certificate (OpenSSL): parse, signature, validity dates.
+        const certs = ders.map((d) => new X509Certificate(d));
+        for (let i = 1; i < certs.length; i++) {
+          if (!certs[i].verify(certs[i - 1].publicKey)) throw new Error('chain');
+        }
+        for (const cert of certs) {
+          if (!(new Date(cert.validFrom) <= currentDate && currentDate <= new Date(cert.validTo))) throw new Error('validity');
+        }
+      },
     },
     { rounds: 150, warmup: 15 },
   );
   line('attestation: our verifier, cold (chain + COSE)', fmt(r.ours.median));
+  line('attestation: our verifier on node:crypto, cold', fmt(r.oursNode.median), `${(r.oursNode.median / r.ours.median).toFixed(2)} x ours`);
   line('attestation: @peculiar/x509, chain links only', fmt(r.peculiar.median), `${(r.peculiar.median / r.ours.median).toFixed(2)} x ours (and no COSE, no constraint checks)`);
+  line('attestation: node:crypto X509Certificate, chain links only', fmt(r.node.median), `${(r.node.median / r.ours.median).toFixed(2)} x ours, ${(r.node.median / r.oursNode.median).toFixed(2)} x ours on node:crypto (and no COSE, no constraint checks)`);
 
   const c = await interleaved(
     {

@@ -128,7 +128,7 @@ export const ERROR_INFO: { readonly [C in NitroEnclaveErrorCode]: ErrorInfo } = 
   ERR_ATTESTATION_UNTRUSTED_ROOT: { when: '`cabundle[0]` is not a trust anchor', remedy: 'a forged chain; in tests pass the simulated enclave\'s `trustAnchors`' },
   ERR_ATTESTATION_CHAIN_INVALID: { when: 'a link does not verify, names differ, CA constraints or key usages fail, or a certificate does not parse', remedy: 'an altered or reordered chain' },
   ERR_ATTESTATION_CERT_EXPIRED: { when: 'a certificate expired at `currentDate` (leaves live about 3 hours)', remedy: 'verify fresh documents, or pass the document\'s time as `currentDate` for archives' },
-  ERR_ATTESTATION_CERT_NOT_YET_VALID: { when: 'a certificate starts after `currentDate`', remedy: 'the clock is behind: fix it or set `clockTolerance`' },
+  ERR_ATTESTATION_CERT_NOT_YET_VALID: { when: 'a certificate starts after `currentDate`', remedy: 'the clock is behind: fix it or set `clockToleranceMs`' },
   ERR_ATTESTATION_STALE: { when: '`timestamp` is older than the allowed age, or in the future', remedy: 'request a fresh document (replay protection)' },
   ERR_ATTESTATION_PCR_MISMATCH: { when: 'an expected PCR differs or is absent (expected and actual in hex)', remedy: 'a different image: update the expected values after a rebuild' },
   ERR_ATTESTATION_NONCE_MISMATCH: { when: 'the nonce is absent or different', remedy: 'a replayed or unrelated document' },

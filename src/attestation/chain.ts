@@ -66,7 +66,7 @@ export interface ChainCheckOptions {
   /** Lower-case hex SHA-256 fingerprints of the trusted roots. */
   readonly anchors: ReadonlySet<string>;
   readonly currentDate: Date;
-  readonly clockTolerance: number;
+  readonly clockToleranceMs: number;
   readonly cache: ChainCache | null;
   /** Must be the cache's backend when there is a cache. */
   readonly backend: CryptoBackend;
@@ -193,10 +193,10 @@ export async function verifyChain(
     for (let i = 0; i < count; i++) {
       const cert = chain[i]!;
       // Written so that a NaN anywhere fails the check rather than passing it.
-      if (!(now - opts.clockTolerance <= cert.notAfter.getTime())) {
+      if (!(now - opts.clockToleranceMs <= cert.notAfter.getTime())) {
         throw new NitroEnclaveError('ERR_ATTESTATION_CERT_EXPIRED', `${label(cert, i, count)} expired at ${cert.notAfter.toISOString()} (checked at ${opts.currentDate.toISOString()})`);
       }
-      if (!(now + opts.clockTolerance >= cert.notBefore.getTime())) {
+      if (!(now + opts.clockToleranceMs >= cert.notBefore.getTime())) {
         throw new NitroEnclaveError('ERR_ATTESTATION_CERT_NOT_YET_VALID', `${label(cert, i, count)} is not valid before ${cert.notBefore.toISOString()} (checked at ${opts.currentDate.toISOString()})`);
       }
     }

@@ -3,21 +3,19 @@ import { concatBytes } from '../internal/bytes.js';
 import { CborDecodeError, CborTag, decodeCbor, type CborKey, type CborValue } from '../internal/cbor.js';
 import { webCryptoBackend, type CryptoBackend, type EcCurve, type ShaName, type VerifyKey } from './webcrypto.js';
 
-/** COSE algorithm identifiers (RFC 9053) that this layer recognises. */
-interface CoseAlgorithm {
+/** A COSE signature algorithm (RFC 9053) with what verifying it takes. */
+export interface CoseAlgorithm {
   name: string;
   hash: ShaName;
   signatureLength: number;
   curve: EcCurve;
 }
-const ALGORITHMS = new Map<number, CoseAlgorithm>([
-  [-7, { name: 'ES256', hash: 'SHA-256', signatureLength: 64, curve: 'P-256' }],
-  [-35, { name: 'ES384', hash: 'SHA-384', signatureLength: 96, curve: 'P-384' }],
-  [-36, { name: 'ES512', hash: 'SHA-512', signatureLength: 132, curve: 'P-521' }],
-]);
 
-/** Only ES384 is verified: it is the one algorithm the Nitro Secure Module signs with. */
-const SUPPORTED = new Set([-35]);
+/**
+ * ES384 (-35), the one algorithm the Nitro Secure Module signs with; every other `alg` is
+ * refused with `ERR_ATTESTATION_UNSUPPORTED_ALGORITHM`.
+ */
+const ES384: CoseAlgorithm = { name: 'ES384', hash: 'SHA-384', signatureLength: 96, curve: 'P-384' };
 
 export interface CoseSign1 {
   /** The protected header exactly as received (a bstr's content). */
@@ -86,28 +84,27 @@ function head(major: number, length: number): Uint8Array {
   return Uint8Array.of(m | 26, (length >>> 24) & 0xff, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
 }
 
-/** The algorithm named by the protected header; only ES384 passes. */
+/**
+ * The algorithm named by the protected header; only ES384 passes. The one check of `alg`:
+ * `decodeDocument` runs it first (before any certificate work) and hands the result on.
+ */
 export function coseAlgorithm(sign1: CoseSign1): CoseAlgorithm {
   const alg = sign1.protectedHeader.get(1);
   if (typeof alg !== 'number' && typeof alg !== 'string') {
     throw malformed('COSE_Sign1 protected header has no algorithm (label 1)');
   }
-  const known = typeof alg === 'number' ? ALGORITHMS.get(alg) : undefined;
-  if (!known || typeof alg !== 'number' || !SUPPORTED.has(alg)) {
-    throw new NitroEnclaveError(
-      'ERR_ATTESTATION_UNSUPPORTED_ALGORITHM',
-      `COSE algorithm ${known ? known.name : String(alg)} is not supported; Nitro attestation uses ES384 (-35) only`,
-    );
+  if (alg !== -35) {
+    throw new NitroEnclaveError('ERR_ATTESTATION_UNSUPPORTED_ALGORITHM', `COSE algorithm ${JSON.stringify(alg)} is not supported; Nitro attestation uses ES384 (-35) only`);
   }
-  return known;
+  return ES384;
 }
 
 /**
  * Verifies a COSE_Sign1 signature with `key` (an ECDSA public key on the algorithm's
  * curve, as `backend` imported it; by default a WebCrypto `CryptoKey`). The signature is raw r‖s; high-S values are valid.
+ * `alg` is the result of {@link coseAlgorithm} when the caller already has it.
  */
-export async function verifyCoseSign1(sign1: CoseSign1, key: VerifyKey, backend: CryptoBackend = webCryptoBackend): Promise<void> {
-  const alg = coseAlgorithm(sign1);
+export async function verifyCoseSign1(sign1: CoseSign1, key: VerifyKey, backend: CryptoBackend = webCryptoBackend, alg: CoseAlgorithm = coseAlgorithm(sign1)): Promise<void> {
   if (sign1.signature.length !== alg.signatureLength) {
     throw malformed(`COSE_Sign1 signature is ${sign1.signature.length} bytes, ${alg.name} needs ${alg.signatureLength}`);
   }

@@ -1,7 +1,7 @@
 import { NitroEnclaveError } from '../errors.js';
 import type { CborKey, CborValue } from '../internal/cbor.js';
 import { copyBytes, toHex } from '../internal/bytes.js';
-import { decodeCborStrict, decodeCoseSign1, type CoseSign1 } from './cose-sign1.js';
+import { coseAlgorithm, decodeCborStrict, decodeCoseSign1, type CoseAlgorithm, type CoseSign1 } from './cose-sign1.js';
 
 /**
  * Limits of an attestation document, as AWS's NSM produces it. They bound the work an
@@ -49,6 +49,8 @@ export interface UnverifiedAttestation {
 /** The decoded document plus the raw COSE parts the verifier needs. */
 export interface DecodedDocument {
   readonly sign1: CoseSign1;
+  /** The checked `alg` (ES384). */
+  readonly algorithm: CoseAlgorithm;
   readonly attestation: UnverifiedAttestation;
 }
 
@@ -66,13 +68,10 @@ export function decodeDocument(document: Uint8Array): DecodedDocument {
   if (document.length > LIMITS.document) throw malformed(`document is ${document.length} bytes, more than the ${LIMITS.document} an NSM document can be`);
   const sign1 = decodeCoseSign1(document);
   const header = sign1.protectedHeader;
-  const alg = header.get(1);
-  if (header.size !== 1 || alg === undefined) {
+  if (header.size !== 1 || !header.has(1)) {
     throw malformed('protected header must be exactly {1: -35} (alg: ES384)');
   }
-  if (alg !== -35) {
-    throw new NitroEnclaveError('ERR_ATTESTATION_UNSUPPORTED_ALGORITHM', `protected header names algorithm ${String(alg)}; Nitro attestation uses ES384 (-35) only`);
-  }
+  const algorithm = coseAlgorithm(sign1);
   if (sign1.unprotectedHeader.size !== 0) throw malformed('unprotected header must be an empty map');
   if (sign1.signature.length !== 96) throw malformed(`signature must be 96 bytes (ES384 r||s), got ${sign1.signature.length}`);
 
@@ -127,6 +126,7 @@ export function decodeDocument(document: Uint8Array): DecodedDocument {
   const nonce = optional('nonce');
   return {
     sign1,
+    algorithm,
     attestation: {
       verified: false,
       moduleId,

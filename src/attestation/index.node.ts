@@ -28,7 +28,7 @@ let shared: AttestationVerifier | undefined;
  *
  * @example
  * ```ts
- * const facts = await verifyAttestationDocument(doc, { nonce, maxAge: 5 * 60_000 });
+ * const facts = await verifyAttestationDocument(doc, { nonce, maxAgeMs: 5 * 60_000 });
  * ```
  */
 export function verifyAttestationDocument(document: Uint8Array, options?: VerifyAttestationOptions): Promise<VerifiedAttestation> {

@@ -11,9 +11,9 @@ export interface VerifyAttestationOptions {
   /** The time at which certificates must be valid and freshness is judged. Default: now. */
   currentDate?: Date;
   /** Milliseconds of leeway for validity windows and future timestamps. Default 0. */
-  clockTolerance?: number;
-  /** Reject a document whose `timestamp` is older than this many ms (or from the future beyond `clockTolerance`). */
-  maxAge?: number;
+  clockToleranceMs?: number;
+  /** Reject a document whose `timestamp` is older than this many ms (or from the future beyond `clockToleranceMs`). */
+  maxAgeMs?: number;
   /** PCR index → expected value (bytes, or hex in either case). Each listed PCR must match exactly. */
   expectedPcrs?: Readonly<Record<number, Uint8Array | string>>;
   /** When given, the document's `nonce` must be present and equal. */
@@ -54,8 +54,8 @@ export interface VerifiedAttestation {
 
 interface ResolvedOptions {
   currentDate: Date | null;
-  clockTolerance: number;
-  maxAge: number | null;
+  clockToleranceMs: number;
+  maxAgeMs: number | null;
   expectedPcrs: Map<number, Uint8Array>;
   nonce: Uint8Array | null;
   publicKey: Uint8Array | null;
@@ -80,7 +80,11 @@ function optionalBytes(name: string, value: unknown): Uint8Array | null {
 async function resolveOptions(options: VerifyAttestationOptions | undefined, backend: CryptoBackend): Promise<ResolvedOptions> {
   if (options === undefined) options = {};
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object');
-  const { currentDate, clockTolerance, maxAge, expectedPcrs, trustAnchors, allowDebug } = options;
+  // The 0.1 names would be silently ignored, turning off the freshness check: refuse them.
+  for (const old of ['maxAge', 'clockTolerance'] as const) {
+    if (old in options) throw new TypeError(`${old} was renamed ${old}Ms in 0.2`);
+  }
+  const { currentDate, clockToleranceMs, maxAgeMs, expectedPcrs, trustAnchors, allowDebug } = options;
   if (currentDate !== undefined && (!(currentDate instanceof Date) || Number.isNaN(currentDate.getTime()))) {
     throw new TypeError('currentDate must be a valid Date');
   }
@@ -98,8 +102,8 @@ async function resolveOptions(options: VerifyAttestationOptions | undefined, bac
   }
   return {
     currentDate: currentDate ?? null,
-    clockTolerance: clockTolerance === undefined ? 0 : nonNegative('clockTolerance', clockTolerance),
-    maxAge: maxAge === undefined ? null : nonNegative('maxAge', maxAge),
+    clockToleranceMs: clockToleranceMs === undefined ? 0 : nonNegative('clockToleranceMs', clockToleranceMs),
+    maxAgeMs: maxAgeMs === undefined ? null : nonNegative('maxAgeMs', maxAgeMs),
     expectedPcrs: pcrs,
     nonce: optionalBytes('nonce', options.nonce),
     publicKey: optionalBytes('publicKey', options.publicKey),
@@ -126,26 +130,26 @@ function expectEqual(
 }
 
 async function check(document: Uint8Array, opts: ResolvedOptions, cache: ChainCache | null, backend: CryptoBackend): Promise<VerifiedAttestation> {
-  const { sign1, attestation } = decodeDocument(document);
+  const { sign1, algorithm, attestation } = decodeDocument(document);
   const currentDate = opts.currentDate ?? new Date();
   const { leaf } = await verifyChain(
     attestation.cabundle,
     attestation.certificate,
-    { anchors: opts.anchors, currentDate, clockTolerance: opts.clockTolerance, cache, backend },
-    (leafKey) => verifyCoseSign1(sign1, leafKey, backend).then(
+    { anchors: opts.anchors, currentDate, clockToleranceMs: opts.clockToleranceMs, cache, backend },
+    (leafKey) => verifyCoseSign1(sign1, leafKey, backend, algorithm).then(
       () => null,
       (err: unknown) => (err instanceof NitroEnclaveError ? err : new NitroEnclaveError('ERR_ATTESTATION_SIGNATURE_INVALID', 'COSE_Sign1 signature cannot be checked')),
     ),
   );
 
   const stamp = attestation.timestamp.getTime();
-  if (opts.maxAge !== null) {
+  if (opts.maxAgeMs !== null) {
     const now = currentDate.getTime();
     // Written so that NaN fails: each test states what a fresh document satisfies.
-    if (!(now - stamp <= opts.maxAge)) {
-      throw new NitroEnclaveError('ERR_ATTESTATION_STALE', `timestamp ${attestation.timestamp.toISOString()} is older than maxAge ${opts.maxAge} ms at ${currentDate.toISOString()}`);
+    if (!(now - stamp <= opts.maxAgeMs)) {
+      throw new NitroEnclaveError('ERR_ATTESTATION_STALE', `timestamp ${attestation.timestamp.toISOString()} is older than maxAgeMs ${opts.maxAgeMs} ms at ${currentDate.toISOString()}`);
     }
-    if (!(stamp - now <= opts.clockTolerance)) {
+    if (!(stamp - now <= opts.clockToleranceMs)) {
       throw new NitroEnclaveError('ERR_ATTESTATION_STALE', `timestamp ${attestation.timestamp.toISOString()} is in the future at ${currentDate.toISOString()}`);
     }
   }
@@ -231,7 +235,7 @@ let shared: AttestationVerifier | undefined;
  * const facts = await verifyAttestationDocument(peerDocument, {
  *   expectedPcrs: { 0: 'e72a46ca…' },
  *   nonce,
- *   maxAge: 5 * 60_000, // allowDebug defaults to false: debug-mode enclaves are refused
+ *   maxAgeMs: 5 * 60_000, // allowDebug defaults to false: debug-mode enclaves are refused
  * });
  * console.log(facts.moduleId, facts.pcrsHex[0]);
  * ```

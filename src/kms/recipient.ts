@@ -135,7 +135,7 @@ export function createRecipientClient(options: RecipientOptions) {
     let verifyMs = 0;
     // allowDebug: a debug-mode enclave may still call KMS; the key policy's PCR conditions decide, as in real KMS.
     const selfCheck = verifier
-      .verify(document, { publicKey: pair.spki, currentDate: clock(), clockTolerance: 60_000, allowDebug: true, ...(options.trustAnchors ? { trustAnchors: options.trustAnchors } : {}) })
+      .verify(document, { publicKey: pair.spki, currentDate: clock(), clockToleranceMs: 60_000, allowDebug: true, ...(options.trustAnchors ? { trustAnchors: options.trustAnchors } : {}) })
       .then(
         (facts) => {
           verifyMs = performance.now() - verifyStart;

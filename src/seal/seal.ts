@@ -54,9 +54,9 @@ function resolveExpectations(options: SealToEnclaveOptions) {
     expectedPcrs: expected.pcrs,
     allowDebug: expected.allowDebug ?? false,
     ...(expected.nonce !== undefined && { nonce: expected.nonce }),
-    ...(expected.maxAgeMs !== undefined && { maxAge: expected.maxAgeMs }),
+    ...(expected.maxAgeMs !== undefined && { maxAgeMs: expected.maxAgeMs }),
     ...(expected.userData !== undefined && { userData: expected.userData }),
-    ...(expected.clockToleranceMs !== undefined && { clockTolerance: expected.clockToleranceMs }),
+    ...(expected.clockToleranceMs !== undefined && { clockToleranceMs: expected.clockToleranceMs }),
     ...(options.trustAnchors !== undefined && { trustAnchors: options.trustAnchors }),
     ...(options.currentDate !== undefined && { currentDate: options.currentDate }),
   };

@@ -1,7 +1,7 @@
 import { createHash, sign, type KeyObject } from 'node:crypto';
 import { fromHex } from '../internal/bytes.js';
-import { encodeCbor, IndefiniteMap, type EncodableValue } from '../internal/cbor-encode.js';
 import { sigStructure } from '../attestation/cose-sign1.js';
+import { encodeCbor, encodeIndefiniteMap } from './cbor.js';
 import { createTestPki, type TestPki } from './pki.js';
 
 /** Options of {@link createSimulatedEnclave}. */
@@ -88,7 +88,7 @@ export function signCoseSign1(payload: Uint8Array, key: KeyObject): Uint8Array {
 export function createSimulatedEnclave(options: SimulatedEnclaveOptions = {}): SimulatedEnclave {
   const clock = options.clock ?? (() => new Date());
   if (typeof clock !== 'function') throw new TypeError('clock must be a function returning a Date');
-  const pki = options.pki ?? createTestPki({ now: clock() });
+  const pki = options.pki ?? createTestPki({ currentDate: clock() });
   const pcrs = new Map<number, Uint8Array>();
   for (let i = 0; i < 16; i++) pcrs.set(i, new Uint8Array(48));
   if (!options.debugMode) {
@@ -114,7 +114,7 @@ export function createSimulatedEnclave(options: SimulatedEnclaveOptions = {}): S
     attest(request = {}) {
       const now = clock();
       const leaf = pki.issueLeaf(new Date(Math.floor(now.getTime() / 1000) * 1000 - 3000));
-      const entries = new Map<string, EncodableValue>([
+      const entries = new Map<string, unknown>([
         ['module_id', moduleId],
         ['digest', 'SHA384'],
         ['timestamp', now.getTime()],
@@ -126,7 +126,7 @@ export function createSimulatedEnclave(options: SimulatedEnclaveOptions = {}): S
         ['user_data', request.userData ?? null],
         ['nonce', request.nonce ?? null],
       ]);
-      const payload = encodeCbor(options.indefiniteLengthPayload ? new IndefiniteMap(entries) : entries);
+      const payload = options.indefiniteLengthPayload ? encodeIndefiniteMap(entries) : encodeCbor(entries);
       return signCoseSign1(payload, leaf.privateKey);
     },
   };

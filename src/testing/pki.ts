@@ -104,7 +104,7 @@ const DAY = 24 * HOUR;
 /** Options of {@link createTestPki}. */
 export interface TestPkiOptions {
   /** The moment the PKI is made; CA validity windows are placed around it. Default: now. */
-  now?: Date;
+  currentDate?: Date;
   region?: string;
   /** Override the subject names (e.g. to imitate AWS's names in negative tests). */
   names?: Partial<Record<'root' | 'regional' | 'zonal' | 'instance', NameAttributes>>;
@@ -130,12 +130,12 @@ export interface TestPki {
  *
  * @example
  * ```ts
- * const pki = createTestPki({ now: new Date('2026-01-01T00:00:00Z') });
+ * const pki = createTestPki({ currentDate: new Date('2026-01-01T00:00:00Z') });
  * const leaf = pki.issueLeaf(new Date('2026-01-01T00:00:00Z'));
  * ```
  */
 export function createTestPki(options: TestPkiOptions = {}): TestPki {
-  const now = options.now ?? new Date();
+  const now = options.currentDate ?? new Date();
   const region = options.region ?? 'us-east-1';
   const base = [['C', 'US'], ['O', 'nitro-enclave-sdk'], ['OU', 'TEST']] as const;
   const names = {

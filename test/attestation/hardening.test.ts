@@ -2,17 +2,17 @@
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { NitroEnclaveError, parseAttestationDocument, verifyAttestationDocument } from '../../src/attestation/index.js';
-import { encodeCbor, type EncodableValue } from '../../src/internal/cbor-encode.js';
+import { encodeCbor } from '../../src/testing/cbor.js';
 import { bitString, boolean, explicit, integer, octetString, oid, sequence, time } from '../../src/testing/der.js';
 import { createSimulatedEnclave, createTestPki, encodeName, issueCertificate, KEY_USAGE, signCoseSign1, testImagePcr, type NameAttributes } from '../../src/testing/index.js';
 
 const T0 = new Date('2026-03-01T12:00:00Z');
-const pki = createTestPki({ now: T0 });
+const pki = createTestPki({ currentDate: T0 });
 const leaf = pki.issueLeaf(new Date(T0.getTime() - 3000));
 
-function payload(changes: Record<string, EncodableValue> = {}, cert = leaf.der, cabundle: readonly Uint8Array[] = pki.cabundle): Map<string, EncodableValue> {
+function payload(changes: Record<string, unknown> = {}, cert = leaf.der, cabundle: readonly Uint8Array[] = pki.cabundle): Map<string, unknown> {
   const pcrs = new Map<number, Uint8Array>(Array.from({ length: 16 }, (_, i) => [i, i < 3 ? testImagePcr(`pcr${i}`) : new Uint8Array(48)]));
-  const p = new Map<string, EncodableValue>([
+  const p = new Map<string, unknown>([
     ['module_id', 'i-00000000000000000-enc0000000000000000'],
     ['digest', 'SHA384'],
     ['timestamp', T0.getTime()],
@@ -27,7 +27,7 @@ function payload(changes: Record<string, EncodableValue> = {}, cert = leaf.der, 
   return p;
 }
 
-const signed = (p: Map<string, EncodableValue>, key: KeyObject = leaf.privateKey) => signCoseSign1(encodeCbor(p), key);
+const signed = (p: Map<string, unknown>, key: KeyObject = leaf.privateKey) => signCoseSign1(encodeCbor(p), key);
 const trust = { currentDate: T0, trustAnchors: [pki.root.der] };
 
 /** Code and message of a rejection (asserted explicitly: vitest's toMatchObject skips a message RegExp on Errors). */
@@ -40,12 +40,12 @@ async function failure(p: Promise<unknown>): Promise<{ code: string; message: st
 
 describe('timestamp range', () => {
   it('the baseline document verifies (so each rejection below is about the one change)', async () => {
-    await expect(verifyAttestationDocument(signed(payload()), { ...trust, maxAge: 60_000 })).resolves.toMatchObject({ verified: true });
+    await expect(verifyAttestationDocument(signed(payload()), { ...trust, maxAgeMs: 60_000 })).resolves.toMatchObject({ verified: true });
   });
 
-  it('refuses a signed timestamp of 9e15 (past what a Date holds), which passed maxAge and the future check before', async () => {
+  it('refuses a signed timestamp of 9e15 (past what a Date holds), which passed maxAgeMs and the future check before', async () => {
     const doc = signed(payload({ timestamp: 9e15 }));
-    expect(await failure(verifyAttestationDocument(doc, { ...trust, maxAge: 60_000 }))).toEqual({
+    expect(await failure(verifyAttestationDocument(doc, { ...trust, maxAgeMs: 60_000 }))).toEqual({
       code: 'ERR_ATTESTATION_MALFORMED',
       message: 'timestamp must be an integer number of milliseconds since the epoch between 2019-01-01 and 2100-01-01',
     });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { verifyAttestationDocument } from '../../src/attestation/index.js';
 import { decodeCbor, type CborKey, type CborValue } from '../../src/internal/cbor.js';
-import { encodeCbor, type EncodableValue } from '../../src/internal/cbor-encode.js';
+import { encodeCbor } from '../../src/testing/cbor.js';
 import { createTestPki, signCoseSign1 } from '../../src/testing/index.js';
 import { accepted, fixture, fixturesDir } from '../helpers/fixtures.js';
 import { flipAt, parts, withPayload } from '../helpers/cose-edit.js';
@@ -78,7 +78,7 @@ describe.skipIf(!fixturesDir)('mutations of a real AWS document', () => {
     const doc = original();
     const aws = [['C', 'US'], ['O', 'Amazon'], ['OU', 'AWS']] as const;
     const pki = createTestPki({
-      now: new Date(entry().timestamp_ms!),
+      currentDate: new Date(entry().timestamp_ms!),
       names: {
         root: [...aws, ['CN', 'aws.nitro-enclaves']],
         regional: [...aws, ['CN', 'ec28cbbaae08094d.us-east-1.aws.nitro-enclaves']],
@@ -90,14 +90,14 @@ describe.skipIf(!fixturesDir)('mutations of a real AWS document', () => {
     const { payload } = parts(doc);
     payload.set('certificate', leaf.der);
     payload.set('cabundle', [...pki.cabundle]);
-    const forged = signCoseSign1(encodeCbor(payload as unknown as EncodableValue), leaf.privateKey);
+    const forged = signCoseSign1(encodeCbor(payload), leaf.privateKey);
     expect(await codeOf(forged)).toBe('ERR_ATTESTATION_UNTRUSTED_ROOT');
     // The same forgery is internally consistent: it passes only when its own root is trusted.
     expect(await codeOf(forged, { ...at(), trustAnchors: [pki.root.der] } as never)).toBe('ok');
 
     // The real AWS root in front of the fake intermediates: the first link fails.
     payload.set('cabundle', [(parts(doc).payload.get('cabundle') as Uint8Array[])[0]!, ...pki.cabundle.slice(1)]);
-    const grafted = signCoseSign1(encodeCbor(payload as unknown as EncodableValue), leaf.privateKey);
+    const grafted = signCoseSign1(encodeCbor(payload), leaf.privateKey);
     expect(await codeOf(grafted)).toBe('ERR_ATTESTATION_CHAIN_INVALID');
   });
 
@@ -110,7 +110,7 @@ describe.skipIf(!fixturesDir)('mutations of a real AWS document', () => {
   it('rejects structural changes to the COSE envelope', async () => {
     const doc = original();
     const { prot, payloadBytes, sig } = parts(doc);
-    const reencode = (v: EncodableValue) => encodeCbor(v);
+    const reencode = (v: unknown) => encodeCbor(v);
     expect(await codeOf(reencode([prot, new Map([[4, new Uint8Array([1])]]), payloadBytes, sig]))).toBe('ERR_ATTESTATION_MALFORMED');
     expect(await codeOf(reencode([encodeCbor(new Map([[1, -7]])), new Map(), payloadBytes, sig]))).toBe('ERR_ATTESTATION_UNSUPPORTED_ALGORITHM');
     expect(await codeOf(reencode([encodeCbor(new Map([[1, -35], [3, 0]])), new Map(), payloadBytes, sig]))).toBe('ERR_ATTESTATION_MALFORMED');

@@ -8,8 +8,10 @@ describe('options are validated before any work, as TypeError', () => {
   const bad: Array<[string, unknown, RegExp]> = [
     ['currentDate string', { currentDate: '2024-01-01' }, /currentDate must be a valid Date/],
     ['currentDate invalid', { currentDate: new Date('nope') }, /currentDate must be a valid Date/],
-    ['clockTolerance negative', { clockTolerance: -1 }, /clockTolerance must be a non-negative/],
-    ['maxAge NaN', { maxAge: Number.NaN }, /maxAge must be a non-negative/],
+    ['clockToleranceMs negative', { clockToleranceMs: -1 }, /clockToleranceMs must be a non-negative/],
+    ['maxAgeMs NaN', { maxAgeMs: Number.NaN }, /maxAgeMs must be a non-negative/],
+    ['maxAge (the 0.1 name)', { maxAge: 60_000 }, /maxAge was renamed maxAgeMs/],
+    ['clockTolerance (the 0.1 name)', { clockTolerance: 1000 }, /clockTolerance was renamed clockToleranceMs/],
     ['expectedPcrs index 32', { expectedPcrs: { 32: 'aa'.repeat(48) } }, /32 is not a PCR index/],
     ['expectedPcrs bad hex', { expectedPcrs: { 0: 'zz'.repeat(48) } }, /expectedPcrs\[0\] must be 32, 48 or 64 bytes/],
     ['expectedPcrs wrong length', { expectedPcrs: { 0: 'aa'.repeat(47) } }, /expectedPcrs\[0\]/],

@@ -42,7 +42,7 @@ describe.skipIf(!fixturesDir)('real AWS attestation documents (../shared/fixture
       it('is rejected just before the leaf becomes valid and accepted with enough clock tolerance', async () => {
         const before = new Date(new Date(entry.leaf_not_before!).getTime() - 1000);
         await expect(verifyAttestationDocument(doc(), { currentDate: before })).rejects.toMatchObject({ code: 'ERR_ATTESTATION_CERT_NOT_YET_VALID' });
-        await expect(verifyAttestationDocument(doc(), { currentDate: before, clockTolerance: 1000, allowDebug: true })).resolves.toMatchObject({ verified: true });
+        await expect(verifyAttestationDocument(doc(), { currentDate: before, clockToleranceMs: 1000, allowDebug: true })).resolves.toMatchObject({ verified: true });
       });
 
       it('reports the payload encoding and debug mode when parsed without verification', () => {
@@ -116,12 +116,12 @@ describe.skipIf(!fixturesDir)('real AWS attestation documents (../shared/fixture
       ).rejects.toMatchObject({ code: 'ERR_ATTESTATION_PUBLIC_KEY_MISMATCH', message: 'public_key mismatch: expected 01, document has absent' });
     });
 
-    it('enforces maxAge and rejects documents from the future', async () => {
+    it('enforces maxAgeMs and rejects documents from the future', async () => {
       const t = entry.timestamp_ms!;
-      await expect(verifyAttestationDocument(doc(), { currentDate: at(t + 60_000), maxAge: 60_000 })).resolves.toBeTruthy();
-      await expect(verifyAttestationDocument(doc(), { currentDate: at(t + 60_001), maxAge: 60_000 })).rejects.toMatchObject({ code: 'ERR_ATTESTATION_STALE', message: expect.stringMatching(/older than maxAge 60000 ms/) });
-      await expect(verifyAttestationDocument(doc(), { currentDate: at(t - 500), maxAge: 60_000, clockTolerance: 1000 })).resolves.toBeTruthy();
-      await expect(verifyAttestationDocument(doc(), { currentDate: at(t - 1500), maxAge: 60_000, clockTolerance: 1000 })).rejects.toMatchObject({
+      await expect(verifyAttestationDocument(doc(), { currentDate: at(t + 60_000), maxAgeMs: 60_000 })).resolves.toBeTruthy();
+      await expect(verifyAttestationDocument(doc(), { currentDate: at(t + 60_001), maxAgeMs: 60_000 })).rejects.toMatchObject({ code: 'ERR_ATTESTATION_STALE', message: expect.stringMatching(/older than maxAgeMs 60000 ms/) });
+      await expect(verifyAttestationDocument(doc(), { currentDate: at(t - 500), maxAgeMs: 60_000, clockToleranceMs: 1000 })).resolves.toBeTruthy();
+      await expect(verifyAttestationDocument(doc(), { currentDate: at(t - 1500), maxAgeMs: 60_000, clockToleranceMs: 1000 })).rejects.toMatchObject({
         code: 'ERR_ATTESTATION_STALE',
         message: expect.stringMatching(/in the future/),
       });

@@ -1,7 +1,7 @@
 // Edits of a COSE_Sign1 attestation document for mutation tests (Node side: the mutation suite and
 // the cross-runtime corpus builder share them).
 import { decodeCbor, type CborKey, type CborValue } from '../../src/internal/cbor.js';
-import { encodeCbor, type EncodableValue } from '../../src/internal/cbor-encode.js';
+import { encodeCbor } from '../../src/testing/cbor.js';
 
 /** The four parts of the COSE_Sign1 array, with the payload also decoded. */
 export function parts(doc: Uint8Array) {
@@ -13,7 +13,7 @@ export function parts(doc: Uint8Array) {
 export function withPayload(doc: Uint8Array, change: (p: Map<string, CborValue>) => void): Uint8Array {
   const { prot, payload, sig } = parts(doc);
   change(payload);
-  return encodeCbor([prot, new Map(), encodeCbor(payload as unknown as EncodableValue), sig]);
+  return encodeCbor([prot, new Map(), encodeCbor(payload), sig]);
 }
 
 /** A copy with one bit flipped at `offset`. */

@@ -10,8 +10,8 @@ import { fromBase64, toHex } from '../../src/internal/bytes.js';
 
 export interface WireOptions {
   currentDateMs?: number;
-  clockTolerance?: number;
-  maxAge?: number;
+  clockToleranceMs?: number;
+  maxAgeMs?: number;
   allowDebug?: boolean;
   /** base64 DER certificates, or hex fingerprints. */
   trustAnchors?: string[];
@@ -44,8 +44,8 @@ const b64 = (s: string): Uint8Array => {
 function options(w: WireOptions = {}): VerifyAttestationOptions {
   return {
     ...(w.currentDateMs !== undefined ? { currentDate: new Date(w.currentDateMs) } : {}),
-    ...(w.clockTolerance !== undefined ? { clockTolerance: w.clockTolerance } : {}),
-    ...(w.maxAge !== undefined ? { maxAge: w.maxAge } : {}),
+    ...(w.clockToleranceMs !== undefined ? { clockToleranceMs: w.clockToleranceMs } : {}),
+    ...(w.maxAgeMs !== undefined ? { maxAgeMs: w.maxAgeMs } : {}),
     ...(w.allowDebug !== undefined ? { allowDebug: w.allowDebug } : {}),
     ...(w.trustAnchors ? { trustAnchors: w.trustAnchors.map((a) => (/^[0-9a-f]{64}$/.test(a) ? a : b64(a))) } : {}),
     ...(w.nonce !== undefined ? { nonce: b64(w.nonce) } : {}),

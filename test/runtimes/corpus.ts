@@ -8,7 +8,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeCbor, type CborKey, type CborValue } from '../../src/internal/cbor.js';
-import { encodeCbor, type EncodableValue } from '../../src/internal/cbor-encode.js';
+import { encodeCbor } from '../../src/testing/cbor.js';
 import { createSimulatedEnclave, createTestPki, signCoseSign1 } from '../../src/testing/index.js';
 import { accepted, fixture, fixtureText, fixturesDir, manifest } from '../helpers/fixtures.js';
 import type { CorpusCase, WireOptions } from './corpus-script.js';
@@ -90,26 +90,26 @@ function addFixtureCases(cases: ExpectedCase[], add: Add, fixturesDir: string): 
   add('mutation: tag 18', Buffer.concat([Uint8Array.of(0xd2), doc]), at, 'ok ');
   add('mutation: tag 98', Buffer.concat([Uint8Array.of(0xd8, 0x62), doc]), at, 'ERR_ATTESTATION_MALFORMED');
   add('mutation: digest SHA256', withPayload(doc, (p) => p.set('digest', 'SHA256')), at, 'ERR_ATTESTATION_MALFORMED');
-  add('mutation: timestamp 9e15', withPayload(doc, (p) => p.set('timestamp', 9e15)), { ...at, maxAge: 60_000 }, 'ERR_ATTESTATION_MALFORMED');
+  add('mutation: timestamp 9e15', withPayload(doc, (p) => p.set('timestamp', 9e15)), { ...at, maxAgeMs: 60_000 }, 'ERR_ATTESTATION_MALFORMED');
   add('mutation: nonce of 1025 bytes', withPayload(doc, (p) => p.set('nonce', new Uint8Array(1025))), at, 'ERR_ATTESTATION_MALFORMED');
   add('mutation: 17 KB document', withPayload(doc, (p) => p.set('padding', new Uint8Array(10_000))), at, 'ERR_ATTESTATION_MALFORMED');
   add('expected: wrong PCR0', doc, { ...at, expectedPcrs: { 0: 'ab'.repeat(48) } }, 'ERR_ATTESTATION_PCR_MISMATCH');
   add('expected: right PCR0', doc, { ...at, expectedPcrs: { 0: entry.pcr0!.toUpperCase() } }, 'ok ');
   add('expected: wrong nonce', doc, { ...at, nonce: b64(new Uint8Array(32)) }, 'ERR_ATTESTATION_NONCE_MISMATCH');
-  add('expected: maxAge exceeded', doc, { currentDateMs: entry.timestamp_ms! + 60_001, maxAge: 60_000 }, 'ERR_ATTESTATION_STALE');
-  add('expected: from the future', doc, { currentDateMs: entry.timestamp_ms! - 1500, maxAge: 60_000, clockTolerance: 1000 }, 'ERR_ATTESTATION_STALE');
+  add('expected: maxAgeMs exceeded', doc, { currentDateMs: entry.timestamp_ms! + 60_001, maxAgeMs: 60_000 }, 'ERR_ATTESTATION_STALE');
+  add('expected: from the future', doc, { currentDateMs: entry.timestamp_ms! - 1500, maxAgeMs: 60_000, clockToleranceMs: 1000 }, 'ERR_ATTESTATION_STALE');
   add('expected: other trust anchor', doc, { ...at, trustAnchors: ['00'.repeat(32)] }, 'ERR_ATTESTATION_UNTRUSTED_ROOT');
   const rootPem = fixtureText('nitro', 'aws-nitro-root.pem');
   add('expected: AWS root given as DER', doc, { ...at, trustAnchors: [rootPem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, '')] }, 'ok ');
 
   // A forged chain with AWS's names.
   const aws = [['C', 'US'], ['O', 'Amazon'], ['OU', 'AWS']] as const;
-  const fake = createTestPki({ now: new Date(entry.timestamp_ms!), names: { root: [...aws, ['CN', 'aws.nitro-enclaves']] } });
+  const fake = createTestPki({ currentDate: new Date(entry.timestamp_ms!), names: { root: [...aws, ['CN', 'aws.nitro-enclaves']] } });
   const fakeLeaf = fake.issueLeaf(new Date(entry.timestamp_ms! - 3000));
   const forged = new Map(payload);
   forged.set('certificate', fakeLeaf.der);
   forged.set('cabundle', [...fake.cabundle]);
-  add('forged: self-made CA with AWS names', signCoseSign1(encodeCbor(forged as unknown as EncodableValue), fakeLeaf.privateKey), at, 'ERR_ATTESTATION_UNTRUSTED_ROOT');
+  add('forged: self-made CA with AWS names', signCoseSign1(encodeCbor(forged), fakeLeaf.privateKey), at, 'ERR_ATTESTATION_UNTRUSTED_ROOT');
 
   // COSE working group vectors, through the COSE layer with each vector's own key.
   for (const dir of readdirSync(join(fixturesDir, 'cose'))) {

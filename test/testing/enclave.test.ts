@@ -88,7 +88,7 @@ describe('simulated enclave', () => {
   });
 
   it('builds a chain that OpenSSL verifies independently, with AWS-shaped constraints', () => {
-    const pki = createTestPki({ now: T0 });
+    const pki = createTestPki({ currentDate: T0 });
     const leaf = pki.issueLeaf(T0);
     writeFileSync(join(tmp, 'root.pem'), pem(pki.root.der));
     writeFileSync(join(tmp, 'untrusted.pem'), [pki.regional, pki.zonal, pki.instance].map((c) => pem(c.der)).join(''));
@@ -123,7 +123,7 @@ describe('simulated enclave', () => {
 describe('verifier cache', () => {
   it('evicts the least recently used certificate, so the CA chain outlives per-document leaves', async () => {
     const { ChainCache } = await import('../../src/attestation/chain.js');
-    const pki = createTestPki({ now: T0 });
+    const pki = createTestPki({ currentDate: T0 });
     const cache = new ChainCache(3);
     const get = (der: Uint8Array) => cache.certificate(der);
     const root = get(pki.root.der);
@@ -144,7 +144,7 @@ describe('verifier cache', () => {
     const verifier = createAttestationVerifier({ cacheSize: 8 });
     const opts = { currentDate: T0, trustAnchors: [enclave.trustAnchor] };
     for (let i = 0; i < 20; i++) await verifier.verify(enclave.attest(), opts);
-    const forgedPki = createTestPki({ now: T0 });
+    const forgedPki = createTestPki({ currentDate: T0 });
     const forged = createSimulatedEnclave({ clock: () => T0, pki: { ...enclave.pki, cabundle: [enclave.pki.root.der, forgedPki.regional.der, enclave.pki.zonal.der, enclave.pki.instance.der] } });
     await expect(verifier.verify(forged.attest(), opts)).rejects.toMatchObject({ code: 'ERR_ATTESTATION_CHAIN_INVALID' });
     await expect(verifier.verify(enclave.attest(), opts)).resolves.toBeTruthy();

@@ -67,7 +67,7 @@ export async function verifyCommand(argv: string[], io: Io): Promise<number> {
   const userData = hexArg('--user-data', values['user-data']);
   const result = await verifyAttestationDocument(doc, {
     ...(at ? { currentDate: at } : {}),
-    ...(maxAge !== undefined ? { maxAge } : {}),
+    ...(maxAge !== undefined ? { maxAgeMs: maxAge } : {}),
     expectedPcrs: pcrArgs(values.pcr),
     ...(nonce ? { nonce } : {}),
     ...(publicKey ? { publicKey } : {}),

@@ -20,7 +20,7 @@ export interface CallContext {
 export interface OperationConfig {
   state: KmsState;
   trustAnchors: readonly TrustAnchor[];
-  attestationMaxAge: number;
+  attestationMaxAgeMs: number;
   /** Whether an IAM principal ARN (user, role, assumed-role session, account root) exists, for key policy validation. */
   principalExists: (arn: string) => boolean;
 }
@@ -88,7 +88,7 @@ async function recipientOf(cfg: OperationConfig, body: Json, ctx: CallContext): 
   let attestation: VerifiedAttestation;
   try {
     // Real KMS takes debug-mode documents (all-zero PCRs); only the key policy's conditions refuse them.
-    attestation = await verifyAttestationDocument(document, { trustAnchors: cfg.trustAnchors, currentDate: ctx.now, maxAge: cfg.attestationMaxAge, clockTolerance: 60_000, allowDebug: true });
+    attestation = await verifyAttestationDocument(document, { trustAnchors: cfg.trustAnchors, currentDate: ctx.now, maxAgeMs: cfg.attestationMaxAgeMs, clockToleranceMs: 60_000, allowDebug: true });
   } catch (err) {
     const reason = err instanceof NitroEnclaveError ? `${err.code}: ${err.message}` : 'unreadable';
     throw new KmsError('ValidationException', `Invalid attestation document (${reason})`);
@@ -212,6 +212,19 @@ function checkPolicy(cfg: OperationConfig, text: unknown, key: Pick<KeyRecord, '
 type Handler = (cfg: OperationConfig, body: Json, ctx: CallContext) => Promise<Json>;
 
 /** The operations the simulator serves, by `X-Amz-Target` name. */
+/** EnableKey / DisableKey: the same checks, only the new state differs. */
+function setKeyState(state: 'Enabled' | 'Disabled'): Handler {
+  return async (cfg, body, ctx) => {
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
+    authorize(key, state === 'Enabled' ? 'kms:EnableKey' : 'kms:DisableKey', ctx, {});
+    notPendingDeletion(key);
+    key.keyState = state;
+    cfg.state.save();
+    ctx.audit.resources.push(key.arn);
+    return {};
+  };
+}
+
 export const OPERATIONS: Record<string, Handler> = {
   async CreateKey(cfg, body, ctx) {
     const spec = (body.KeySpec ?? 'SYMMETRIC_DEFAULT') as KeyRecord['spec'];
@@ -266,25 +279,8 @@ export const OPERATIONS: Record<string, Handler> = {
     return { KeyMetadata: metadata(key) };
   },
 
-  async EnableKey(cfg, body, ctx) {
-    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
-    authorize(key, 'kms:EnableKey', ctx, {});
-    notPendingDeletion(key);
-    key.keyState = 'Enabled';
-    cfg.state.save();
-    ctx.audit.resources.push(key.arn);
-    return {};
-  },
-
-  async DisableKey(cfg, body, ctx) {
-    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
-    authorize(key, 'kms:DisableKey', ctx, {});
-    notPendingDeletion(key);
-    key.keyState = 'Disabled';
-    cfg.state.save();
-    ctx.audit.resources.push(key.arn);
-    return {};
-  },
+  EnableKey: setKeyState('Enabled'),
+  DisableKey: setKeyState('Disabled'),
 
   async ScheduleKeyDeletion(cfg, body, ctx) {
     const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);

@@ -41,7 +41,7 @@ export interface KmsSimulatorOptions {
   /** Roots accepted for `Recipient` attestation documents (the simulated enclave's `trustAnchor`). */
   trustAnchors?: TrustAnchor[];
   /** How old an attestation document may be. Default 5 minutes. */
-  attestationMaxAge?: number;
+  attestationMaxAgeMs?: number;
   clock?: () => Date;
   /** Persist keys and policies across restarts (written atomically). */
   stateFile?: string;
@@ -193,7 +193,7 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
   const state = new KmsState(region, accountId, options.stateFile ?? null);
   const faults = new FaultInjector();
   const audit: AuditEvent[] = [];
-  const cfg = { state, trustAnchors: options.trustAnchors ?? [], attestationMaxAge: options.attestationMaxAge ?? 5 * 60_000, principalExists: (arn: string) => existing.has(arn) };
+  const cfg = { state, trustAnchors: options.trustAnchors ?? [], attestationMaxAgeMs: options.attestationMaxAgeMs ?? 5 * 60_000, principalExists: (arn: string) => existing.has(arn) };
   if (cfg.trustAnchors.length === 0) cfg.trustAnchors = [randomBytes(32).toString('hex')]; // no anchor: every attestation fails closed
 
   const sockets = new Set<Socket>();
