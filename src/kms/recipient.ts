@@ -198,12 +198,16 @@ export function createRecipientClient(options: RecipientOptions) {
     return { plaintext, response: answer, attestation, timings: { keyPairMs, attestationMs, verifyMs, kmsMs, cmsMs, attempts } };
   }
 
-  /** One attested call; afterwards (success or not) the key pool prepares the next pair, off this call's critical path. */
+  /**
+   * One attested call; afterwards (success or not) the key pool prepares the next pair. setImmediate
+   * puts that after the caller has resumed with the result: the key generation's start-up must not
+   * delay the delivery it follows.
+   */
   async function attested<R extends WithRecipient>(operation: string, send: SendWithRecipient<R>, call: AttestedCall = {}): Promise<RecipientResult<R>> {
     try {
       return await attestedOnce(operation, send, call);
     } finally {
-      pool.refill();
+      setImmediate(() => pool.refill());
     }
   }
 
