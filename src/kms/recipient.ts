@@ -131,45 +131,49 @@ export function createRecipientClient(options: RecipientOptions) {
     // is in flight instead of before it: it is off the critical path, and nothing KMS sends back is
     // used, or even looked at, until it has passed. A failed check cancels the request.
     const selfCheckFailed = new AbortController();
-    const verifyStart = performance.now();
-    let verifyMs = 0;
-    // allowDebug: a debug-mode enclave may still call KMS; the key policy's PCR conditions decide, as in real KMS.
-    const selfCheck = verifier
-      .verify(document, { publicKey: pair.spki, currentDate: clock(), clockToleranceMs: 60_000, allowDebug: true, ...(options.trustAnchors ? { trustAnchors: options.trustAnchors } : {}) })
-      .then(
-        (facts) => {
-          verifyMs = performance.now() - verifyStart;
-          return facts;
-        },
-        (err: unknown) => {
-          selfCheckFailed.abort(err);
-          const reason = err instanceof NitroEnclaveError ? `${err.code}: ${err.message}` : String(err);
-          return new NitroEnclaveError((err as NitroEnclaveError).code ?? 'ERR_ATTESTATION_MALFORMED', `our own attestation document failed the offline check, so nothing KMS answered was used (${reason})`, { cause: err });
-        },
-      );
     const signal = call.signal ? AbortSignal.any([call.signal, selfCheckFailed.signal]) : selfCheckFailed.signal;
     let attempts = 0;
-    let response: R | undefined;
-    let kmsError: unknown;
-    try {
-      response = await withRetry(
-        (attemptSignal, attempt) => {
-          attempts = attempt;
-          return send({ KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', AttestationDocument: document }, attemptSignal);
-        },
-        options.retry ?? {},
-        { operation, deadline, clock, signal, ...(call.onAttemptError ? { onAttemptError: call.onAttemptError } : {}) },
-      );
-    } catch (err) {
-      kmsError = err;
-    }
+    const kmsCall = withRetry(
+      (attemptSignal, attempt) => {
+        attempts = attempt;
+        return send({ KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', AttestationDocument: document }, attemptSignal);
+      },
+      options.retry ?? {},
+      { operation, deadline, clock, signal, ...(call.onAttemptError ? { onAttemptError: call.onAttemptError } : {}) },
+    ).then(
+      (response) => ({ response }),
+      (error: unknown) => ({ error }),
+    );
+    let verifyMs = 0;
+    // Started on the next turn of the event loop, so the request is on its way before the check's
+    // synchronous parts (decoding, parsing, any inline crypto) take the thread.
+    const selfCheck = new Promise<VerifiedAttestation | NitroEnclaveError>((resolve) =>
+      setImmediate(() => {
+        const verifyStart = performance.now();
+        // allowDebug: a debug-mode enclave may still call KMS; the key policy's PCR conditions decide, as in real KMS.
+        verifier.verify(document, { publicKey: pair.spki, currentDate: clock(), clockToleranceMs: 60_000, allowDebug: true, ...(options.trustAnchors ? { trustAnchors: options.trustAnchors } : {}) }).then(
+          (facts) => {
+            verifyMs = performance.now() - verifyStart;
+            resolve(facts);
+          },
+          (err: unknown) => {
+            selfCheckFailed.abort(err);
+            const reason = err instanceof NitroEnclaveError ? `${err.code}: ${err.message}` : String(err);
+            resolve(new NitroEnclaveError((err as NitroEnclaveError).code ?? 'ERR_ATTESTATION_MALFORMED', `our own attestation document failed the offline check, so nothing KMS answered was used (${reason})`, { cause: err }));
+          },
+        );
+      }),
+    );
+    const outcome = await kmsCall;
+    const response = 'response' in outcome ? outcome.response : undefined;
+    const kmsError = 'error' in outcome ? outcome.error : undefined;
     const kmsMs = mark();
     const attestation = await selfCheck;
     if (attestation instanceof NitroEnclaveError) {
       if (response) zeroSecrets(response);
       throw attestation;
     }
-    if (kmsError !== undefined) {
+    if ('error' in outcome) {
       if (kmsError instanceof NitroEnclaveError && kmsError.code === 'ERR_KMS_ACCESS_DENIED' && options.diagnose !== false) {
         // The diagnosis is one more round trip: it gets what is left of the caller's deadline (at most 3 s) and the caller's signal.
         const budget = AbortSignal.timeout(Math.max(0, Math.min(3000, deadline - clock().getTime())));
