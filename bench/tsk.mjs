@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { CreateKeyCommand, DecryptCommand, EncryptCommand, GenerateDataKeyWithoutPlaintextCommand, KMSClient } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { clearTrustedSessionKeyCache, getTrustedSessionKey, lastTrustedSessionKeyTimings, prepareTrustedSessionKey } from '../dist/index.js';
-import { buildKeyPolicy } from '../dist/kms/index.js';
+import { buildKeyPolicy } from '../dist/parent/index.js';
 import { createSimulatedEnclave, createSimulatedNsm, kmsClientConfig, startKmsSimulator, startVsockProxyStandIn } from '../dist/testing/index.js';
 import { connectSocket, createStreamHttpsAgent } from '../dist/vsock/index.js';
 import { fmt, line } from './lib.mjs';
