@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { fetchParentFile, fromParentCredentials } from '../../src/kms/parent-credentials.js';
-import type { SocketAddress } from '../../src/vsock/index.js';
+import { connectSocket, type SocketAddress } from '../../src/vsock/index.js';
+import { rawListen } from '../vsock/native-helpers.js';
 
 // The enclave's client of the parent's credentials server. The parent is the adversary: these
 // stand-ins answer whatever a hostile or broken parent could (on AF_UNIX, never vsock).
@@ -150,6 +151,21 @@ describe('fromParentCredentials', () => {
     const p = await parent(() => {});
     const err = await failure(fromParentCredentials({ address: p.address, timeoutMs: 100 })());
     expect(err).toMatchObject({ name: 'NitroEnclaveError', code: 'ERR_PARENT_TIMEOUT', message: "the parent's credentials server did not answer within 100 ms" });
+  });
+
+  it('ERR_PARENT_TIMEOUT when the connection is not accepted in time (the vsock timeout is the cause)', async () => {
+    const path = join(tmp, 'full.sock');
+    const listener = await rawListen(path); // never accepts; fill its backlog so that connects wait
+    const fillers = [];
+    try {
+      for (let i = 0; i < 4; i++) fillers.push(await connectSocket({ family: 'unix', path }, { timeoutMs: 200 }).catch((e: Error) => e));
+      const err = await failure(fromParentCredentials({ address: { family: 'unix', path }, timeoutMs: 300 })());
+      expect(err).toMatchObject({ code: 'ERR_PARENT_TIMEOUT', message: "the parent's credentials server did not accept the connection within 300 ms" });
+      expect((err.cause as { code?: string }).code).toBe('ERR_VSOCK_TIMEOUT');
+    } finally {
+      for (const f of fillers) if (!(f instanceof Error)) f.destroy();
+      listener.close();
+    }
   });
 
   it('ERR_PARENT_REFUSED when the parent closes without an answer (a refused CID), however the close lands', async () => {
