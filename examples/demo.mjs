@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CreateAliasCommand, CreateKeyCommand, DecryptCommand, GenerateDataKeyWithoutPlaintextCommand, KMSClient } from '@aws-sdk/client-kms';
 import { getTrustedSessionKey, prepareTrustedSessionKey } from '../dist/index.js';
-import { buildKeyPolicy } from '../dist/kms/index.js';
+import { buildKeyPolicy } from '../dist/parent/index.js';
 import { createSimulatedEnclave, createSimulatedNsm, kmsClientConfig, startKmsSimulator, startVsockProxyStandIn } from '../dist/testing/index.js';
 import { connectSocket, tcpConnector } from '../dist/vsock/index.js';
 

@@ -51,6 +51,9 @@ export type VsockErrorCode =
   | 'ERR_VSOCK_PATH_TOO_LONG'
   | 'ERR_VSOCK_PEER_REFUSED';
 
+/** Codes raised by the enclave's client of the parent's credentials server (`fromParentCredentials`, `fetchParentFile`). */
+export type ParentErrorCode = 'ERR_PARENT_UNREACHABLE' | 'ERR_PARENT_TIMEOUT' | 'ERR_PARENT_REFUSED' | 'ERR_PARENT_PROTOCOL' | 'ERR_PARENT_NOT_FOUND';
+
 /** Codes raised by attested KMS calls and getTrustedSessionKey(). */
 export type KmsErrorCode =
   | 'ERR_KMS_ACCESS_DENIED'
@@ -101,7 +104,7 @@ export type SealErrorCode =
 export type CodecErrorCode = 'ERR_CODEC_UNKNOWN_KEY' | 'ERR_CODEC_DECRYPT_FAILED' | 'ERR_CODEC_MALFORMED' | 'ERR_CODEC_UNENCRYPTED';
 
 /** All error codes of the library. */
-export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode | NsmErrorCode | VsockErrorCode | KmsErrorCode | TskErrorCode | SealErrorCode | WorkflowErrorCode | CodecErrorCode;
+export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode | NsmErrorCode | VsockErrorCode | ParentErrorCode | KmsErrorCode | TskErrorCode | SealErrorCode | WorkflowErrorCode | CodecErrorCode;
 
 /** What a code means and what to do about it: the source of `docs/errors.md` (`npm run docs:errors`). */
 export interface ErrorInfo {
@@ -156,6 +159,11 @@ export const ERROR_INFO: { readonly [C in NitroEnclaveErrorCode]: ErrorInfo } = 
   ERR_VSOCK_LISTEN: { when: 'bind, listen or accept failed', remedy: 'the port is in use, or there is no vsock' },
   ERR_VSOCK_PATH_TOO_LONG: { when: 'an AF_UNIX path is over 107 bytes in UTF-8 (it is never truncated)', remedy: 'use a shorter path' },
   ERR_VSOCK_PEER_REFUSED: { when: 'a listener with `allowedCids` closed a connection from another CID, or from a peer without one (reported to `onError`)', remedy: 'expected for strangers; otherwise check the enclave\'s CID' },
+  ERR_PARENT_UNREACHABLE: { when: 'the parent\'s credentials server cannot be reached (the vsock error is the `cause`)', remedy: 'start `nitro-enclave credentials-server --enclave-cid <cid>` on the parent, on the port the enclave asks (default 8002)' },
+  ERR_PARENT_TIMEOUT: { when: 'the parent\'s credentials server did not connect or answer within `timeoutMs`', remedy: 'check the server is running and healthy; raise `timeoutMs`' },
+  ERR_PARENT_REFUSED: { when: 'the parent\'s credentials server closed the connection without an answer: it refused this enclave\'s CID, or could not obtain credentials', remedy: 'read the server\'s log; pass this enclave\'s CID as `--enclave-cid`' },
+  ERR_PARENT_PROTOCOL: { when: 'the parent\'s answer is not JSON, over 64 KiB, or lacks the expected fields (its content is never quoted)', remedy: 'run the matching `credentials-server`; a hostile parent can only deny service' },
+  ERR_PARENT_NOT_FOUND: { when: 'the parent does not offer the requested file', remedy: 'start the server with `--file <name>=<path>`' },
   ERR_KMS_ACCESS_DENIED: { when: 'KMS refused; the message shows this PCR0, debug mode, and the failing policy condition when readable', remedy: 'update the key policy with the PCR0 from `nitro-cli build-enclave`, or run the image you meant; check the credentials are the instance role\'s' },
   ERR_KMS_INVALID_CIPHERTEXT: { when: 'the blob is not KMS\'s, was altered, or the encryption context differs', remedy: 'pass the blob and the context used at provisioning' },
   ERR_KMS_INCORRECT_KEY: { when: 'the blob belongs to another key than `keyId`', remedy: 'provision the blob under the pinned key; if the parent served it, it served the wrong (or a hostile) blob' },
@@ -164,11 +172,11 @@ export const ERROR_INFO: { readonly [C in NitroEnclaveErrorCode]: ErrorInfo } = 
   ERR_KMS_DISABLED: { when: 'the key is disabled or pending deletion', remedy: 'enable it, or cancel its deletion' },
   ERR_KMS_VALIDATION: { when: 'KMS rejected a parameter (e.g. the document or its public key)', remedy: 'see the message' },
   ERR_KMS_WRONG_REGION: { when: 'the key is in another region than `region`, or the request was signed for another region than the endpoint\'s', remedy: 'use the key\'s region (and a matching vsock-proxy target)' },
-  ERR_KMS_AUTHENTICATION: { when: 'the signature, credentials or token were rejected, or the credentials server refused', remedy: 'check the credentials (`fromParentCredentials`, the server\'s `--enclave-cid`)' },
+  ERR_KMS_AUTHENTICATION: { when: 'the signature, credentials or token were rejected', remedy: 'check the credentials (`fromParentCredentials`, the server\'s `--enclave-cid`)' },
   ERR_KMS_UNAVAILABLE: { when: 'retryable failures until `maxAttempts`', remedy: 'KMS or the proxy is unhealthy; the message has the last error' },
   ERR_KMS_TIMEOUT: { when: 'the deadline passed while retrying', remedy: 'raise the timeout; check the proxy' },
   ERR_KMS_ABORTED: { when: 'the caller\'s `signal` fired', remedy: 'none: the caller cancelled' },
-  ERR_KMS_PROTOCOL: { when: 'KMS returned plaintext despite `Recipient`, no `CiphertextForRecipient`, or a parent answer was unreadable', remedy: 'something rewrites requests: investigate' },
+  ERR_KMS_PROTOCOL: { when: 'KMS returned plaintext despite `Recipient`, or no `CiphertextForRecipient`', remedy: 'something rewrites requests: investigate' },
   ERR_TSK_INVALID_KEY: { when: 'the released key is not 32 bytes', remedy: 'provision with `KeySpec: AES_256`' },
   ERR_TSK_DISPOSED: { when: 'the key was disposed', remedy: 'get a new one' },
   ERR_TSK_CLIENT_CLOSED: { when: 'a Trusted Session Key client was used after `close()`', remedy: 'create a new client with `createTrustedSessionKeyClient`' },

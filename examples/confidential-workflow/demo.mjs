@@ -14,7 +14,7 @@ import { CreateAliasCommand, CreateKeyCommand, GenerateDataKeyWithoutPlaintextCo
 import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { buildKeyPolicy, serveParentCredentials } from 'nitro-enclave-sdk/kms';
+import { buildKeyPolicy, serveParentCredentials } from 'nitro-enclave-sdk/parent';
 import { createSimulatedEnclave, createSimulatedNsm, kmsClientConfig, startKmsSimulator, startVsockProxyStandIn } from 'nitro-enclave-sdk/testing';
 import { startTemporalStandIn } from 'nitro-enclave-sdk/testing/temporal';
 import { connectSocket } from 'nitro-enclave-sdk/vsock';

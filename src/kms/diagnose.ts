@@ -1,7 +1,7 @@
 import { GetKeyPolicyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { NitroEnclaveError } from '../errors.js';
 import type { VerifiedAttestation } from '../attestation/index.js';
-import { asArray, parsePolicy, statementApplies, unmetConditions, type PolicyStatement } from './policy.js';
+import { asArray, parsePolicy, statementApplies, unmetConditions, type PolicyStatement } from '../internal/iam-policy.js';
 import { resourceOf } from './kms-errors.js';
 
 function attestationKeys(facts: VerifiedAttestation): Record<string, string> {

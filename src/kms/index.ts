@@ -1,5 +1,5 @@
 export { NitroEnclaveError } from '../errors.js';
-export type { NitroEnclaveErrorCode, KmsErrorCode, CmsErrorCode, TskErrorCode } from '../errors.js';
+export type { NitroEnclaveErrorCode, KmsErrorCode, ParentErrorCode, CmsErrorCode, TskErrorCode } from '../errors.js';
 export { decryptCiphertextForRecipient, parseEnvelopedData } from './cms.js';
 export type { ParsedEnvelopedData, KeyTransRecipient } from './cms.js';
 export { createRecipientClient } from './recipient.js';
@@ -12,10 +12,8 @@ export { getTrustedSessionKey, prepareTrustedSessionKey, clearTrustedSessionKeyC
 export type { GetTrustedSessionKeyOptions } from './get-trusted-session-key.js';
 export { TrustedSessionKey, TSK_ENVELOPE_VERSION } from './trusted-session-key.js';
 export type { TrustedSessionKeyMetadata } from './trusted-session-key.js';
-export { buildKeyPolicy, RECIPIENT_ACTIONS } from './key-policy.js';
-export type { KeyPolicyOptions } from './key-policy.js';
-export { evaluatePolicy, parsePolicy, PolicySyntaxError } from './policy.js';
-export type { PolicyDocument, PolicyStatement, RequestContext, Decision } from './policy.js';
 export type { RetryPolicy } from './retry.js';
-export { fromParentCredentials, fetchParentFile, serveParentCredentials, PARENT_CREDENTIALS_PORT } from './parent-credentials.js';
-export type { ParentCredentialsOptions, CredentialsServerOptions } from './parent-credentials.js';
+export { fromParentCredentials, fetchParentFile, PARENT_CREDENTIALS_PORT } from './parent-credentials.js';
+export type { ParentCredentialsOptions, ParentFileOptions } from './parent-credentials.js';
+export { createKmsAgent, createKmsRequestHandler } from './request-handler.js';
+export type { KmsTransportOptions } from './request-handler.js';

@@ -9,7 +9,7 @@ import { createAttestationVerifier } from '../attestation/index.node.js'; // Nod
 import { createNsmClient, type NsmClient } from '../nsm/client.js';
 import { openNsm } from '../nsm/device.js';
 import type { NsmTransport } from '../nsm/transport.js';
-import { AWS_REGION, createKmsRequestHandler, type KmsTransportOptions } from '../vsock/kms-agent.js';
+import { AWS_REGION, createKmsRequestHandler, type KmsTransportOptions } from './request-handler.js';
 import { EphemeralKeyPool, checkModulus, type RsaModulusLength } from './keypair.js';
 import { checkRegion, parsePinnedKeyArn } from './key-arn.js';
 import { createRecipientClient } from './recipient.js';

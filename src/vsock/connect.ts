@@ -12,7 +12,7 @@ export const VMADDR_CID_ANY = 0xffffffff;
 /** Options of {@link connectVsock} and {@link connectSocket}: timeout and cancellation. */
 export interface ConnectOptions {
   /** Milliseconds to wait for the connection. Default 5000; 0 waits forever. */
-  timeout?: number;
+  timeoutMs?: number;
   signal?: AbortSignal;
   /** Keep the writable side open after the peer ends (default false, like `net.connect`). */
   allowHalfOpen?: boolean;
@@ -81,13 +81,13 @@ export function adoptStream(stream: NativeStream, address: SocketAddress, allowH
  *
  * @example
  * ```ts
- * const socket = await connectSocket({ family: 'unix', path: '/run/forwarder.sock' }, { timeout: 2000 });
+ * const socket = await connectSocket({ family: 'unix', path: '/run/forwarder.sock' }, { timeoutMs: 2000 });
  * socket.end('hello');
  * ```
  */
 export async function connectSocket(address: SocketAddress, options: ConnectOptions = {}): Promise<VsockSocket> {
-  const timeout = options.timeout ?? 5000;
-  if (!Number.isInteger(timeout) || timeout < 0) throw new TypeError('timeout must be a non-negative integer of milliseconds');
+  const timeout = options.timeoutMs ?? 5000;
+  if (!Number.isInteger(timeout) || timeout < 0) throw new TypeError('timeoutMs must be a non-negative integer of milliseconds');
   const { signal } = options;
   if (signal?.aborted) throw new NitroEnclaveError('ERR_VSOCK_ABORTED', `connecting to ${describe(address)} was aborted`, { cause: signal.reason });
   const native = loadNative();
@@ -127,7 +127,7 @@ export const VSOCK_PROXY_PORT = 8000;
  *
  * @example
  * ```ts
- * const socket = await connectVsock({ port: 8000, timeout: 2000 });
+ * const socket = await connectVsock({ port: 8000, timeoutMs: 2000 });
  * ```
  */
 export function connectVsock(options: ConnectOptions & { cid?: number; port?: number } = {}): Promise<VsockSocket> {

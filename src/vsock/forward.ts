@@ -69,7 +69,7 @@ export async function forwardTcpToVsock(options: ForwardTcpToVsockOptions): Prom
   if (!Number.isInteger(connectTimeoutMs) || connectTimeoutMs < 0) throw new TypeError('connectTimeoutMs must be a non-negative integer');
   if (options.connect !== undefined && typeof options.connect !== 'function') throw new TypeError('connect must be a function returning a Promise<Duplex>');
   if (onError !== undefined && typeof onError !== 'function') throw new TypeError('onError must be a function');
-  const open: (t: VsockTarget) => Promise<Duplex> = options.connect ?? ((t: VsockTarget) => connectVsock({ cid: t.cid, port: t.port, timeout: connectTimeoutMs, allowHalfOpen: true }));
+  const open: (t: VsockTarget) => Promise<Duplex> = options.connect ?? ((t: VsockTarget) => connectVsock({ cid: t.cid, port: t.port, timeoutMs: connectTimeoutMs, allowHalfOpen: true }));
   const report = (err: NitroEnclaveError) => {
     try {
       onError?.(err);

@@ -6,7 +6,5 @@ export { listenSocket, listenVsock } from './listen.js';
 export type { ListenOptions, StreamListener } from './listen.js';
 export { createStreamHttpsAgent, tcpConnector, unixConnector } from './agent.js';
 export type { StreamAgentOptions, StreamConnector } from './agent.js';
-export { createKmsAgent, createKmsRequestHandler } from './kms-agent.js';
-export type { KmsTransportOptions } from './kms-agent.js';
 export { forwardTcpToVsock } from './forward.js';
 export type { ForwardTcpToVsockOptions, TcpToVsockForwarder, VsockTarget } from './forward.js';

@@ -6,7 +6,7 @@ import { CreateAliasCommand, CreateKeyCommand, GenerateDataKeyCommand, KMSClient
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { clearTrustedSessionKeyCache, getTrustedSessionKey, prepareTrustedSessionKey, TrustedSessionKey, type GetTrustedSessionKeyOptions } from '../../src/kms/index.js';
-import { buildKeyPolicy } from '../../src/kms/key-policy.js';
+import { buildKeyPolicy } from '../../src/parent/key-policy.js';
 import { buildRecipientEnvelope, createSimulatedEnclave, createSimulatedNsm, startKmsSimulator, startVsockProxyStandIn, type KmsSimulator, type ProxyStandIn } from '../../src/testing/index.js';
 import { connectSocket } from '../../src/vsock/index.js';
 import { createStreamHttpsAgent } from '../../src/vsock/agent.js';

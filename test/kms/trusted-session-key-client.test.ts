@@ -1,7 +1,7 @@
 import { CreateKeyCommand, GenerateDataKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTrustedSessionKeyClient, getTrustedSessionKey, type TrustedSessionKeyClientOptions } from '../../src/kms/index.js';
-import { buildKeyPolicy } from '../../src/kms/key-policy.js';
+import { buildKeyPolicy } from '../../src/parent/key-policy.js';
 import { createSimulatedEnclave, createSimulatedNsm, kmsClientConfig, startKmsSimulator, type KmsSimulator } from '../../src/testing/index.js';
 import { client } from '../helpers/kms.js';
 

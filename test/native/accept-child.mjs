@@ -40,10 +40,10 @@ if (mode === 'emfile') {
 } else if (mode === 'backlog') {
   // argv[4]: an AF_UNIX listener that never accepts (held by the test); fill its backlog first.
   const full = { family: 'unix', path: process.argv[4] };
-  for (let i = 0; i < 4; i++) await connectSocket(full, { timeout: 200 }).catch(() => {});
+  for (let i = 0; i < 4; i++) await connectSocket(full, { timeoutMs: 200 }).catch(() => {});
   const count = () => (existsSync(process.env.CONNECT_SHIM_COUNT) ? Number(readFileSync(process.env.CONNECT_SHIM_COUNT, 'utf8').trim()) : 0);
   const before = count();
-  const outcome = await connectSocket(full, { timeout: 300 }).then(() => 'connected', (e) => e.code);
+  const outcome = await connectSocket(full, { timeoutMs: 300 }).then(() => 'connected', (e) => e.code);
   process.stdout.write(JSON.stringify({ outcome, connects: count() - before }));
 } else {
   const refused = await talk(); // the shim reports CID 17

@@ -79,9 +79,31 @@ describe('Temporal stays in its subpaths', () => {
   });
 
   it('no other subpath loads Temporal', () => {
-    for (const sub of ['nitro-enclave-sdk', 'nitro-enclave-sdk/attestation', 'nitro-enclave-sdk/nsm', 'nitro-enclave-sdk/vsock', 'nitro-enclave-sdk/kms', 'nitro-enclave-sdk/testing', 'nitro-enclave-sdk/seal', 'nitro-enclave-sdk/workflow']) {
+    for (const sub of ['nitro-enclave-sdk', 'nitro-enclave-sdk/attestation', 'nitro-enclave-sdk/nsm', 'nitro-enclave-sdk/vsock', 'nitro-enclave-sdk/kms', 'nitro-enclave-sdk/testing', 'nitro-enclave-sdk/seal', 'nitro-enclave-sdk/workflow', 'nitro-enclave-sdk/parent']) {
       expect(packagesLoadedBy(sub).filter((p) => p.startsWith('@temporalio/')), sub).toEqual([]);
     }
   });
 });
 
+
+describe('enclave and parent code stay apart (issue 10)', () => {
+  const under = (specifier: string, folder: string) => modulesLoadedBy(specifier).map(([url]) => url).filter((u) => u.includes(`/dist/${folder}/`));
+
+  it('nitro-enclave-sdk/kms and the root load no module under dist/parent/ (the operator side)', () => {
+    expect(under('nitro-enclave-sdk/kms', 'kms').length).toBeGreaterThan(0);
+    expect(under('nitro-enclave-sdk/kms', 'parent')).toEqual([]);
+    expect(under('nitro-enclave-sdk', 'parent')).toEqual([]);
+  });
+
+  it('nitro-enclave-sdk/vsock is streams only: no module under dist/kms/ or dist/parent/, no @smithy package', () => {
+    expect(under('nitro-enclave-sdk/vsock', 'kms')).toEqual([]);
+    expect(under('nitro-enclave-sdk/vsock', 'parent')).toEqual([]);
+    expect(packagesLoadedBy('nitro-enclave-sdk/vsock').filter((p) => p.startsWith('@smithy/') || p.startsWith('@aws-sdk/'))).toEqual([]);
+  });
+
+  it('nitro-enclave-sdk/parent loads no enclave-side KMS code and no package at import (the SDK chain loads when a server starts)', () => {
+    expect(under('nitro-enclave-sdk/parent', 'parent').length).toBeGreaterThan(0);
+    expect(under('nitro-enclave-sdk/parent', 'kms')).toEqual([]);
+    expect(packagesLoadedBy('nitro-enclave-sdk/parent')).toEqual([]);
+  });
+});

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildKeyPolicy } from '../../src/kms/key-policy.js';
+import { buildKeyPolicy } from '../../src/parent/key-policy.js';
 import { createSimulatedEnclave, defaultPrincipals, startKmsSimulator, type KmsSimulator, type SimulatedPrincipal } from '../../src/testing/index.js';
 import { seedAvailable, seedInstanceRolePolicy, seedKeyPolicy } from '../helpers/seed.js';
 

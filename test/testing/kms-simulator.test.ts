@@ -21,7 +21,7 @@ import {
 } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decryptCiphertextForRecipient, parseEnvelopedData } from '../../src/kms/cms.js';
-import { buildKeyPolicy } from '../../src/kms/key-policy.js';
+import { buildKeyPolicy } from '../../src/parent/key-policy.js';
 import { createSimulatedEnclave, kmsClientConfig, startKmsSimulator, startVsockProxyStandIn, type KmsSimulator } from '../../src/testing/index.js';
 import { client, recipient, rsaPair } from '../helpers/kms.js';
 import { seedAvailable, seedInstanceRolePolicy, seedKeyPolicy } from '../helpers/seed.js';

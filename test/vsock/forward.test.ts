@@ -166,9 +166,9 @@ describe('forwardTcpToVsock (far side through the native relay, AF_UNIX and loop
     const listener = await rawListen(silent);
     // python's backlog-0 listener accepts nothing: fill its queue, then the forwarder's connect waits
     const fillers = [];
-    for (let i = 0; i < 4; i++) fillers.push(await connectSocket({ family: 'unix', path: silent }, { timeout: 200 }).catch((e: Error) => e));
+    for (let i = 0; i < 4; i++) fillers.push(await connectSocket({ family: 'unix', path: silent }, { timeoutMs: 200 }).catch((e: Error) => e));
     try {
-      const fwd2 = await forwardTcpToVsock({ listen: { port: 0 }, target: { cid: 3, port: 1 }, connect: () => connectSocket({ family: 'unix', path: silent }, { timeout: 300 }), onError: (e) => errors.push(e) });
+      const fwd2 = await forwardTcpToVsock({ listen: { port: 0 }, target: { cid: 3, port: 1 }, connect: () => connectSocket({ family: 'unix', path: silent }, { timeoutMs: 300 }), onError: (e) => errors.push(e) });
       const { data: none } = await readAll(await dial(fwd2.port));
       expect(none).toHaveLength(0);
       expect(errors[1]?.code).toBe('ERR_VSOCK_TIMEOUT');

@@ -192,14 +192,14 @@ describe('native relay (the vsock code path) against AF_UNIX peers', () => {
     // A listener that never accepts and whose backlog is full: further connects wait.
     const listener = await rawListen(path);
     const fillers = [];
-    for (let i = 0; i < 4; i++) fillers.push(await connectSocket(unix(path), { timeout: 200 }).catch((e: Error) => e));
+    for (let i = 0; i < 4; i++) fillers.push(await connectSocket(unix(path), { timeoutMs: 200 }).catch((e: Error) => e));
     const fds = fdCount();
     const t = Date.now();
-    await expect(connectSocket(unix(path), { timeout: 300 })).rejects.toMatchObject({ code: 'ERR_VSOCK_TIMEOUT', message: expect.stringContaining('timed out after 300 ms') });
+    await expect(connectSocket(unix(path), { timeoutMs: 300 })).rejects.toMatchObject({ code: 'ERR_VSOCK_TIMEOUT', message: expect.stringContaining('timed out after 300 ms') });
     expect(Date.now() - t).toBeGreaterThanOrEqual(250);
     const controller = new AbortController();
     setTimeout(() => controller.abort(new Error('shutdown')), 100);
-    await expect(connectSocket(unix(path), { timeout: 0, signal: controller.signal })).rejects.toMatchObject({ code: 'ERR_VSOCK_ABORTED' });
+    await expect(connectSocket(unix(path), { timeoutMs: 0, signal: controller.signal })).rejects.toMatchObject({ code: 'ERR_VSOCK_ABORTED' });
     await expect(connectSocket(unix(path), { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ERR_VSOCK_ABORTED' });
     await settle(() => fdCount() <= fds);
     expect(fdCount()).toBeLessThanOrEqual(fds);
@@ -214,7 +214,7 @@ describe('native relay (the vsock code path) against AF_UNIX peers', () => {
     await new Promise((r) => setTimeout(r, 100));
     const fds = fdCount();
     const t = Date.now();
-    await expect(connectSocket({ family: 'inet', host: '127.0.0.1', port: listener.port }, { timeout: 300 })).rejects.toMatchObject({
+    await expect(connectSocket({ family: 'inet', host: '127.0.0.1', port: listener.port }, { timeoutMs: 300 })).rejects.toMatchObject({
       code: 'ERR_VSOCK_TIMEOUT',
       message: expect.stringContaining('timed out after 300 ms'),
     });
@@ -298,7 +298,7 @@ describe('native relay (the vsock code path) against AF_UNIX peers', () => {
     let reachedPrefix = 0;
     const decoy = createServer((peer) => { reachedPrefix++; peer.destroy(); });
     await new Promise<void>((r) => decoy.listen(prefix, r));
-    await expect(connectSocket(unix(tooLong), { timeout: 500 })).rejects.toMatchObject({ code: 'ERR_VSOCK_PATH_TOO_LONG', message: expect.stringContaining('108 bytes') });
+    await expect(connectSocket(unix(tooLong), { timeoutMs: 500 })).rejects.toMatchObject({ code: 'ERR_VSOCK_PATH_TOO_LONG', message: expect.stringContaining('108 bytes') });
     expect(() => listenSocket(unix(tooLong), () => {})).toThrow(expect.objectContaining({ code: 'ERR_VSOCK_PATH_TOO_LONG' }));
     expect(() => listenSocket(unix(`${longest}é`), () => {})).toThrow(expect.objectContaining({ code: 'ERR_VSOCK_PATH_TOO_LONG' }));
     // A NUL byte would cut the path as well: invalid, not truncated.
@@ -336,7 +336,7 @@ describe('native relay (the vsock code path) against AF_UNIX peers', () => {
 
   it('rejects invalid addresses and options as TypeError', async () => {
     await expect(connectSocket({ family: 'carrier-pigeon' } as never)).rejects.toThrow(TypeError);
-    await expect(connectSocket(unix(), { timeout: -1 })).rejects.toThrow(TypeError);
+    await expect(connectSocket(unix(), { timeoutMs: -1 })).rejects.toThrow(TypeError);
   });
 });
 

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { CreateAliasCommand, CreateKeyCommand, DecryptCommand, DescribeKeyCommand, GenerateDataKeyWithoutPlaintextCommand, GetKeyPolicyCommand, PutKeyPolicyCommand, ReEncryptCommand } from '@aws-sdk/client-kms';
-import { parsePolicy, type PolicyDocument } from '../../kms/policy.js';
+import { parsePolicy, type PolicyDocument } from '../../parent/index.js';
 import { EXIT, UsageError, json, type Io } from '../io.js';
 import { CLIENT_OPTIONS, kmsClient } from '../kms-client.js';
 import { writeFileAtomic } from '../write-atomic.js';

@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseAttestationDocument } from '../../attestation/index.js';
-import { buildKeyPolicy } from '../../kms/key-policy.js';
-import type { PolicyDocument } from '../../kms/policy.js';
+import { buildKeyPolicy, type PolicyDocument } from '../../parent/index.js';
 import { EXIT, UsageError, json, pcrArgs, readInput, type Io } from '../io.js';
 
 export const policyHelp = `Usage: nitro-enclave policy --account <id> --enclave-role <role> (--pcr0 <hex> | --measurements <file> | --document <file>) [options]

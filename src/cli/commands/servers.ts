@@ -49,7 +49,7 @@ export async function credentialsServerCommand(argv: string[], io: Io): Promise<
     if (!values.listen.startsWith('unix:')) throw new UsageError('--listen takes unix:<path> (vsock is the default)');
     address = { family: 'unix', path: values.listen.slice(5) };
   } else if (!Number.isInteger(cid) || cid < 3) throw new UsageError('--enclave-cid <cid> (the CID passed to nitro-cli run-enclave) is required');
-  const { serveParentCredentials } = await import('../../kms/parent-credentials.js');
+  const { serveParentCredentials } = await import('../../parent/index.js');
   const log = (l: string) => io.stderr(`${new Date().toISOString()} ${l}\n`);
   if (address.family === 'unix') {
     io.stderr(`credentials-server: WARNING: listening on unix:${address.path}. Any local process that can open this socket may connect and receive the instance role's credentials: a unix socket has no CID, so no CID check is made${values['enclave-cid'] !== undefined ? ` (--enclave-cid ${values['enclave-cid']} is not used)` : ''}. For local testing only.\n`);

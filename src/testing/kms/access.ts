@@ -1,4 +1,4 @@
-import { evaluatePolicy, type PolicyDocument } from '../../kms/policy.js';
+import { evaluatePolicy, type PolicyDocument } from '../../internal/iam-policy.js';
 import { KmsError } from './errors.js';
 import type { KeyRecord, KmsState } from './state.js';
 

@@ -2,7 +2,7 @@ import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, 
 import { NitroEnclaveError } from '../../errors.js';
 import { verifyAttestationDocument, type VerifiedAttestation } from '../../attestation/index.node.js'; // Node-only module: the node:crypto verifier
 import type { TrustAnchor } from '../../attestation/trust.js';
-import { asArray, parsePolicy, PolicySyntaxError, type PolicyDocument } from '../../kms/policy.js';
+import { asArray, parsePolicy, PolicySyntaxError, type PolicyDocument } from '../../internal/iam-policy.js';
 import { authorizeIam, keyDenial, resolveKey, type Caller, type KeyIdForms } from './access.js';
 import { buildRecipientEnvelope } from './envelope.js';
 import { KmsError } from './errors.js';

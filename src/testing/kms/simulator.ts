@@ -3,7 +3,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TrustAnchor } from '../../attestation/trust.js';
-import type { PolicyDocument } from '../../kms/policy.js';
+import type { PolicyDocument } from '../../internal/iam-policy.js';
 import { FaultInjector } from './faults.js';
 import { accountOfPrincipal } from './access.js';
 import { KmsError, OPERATIONS, type CallContext } from './operations.js';

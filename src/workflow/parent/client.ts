@@ -50,7 +50,7 @@ export interface SealedActivityClientOptions {
   /** Largest frame accepted from the enclave. Default 8 MiB (match the server's limit). */
   readonly maxMessageBytes?: number;
   /** Replaces the native connect (tests, or a custom transport). */
-  readonly connect?: (address: SocketAddress, options: { timeout: number }) => Promise<Duplex>;
+  readonly connect?: (address: SocketAddress, options: { timeoutMs: number }) => Promise<Duplex>;
 }
 
 /** One sealed step sent to the enclave: the activity, the workflow id and step number it is bound to, and the sealed state. */
@@ -127,9 +127,9 @@ export class SealedActivityClient {
 
   #connect(): Promise<Duplex> {
     if (this.#socket) return this.#socket;
-    const timeout = this.#options.connectTimeoutMs ?? 5000;
-    const connect = this.#options.connect ?? ((address: SocketAddress, o: { timeout: number }) => connectSocket(address, o));
-    const attempt = connect(this.#options.address, { timeout }).then(
+    const timeoutMs = this.#options.connectTimeoutMs ?? 5000;
+    const connect = this.#options.connect ?? ((address: SocketAddress, o: { timeoutMs: number }) => connectSocket(address, o));
+    const attempt = connect(this.#options.address, { timeoutMs }).then(
       (socket) => {
         const reader = new FrameReader(this.#options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
         socket.on('data', (chunk: Buffer) => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { buildKeyPolicy } from '../../src/kms/key-policy.js';
-import { evaluatePolicy, parsePolicy, PolicySyntaxError, type PolicyDocument } from '../../src/kms/policy.js';
+import { buildKeyPolicy } from '../../src/parent/key-policy.js';
+import { evaluatePolicy, parsePolicy, PolicySyntaxError, type PolicyDocument } from '../../src/internal/iam-policy.js';
 
 const ACCOUNT = '111122223333';
 const KEY = `arn:aws:kms:us-east-1:${ACCOUNT}:key/1234`;

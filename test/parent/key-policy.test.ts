@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { buildKeyPolicy, RECIPIENT_ACTIONS } from '../../src/kms/key-policy.js';
-import { evaluatePolicy, type PolicyDocument } from '../../src/kms/policy.js';
+import { buildKeyPolicy, RECIPIENT_ACTIONS } from '../../src/parent/key-policy.js';
+import { evaluatePolicy, type PolicyDocument } from '../../src/internal/iam-policy.js';
 
 const ACCOUNT = '111122223333';
 const KEY = `arn:aws:kms:us-east-1:${ACCOUNT}:key/1234`;

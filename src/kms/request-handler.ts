@@ -1,7 +1,7 @@
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { Agent } from 'node:https';
-import { connectVsock, VMADDR_CID_PARENT, VSOCK_PROXY_PORT } from './connect.js';
-import { createStreamHttpsAgent, tcpConnector, type StreamConnector } from './agent.js';
+import { connectVsock, VMADDR_CID_PARENT, VSOCK_PROXY_PORT } from '../vsock/connect.js';
+import { createStreamHttpsAgent, tcpConnector, type StreamConnector } from '../vsock/agent.js';
 
 /** An AWS region name such as `us-east-1` or `us-gov-west-1` (shape only; the endpoint decides). */
 export const AWS_REGION = /^[a-z]{2}(-[a-z]+)+-\d+$/;
@@ -15,8 +15,8 @@ export interface KmsTransportOptions {
   tcp?: { port: number; host?: string };
   /** Instead of either: any stream connector. */
   connect?: StreamConnector;
-  /** Connect timeout per connection (ms). Default 5000. */
-  connectTimeout?: number;
+  /** Connect timeout per connection, in milliseconds. Default 5000. */
+  connectTimeoutMs?: number;
   /** Extra trusted CAs (tests only). */
   ca?: string | string[];
 }
@@ -24,8 +24,8 @@ export interface KmsTransportOptions {
 function connectorOf(options: KmsTransportOptions): StreamConnector {
   if (options.connect) return options.connect;
   if (options.tcp) return tcpConnector(options.tcp.port, options.tcp.host);
-  const timeout = options.connectTimeout ?? 5000;
-  return () => connectVsock({ cid: options.vsock?.cid ?? VMADDR_CID_PARENT, port: options.vsock?.port ?? VSOCK_PROXY_PORT, timeout });
+  const timeoutMs = options.connectTimeoutMs ?? 5000;
+  return () => connectVsock({ cid: options.vsock?.cid ?? VMADDR_CID_PARENT, port: options.vsock?.port ?? VSOCK_PROXY_PORT, timeoutMs });
 }
 
 /**
@@ -50,7 +50,7 @@ export function createKmsAgent(options: KmsTransportOptions): Agent {
  * const kms = new KMSClient({ region: 'us-east-1', requestHandler: createKmsRequestHandler({ region: 'us-east-1' }) });
  * ```
  */
-export function createKmsRequestHandler(options: KmsTransportOptions & { requestTimeout?: number }): NodeHttpHandler {
-  return new NodeHttpHandler({ httpsAgent: createKmsAgent(options), requestTimeout: options.requestTimeout ?? 10_000, connectionTimeout: options.connectTimeout ?? 5000 });
+export function createKmsRequestHandler(options: KmsTransportOptions & { /** Per-request timeout, in milliseconds. Default 10000. */ requestTimeoutMs?: number }): NodeHttpHandler {
+  return new NodeHttpHandler({ httpsAgent: createKmsAgent(options), requestTimeout: options.requestTimeoutMs ?? 10_000, connectionTimeout: options.connectTimeoutMs ?? 5000 });
 }
 

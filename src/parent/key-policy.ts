@@ -1,4 +1,4 @@
-import type { PolicyDocument, PolicyStatement } from './policy.js';
+import type { PolicyDocument, PolicyStatement } from '../internal/iam-policy.js';
 
 /** Options of {@link buildKeyPolicy}. */
 export interface KeyPolicyOptions {

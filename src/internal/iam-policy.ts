@@ -5,7 +5,11 @@
  * default deny, and the basic string condition operators on
  * `kms:RecipientAttestation:*` and `kms:EncryptionContext:*` keys.
  *
- * Used by the KMS simulator and by the runtime to explain an AccessDenied.
+ * Used by the KMS simulator, by the parent side (`nitro-enclave-sdk/parent`:
+ * `check-policy`, `buildKeyPolicy`) and by the enclave runtime to explain an
+ * AccessDenied (`kms/diagnose.ts`). It lives in `internal/`, below both
+ * subpaths, so that importing `nitro-enclave-sdk/kms` never loads parent code:
+ * `/parent` re-exports it, `/kms` only imports it.
  */
 
 export interface PolicyStatement {
