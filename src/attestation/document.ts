@@ -5,7 +5,7 @@ import { coseAlgorithm, decodeCborStrict, decodeCoseSign1, type CoseAlgorithm, t
 
 /**
  * Limits of an attestation document, as AWS's NSM produces it. They bound the work an
- * attacker can make us do before any signature is checked; the README lists them.
+ * attacker can make us do before any signature is checked; docs/attestation.md lists them.
  */
 export const LIMITS = {
   /** Whole COSE_Sign1 bytes. Real documents are 4.4–7.6 KB; the fields below at their limits fit in 16 KiB. */

@@ -19,7 +19,7 @@ export function checkModulus(bits: unknown): RsaModulusLength {
 /**
  * Generates an RSA key pair with node:crypto on libuv's thread pool (the event
  * loop keeps running). node:crypto was chosen over node-forge on measurement:
- * see `npm run bench` and the README.
+ * see `npm run bench` (docs/performance.md).
  *
  * @example
  * ```ts

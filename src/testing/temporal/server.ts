@@ -14,8 +14,8 @@ export interface TemporalStandInOptions {
   longPollTimeoutMs?: number;
   /** Delay before a failed workflow task is scheduled again. Default 1 000 ms. */
   workflowTaskRetryDelayMs?: number;
-  /** Clock for event times. Default `Date.now`. */
-  clock?: () => number;
+  /** Clock for event times (a long-lived object's `clock`, as everywhere in the SDK). Default `() => new Date()`. */
+  clock?: () => Date;
 }
 
 /** One request the stand-in received, as the bytes that came over the wire. */
@@ -94,7 +94,7 @@ export async function startTemporalStandIn(options: TemporalStandInOptions = {})
     namespace,
     longPollTimeoutMs,
     workflowTaskRetryDelayMs: options.workflowTaskRetryDelayMs ?? 1000,
-    clock: options.clock ?? Date.now,
+    clock: options.clock ? () => options.clock!().getTime() : Date.now,
   });
   const calls: RecordedCall[] = [];
   const unimplementedCalls: string[] = [];
