@@ -271,6 +271,7 @@ export class TskEngine {
   readonly #verifier: AttestationVerifier;
   readonly #inflight = new Map<string, Flight>();
   readonly #cache = new Map<string, CacheEntry>();
+  #closed = false;
 
   constructor(verifier?: AttestationVerifier) {
     // node:crypto, inline: the check starts once the request is on its way, and the thread is idle
@@ -287,6 +288,19 @@ export class TskEngine {
   clear(): void {
     for (const key of [...this.#cache.keys()]) this.#evict(key);
     this.#pool.clear();
+  }
+
+  /** Clears, cancels the requests in flight (their callers get ERR_TSK_CLIENT_CLOSED), and caches nothing more. */
+  close(): void {
+    this.#closed = true;
+    this.clear();
+    for (const flight of this.#inflight.values()) {
+      flight.controller.abort(new NitroEnclaveError('ERR_TSK_CLIENT_CLOSED', 'this Trusted Session Key client was closed'));
+      const waiters = [...flight.waiters];
+      flight.waiters.clear();
+      for (const w of waiters) w.fail(new NitroEnclaveError('ERR_TSK_CLIENT_CLOSED', 'this Trusted Session Key client was closed while the request was in flight'));
+    }
+    this.#inflight.clear();
   }
 
   async get(request: TrustedSessionKeyRequest, settings: TskSettings, connect: () => TskConnection): Promise<TrustedSessionKey> {
@@ -409,7 +423,7 @@ export class TskEngine {
         const waiters = finish();
         // Every waiter gets its own copy synchronously, so the shared bytes can be zeroed (or cached) right after.
         for (const w of waiters) w.deliver(shared);
-        if (waiters.length > 0 && settings.cacheTtlMs > 0) this.#store(key, shared, settings);
+        if (waiters.length > 0 && settings.cacheTtlMs > 0 && !this.#closed) this.#store(key, shared, settings);
         else shared.key.fill(0);
       },
       (err: unknown) => {
@@ -475,12 +489,12 @@ export function createTrustedSessionKeyClient(options: TrustedSessionKeyClientOp
       return engine.prepare(settings.rsaModulusLength);
     },
     clear() {
-      engine.clear();
+      engine.close();
     },
     async close() {
       if (closed) return;
       closed = true;
-      engine.clear();
+      engine.close();
       if (kms && !options.kms) kms.destroy();
       if (nsm?.owned) await nsm.nsm.close();
     },

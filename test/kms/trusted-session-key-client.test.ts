@@ -158,3 +158,18 @@ describe('createTrustedSessionKeyClient', () => {
     expect(() => createTrustedSessionKeyClient(clientOptions({ rsaModulusLength: 1024 as never }))).toThrow(TypeError);
   });
 });
+
+describe('close() while a get is in flight', () => {
+  it('the caller gets ERR_TSK_CLIENT_CLOSED instead of a key (before, a closed client still handed one out)', async () => {
+    const tskClient = createTrustedSessionKeyClient(clientOptions({ cacheTtlMs: 60_000 }));
+    sim.faults.latency(300);
+    try {
+      const pending = tskClient.get({ ciphertextBlob: blob, keyId: keyArn });
+      await new Promise((r) => setTimeout(r, 50));
+      await tskClient.close();
+      await expect(pending).rejects.toMatchObject({ code: 'ERR_TSK_CLIENT_CLOSED' });
+    } finally {
+      sim.faults.clear();
+    }
+  });
+});
