@@ -146,24 +146,41 @@ export function createRecipientClient(options: RecipientOptions) {
     );
     let verifyMs = 0;
     // Started on the next turn of the event loop, so the request is on its way before the check's
-    // synchronous parts (decoding, parsing, any inline crypto) take the thread.
-    const selfCheck = new Promise<VerifiedAttestation | NitroEnclaveError>((resolve) =>
+    // synchronous parts (decoding, parsing, any inline crypto) take the thread. Whatever the verifier
+    // does (throw, reject with a non-Error, never settle), this settles: fail closed, never hang.
+    const selfCheckFailure = (err: unknown) => {
+      const code = err instanceof NitroEnclaveError ? err.code : 'ERR_ATTESTATION_MALFORMED';
+      const reason = err instanceof NitroEnclaveError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
+      return new NitroEnclaveError(code, `our own attestation document failed the offline check, so nothing KMS answered was used (${reason})`, { cause: err });
+    };
+    const selfCheck = new Promise<VerifiedAttestation | NitroEnclaveError>((resolve) => {
+      let limit: ReturnType<typeof setTimeout> | undefined;
+      const done = (result: VerifiedAttestation | NitroEnclaveError) => {
+        clearTimeout(limit);
+        if (result instanceof NitroEnclaveError) selfCheckFailed.abort(result);
+        resolve(result);
+      };
       setImmediate(() => {
         const verifyStart = performance.now();
-        // allowDebug: a debug-mode enclave may still call KMS; the key policy's PCR conditions decide, as in real KMS.
-        verifier.verify(document, { publicKey: pair.spki, currentDate: clock(), clockToleranceMs: 60_000, allowDebug: true, ...(options.trustAnchors ? { trustAnchors: options.trustAnchors } : {}) }).then(
-          (facts) => {
-            verifyMs = performance.now() - verifyStart;
-            resolve(facts);
-          },
-          (err: unknown) => {
-            selfCheckFailed.abort(err);
-            const reason = err instanceof NitroEnclaveError ? `${err.code}: ${err.message}` : String(err);
-            resolve(new NitroEnclaveError((err as NitroEnclaveError).code ?? 'ERR_ATTESTATION_MALFORMED', `our own attestation document failed the offline check, so nothing KMS answered was used (${reason})`, { cause: err }));
-          },
-        );
-      }),
-    );
+        try {
+          // Bounded by what is left of the deadline: a verifier that never answers cannot hold the answer (or this call) forever.
+          limit = setTimeout(() => done(new NitroEnclaveError('ERR_KMS_TIMEOUT', 'the offline check of our own attestation document did not finish before the deadline; nothing KMS answered was used')), Math.max(0, deadline - clock().getTime()));
+        } catch (err) {
+          done(selfCheckFailure(err)); // an injected clock that throws
+          return;
+        }
+        Promise.resolve()
+          // allowDebug: a debug-mode enclave may still call KMS; the key policy's PCR conditions decide, as in real KMS.
+          .then(() => verifier.verify(document, { publicKey: pair.spki, currentDate: clock(), clockToleranceMs: 60_000, allowDebug: true, ...(options.trustAnchors ? { trustAnchors: options.trustAnchors } : {}) }))
+          .then(
+            (facts) => {
+              verifyMs = performance.now() - verifyStart;
+              done(facts);
+            },
+            (err: unknown) => done(selfCheckFailure(err)),
+          );
+      });
+    });
     const outcome = await kmsCall;
     const response = 'response' in outcome ? outcome.response : undefined;
     const kmsError = 'error' in outcome ? outcome.error : undefined;

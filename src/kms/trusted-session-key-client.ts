@@ -151,6 +151,8 @@ interface CacheEntry {
   shared: Shared;
   expires: number;
   timer: unknown;
+  /** The timers that scheduled `timer`, so the same ones clear it. */
+  timers: TskTimers;
 }
 
 /** What one exchange needs from the outside: a KMS client and an NSM, and how to let go of them after. */
@@ -272,6 +274,8 @@ export class TskEngine {
   readonly #inflight = new Map<string, Flight>();
   readonly #cache = new Map<string, CacheEntry>();
   #closed = false;
+  /** Bumped by clear(): a request that started before it does not fill the cache after it. */
+  #generation = 0;
 
   constructor(verifier?: AttestationVerifier) {
     // node:crypto, inline: the check starts once the request is on its way, and the thread is idle
@@ -286,6 +290,7 @@ export class TskEngine {
   }
 
   clear(): void {
+    this.#generation++;
     for (const key of [...this.#cache.keys()]) this.#evict(key);
     this.#pool.clear();
   }
@@ -306,6 +311,8 @@ export class TskEngine {
   async get(request: TrustedSessionKeyRequest, settings: TskSettings, connect: () => TskConnection): Promise<TrustedSessionKey> {
     validateRequest(request, settings);
     const blob = await blobOf(request);
+    // close() may have run while the blob was read: no new request on a closed client.
+    if (this.#closed) throw new NitroEnclaveError('ERR_TSK_CLIENT_CLOSED', 'this Trusted Session Key client was closed');
     const key = flightKey(request, settings.region, blob);
     const cached = this.#cache.get(key);
     if (cached && cached.expires > settings.clock().getTime()) return new TrustedSessionKey(new Uint8Array(cached.shared.key), cached.shared.metadata);
@@ -328,7 +335,13 @@ export class TskEngine {
         fn();
       };
       const waiter: Waiter = {
-        deliver: (shared) => settle(() => resolve(new TrustedSessionKey(new Uint8Array(shared.key), shared.metadata))),
+        deliver: (shared) => {
+          if (settings.clock().getTime() > deadline) {
+            settle(() => reject(new NitroEnclaveError('ERR_KMS_TIMEOUT', `KMS Decrypt did not succeed before the deadline (${timeoutMs} ms)`)));
+            return;
+          }
+          settle(() => resolve(new TrustedSessionKey(new Uint8Array(shared.key), shared.metadata)));
+        },
         fail: (err) => {
           // The shared request hit its own deadline (its starter had less time than this caller): go again with what is left.
           if (err instanceof NitroEnclaveError && err.code === 'ERR_KMS_TIMEOUT' && deadline - settings.clock().getTime() > 0 && !signal?.aborted) join();
@@ -390,20 +403,20 @@ export class TskEngine {
     }
   }
 
-  #evict(key: string, only?: CacheEntry, timers?: TskTimers): void {
+  #evict(key: string, only?: CacheEntry): void {
     const entry = this.#cache.get(key);
     if (!entry || (only && entry !== only)) return;
     this.#cache.delete(key);
-    (timers ?? defaultTimers).clearTimeout(entry.timer);
+    entry.timers.clearTimeout(entry.timer);
     entry.shared.key.fill(0);
   }
 
   #store(key: string, shared: Shared, settings: TskSettings): void {
-    this.#evict(key, undefined, settings.timers);
+    this.#evict(key);
     const ttl = settings.cacheTtlMs;
-    const entry: CacheEntry = { shared, expires: settings.clock().getTime() + ttl, timer: undefined };
+    const entry: CacheEntry = { shared, expires: settings.clock().getTime() + ttl, timer: undefined, timers: settings.timers };
     // The timer, not the next call, ends the key's life; unref'd so a cached key never keeps the process alive.
-    entry.timer = settings.timers.setTimeout(() => this.#evict(key, entry, settings.timers), ttl);
+    entry.timer = settings.timers.setTimeout(() => this.#evict(key, entry), ttl);
     (entry.timer as { unref?: () => void } | undefined)?.unref?.();
     this.#cache.set(key, entry);
   }
@@ -418,13 +431,21 @@ export class TskEngine {
       flight.waiters.clear();
       return waiters;
     };
+    const generation = this.#generation;
     this.#fetch(request, settings, connect, blob, timeoutMs, flight).then(
       (shared) => {
         const waiters = finish();
-        // Every waiter gets its own copy synchronously, so the shared bytes can be zeroed (or cached) right after.
-        for (const w of waiters) w.deliver(shared);
-        if (waiters.length > 0 && settings.cacheTtlMs > 0 && !this.#closed) this.#store(key, shared, settings);
-        else shared.key.fill(0);
+        let stored = false;
+        try {
+          // Every waiter gets its own copy synchronously, so the shared bytes can be zeroed (or cached) right after.
+          for (const w of waiters) w.deliver(shared);
+          if (waiters.length > 0 && settings.cacheTtlMs > 0 && !this.#closed && generation === this.#generation) {
+            this.#store(key, shared, settings);
+            stored = true;
+          }
+        } finally {
+          if (!stored) shared.key.fill(0);
+        }
       },
       (err: unknown) => {
         for (const w of finish()) w.fail(err);
@@ -472,6 +493,7 @@ export function createTrustedSessionKeyClient(options: TrustedSessionKeyClientOp
   let closed = false;
   // The client keeps its KMS client (and its keep-alive connections) and its NSM for its lifetime.
   const connection = (): TskConnection => {
+    live();
     kms ??= kmsClientOf(options);
     nsm ??= nsmOf(options);
     return { kms, nsm: nsm.nsm, release: async () => {} };
@@ -489,7 +511,7 @@ export function createTrustedSessionKeyClient(options: TrustedSessionKeyClientOp
       return engine.prepare(settings.rsaModulusLength);
     },
     clear() {
-      engine.close();
+      engine.clear();
     },
     async close() {
       if (closed) return;

@@ -26,12 +26,15 @@ describe('EphemeralKeyPool', () => {
     const second = await pool.take(2048);
     expect(second.spki).not.toEqual(first.spki);
     pool.refill(); // the size was taken from the prepared ones: prepare the next
+    expect((pool as unknown as { ready: Map<number, unknown> }).ready.size).toBe(1);
     const prepared = pool.take(2048);
     const third = await prepared;
     expect([first.spki, second.spki]).not.toContainEqual(third.spki);
     pool.refill();
     pool.clear(); // drops the pair being prepared, and forgets what was taken
+    expect((pool as unknown as { ready: Map<number, unknown> }).ready.size).toBe(0);
     pool.refill();
+    expect((pool as unknown as { ready: Map<number, unknown> }).ready.size).toBe(0);
     const fourth = await pool.take(2048);
     expect(fourth.spki).not.toEqual(third.spki);
   });

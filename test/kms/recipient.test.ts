@@ -113,19 +113,44 @@ describe('attested Recipient operations through createRecipientClient (admin pri
     expect(released!.every((b) => b === 0)).toBe(true); // KMS did release it (the simulator accepted the document); it was zeroed unopened
   });
 
-  it('a self-check that fails first cancels the KMS request', async () => {
-    let aborted = false;
+  it('a self-check that fails first cancels the KMS request, at once and with the check\'s error as the reason', async () => {
+    let reason: unknown;
     const kms = interceptedClient(sim, sim.principal('user/admin'), async (_operation, _forward, signal) => {
       await untilAborted(signal).catch((err) => {
-        aborted = true;
+        reason = signal?.reason;
         throw err;
       });
       throw new Error('unreachable');
     });
     const verifier = { verify: async () => Promise.reject(new NitroEnclaveError('ERR_ATTESTATION_SIGNATURE_INVALID', 'bad signature')) } as never;
     const client = createRecipientClient({ kms, nsm: createNsmClient(createSimulatedNsm(enclave)), trustAnchors: [enclave.trustAnchor], verifier, timeoutMs: 10_000 });
+    const started = Date.now();
     await expect(client.decrypt({ ciphertextBlob: new Uint8Array(8), keyId: symmetricKey })).rejects.toMatchObject({ code: 'ERR_ATTESTATION_SIGNATURE_INVALID' });
-    expect(aborted).toBe(true);
+    expect(Date.now() - started).toBeLessThan(3000); // not the 10 s deadline
+    expect(reason).toMatchObject({ code: 'ERR_ATTESTATION_SIGNATURE_INVALID' });
+  });
+
+  it('fails closed, never hangs, whatever the verifier does: throws, rejects with a non-Error, or never answers', async () => {
+    const nsm = () => createNsmClient(createSimulatedNsm(enclave));
+    const throwing = { verify: () => { throw new Error('boom'); } } as never;
+    await expect(createRecipientClient({ kms: admin, nsm: nsm(), verifier: throwing }).generateRandom({ numberOfBytes: 8 })).rejects.toMatchObject({ code: 'ERR_ATTESTATION_MALFORMED', message: expect.stringContaining('boom') });
+    const undefinedRejection = { verify: () => Promise.reject(undefined) } as never;
+    await expect(createRecipientClient({ kms: admin, nsm: nsm(), verifier: undefinedRejection }).generateRandom({ numberOfBytes: 8 })).rejects.toMatchObject({ code: 'ERR_ATTESTATION_MALFORMED' });
+    // A verifier that never answers: the call ends at its deadline, and the envelope KMS released is zeroed unopened.
+    const kms = new KMSClient(kmsClientConfig(sim, sim.principal('user/admin')));
+    let released: Uint8Array | undefined;
+    kms.middlewareStack.add(
+      (next) => async (args) => {
+        const result = await next(args);
+        released = (result.output as { CiphertextForRecipient?: Uint8Array }).CiphertextForRecipient;
+        return result;
+      },
+      { step: 'initialize', name: 'watchEnvelope' },
+    );
+    const silent = { verify: () => new Promise(() => {}) } as never;
+    await expect(createRecipientClient({ kms, nsm: nsm(), verifier: silent, timeoutMs: 1500 }).generateDataKey({ keyId: symmetricKey })).rejects.toMatchObject({ code: 'ERR_KMS_TIMEOUT' });
+    expect(released!.length).toBeGreaterThan(0);
+    expect(released!.every((b) => b === 0)).toBe(true);
   });
 
   it('validates its construction', () => {

@@ -71,6 +71,8 @@ describe('createTrustedSessionKeyClient', () => {
     (await b.get({ ciphertextBlob: blob, keyId: keyArn })).dispose();
     (await a.get({ ciphertextBlob: blob, keyId: keyArn })).dispose(); // still cached in a
     expect(decrypts() - count).toBe(4);
+    (await b.get({ ciphertextBlob: blob, keyId: keyArn })).dispose(); // b is still open, and caches again
+    expect(decrypts() - count).toBe(4);
     await a.close();
     await b.close();
   });
@@ -160,6 +162,16 @@ describe('createTrustedSessionKeyClient', () => {
 });
 
 describe('close() while a get is in flight', () => {
+  it('a get started just before close() gets ERR_TSK_CLIENT_CLOSED, and nothing is opened after close', async () => {
+    const options = clientOptions();
+    const handle = vi.spyOn(options.requestHandler as { handle(...args: unknown[]): unknown }, 'handle');
+    const tskClient = createTrustedSessionKeyClient(options);
+    const pending = tskClient.get({ ciphertextBlob: blob, keyId: keyArn });
+    await tskClient.close();
+    await expect(pending).rejects.toMatchObject({ code: 'ERR_TSK_CLIENT_CLOSED' });
+    expect(handle).not.toHaveBeenCalled();
+  });
+
   it('the caller gets ERR_TSK_CLIENT_CLOSED instead of a key (before, a closed client still handed one out)', async () => {
     const tskClient = createTrustedSessionKeyClient(clientOptions({ cacheTtlMs: 60_000 }));
     sim.faults.latency(300);
