@@ -1,10 +1,10 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { preload } from './preload.js';
+import { runShimmedChild } from './preload.js';
 import { rawListen } from '../vsock/native-helpers.js';
 
 // The listener's accept thread, run in a child process under an LD_PRELOAD shim around accept4().
@@ -17,26 +17,9 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function runChild(mode: 'emfile' | 'cid' | 'backlog', env: Record<string, string> = {}, extra: string[] = []): Promise<Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(here, 'accept-child.mjs'), mode, join(tmp, `${mode}.sock`), ...extra], {
-      env: { ...process.env, LD_PRELOAD: preload(shim), ACCEPT_SHIM_COUNT: join(tmp, `${mode}.count`), ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`child hung; stdout: ${stdout} stderr: ${stderr}`));
-    }, 20_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) return reject(new Error(`child exited ${code}: ${stderr}`));
-      resolve(JSON.parse(stdout) as Record<string, unknown>);
-    });
-  });
+async function runChild(mode: 'emfile' | 'cid' | 'backlog', env: Record<string, string> = {}, extra: string[] = []): Promise<Record<string, unknown>> {
+  const stdout = await runShimmedChild(join(here, 'accept-child.mjs'), [mode, join(tmp, `${mode}.sock`), ...extra], shim, { ACCEPT_SHIM_COUNT: join(tmp, `${mode}.count`), ...env });
+  return JSON.parse(stdout) as Record<string, unknown>;
 }
 
 describe('native connect (the vsock connect loop) against a full AF_UNIX backlog', () => {

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAttestationDocument } from '../../src/attestation/index.js';
 import { createSimulatedEnclave, createSimulatedNsm } from '../../src/testing/index.js';
-import { preload } from './preload.js';
+import { runShimmedChild } from './preload.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'nes-nsm-'));
@@ -65,26 +65,9 @@ afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-function runChild(): Promise<Record<string, { ok: boolean; value?: unknown; code?: string; message?: string }>> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(here, 'nsm-child.mjs')], {
-      env: { ...process.env, LD_PRELOAD: preload(shim), NSM_SHIM_SOCKET: socketPath, NSM_SHIM_DELAY_FILE: join(tmp, 'delay'), NSM_SHIM_LOG: join(tmp, 'shim.log') },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill();
-      reject(new Error(`child hung; stdout: ${stdout} stderr: ${stderr}`));
-    }, 20_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) return reject(new Error(`child exited ${code}: ${stderr}`));
-      resolve(Object.fromEntries(stdout.trim().split('\n').map((l) => { const j = JSON.parse(l); return [j.step, j]; })));
-    });
-  });
+async function runChild(): Promise<Record<string, { ok: boolean; value?: unknown; code?: string; message?: string }>> {
+  const stdout = await runShimmedChild(join(here, 'nsm-child.mjs'), [], shim, { NSM_SHIM_SOCKET: socketPath, NSM_SHIM_DELAY_FILE: join(tmp, 'delay'), NSM_SHIM_LOG: join(tmp, 'shim.log') });
+  return Object.fromEntries(stdout.trim().split('\n').map((l) => { const j = JSON.parse(l); return [j.step, j]; }));
 }
 
 describe('native NSM path (addon ioctl) against the simulated NSM through an LD_PRELOAD shim', () => {

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fetchParentFile, fromParentCredentials } from '../../src/kms/parent-credentials.js';
 import { serveParentCredentials, type CredentialsServerOptions } from '../../src/parent/credentials-server.js';
 import { listenSocket, type ListenOptions, type SocketAddress } from '../../src/vsock/index.js';
-import { preload } from '../native/preload.js';
+import { runShimmedChild } from '../native/preload.js';
 
 // The parent's credentials server, over AF_UNIX stand-ins only (never AF_VSOCK on this machine).
 const tmp = mkdtempSync(join(tmpdir(), 'nes-parent-server-'));
@@ -92,26 +92,9 @@ describe('serveParentCredentials', () => {
   });
 });
 
-function runChild(mode: 'native' | 'js-only'): Promise<{ allowedCids: unknown[]; first: unknown; second: unknown; logs: string[] }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(import.meta.dirname, 'credentials-child.mjs'), join(tmp, `child-${mode}.sock`), mode], {
-      env: { ...process.env, LD_PRELOAD: preload(shim), ACCEPT_SHIM_CIDS: '17,16' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`child hung; stdout: ${stdout} stderr: ${stderr}`));
-    }, 20_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) return reject(new Error(`child exited ${code}: ${stderr}`));
-      resolve(JSON.parse(stdout) as never);
-    });
-  });
+async function runChild(mode: 'native' | 'js-only'): Promise<{ allowedCids: unknown[]; first: unknown; second: unknown; logs: string[] }> {
+  const stdout = await runShimmedChild(join(import.meta.dirname, 'credentials-child.mjs'), [join(tmp, `child-${mode}.sock`), mode], shim, { ACCEPT_SHIM_CIDS: '17,16' });
+  return JSON.parse(stdout) as never;
 }
 
 describe('serveParentCredentials against vsock peers (accept() shim reporting CIDs 17 then 16)', () => {
