@@ -45,12 +45,13 @@ export function generateEphemeralKeyPair(modulusLength: RsaModulusLength = 2048)
  * const pool = new EphemeralKeyPool();
  * await pool.prepare(2048);           // ahead of time
  * const pair = await pool.take(2048); // instant
- * pool.refill();                      // after the request: prepare the next one
+ * pool.release();                     // after the request: prepare the next one
  * ```
  */
 export class EphemeralKeyPool {
   private readonly ready = new Map<RsaModulusLength, Promise<EphemeralKeyPair>>();
   private readonly taken = new Set<RsaModulusLength>();
+  private inUse = 0;
 
   /** Starts generating a pair for this size if none is prepared. */
   prepare(modulusLength: RsaModulusLength = 2048): Promise<void> {
@@ -66,11 +67,12 @@ export class EphemeralKeyPool {
 
   /**
    * The prepared pair (or a fresh one), never handed out twice. Taking a
-   * prepared pair marks its size for {@link refill}: callers that opted in with
+   * prepared pair marks its size for {@link release}: callers that opted in with
    * prepare() keep key generation off their critical path; one-shot callers
    * pay for exactly one key pair.
    */
   take(modulusLength: RsaModulusLength = 2048): Promise<EphemeralKeyPair> {
+    this.inUse++;
     const prepared = this.ready.get(modulusLength);
     if (!prepared) return generateEphemeralKeyPair(modulusLength);
     this.ready.delete(modulusLength);
@@ -79,11 +81,14 @@ export class EphemeralKeyPool {
   }
 
   /**
-   * Starts preparing the next pair for every size taken from the prepared ones. Called once the
-   * request that took the pair is over: generating during it would take a core from that request
+   * Says that a request that called {@link take} is over (call it exactly once per `take`, whether
+   * the request succeeded or not). Once no request is in flight, starts preparing the next pair for
+   * every size taken from the prepared ones: generating during a request would take a core from it
    * (RSA key generation is hundreds of ms of CPU; `npm run bench` measures the difference).
    */
-  refill(): void {
+  release(): void {
+    this.inUse = Math.max(0, this.inUse - 1);
+    if (this.inUse > 0) return;
     for (const bits of this.taken) void this.prepare(bits).catch(() => {});
     this.taken.clear();
   }

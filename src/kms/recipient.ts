@@ -104,7 +104,7 @@ export function createRecipientClient(options: RecipientOptions) {
   const defaultTimeoutMs = options.timeoutMs ?? 30_000;
   if (!Number.isFinite(defaultTimeoutMs) || defaultTimeoutMs <= 0) throw new TypeError('timeoutMs must be a positive number of ms');
 
-  async function attestedOnce<R extends WithRecipient>(operation: string, send: SendWithRecipient<R>, call: AttestedCall = {}): Promise<RecipientResult<R>> {
+  async function attested<R extends WithRecipient>(operation: string, send: SendWithRecipient<R>, call: AttestedCall = {}): Promise<RecipientResult<R>> {
     const deadline = clock().getTime() + (call.timeoutMs ?? defaultTimeoutMs);
     if (call.pinned) {
       let region: string | undefined;
@@ -122,113 +122,107 @@ export function createRecipientClient(options: RecipientOptions) {
       t = n;
       return d;
     };
-    const pair: EphemeralKeyPair = await pool.take(bits);
-    const keyPairMs = mark();
-    const document = await nsm.attestation({ publicKey: pair.spki });
-    const attestationMs = mark();
-
-    // The self-check of our own document (catches a broken NSM or clock) runs while the KMS request
-    // is in flight instead of before it: it is off the critical path, and nothing KMS sends back is
-    // used, or even looked at, until it has passed. A failed check cancels the request.
-    const selfCheckFailed = new AbortController();
-    const signal = call.signal ? AbortSignal.any([call.signal, selfCheckFailed.signal]) : selfCheckFailed.signal;
-    let attempts = 0;
-    const kmsCall = withRetry(
-      (attemptSignal, attempt) => {
-        attempts = attempt;
-        return send({ KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', AttestationDocument: document }, attemptSignal);
-      },
-      options.retry ?? {},
-      { operation, deadline, clock, signal, ...(call.onAttemptError ? { onAttemptError: call.onAttemptError } : {}) },
-    ).then(
-      (response) => ({ response }),
-      (error: unknown) => ({ error }),
-    );
-    let verifyMs = 0;
-    // Started on the next turn of the event loop, so the request is on its way before the check's
-    // synchronous parts (decoding, parsing, any inline crypto) take the thread. Whatever the verifier
-    // does (throw, reject with a non-Error, never settle), this settles: fail closed, never hang.
-    const selfCheckFailure = (err: unknown) => {
-      const code = err instanceof NitroEnclaveError ? err.code : 'ERR_ATTESTATION_MALFORMED';
-      const reason = err instanceof NitroEnclaveError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
-      return new NitroEnclaveError(code, `our own attestation document failed the offline check, so nothing KMS answered was used (${reason})`, { cause: err });
-    };
-    const selfCheck = new Promise<VerifiedAttestation | NitroEnclaveError>((resolve) => {
-      let limit: ReturnType<typeof setTimeout> | undefined;
-      const done = (result: VerifiedAttestation | NitroEnclaveError) => {
-        clearTimeout(limit);
-        if (result instanceof NitroEnclaveError) selfCheckFailed.abort(result);
-        resolve(result);
-      };
-      setImmediate(() => {
-        const verifyStart = performance.now();
-        try {
-          // Bounded by what is left of the deadline: a verifier that never answers cannot hold the answer (or this call) forever.
-          limit = setTimeout(() => done(new NitroEnclaveError('ERR_KMS_TIMEOUT', 'the offline check of our own attestation document did not finish before the deadline; nothing KMS answered was used')), Math.max(0, deadline - clock().getTime()));
-        } catch (err) {
-          done(selfCheckFailure(err)); // an injected clock that throws
-          return;
-        }
-        Promise.resolve()
-          // allowDebug: a debug-mode enclave may still call KMS; the key policy's PCR conditions decide, as in real KMS.
-          .then(() => verifier.verify(document, { publicKey: pair.spki, currentDate: clock(), clockToleranceMs: 60_000, allowDebug: true, ...(options.trustAnchors ? { trustAnchors: options.trustAnchors } : {}) }))
-          .then(
-            (facts) => {
-              verifyMs = performance.now() - verifyStart;
-              done(facts);
-            },
-            (err: unknown) => done(selfCheckFailure(err)),
-          );
-      });
-    });
-    const outcome = await kmsCall;
-    const response = 'response' in outcome ? outcome.response : undefined;
-    const kmsError = 'error' in outcome ? outcome.error : undefined;
-    const kmsMs = mark();
-    const attestation = await selfCheck;
-    if (attestation instanceof NitroEnclaveError) {
-      if (response) zeroSecrets(response);
-      throw attestation;
-    }
-    if ('error' in outcome) {
-      if (kmsError instanceof NitroEnclaveError && kmsError.code === 'ERR_KMS_ACCESS_DENIED' && options.diagnose !== false) {
-        // The diagnosis is one more round trip: it gets what is left of the caller's deadline (at most 3 s) and the caller's signal.
-        const budget = AbortSignal.timeout(Math.max(0, Math.min(3000, deadline - clock().getTime())));
-        const diagnosisSignal = call.signal ? AbortSignal.any([call.signal, budget]) : budget;
-        throw await explainAccessDenied(kmsError, attestation, kms, `kms:${operation}`, call.pinned?.arn, diagnosisSignal);
-      }
-      throw kmsError;
-    }
-    const answer = response!;
-    for (const field of ['Plaintext', 'PrivateKeyPlaintext', 'SharedSecret'] as const) {
-      const leaked = answer[field];
-      if (leaked && leaked.length > 0) {
-        zeroSecrets(answer);
-        throw new NitroEnclaveError('ERR_KMS_PROTOCOL', `KMS ${operation} returned ${field} despite Recipient; refusing it (is a proxy rewriting requests?)`);
-      }
-    }
-    if (!answer.CiphertextForRecipient) throw new NitroEnclaveError('ERR_KMS_PROTOCOL', `KMS ${operation} returned no CiphertextForRecipient`);
-    if (call.pinned && !responseMatches(call.pinned, answer.KeyId)) {
-      // Checked before the envelope is opened, so no plaintext of a foreign key ever exists here.
-      zeroSecrets(answer);
-      throw new NitroEnclaveError('ERR_KMS_KEY_MISMATCH', `KMS ${operation} answered for key ${String(answer.KeyId ?? '(none)')}, not the pinned ${call.pinned.arn}; the released key material was zeroed unused`);
-    }
-    mark();
-    const plaintext = await decryptCiphertextForRecipient(answer.CiphertextForRecipient, pair.privateKey);
-    const cmsMs = mark();
-    return { plaintext, response: answer, attestation, timings: { keyPairMs, attestationMs, verifyMs, kmsMs, cmsMs, attempts } };
-  }
-
-  /**
-   * One attested call; afterwards (success or not) the key pool prepares the next pair. setImmediate
-   * puts that after the caller has resumed with the result: the key generation's start-up must not
-   * delay the delivery it follows.
-   */
-  async function attested<R extends WithRecipient>(operation: string, send: SendWithRecipient<R>, call: AttestedCall = {}): Promise<RecipientResult<R>> {
+    const taking = pool.take(bits);
     try {
-      return await attestedOnce(operation, send, call);
+      const pair: EphemeralKeyPair = await taking;
+      const keyPairMs = mark();
+      const document = await nsm.attestation({ publicKey: pair.spki });
+      const attestationMs = mark();
+
+      // The self-check of our own document (catches a broken NSM or clock) runs while the KMS request
+      // is in flight instead of before it: it is off the critical path, and nothing KMS sends back is
+      // used, or even looked at, until it has passed. A failed check cancels the request.
+      const selfCheckFailed = new AbortController();
+      const signal = call.signal ? AbortSignal.any([call.signal, selfCheckFailed.signal]) : selfCheckFailed.signal;
+      let attempts = 0;
+      const kmsCall = withRetry(
+        (attemptSignal, attempt) => {
+          attempts = attempt;
+          return send({ KeyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', AttestationDocument: document }, attemptSignal);
+        },
+        options.retry ?? {},
+        { operation, deadline, clock, signal, ...(call.onAttemptError ? { onAttemptError: call.onAttemptError } : {}) },
+      ).then(
+        (response) => ({ response }),
+        (error: unknown) => ({ error }),
+      );
+      let verifyMs = 0;
+      // Started on the next turn of the event loop, so the request is on its way before the check's
+      // synchronous parts (decoding, parsing, any inline crypto) take the thread. Whatever the verifier
+      // does (throw, reject with a non-Error, never settle), this settles: fail closed, never hang.
+      const selfCheckFailure = (err: unknown) => {
+        const code = err instanceof NitroEnclaveError ? err.code : 'ERR_ATTESTATION_MALFORMED';
+        const reason = err instanceof NitroEnclaveError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
+        return new NitroEnclaveError(code, `our own attestation document failed the offline check, so nothing KMS answered was used (${reason})`, { cause: err });
+      };
+      const selfCheck = new Promise<VerifiedAttestation | NitroEnclaveError>((resolve) => {
+        let limit: ReturnType<typeof setTimeout> | undefined;
+        const done = (result: VerifiedAttestation | NitroEnclaveError) => {
+          clearTimeout(limit);
+          if (result instanceof NitroEnclaveError) selfCheckFailed.abort(result);
+          resolve(result);
+        };
+        setImmediate(() => {
+          const verifyStart = performance.now();
+          try {
+            // Bounded by what is left of the deadline: a verifier that never answers cannot hold the answer (or this call) forever.
+            limit = setTimeout(() => done(new NitroEnclaveError('ERR_KMS_TIMEOUT', 'the offline check of our own attestation document did not finish before the deadline; nothing KMS answered was used')), Math.max(0, deadline - clock().getTime()));
+          } catch (err) {
+            done(selfCheckFailure(err)); // an injected clock that throws
+            return;
+          }
+          Promise.resolve()
+            // allowDebug: a debug-mode enclave may still call KMS; the key policy's PCR conditions decide, as in real KMS.
+            .then(() => verifier.verify(document, { publicKey: pair.spki, currentDate: clock(), clockToleranceMs: 60_000, allowDebug: true, ...(options.trustAnchors ? { trustAnchors: options.trustAnchors } : {}) }))
+            .then(
+              (facts) => {
+                verifyMs = performance.now() - verifyStart;
+                done(facts);
+              },
+              (err: unknown) => done(selfCheckFailure(err)),
+            );
+        });
+      });
+      const outcome = await kmsCall;
+      const response = 'response' in outcome ? outcome.response : undefined;
+      const kmsError = 'error' in outcome ? outcome.error : undefined;
+      const kmsMs = mark();
+      const attestation = await selfCheck;
+      if (attestation instanceof NitroEnclaveError) {
+        if (response) zeroSecrets(response);
+        throw attestation;
+      }
+      if ('error' in outcome) {
+        if (kmsError instanceof NitroEnclaveError && kmsError.code === 'ERR_KMS_ACCESS_DENIED' && options.diagnose !== false) {
+          // The diagnosis is one more round trip: it gets what is left of the caller's deadline (at most 3 s) and the caller's signal.
+          const budget = AbortSignal.timeout(Math.max(0, Math.min(3000, deadline - clock().getTime())));
+          const diagnosisSignal = call.signal ? AbortSignal.any([call.signal, budget]) : budget;
+          throw await explainAccessDenied(kmsError, attestation, kms, `kms:${operation}`, call.pinned?.arn, diagnosisSignal);
+        }
+        throw kmsError;
+      }
+      const answer = response!;
+      for (const field of ['Plaintext', 'PrivateKeyPlaintext', 'SharedSecret'] as const) {
+        const leaked = answer[field];
+        if (leaked && leaked.length > 0) {
+          zeroSecrets(answer);
+          throw new NitroEnclaveError('ERR_KMS_PROTOCOL', `KMS ${operation} returned ${field} despite Recipient; refusing it (is a proxy rewriting requests?)`);
+        }
+      }
+      if (!answer.CiphertextForRecipient) throw new NitroEnclaveError('ERR_KMS_PROTOCOL', `KMS ${operation} returned no CiphertextForRecipient`);
+      if (call.pinned && !responseMatches(call.pinned, answer.KeyId)) {
+        // Checked before the envelope is opened, so no plaintext of a foreign key ever exists here.
+        zeroSecrets(answer);
+        throw new NitroEnclaveError('ERR_KMS_KEY_MISMATCH', `KMS ${operation} answered for key ${String(answer.KeyId ?? '(none)')}, not the pinned ${call.pinned.arn}; the released key material was zeroed unused`);
+      }
+      mark();
+      const plaintext = await decryptCiphertextForRecipient(answer.CiphertextForRecipient, pair.privateKey);
+      const cmsMs = mark();
+      return { plaintext, response: answer, attestation, timings: { keyPairMs, attestationMs, verifyMs, kmsMs, cmsMs, attempts } };
     } finally {
-      setImmediate(() => pool.refill());
+      // The key pool prepares the next pair once no call is in flight. setImmediate puts that after
+      // the caller has resumed with the result: key generation must not delay the delivery it follows.
+      setImmediate(() => pool.release());
     }
   }
 

@@ -17,33 +17,39 @@ describe('generateEphemeralKeyPair', () => {
 });
 
 describe('EphemeralKeyPool', () => {
-  it('hands a prepared pair out once, and prepares the next only on refill(), after the request', async () => {
+  const preparing = (pool: EphemeralKeyPool) => (pool as unknown as { ready: Map<number, unknown> }).ready.size;
+
+  it('hands a prepared pair out once, and prepares the next only on release(), after the request', async () => {
     const pool = new EphemeralKeyPool();
     await pool.prepare(2048);
     const first = await pool.take(2048);
-    // Nothing is generating now: a take() without a prepared pair makes a fresh one (not the first again).
-    expect((pool as unknown as { ready: Map<number, unknown> }).ready.size).toBe(0);
+    expect(preparing(pool)).toBe(0); // nothing is generating during the request
+    pool.release(); // the size was taken from the prepared ones: prepare the next
+    expect(preparing(pool)).toBe(1);
     const second = await pool.take(2048);
     expect(second.spki).not.toEqual(first.spki);
-    pool.refill(); // the size was taken from the prepared ones: prepare the next
-    expect((pool as unknown as { ready: Map<number, unknown> }).ready.size).toBe(1);
-    const prepared = pool.take(2048);
-    const third = await prepared;
-    expect([first.spki, second.spki]).not.toContainEqual(third.spki);
-    pool.refill();
+    pool.release();
+    expect(preparing(pool)).toBe(1);
     pool.clear(); // drops the pair being prepared, and forgets what was taken
-    expect((pool as unknown as { ready: Map<number, unknown> }).ready.size).toBe(0);
-    pool.refill();
-    expect((pool as unknown as { ready: Map<number, unknown> }).ready.size).toBe(0);
-    const fourth = await pool.take(2048);
-    expect(fourth.spki).not.toEqual(third.spki);
+    expect(preparing(pool)).toBe(0);
   });
 
-  it('one-shot callers pay for exactly one pair: refill() after a fresh pair prepares nothing', async () => {
+  it('with requests in flight, prepares the next pair only when the last one is over', async () => {
+    const pool = new EphemeralKeyPool();
+    await pool.prepare(2048);
+    const a = pool.take(2048); // the prepared pair
+    const b = pool.take(2048); // a fresh one
+    await Promise.all([a, b]);
+    pool.release(); // a is over, b is still in flight
+    expect(preparing(pool)).toBe(0);
+    pool.release(); // b is over too
+    expect(preparing(pool)).toBe(1);
+  });
+
+  it('one-shot callers pay for exactly one pair: a fresh pair prepares nothing on release()', async () => {
     const pool = new EphemeralKeyPool();
     await pool.take(2048);
-    pool.refill();
-    // Nothing is being prepared: the pair was not from the prepared ones.
-    expect((pool as unknown as { ready: Map<number, unknown> }).ready.size).toBe(0);
+    pool.release();
+    expect(preparing(pool)).toBe(0);
   });
 });
