@@ -103,8 +103,10 @@ export function createRecipientClient(options: RecipientOptions) {
   const clock = options.clock ?? (() => new Date());
   const defaultTimeoutMs = options.timeoutMs ?? 30_000;
   if (!Number.isFinite(defaultTimeoutMs) || defaultTimeoutMs <= 0) throw new TypeError('timeoutMs must be a positive number of ms');
+  if ('timeout' in options) throw new TypeError('timeout was renamed timeoutMs in 0.2 (durations end in Ms)');
 
   async function attested<R extends WithRecipient>(operation: string, send: SendWithRecipient<R>, call: AttestedCall = {}): Promise<RecipientResult<R>> {
+    if ('timeout' in call) throw new TypeError('timeout was renamed timeoutMs in 0.2 (durations end in Ms)');
     const deadline = clock().getTime() + (call.timeoutMs ?? defaultTimeoutMs);
     if (call.pinned) {
       let region: string | undefined;

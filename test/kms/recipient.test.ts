@@ -156,6 +156,7 @@ describe('attested Recipient operations through createRecipientClient (admin pri
   it('validates its construction', () => {
     expect(() => createRecipientClient({ kms: {} as never, nsm: createNsmClient(createSimulatedNsm(enclave)) })).toThrow(TypeError);
     expect(() => createRecipientClient({ kms: admin, nsm: createNsmClient(createSimulatedNsm(enclave)), rsaModulusLength: 1024 as never })).toThrow(TypeError);
+    expect(() => createRecipientClient({ kms: admin, nsm: createNsmClient(createSimulatedNsm(enclave)), timeout: 5 } as never)).toThrow(/timeout was renamed timeoutMs/);
   });
 });
 
@@ -214,5 +215,13 @@ describe('the client pins the key it names', () => {
     const r = await recipientClient().generateDataKey({ keyId: `arn:aws:kms:us-east-1:${sim.accountId}:${alias}` });
     expect(r.response.KeyId).toBe(symmetricKey);
     r.plaintext.fill(0);
+  });
+});
+
+describe('renamed options', () => {
+  it('a call with the old `timeout` is a TypeError naming `timeoutMs`, before anything is sent', async () => {
+    const calls = sim.audit.length;
+    await expect(recipientClient().generateRandom({ numberOfBytes: 8 }, { timeout: 5 } as never)).rejects.toThrow(/timeout was renamed timeoutMs/);
+    expect(sim.audit.length).toBe(calls);
   });
 });
