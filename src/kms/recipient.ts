@@ -71,6 +71,50 @@ function zeroSecrets(response: WithRecipient): void {
   for (const field of ['CiphertextForRecipient', 'Plaintext', 'PrivateKeyPlaintext', 'SharedSecret'] as const) response[field]?.fill(0);
 }
 
+/** How the self-check of our own document failed, as the call reports it. */
+function selfCheckFailure(err: unknown): NitroEnclaveError {
+  const code = err instanceof NitroEnclaveError ? err.code : 'ERR_ATTESTATION_MALFORMED';
+  const reason = err instanceof NitroEnclaveError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
+  return new NitroEnclaveError(code, `our own attestation document failed the offline check, so nothing KMS answered was used (${reason})`, { cause: err });
+}
+
+/**
+ * Starts the self-check on the next turn of the event loop, so the KMS request is on its way before
+ * the check's synchronous parts (decoding, parsing, any inline crypto) take the thread. `result`
+ * settles whatever `verify` does (throws, rejects with a non-Error, never answers: then at what is
+ * left of the deadline), so the call fails closed and never hangs; a failure aborts `failed`.
+ */
+function startSelfCheck(verify: () => Promise<VerifiedAttestation>, remainingMs: () => number, failed: AbortController): { result: Promise<VerifiedAttestation | NitroEnclaveError>; verifyMs: () => number } {
+  let verifyMs = 0;
+  const result = new Promise<VerifiedAttestation | NitroEnclaveError>((resolve) => {
+    let limit: ReturnType<typeof setTimeout> | undefined;
+    const done = (outcome: VerifiedAttestation | NitroEnclaveError) => {
+      clearTimeout(limit);
+      if (outcome instanceof NitroEnclaveError) failed.abort(outcome);
+      resolve(outcome);
+    };
+    setImmediate(() => {
+      const start = performance.now();
+      try {
+        limit = setTimeout(() => done(new NitroEnclaveError('ERR_KMS_TIMEOUT', 'the offline check of our own attestation document did not finish before the deadline; nothing KMS answered was used')), Math.max(0, remainingMs()));
+      } catch (err) {
+        done(selfCheckFailure(err)); // an injected clock that throws
+        return;
+      }
+      Promise.resolve()
+        .then(verify)
+        .then(
+          (facts) => {
+            verifyMs = performance.now() - start;
+            done(facts);
+          },
+          (err: unknown) => done(selfCheckFailure(err)),
+        );
+    });
+  });
+  return { result, verifyMs: () => verifyMs };
+}
+
 /**
  * The attested-call core: make (or take) an ephemeral RSA key pair, get an
  * NSM document binding its public key, verify our own document offline
@@ -148,48 +192,13 @@ export function createRecipientClient(options: RecipientOptions) {
         (response) => ({ response }),
         (error: unknown) => ({ error }),
       );
-      let verifyMs = 0;
-      // Started on the next turn of the event loop, so the request is on its way before the check's
-      // synchronous parts (decoding, parsing, any inline crypto) take the thread. Whatever the verifier
-      // does (throw, reject with a non-Error, never settle), this settles: fail closed, never hang.
-      const selfCheckFailure = (err: unknown) => {
-        const code = err instanceof NitroEnclaveError ? err.code : 'ERR_ATTESTATION_MALFORMED';
-        const reason = err instanceof NitroEnclaveError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err);
-        return new NitroEnclaveError(code, `our own attestation document failed the offline check, so nothing KMS answered was used (${reason})`, { cause: err });
-      };
-      const selfCheck = new Promise<VerifiedAttestation | NitroEnclaveError>((resolve) => {
-        let limit: ReturnType<typeof setTimeout> | undefined;
-        const done = (result: VerifiedAttestation | NitroEnclaveError) => {
-          clearTimeout(limit);
-          if (result instanceof NitroEnclaveError) selfCheckFailed.abort(result);
-          resolve(result);
-        };
-        setImmediate(() => {
-          const verifyStart = performance.now();
-          try {
-            // Bounded by what is left of the deadline: a verifier that never answers cannot hold the answer (or this call) forever.
-            limit = setTimeout(() => done(new NitroEnclaveError('ERR_KMS_TIMEOUT', 'the offline check of our own attestation document did not finish before the deadline; nothing KMS answered was used')), Math.max(0, deadline - clock().getTime()));
-          } catch (err) {
-            done(selfCheckFailure(err)); // an injected clock that throws
-            return;
-          }
-          Promise.resolve()
-            // allowDebug: a debug-mode enclave may still call KMS; the key policy's PCR conditions decide, as in real KMS.
-            .then(() => verifier.verify(document, { publicKey: pair.spki, currentDate: clock(), clockToleranceMs: 60_000, allowDebug: true, ...(options.trustAnchors ? { trustAnchors: options.trustAnchors } : {}) }))
-            .then(
-              (facts) => {
-                verifyMs = performance.now() - verifyStart;
-                done(facts);
-              },
-              (err: unknown) => done(selfCheckFailure(err)),
-            );
-        });
-      });
+      // allowDebug: a debug-mode enclave may still call KMS; the key policy's PCR conditions decide, as in real KMS.
+      const selfCheck = startSelfCheck(() => verifier.verify(document, { publicKey: pair.spki, currentDate: clock(), clockToleranceMs: 60_000, allowDebug: true, ...(options.trustAnchors ? { trustAnchors: options.trustAnchors } : {}) }), () => deadline - clock().getTime(), selfCheckFailed);
       const outcome = await kmsCall;
       const response = 'response' in outcome ? outcome.response : undefined;
       const kmsError = 'error' in outcome ? outcome.error : undefined;
       const kmsMs = mark();
-      const attestation = await selfCheck;
+      const attestation = await selfCheck.result;
       if (attestation instanceof NitroEnclaveError) {
         if (response) zeroSecrets(response);
         throw attestation;
@@ -220,7 +229,7 @@ export function createRecipientClient(options: RecipientOptions) {
       mark();
       const plaintext = await decryptCiphertextForRecipient(answer.CiphertextForRecipient, pair.privateKey);
       const cmsMs = mark();
-      return { plaintext, response: answer, attestation, timings: { keyPairMs, attestationMs, verifyMs, kmsMs, cmsMs, attempts } };
+      return { plaintext, response: answer, attestation, timings: { keyPairMs, attestationMs, verifyMs: selfCheck.verifyMs(), kmsMs, cmsMs, attempts } };
     } finally {
       // The key pool prepares the next pair once no call is in flight. setImmediate puts that after
       // the caller has resumed with the result: key generation must not delay the delivery it follows.

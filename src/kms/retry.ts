@@ -38,6 +38,11 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** `CODE: message` of a failed attempt, for the error that reports it (KMS never echoes key material). */
+export function describeError(err: unknown): string {
+  return err instanceof Error ? `${(err as { code?: string }).code ?? err.name}: ${err.message}` : String(err);
+}
+
 /**
  * Runs `fn` until it succeeds, a non-retryable error occurs, attempts run out,
  * or the deadline passes. Retries throttling, 5xx and transport failures with
@@ -81,7 +86,7 @@ export async function withRetry<T>(fn: (signal: AbortSignal, attempt: number) =>
   }
   // An unreachable proxy keeps its own code (and hint) after the retries.
   if (last instanceof NitroEnclaveError && last.code.startsWith('ERR_VSOCK_')) throw last;
-  const lastText = last instanceof Error ? `${(last as { code?: string }).code ?? last.name}: ${last.message}` : String(last);
+  const lastText = describeError(last);
   if (deadline.aborted || now() >= ctx.deadline) {
     throw new NitroEnclaveError('ERR_KMS_TIMEOUT', `KMS ${ctx.operation} did not succeed before the deadline (last error: ${lastText})`, { cause: last });
   }

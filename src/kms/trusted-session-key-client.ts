@@ -13,7 +13,7 @@ import { AWS_REGION, createKmsRequestHandler, type KmsTransportOptions } from '.
 import { EphemeralKeyPool, checkModulus, type RsaModulusLength } from './keypair.js';
 import { checkRegion, parsePinnedKeyArn } from './key-arn.js';
 import { createRecipientClient } from './recipient.js';
-import type { RetryPolicy } from './retry.js';
+import { describeError, type RetryPolicy } from './retry.js';
 import { TrustedSessionKey } from './trusted-session-key.js';
 
 /** How bytes reach KMS from inside the enclave. */
@@ -258,10 +258,6 @@ function flightKey(o: TrustedSessionKeyRequest, region: string | undefined, blob
     .digest('hex');
 }
 
-function describe(err: unknown): string {
-  return err instanceof Error ? `${(err as { code?: string }).code ?? err.name}: ${err.message}` : String(err);
-}
-
 /**
  * The state of a Trusted Session Key client: prepared key pairs, the self-check's verifier, the
  * requests in flight and the cache. It does not own a connection: each `get` is handed one, so the
@@ -356,7 +352,7 @@ export class TskEngine {
       const onAbort = () => giveUp(new NitroEnclaveError('ERR_KMS_ABORTED', 'KMS Decrypt was aborted', { cause: signal!.reason }));
       const timer = timers.setTimeout(() => {
         const last = flight.lastError;
-        giveUp(new NitroEnclaveError('ERR_KMS_TIMEOUT', `KMS Decrypt did not succeed before the deadline (${last === undefined ? `${timeoutMs} ms` : `last error: ${describe(last)}`})`, { cause: last }));
+        giveUp(new NitroEnclaveError('ERR_KMS_TIMEOUT', `KMS Decrypt did not succeed before the deadline (${last === undefined ? `${timeoutMs} ms` : `last error: ${describeError(last)}`})`, { cause: last }));
       }, timeoutMs);
       signal?.addEventListener('abort', onAbort, { once: true });
       const join = () => {
