@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { NitroEnclaveError } from '../../src/errors.js';
 import { createTskKeyRing, createTskPayloadCodec } from '../../src/temporal/index.js';
 import { failureConverter } from '../../src/temporal/failure-converter.js';
+import { openPayloadBySpec } from '../helpers/formats-reference.js';
 import { forms, makeTsk } from './helpers.js';
 
 const SECRET = 'agent-7 diagnosis: classified-4711';
@@ -34,7 +35,7 @@ describe('createTskPayloadCodec through Temporal’s own data converter helpers'
   });
 
   it('the hand-appended data field serializes exactly what @temporalio/proto decodes (any metadata, data length, empty data)', async () => {
-    const { tsk } = makeTsk();
+    const { tsk, raw } = makeTsk();
     const codec = createTskPayloadCodec({ keys: tsk });
     const P = proto.temporal.api.common.v1.Payload;
     await fc.assert(
@@ -44,7 +45,7 @@ describe('createTskPayloadCodec through Temporal’s own data converter helpers'
         async (metadata, data) => {
           const payload = { metadata, data };
           const [sealed] = await codec.encode([payload]);
-          const inner = tsk.decrypt(sealed!.data!, new TextEncoder().encode('nitro-enclave-sdk/temporal/payload'));
+          const inner = openPayloadBySpec(raw, sealed!);
           expect(P.toObject(P.decode(inner), { bytes: String })).toEqual(P.toObject(P.decode(P.encode(payload).finish()), { bytes: String }));
         },
       ),

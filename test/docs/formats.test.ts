@@ -1,0 +1,171 @@
+// docs/formats.md is the spec: its constants table must equal the code's constants, and a second
+// implementation written from the doc (test/helpers/formats-reference.ts, node:crypto only) must read
+// what our code writes and write what our code reads.
+import { createCipheriv, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultPayloadConverter } from '@temporalio/common';
+import proto from '@temporalio/proto';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CREDENTIALS_REQUEST, FILE_NAME, fileRequest, MAX_ANSWER_BYTES, MAX_REQUEST_BYTES, NOT_FOUND, PARENT_CREDENTIALS_PORT } from '../../src/internal/parent-wire.js';
+import { XAES_NONCE_BYTES, XAES_TAG_BYTES } from '../../src/internal/xaes.js';
+import { TrustedSessionKey, TSK_ENVELOPE_DOMAINS, TSK_ENVELOPE_VERSION, TSK_KEY_ID_LABEL } from '../../src/kms/trusted-session-key.js';
+import { buildInfo, KEY_FORMAT_VERSION, KEY_ID_LENGTH, MESSAGE_VERSION, suiteByName } from '../../src/seal/format.js';
+import { createTskPayloadCodec, ENCRYPTED_ENCODING, METADATA_CIPHER, METADATA_KEY_ID, TSK_CIPHER_TAG } from '../../src/temporal/index.js';
+import { createSealedActivityClient, SealedActivityError } from '../../src/workflow/parent/client.js';
+import { DEFAULT_MAX_MESSAGE_BYTES, FRAME, FRAME_HEADER_BYTES } from '../../src/workflow/protocol.js';
+import { CHAIN_ID_BYTES, encodeBinding, MAX_BINDING_FIELD_BYTES, newChainId, openState, peekStateBinding, SEALED_STATE_FORMAT, sealState } from '../../src/workflow/index.js';
+import { docConstants, keyIdBySpec, openEnvelopeBySpec, openPayloadBySpec, openSealedStateBySpec, sealEnvelopeBySpec, sealStateBySpec } from '../helpers/formats-reference.js';
+import { serve, tempDir } from '../workflow/helpers.js';
+
+const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'formats.md'), 'utf8');
+const meta = { keyArn: 'arn:aws:kms:us-east-1:111122223333:key/tsk', pcr0: 'aa'.repeat(48), moduleId: 'i-0-enc0', obtainedAt: new Date(0) };
+const enc = (s: string) => new TextEncoder().encode(s);
+const codeOf = (f: () => unknown) => {
+  try {
+    f();
+    return 'no error';
+  } catch (err) {
+    return (err as { code?: string }).code ?? String(err);
+  }
+};
+
+/** The shortest envelope of `version` that `decrypt` does not call malformed, minus the tag: the header length. */
+function headerLengthOf(tsk: TrustedSessionKey, version: number): number {
+  for (let n = 1; n < 100; n++) {
+    const bytes = new Uint8Array(n);
+    bytes[0] = version;
+    if (codeOf(() => tsk.decrypt(bytes)) !== 'ERR_TSK_MALFORMED') return n - XAES_TAG_BYTES;
+  }
+  throw new Error('no length accepted');
+}
+
+/** The sealed handler-error details' activity name, read from a real server's ERROR frame. */
+async function errorActivity(): Promise<string> {
+  const tsk = new TrustedSessionKey(randomBytes(32), meta);
+  const { dir, cleanup } = tempDir();
+  const path = join(dir, 'agents.sock');
+  const { server } = serve(path, tsk);
+  const client = createSealedActivityClient({ address: { family: 'unix', path } });
+  try {
+    const state = sealState(tsk, enc('x'), { workflowId: 'wf', chainId: newChainId(), activity: 'boom', seq: 0, producer: 'client' });
+    const err = await client.call({ activity: 'boom', workflowId: 'wf', seq: 0, state }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(SealedActivityError);
+    return peekStateBinding((err as SealedActivityError).details!).activity;
+  } finally {
+    await client.close();
+    await server.close();
+    cleanup();
+  }
+}
+
+describe('docs/formats.md constants', () => {
+  const tsk = new TrustedSessionKey(randomBytes(32), meta);
+  let server: { close(): Promise<void> } | undefined;
+  afterAll(async () => server?.close());
+
+  it('every constant the doc states is the code’s, and every constant of the code is in the doc', async () => {
+    const suites = /one of (.*)$/.exec(codeOf(() => suiteByName('?')))![1]!.split(', ');
+    expect(suites.length).toBeGreaterThanOrEqual(2);
+    const code: Record<string, unknown> = {
+      'tsk.keyIdLabel': TSK_KEY_ID_LABEL,
+      'tsk.keyIdBytes': tsk.metadata.keyId.length / 2,
+      'tsk.envelopeVersion': TSK_ENVELOPE_VERSION,
+      'tsk.v2HeaderBytes': headerLengthOf(tsk, 2),
+      'tsk.v1HeaderBytes': headerLengthOf(tsk, 1),
+      'tsk.tagBytes': XAES_TAG_BYTES,
+      ...Object.fromEntries(Object.entries(TSK_ENVELOPE_DOMAINS).map(([k, v]) => [`tsk.domain.${k}`, v])),
+      'sealedState.format': SEALED_STATE_FORMAT,
+      'sealedState.chainIdBytes': CHAIN_ID_BYTES,
+      'sealedState.maxFieldBytes': MAX_BINDING_FIELD_BYTES,
+      'sealedState.errorActivity': await errorActivity(),
+      'frame.headerBytes': FRAME_HEADER_BYTES,
+      ...Object.fromEntries(Object.entries(FRAME).map(([k, v]) => [`frame.type.${k}`, v])),
+      'frame.defaultMaxMessageBytes': DEFAULT_MAX_MESSAGE_BYTES,
+      'seal.keyFormatVersion': KEY_FORMAT_VERSION,
+      'seal.messageVersion': MESSAGE_VERSION,
+      'seal.keyIdBytes': KEY_ID_LENGTH,
+      'seal.infoLabel': new TextDecoder().decode(buildInfo(new Uint8Array(0), new Uint8Array(0))),
+      ...Object.fromEntries(suites.map((name) => [`seal.suite.${name}`, [suiteByName(name).kemId, suiteByName(name).kdfId, suiteByName(name).aeadId]])),
+      'codec.encoding': ENCRYPTED_ENCODING,
+      'codec.metadataKeyId': METADATA_KEY_ID,
+      'codec.metadataCipher': METADATA_CIPHER,
+      'codec.cipherTag': TSK_CIPHER_TAG,
+      'parent.port': PARENT_CREDENTIALS_PORT,
+      'parent.credentialsRequest': CREDENTIALS_REQUEST,
+      'parent.fileRequest': fileRequest(''),
+      'parent.fileName': FILE_NAME.source,
+      'parent.maxRequestBytes': MAX_REQUEST_BYTES,
+      'parent.maxAnswerBytes': MAX_ANSWER_BYTES,
+      'parent.notFound': NOT_FOUND,
+    };
+    const stated = docConstants(doc);
+    expect(Object.fromEntries(stated)).toEqual(code);
+    expect(1 + 8 + XAES_NONCE_BYTES).toBe(stated.get('tsk.v2HeaderBytes'));
+  });
+
+  it('the doc’s binding example is encodeBinding’s output, byte for byte', () => {
+    const m = /Example: `(\{[^`]+\})` encodes as\s*`([0-9a-f ]+)`/.exec(doc);
+    expect(m).not.toBeNull();
+    const example = JSON.parse(m![1]!.replace(/(\w+):/g, '"$1":')) as Parameters<typeof encodeBinding>[0];
+    expect(Buffer.from(encodeBinding(example)).toString('hex')).toBe(m![2]!.replace(/ /g, ''));
+  });
+
+  it('the doc states each domain label once, and the labels differ', () => {
+    const labels = Object.values(TSK_ENVELOPE_DOMAINS);
+    expect(new Set(labels).size).toBe(labels.length);
+    for (const label of labels) expect(doc).toContain(`| \`${label}\` |`);
+  });
+});
+
+describe('an implementation written from docs/formats.md (node:crypto only) and ours agree', () => {
+  const raw = randomBytes(32);
+  const tsk = new TrustedSessionKey(Uint8Array.from(raw), meta);
+
+  it('key id', () => {
+    expect(keyIdBySpec(raw).toString('hex')).toBe(tsk.metadata.keyId);
+  });
+
+  it('TSK envelope v2 (encrypt domain), both ways, with and without AAD', () => {
+    for (const aad of [new Uint8Array(0), enc('agent-7'), randomBytes(100)]) {
+      const pt = randomBytes(77);
+      const ours = tsk.encrypt(pt, aad);
+      expect(openEnvelopeBySpec(raw, ours, 'encrypt', aad)?.equals(pt)).toBe(true);
+      expect(openEnvelopeBySpec(raw, ours, 'sealedState', aad)).toBeNull();
+      const theirs = sealEnvelopeBySpec(raw, randomBytes(24), 'encrypt', pt, aad);
+      expect(Buffer.from(tsk.decrypt(theirs, aad)).equals(pt)).toBe(true);
+    }
+  });
+
+  it('TSK envelope v1: ours opens what the spec describes', () => {
+    const nonce = randomBytes(12);
+    const header = Buffer.concat([Buffer.from([1]), keyIdBySpec(raw), nonce]);
+    const c = createCipheriv('aes-256-gcm', raw, nonce);
+    c.setAAD(Buffer.concat([header, enc('old')]));
+    const v1 = Buffer.concat([header, c.update(enc('from 0.1')), c.final(), c.getAuthTag()]);
+    expect(new TextDecoder().decode(tsk.decrypt(v1, enc('old')))).toBe('from 0.1');
+    expect(openEnvelopeBySpec(raw, v1, null, enc('old'))?.toString()).toBe('from 0.1');
+  });
+
+  it('sealed state, both ways, binding and chain id included', () => {
+    const binding = { workflowId: 'commande-été-🚀', chainId: newChainId(), activity: 'анализ', seq: 2 ** 40 + 3, producer: '研究' };
+    const ours = sealState(tsk, enc('state'), binding);
+    const opened = openSealedStateBySpec(raw, ours);
+    expect(opened?.binding).toEqual(binding);
+    expect(opened?.plaintext.toString()).toBe('state');
+    const theirs = sealStateBySpec(raw, randomBytes(24), binding, enc('from elsewhere'));
+    expect(new TextDecoder().decode(openState(tsk, theirs, { ...binding }).plaintext)).toBe('from elsewhere');
+  });
+
+  it('Temporal payload, both ways', async () => {
+    const codec = createTskPayloadCodec({ keys: tsk });
+    const payload = defaultPayloadConverter.toPayload({ secret: 42 });
+    const [sealed] = await codec.encode([payload]);
+    const inner = openPayloadBySpec(raw, sealed!);
+    const P = proto.temporal.api.common.v1.Payload;
+    expect(P.toObject(P.decode(inner!), { bytes: String })).toEqual(P.toObject(P.decode(P.encode(payload).finish()), { bytes: String }));
+    const data = sealEnvelopeBySpec(raw, randomBytes(24), 'temporalPayload', P.encode(payload).finish());
+    const theirs = { metadata: { encoding: enc('binary/encrypted'), 'encryption-key-id': enc(keyIdBySpec(raw).toString('hex')), 'encryption-cipher': enc('tsk-v2') }, data };
+    expect(defaultPayloadConverter.fromPayload((await codec.decode([theirs]))[0]!)).toEqual({ secret: 42 });
+  });
+});
