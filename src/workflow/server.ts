@@ -271,7 +271,7 @@ class Connection {
       this.#finish(id);
       // A TypeError is the call's own fields (e.g. an empty workflow id), not the state's authenticity.
       const code = err instanceof NitroEnclaveError ? err.code : err instanceof TypeError ? 'ERR_ACTIVITY_FRAME_MALFORMED' : 'ERR_SEALED_DECRYPT_FAILED';
-      this.#error(id, code, err instanceof NitroEnclaveError ? err.message : 'the sealed input could not be opened');
+      this.#error(id, code, err instanceof NitroEnclaveError || err instanceof TypeError ? err.message : 'the sealed input could not be opened');
       return;
     }
     let output: Uint8Array | undefined;

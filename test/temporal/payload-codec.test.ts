@@ -117,6 +117,12 @@ describe('createTskPayloadCodec through Temporal’s own data converter helpers'
       ['the tag cut off', (p) => ({ ...p, data: p.data!.subarray(0, p.data!.length - 1) }), 'ERR_CODEC_DECRYPT_FAILED'],
       ['no key id', (p) => ({ ...p, metadata: { encoding: p.metadata!.encoding!, 'encryption-cipher': p.metadata!['encryption-cipher']! } }), 'ERR_CODEC_MALFORMED'],
       ['a foreign cipher tag', (p) => ({ ...p, metadata: { ...p.metadata, 'encryption-cipher': Buffer.from('AES-256-GCM') } }), 'ERR_CODEC_MALFORMED'],
+      // Only the exact tag the codec writes (issue 18 §4): these all named version 2 or passed the old /^tsk-v([0-9]{1,3})$/.
+      ['the cipher tag tsk-v02', (p) => ({ ...p, metadata: { ...p.metadata, 'encryption-cipher': Buffer.from('tsk-v02') } }), 'ERR_CODEC_MALFORMED'],
+      ['the cipher tag tsk-v002', (p) => ({ ...p, metadata: { ...p.metadata, 'encryption-cipher': Buffer.from('tsk-v002') } }), 'ERR_CODEC_MALFORMED'],
+      ['the cipher tag TSK-V2', (p) => ({ ...p, metadata: { ...p.metadata, 'encryption-cipher': Buffer.from('TSK-V2') } }), 'ERR_CODEC_MALFORMED'],
+      ['the cipher tag tsk-v2 and a NUL', (p) => ({ ...p, metadata: { ...p.metadata, 'encryption-cipher': Buffer.from('tsk-v2\0') } }), 'ERR_CODEC_MALFORMED'],
+      ['the cipher tag tsk-v1 on a v1-looking envelope', (p) => ({ metadata: { ...p.metadata, 'encryption-cipher': Buffer.from('tsk-v1') }, data: Uint8Array.from(p.data!).fill(1, 0, 1) }), 'ERR_CODEC_MALFORMED'],
       ['no data', (p) => ({ metadata: p.metadata }), 'ERR_CODEC_MALFORMED'],
     ];
     for (const [name, tamper, code] of cases) {
@@ -139,6 +145,9 @@ describe('createTskPayloadCodec through Temporal’s own data converter helpers'
     const { tsk } = makeTsk();
     expect(() => createTskPayloadCodec({ keys: [] })).toThrow(TypeError);
     expect(() => createTskPayloadCodec({ keys: {} as never })).toThrow(TypeError);
+    // Not a look-alike: only a TrustedSessionKey writes the payload domain, so tsk.encrypt cannot stand in for it.
+    const lookAlike = { encrypt: tsk.encrypt.bind(tsk), decrypt: tsk.decrypt.bind(tsk), metadata: tsk.metadata };
+    expect(() => createTskPayloadCodec({ keys: lookAlike as never })).toThrow(new TypeError('keys must be TrustedSessionKeys (from getTrustedSessionKey, of this copy of nitro-enclave-sdk)'));
     expect(() => createTskPayloadCodec({ keys: tsk, encodeKeyId: 'nope' })).toThrow(TypeError);
     expect(() => createTskPayloadCodec({ keys: tsk, rejectUnencrypted: 'yes' as never })).toThrow(TypeError);
   });
