@@ -45,7 +45,7 @@ describe('createTskPayloadCodec through Temporal’s own data converter helpers'
         async (metadata, data) => {
           const payload = { metadata, data };
           const [sealed] = await codec.encode([payload]);
-          const inner = openPayloadBySpec(raw, sealed!);
+          const inner = openPayloadBySpec(raw, sealed!)!;
           expect(P.toObject(P.decode(inner), { bytes: String })).toEqual(P.toObject(P.decode(P.encode(payload).finish()), { bytes: String }));
         },
       ),
