@@ -1,12 +1,14 @@
 // docs/formats.md is the spec: its constants table must equal the code's constants, and a second
 // implementation written from the doc (test/helpers/formats-reference.ts, node:crypto only) must read
 // what our code writes and write what our code reads.
-import { createCipheriv, randomBytes } from 'node:crypto';
+import { Aes256Gcm, CipherSuite, DhkemP256HkdfSha256, HkdfSha256 } from '@hpke/core';
+import { createCipheriv, createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { defaultPayloadConverter } from '@temporalio/common';
 import proto from '@temporalio/proto';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { CREDENTIALS_REQUEST, FILE_NAME, fileRequest, MAX_ANSWER_BYTES, MAX_REQUEST_BYTES, NOT_FOUND, PARENT_CREDENTIALS_PORT } from '../../src/internal/parent-wire.js';
 import { XAES_NONCE_BYTES, XAES_TAG_BYTES } from '../../src/internal/xaes.js';
 import { TrustedSessionKey, TSK_ENVELOPE_DOMAINS, TSK_ENVELOPE_VERSION, TSK_KEY_ID_LABEL } from '../../src/kms/trusted-session-key.js';
@@ -16,6 +18,9 @@ import { createSealedActivityClient, SealedActivityError } from '../../src/workf
 import { DEFAULT_MAX_MESSAGE_BYTES, FRAME, FRAME_HEADER_BYTES } from '../../src/workflow/protocol.js';
 import { CHAIN_ID_BYTES, encodeBinding, MAX_BINDING_FIELD_BYTES, newChainId, openState, peekStateBinding, SEALED_STATE_FORMAT, sealState } from '../../src/workflow/index.js';
 import { docConstants, keyIdBySpec, openEnvelopeBySpec, openPayloadBySpec, openSealedStateBySpec, sealEnvelopeBySpec, sealStateBySpec } from '../helpers/formats-reference.js';
+import { verifyAttestationDocument } from '../../src/attestation/index.js';
+import { serveParentCredentials } from '../../src/parent/credentials-server.js';
+import { simulatedReceiver } from '../helpers/seal.js';
 import { serve, tempDir } from '../workflow/helpers.js';
 
 const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'formats.md'), 'utf8');
@@ -61,8 +66,6 @@ async function errorActivity(): Promise<string> {
 
 describe('docs/formats.md constants', () => {
   const tsk = new TrustedSessionKey(randomBytes(32), meta);
-  let server: { close(): Promise<void> } | undefined;
-  afterAll(async () => server?.close());
 
   it('every constant the doc states is the code’s, and every constant of the code is in the doc', async () => {
     const suites = /one of (.*)$/.exec(codeOf(() => suiteByName('?')))![1]!.split(', ');
@@ -167,5 +170,96 @@ describe('an implementation written from docs/formats.md (node:crypto only) and 
     const data = sealEnvelopeBySpec(raw, randomBytes(24), 'temporalPayload', P.encode(payload).finish());
     const theirs = { metadata: { encoding: enc('binary/encrypted'), 'encryption-key-id': enc(keyIdBySpec(raw).toString('hex')), 'encryption-cipher': enc('tsk-v2') }, data };
     expect(defaultPayloadConverter.fromPayload((await codec.decode([theirs]))[0]!)).toEqual({ secret: 42 });
+  });
+});
+
+/** Everything a stream peer sends until it closes. */
+function exchange(path: string, request: Uint8Array, until: (received: Buffer) => boolean = () => false): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const socket = createConnection({ path });
+    const chunks: Buffer[] = [];
+    socket.on('data', (c: Buffer) => {
+      chunks.push(c);
+      if (until(Buffer.concat(chunks))) socket.destroy();
+    });
+    socket.on('close', () => resolve(Buffer.concat(chunks)));
+    socket.on('error', reject);
+    socket.write(request);
+  });
+}
+
+describe('a client written from docs/formats.md talks to our servers', () => {
+  const c = docConstants(doc);
+  const n = (name: string) => c.get(name) as number;
+  const s = (name: string) => c.get(name) as string;
+
+  it('activity frames: a hand-built CALL with a spec-sealed state, a RESULT decoded and opened by the spec', async () => {
+    const raw = randomBytes(32);
+    const tsk = new TrustedSessionKey(Uint8Array.from(raw), meta);
+    const { dir, cleanup } = tempDir();
+    const path = join(dir, 'agents.sock');
+    const { server } = serve(path, tsk);
+    try {
+      const chainId = randomBytes(16).toString('hex');
+      const state = sealStateBySpec(raw, randomBytes(24), { workflowId: 'wf-spec', chainId, activity: 'research', seq: 0, producer: 'client' }, enc('reefs'));
+      const str16 = (v: string) => {
+        const b = Buffer.from(v, 'utf8');
+        return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
+      };
+      const body = Buffer.concat([Buffer.from([0]), str16('research'), str16('wf-spec'), Buffer.alloc(8), Buffer.from([0, 0]), state]);
+      const head = Buffer.alloc(n('frame.headerBytes'));
+      head.writeUInt32BE(5 + body.length, 0);
+      head[4] = n('frame.type.CALL');
+      head.writeUInt32BE(77, 5);
+      const complete = (b: Buffer) => b.length >= 4 && b.length >= 4 + b.readUInt32BE(0);
+      const answer = await exchange(path, Buffer.concat([head, body]), complete);
+      expect(answer[4]).toBe(n('frame.type.RESULT'));
+      expect(answer.readUInt32BE(5)).toBe(77);
+      const result = answer.subarray(n('frame.headerBytes'), 4 + answer.readUInt32BE(0));
+      const docLength = result.readUInt32BE(0);
+      expect(docLength).toBe(0);
+      const opened = openSealedStateBySpec(raw, result.subarray(4 + docLength));
+      expect(opened?.binding).toEqual({ workflowId: 'wf-spec', chainId, activity: 'analysis', seq: 1, producer: 'research' });
+      expect(opened?.plaintext.toString()).toBe('notes on reefs');
+    } finally {
+      await server.close();
+      cleanup();
+    }
+  });
+
+  it('HPKE seal: a message framed by the spec (with @hpke/core) opens in our receiver', async () => {
+    const { receiver, trustAnchors, enclave } = await simulatedReceiver();
+    const nonce = randomBytes(32);
+    const verified = await verifyAttestationDocument(await receiver.attest(nonce), { trustAnchors, nonce, expectedPcrs: { 0: enclave.imageSha384 } });
+    const attestedKey = Buffer.from(verified.publicKey!);
+    expect(attestedKey[0]).toBe(n('seal.keyFormatVersion'));
+    const [kem, kdf, aead] = c.get('seal.suite.P256-SHA256-AES256GCM') as number[];
+    expect([attestedKey.readUInt16BE(1), attestedKey.readUInt16BE(3), attestedKey.readUInt16BE(5)]).toEqual([kem, kdf, aead]);
+    const keyHash = createHash('sha256').update(attestedKey).digest();
+    const suite = new CipherSuite({ kem: new DhkemP256HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes256Gcm() });
+    const recipientPublicKey = await suite.kem.deserializePublicKey(new Uint8Array(attestedKey.subarray(7)).buffer);
+    const appInfo = enc('agent:planner');
+    const sender = await suite.createSenderContext({ recipientPublicKey, info: Buffer.concat([Buffer.from(s('seal.infoLabel'), 'utf8'), keyHash, appInfo]) });
+    const header = Buffer.concat([Buffer.from([n('seal.messageVersion'), kem! >> 8, kem! & 0xff, kdf! >> 8, kdf! & 0xff, aead! >> 8, aead! & 0xff]), keyHash.subarray(0, n('seal.keyIdBytes')), Buffer.from(sender.enc)]);
+    const ciphertext = Buffer.from(await sender.seal(enc('my API key'), header));
+    const plaintext = await receiver.open(new Uint8Array(Buffer.concat([header, ciphertext])), { info: appInfo });
+    expect(new TextDecoder().decode(plaintext)).toBe('my API key');
+  });
+
+  it('parent credentials and files: request lines and JSON answers as the doc says', async () => {
+    const { dir, cleanup } = tempDir();
+    const path = join(dir, 'parent.sock');
+    const role = async () => ({ accessKeyId: 'ASIAEXAMPLE', secretAccessKey: 'secret', sessionToken: 'token', expiration: new Date('2030-01-01T00:00:00Z') });
+    const server = await serveParentCredentials({ address: { family: 'unix', path }, allowPeer: () => true, credentials: role, files: { tsk: new Uint8Array([1, 2, 3]) } });
+    try {
+      const ask = async (line: string) => JSON.parse((await exchange(path, enc(`${line}\n`))).toString('utf8')) as unknown;
+      expect(await ask(s('parent.credentialsRequest'))).toEqual({ AccessKeyId: 'ASIAEXAMPLE', SecretAccessKey: 'secret', SessionToken: 'token', Expiration: '2030-01-01T00:00:00.000Z' });
+      expect(await ask(`${s('parent.fileRequest')}tsk`)).toEqual({ Name: 'tsk', Data: 'AQID' });
+      expect(await ask(`${s('parent.fileRequest')}other`)).toEqual({ Error: s('parent.notFound') });
+      expect(await ask('HELLO')).toEqual({ Error: s('parent.notFound') });
+    } finally {
+      server.close();
+      cleanup();
+    }
   });
 });
