@@ -4,6 +4,8 @@
 // `prefix ‖ tsk.encrypt(x, "nitro-enclave-sdk/sealed-state/v1\0" ‖ prefix)` opened as a sealed state,
 // and `tsk.encrypt(payload, "nitro-enclave-sdk/temporal/payload")` decoded as a payload.
 import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import fc from 'fast-check';
@@ -137,5 +139,25 @@ describe('every pair of domains (enumerated from TSK_ENVELOPE_DOMAINS)', () => {
         }
       }
     }
+  });
+});
+
+describe('every internal use of the TSK in src/ has its own domain (enumerated from the source)', () => {
+  const root = join(import.meta.dirname, '..', '..', 'src');
+  const files = (readdirSync(root, { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).map((f) => join(root, f));
+  const uses = new Map<string, Set<string>>();
+  for (const file of files) {
+    const code = readFileSync(file, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+    for (const m of code.matchAll(/\b(?:sealInDomain|openInDomain)\(\s*\w+\s*,\s*'(\w+)'/g)) {
+      if (!uses.has(m[1]!)) uses.set(m[1]!, new Set());
+      uses.get(m[1]!)!.add(relative(root, file));
+    }
+  }
+
+  it('each domain used is in TSK_ENVELOPE_DOMAINS, belongs to one module, and each internal domain is used', () => {
+    const internal = Object.keys(TSK_ENVELOPE_DOMAINS).filter((d) => d !== 'encrypt');
+    expect([...uses.keys()].sort()).toEqual(internal.sort());
+    for (const [domain, modules] of uses) expect([...modules], domain).toHaveLength(1);
+    expect(Object.fromEntries([...uses].map(([d, m]) => [d, [...m][0]]))).toEqual({ sealedState: 'workflow/sealed-state.ts', temporalPayload: 'temporal/payload-codec.ts' });
   });
 });
