@@ -11,12 +11,13 @@ import proto from '@temporalio/proto';
 import { describe, expect, it } from 'vitest';
 import { CREDENTIALS_REQUEST, FILE_NAME, fileRequest, MAX_ANSWER_BYTES, MAX_REQUEST_BYTES, NOT_FOUND, PARENT_CREDENTIALS_PORT } from '../../src/internal/parent-wire.js';
 import { XAES_NONCE_BYTES, XAES_TAG_BYTES } from '../../src/internal/xaes.js';
-import { TrustedSessionKey, TSK_ENVELOPE_DOMAINS, TSK_ENVELOPE_VERSION, TSK_KEY_ID_LABEL } from '../../src/kms/trusted-session-key.js';
+import { openInDomain, TrustedSessionKey, TSK_ENVELOPE_DOMAINS, TSK_ENVELOPE_VERSION, TSK_KEY_ID_LABEL } from '../../src/kms/trusted-session-key.js';
 import { buildInfo, KEY_FORMAT_VERSION, KEY_ID_LENGTH, MESSAGE_VERSION, suiteByName } from '../../src/seal/format.js';
 import { createTskPayloadCodec, ENCRYPTED_ENCODING, METADATA_CIPHER, METADATA_KEY_ID, TSK_CIPHER_TAG } from '../../src/temporal/index.js';
 import { createSealedActivityClient, SealedActivityError } from '../../src/workflow/parent/client.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, FRAME, FRAME_HEADER_BYTES } from '../../src/workflow/protocol.js';
 import { CHAIN_ID_BYTES, encodeBinding, MAX_BINDING_FIELD_BYTES, newChainId, openState, peekStateBinding, SEALED_STATE_FORMAT, sealState } from '../../src/workflow/index.js';
+import { forgeXaesOpen } from '../helpers/forge-xaes.js';
 import { docConstants, keyIdBySpec, openEnvelopeBySpec, openPayloadBySpec, openSealedStateBySpec, sealEnvelopeBySpec, sealStateBySpec } from '../helpers/formats-reference.js';
 import { verifyAttestationDocument } from '../../src/attestation/index.js';
 import { serveParentCredentials } from '../../src/parent/credentials-server.js';
@@ -118,6 +119,45 @@ describe('docs/formats.md constants', () => {
     const labels = Object.values(TSK_ENVELOPE_DOMAINS);
     expect(new Set(labels).size).toBe(labels.length);
     for (const label of labels) expect(doc).toContain(`| \`${label}\` |`);
+  });
+});
+
+describe('the doc’s test vectors', () => {
+  const block = /<!-- vectors:begin -->\s*```\n([\s\S]*?)```\s*<!-- vectors:end -->/.exec(doc)![1]!;
+  const v = Object.fromEntries(block.trim().split('\n').map((line) => line.trim().split(/\s+/) as [string, string]));
+  const hex = (name: string) => Buffer.from(v[name]!, 'hex');
+  const key = hex('key');
+  const nonce = hex('nonce');
+  const binding = { workflowId: 'wf', chainId: '00112233445566778899aabbccddeeff', activity: 'a', seq: 1, producer: 'p' };
+  const label = (l: string) => Buffer.concat([Buffer.from([0, l.length]), Buffer.from(l)]);
+
+  it('are what the spec’s implementation writes', () => {
+    expect(keyIdBySpec(key)).toEqual(hex('keyId'));
+    expect(sealEnvelopeBySpec(key, nonce, 'encrypt', enc('hello'), enc('agent-7'))).toEqual(hex('envelope.encrypt'));
+    expect(sealEnvelopeBySpec(key, nonce, 'temporalPayload', enc('hello'))).toEqual(hex('envelope.payload'));
+    expect(sealStateBySpec(key, nonce, binding, enc('hello'))).toEqual(hex('sealedState'));
+  });
+
+  it('open in our code', () => {
+    const tsk = new TrustedSessionKey(Uint8Array.from(key), meta);
+    expect(tsk.metadata.keyId).toBe(v.keyId);
+    expect(new TextDecoder().decode(tsk.decrypt(hex('envelope.encrypt'), enc('agent-7')))).toBe('hello');
+    expect(new TextDecoder().decode(openInDomain(tsk, 'temporalPayload', hex('envelope.payload'), undefined))).toBe('hello');
+    const opened = openState(tsk, hex('sealedState'), { ...binding });
+    expect(new TextDecoder().decode(opened.plaintext)).toBe('hello');
+    expect(opened.binding).toEqual(binding);
+  });
+
+  it('open in an independent XAES-256-GCM (node-forge), with the AAD spelled out from the doc', () => {
+    const e = hex('envelope.encrypt');
+    expect(Buffer.from(forgeXaesOpen(key, nonce, e.subarray(33), Buffer.concat([e.subarray(0, 33), label('nitro-enclave-sdk/tsk/encrypt'), enc('agent-7')]))!).toString()).toBe('hello');
+    const p = hex('envelope.payload');
+    expect(Buffer.from(forgeXaesOpen(key, nonce, p.subarray(33), Buffer.concat([p.subarray(0, 33), label('nitro-enclave-sdk/temporal/payload')]))!).toString()).toBe('hello');
+    const s = hex('sealedState');
+    const prefix = s.subarray(0, 3 + s.readUInt16BE(1));
+    const env = s.subarray(prefix.length);
+    expect(prefix.subarray(3)).toEqual(Buffer.from(encodeBinding(binding)));
+    expect(Buffer.from(forgeXaesOpen(key, nonce, env.subarray(33), Buffer.concat([env.subarray(0, 33), label('nitro-enclave-sdk/workflow/sealed-state'), prefix]))!).toString()).toBe('hello');
   });
 });
 
