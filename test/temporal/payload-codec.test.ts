@@ -1,6 +1,7 @@
 import { DefaultFailureConverter, defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { decodeFailure, decodeFromPayloadsAtIndex, encodeFailure, encodeToPayloads, loadDataConverter } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import proto from '@temporalio/proto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { NitroEnclaveError } from '../../src/errors.js';
@@ -132,6 +133,20 @@ describe('createTskPayloadCodec through Temporal’s own data converter helpers'
         for (const secret of [SECRET, a.raw, b.raw]) for (const f of forms(secret)) expect(err.message).not.toContain(f);
       });
     }
+
+    it('a genuine v1 envelope (as 0.1 would have sealed it, tagged tsk-v1) is ERR_CODEC_MALFORMED: the codec reads only v2', async () => {
+      const inner = proto.temporal.api.common.v1.Payload.encode(defaultPayloadConverter.toPayload(SECRET)).finish();
+      const nonce = randomBytes(12);
+      const header = Buffer.concat([Buffer.from([1]), Buffer.from(a.tsk.metadata.keyId, 'hex'), nonce]);
+      const c = createCipheriv('aes-256-gcm', a.raw, nonce);
+      c.setAAD(Buffer.concat([header, Buffer.from('nitro-enclave-sdk/temporal/payload')]));
+      const v1 = Buffer.concat([header, c.update(inner), c.final(), c.getAuthTag()]);
+      const sealed = await seal();
+      for (const tag of ['tsk-v1', 'tsk-v2']) {
+        const err = await codecError(codec.decode([{ metadata: { ...sealed.metadata, 'encryption-cipher': Buffer.from(tag) }, data: v1 }]));
+        expect(err.code).toBe('ERR_CODEC_MALFORMED');
+      }
+    });
 
     it('a TSK envelope made for something else (no payload AAD) is refused, so sealed agent state cannot pose as a payload', async () => {
       const inner = proto.temporal.api.common.v1.Payload.encode(defaultPayloadConverter.toPayload(SECRET)).finish();
