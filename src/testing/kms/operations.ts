@@ -4,6 +4,8 @@ import { verifyAttestationDocument, type VerifiedAttestation } from '../../attes
 import { authorizeIam } from './access.js';
 import { buildRecipientEnvelope } from './envelope.js';
 import { GRANT_HANDLERS, grantTokens } from './grants.js';
+import { IMPORT_HANDLERS } from './import.js';
+import { MULTI_REGION_HANDLERS } from './multi-region.js';
 import { KmsError } from './errors.js';
 import {
   authorize,
@@ -102,6 +104,7 @@ function setKeyState(state: 'Enabled' | 'Disabled'): Handler {
     const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
     authorize(cfg, key, state === 'Enabled' ? 'kms:EnableKey' : 'kms:DisableKey', ctx, {});
     notPendingDeletion(key);
+    if (key.keyState === 'PendingImport') throw new KmsError('KMSInvalidStateException', `${key.arn} is pending import.`);
     key.keyState = state;
     cfg.state.save();
     ctx.audit.resources.push(key.arn);
@@ -112,6 +115,8 @@ function setKeyState(state: 'Enabled' | 'Disabled'): Handler {
 /** The operations the simulator serves, by `X-Amz-Target` name. */
 export const OPERATIONS: Record<string, Handler> = {
   ...GRANT_HANDLERS,
+  ...MULTI_REGION_HANDLERS,
+  ...IMPORT_HANDLERS,
   async CreateKey(cfg, body, ctx) {
     const spec = (body.KeySpec ?? 'SYMMETRIC_DEFAULT') as KeyRecord['spec'];
     const usage = body.KeyUsage ?? (spec === 'SYMMETRIC_DEFAULT' ? 'ENCRYPT_DECRYPT' : undefined);
@@ -194,19 +199,28 @@ export const OPERATIONS: Record<string, Handler> = {
     }
     authorize(cfg, key, 'kms:ScheduleKeyDeletion', ctx, {});
     notPendingDeletion(key);
+    ctx.audit.resources.push(key.arn);
+    // A multi-Region primary with replicas waits for them: its own waiting period starts when the last one is deleted.
+    if (key.multiRegion && key.primary && cfg.state.related(key).length > 1) {
+      key.keyState = 'PendingReplicaDeletion';
+      key.pendingWindowInDays = days;
+      cfg.state.save();
+      return { KeyId: key.arn, KeyState: 'PendingReplicaDeletion', PendingWindowInDays: days };
+    }
     key.keyState = 'PendingDeletion';
     key.deletionDate = Math.floor(ctx.now.getTime() / 1000) + days * 86_400;
     cfg.state.save();
-    ctx.audit.resources.push(key.arn);
     return { KeyId: key.arn, DeletionDate: key.deletionDate, KeyState: 'PendingDeletion', PendingWindowInDays: days };
   },
 
   async CancelKeyDeletion(cfg, body, ctx) {
     const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
     authorize(cfg, key, 'kms:CancelKeyDeletion', ctx, {});
-    if (key.keyState !== 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is not pending deletion.`);
-    key.keyState = 'Disabled'; // KMS leaves a cancelled key disabled
+    if (key.keyState !== 'PendingDeletion' && key.keyState !== 'PendingReplicaDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is not pending deletion.`);
+    // KMS leaves a cancelled key disabled (an EXTERNAL key without material stays PendingImport).
+    key.keyState = key.origin === 'EXTERNAL' && key.material.length === 0 ? 'PendingImport' : 'Disabled';
     delete key.deletionDate;
+    delete key.pendingWindowInDays;
     cfg.state.save();
     ctx.audit.resources.push(key.arn);
     return { KeyId: key.arn };
