@@ -3,6 +3,7 @@ import { NitroEnclaveError } from '../../errors.js';
 import { verifyAttestationDocument, type VerifiedAttestation } from '../../attestation/index.node.js'; // Node-only module: the node:crypto verifier
 import { authorizeIam } from './access.js';
 import { buildRecipientEnvelope } from './envelope.js';
+import { ALIAS_HANDLERS } from './aliases.js';
 import { GRANT_HANDLERS, grantTokens } from './grants.js';
 import { IMPORT_HANDLERS } from './import.js';
 import { MULTI_REGION_HANDLERS } from './multi-region.js';
@@ -117,6 +118,7 @@ export const OPERATIONS: Record<string, Handler> = {
   ...GRANT_HANDLERS,
   ...MULTI_REGION_HANDLERS,
   ...IMPORT_HANDLERS,
+  ...ALIAS_HANDLERS,
   async CreateKey(cfg, body, ctx) {
     const spec = (body.KeySpec ?? 'SYMMETRIC_DEFAULT') as KeyRecord['spec'];
     const usage = body.KeyUsage ?? (spec === 'SYMMETRIC_DEFAULT' ? 'ENCRYPT_DECRYPT' : undefined);
