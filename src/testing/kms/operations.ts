@@ -365,6 +365,23 @@ export const OPERATIONS: Record<string, Handler> = {
     };
   },
 
+  async GenerateDataKeyPairWithoutPlaintext(cfg, body, ctx) {
+    grantTokens(cfg, body, ctx);
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
+    const ec = context(body);
+    const spec = requireString(body, 'KeyPairSpec');
+    ctx.audit.resources.push(key.arn);
+    authorize(cfg, key, 'kms:GenerateDataKeyPairWithoutPlaintext', ctx, conditionKeys(null, ec), { context: ec });
+    usable(key);
+    keyPairCurve(spec);
+    dryRun(body);
+    const pair = keyPair(spec);
+    const pkcs8 = pair.privateKey.export({ format: 'der', type: 'pkcs8' });
+    const blob = cfg.state.encrypt(key, pkcs8, ec);
+    pkcs8.fill(0);
+    return { KeyId: key.arn, KeyPairSpec: spec, PublicKey: pair.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'), PrivateKeyCiphertextBlob: blob.toString('base64') };
+  },
+
   async GetPublicKey(cfg, body, ctx) {
     grantTokens(cfg, body, ctx);
     const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
