@@ -139,6 +139,9 @@ describe('imported key material (Origin EXTERNAL)', () => {
     const imported = await importInto(key.KeyId!, material);
     expect(imported.KeyId).toBe(key.Arn);
     expect(imported.KeyMaterialId).toMatch(/^[0-9a-f]{64}$/);
+    const event = sim.audit.findLast((e) => e.eventName === 'ImportKeyMaterial')!;
+    expect(event.requestParameters).toEqual({ keyId: key.KeyId, expirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' }); // no wrapped material, no import token
+    expect(event.resources).toEqual([{ ARN: key.Arn }]);
     const described = (await admin().send(new DescribeKeyCommand({ KeyId: key.KeyId }))).KeyMetadata!;
     expect(described).toMatchObject({ KeyState: 'Enabled', Origin: 'EXTERNAL', ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE', CurrentKeyMaterialId: imported.KeyMaterialId });
     const { CiphertextBlob } = await admin().send(new EncryptCommand({ KeyId: key.KeyId, Plaintext: Buffer.from('secret') }));

@@ -93,6 +93,9 @@ export const IMPORT_HANDLERS: Record<string, Handler> = {
       throw validation('ValidTo must be a future date and time, at most 365 days from now.');
     }
     const wrapped = b64(body.EncryptedKeyMaterial, 'encryptedKeyMaterial');
+    // CloudTrail never records the wrapped material or the import token.
+    delete ctx.audit.requestParameters.encryptedKeyMaterial;
+    delete ctx.audit.requestParameters.importToken;
     ctx.audit.resources.push(key.arn);
     authorize(cfg, key, 'kms:ImportKeyMaterial', ctx, { 'kms:ExpirationModel': model, ...(validTo !== undefined ? { 'kms:ValidTo': String(validTo) } : {}) });
     external(key);
