@@ -18,27 +18,44 @@ export interface Child<M> {
   stop(): Promise<void>;
 }
 
+/** Options of {@link startChild}. */
+export interface StartChildOptions<M> {
+  /** Every message, before and after ready, with the child (to answer over IPC). */
+  onMessage?: (message: M, child: ChildProcess) => void;
+  /** Which message means ready. Default: the first. */
+  isReady?: (message: M) => boolean;
+  /** Bound on the wait for ready. Default 30 000 ms. */
+  boundMs?: number;
+}
+
 /**
- * Forks `script` (an .mjs helper) with one JSON argument and waits, at most `boundMs`, for its first
- * IPC message. A child that exits first fails the wait with its exit status.
+ * Forks `script` (an .mjs helper) with one JSON argument and waits, at most `boundMs`, for its ready
+ * message. A child that exits first fails the wait with its exit status (and its last message).
  */
-export async function startChild<M>(script: string, config: unknown, boundMs = 30_000): Promise<Child<M>> {
+export async function startChild<M>(script: string, config: unknown, options: StartChildOptions<M> = {}): Promise<Child<M>> {
+  const boundMs = options.boundMs ?? 30_000;
+  const isReady = options.isReady ?? (() => true);
   const child = fork(join(here, script), [JSON.stringify(config)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
   const messages: M[] = [];
+  let readyMessage: M | undefined;
   const ready = await new Promise<M>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`${script} did not report ready within ${boundMs} ms`));
     }, boundMs);
-    child.once('message', (m) => {
-      clearTimeout(timer);
-      child.on('message', (next) => messages.push(next as M));
-      resolve(m as M);
+    child.on('message', (raw) => {
+      const m = raw as M;
+      options.onMessage?.(m, child);
+      if (readyMessage === undefined && isReady(m)) {
+        readyMessage = m;
+        clearTimeout(timer);
+        resolve(m);
+      } else messages.push(m);
     });
     void exited.then((status) => {
       clearTimeout(timer);
-      reject(new Error(`${script} exited (${status}) before it was ready`));
+      reject(new Error(`${script} exited (${status}) before it was ready; last message: ${JSON.stringify(messages.at(-1))}`));
     });
   });
   return {
