@@ -1,26 +1,12 @@
 // A parent's Temporal worker in its own process, so a test can kill -9 it. Configuration: one JSON
-// argument. `kind: 'plain'` runs the stand-in tests' plain activities; `kind: 'sealed'` is a
-// confidential-workflow parent: sealed activities relaying to the enclave at `enclavePath`, with the
-// enclave slot supplier (no activity task is taken while that enclave is unreachable).
+// argument. `kind: 'plain'` runs the stand-in tests' plain activities; `kind: 'sealed'` is the
+// example's parent worker (examples/confidential-workflow/parent/worker.mjs) relaying to the enclave
+// at `enclavePath`: sealed activities and the enclave slot supplier.
 // Tells the test `{ ready: identity }` over IPC once it polls; exits on SIGTERM after a clean shutdown.
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
 
 const config = JSON.parse(process.argv[2]);
 Runtime.install({ logger: new DefaultLogger('ERROR') });
-
-async function sealedOptions() {
-  const { createEnclaveSlotSupplier, createSealedActivities, createSealedActivityClient } = await import('nitro-enclave-sdk/workflow/parent');
-  const client = createSealedActivityClient({ address: { family: 'unix', path: config.enclavePath } });
-  return {
-    activities: createSealedActivities({ client, names: ['research', 'analysis', 'report'], timeoutMs: 60_000 }),
-    tuner: {
-      workflowTaskSlotSupplier: { type: 'fixed-size', numSlots: 20 },
-      activityTaskSlotSupplier: createEnclaveSlotSupplier({ client, maxSlots: 20, maxRetryIntervalMs: 250 }),
-      localActivityTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
-      nexusTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
-    },
-  };
-}
 
 const plainOptions = {
   activities: {
@@ -30,14 +16,12 @@ const plainOptions = {
 };
 
 const connection = await NativeConnection.connect({ address: config.address });
-const worker = await Worker.create({
-  connection,
-  taskQueue: config.taskQueue,
-  identity: config.identity,
-  workflowBundle: { codePath: config.bundlePath },
-  maxCachedWorkflows: 0,
-  ...(config.kind === 'sealed' ? await sealedOptions() : plainOptions),
-});
+const workflowBundle = { codePath: config.bundlePath };
+// 'sealed': the example's parent worker, as deployed (createParentWorker: sealed activities and the enclave slot supplier).
+const worker =
+  config.kind === 'sealed'
+    ? await (await import('../../../examples/confidential-workflow/parent/worker.mjs')).createParentWorker({ connection, taskQueue: config.taskQueue, enclave: { family: 'unix', path: config.enclavePath }, workflowBundle, maxCachedWorkflows: 0, identity: config.identity })
+    : await Worker.create({ connection, taskQueue: config.taskQueue, identity: config.identity, workflowBundle, maxCachedWorkflows: 0, ...plainOptions });
 process.once('SIGTERM', () => worker.shutdown());
 const running = worker.run();
 process.send?.({ ready: config.identity });
