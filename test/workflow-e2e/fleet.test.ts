@@ -4,6 +4,8 @@
 //    the task, before the task reaches it), and replaced;
 //  - enclave B is killed (-9) mid-step, stays down 5 s, and comes back as image v2 (same socket path);
 //  - enclave A is replaced by image v2 (stopped, started again);
+//  - meanwhile a single replica (enclave S, worker S, its own queue) is killed mid-step and down 5 s
+//    too, with no peer to fail over to;
 //  - image v1 is removed from the key policy, after which a v1 enclave gets no TSK.
 // Workflows are started in waves so some run through every event. Every workflow completes with the
 // report the agents make, no step is run more than Temporal asked, no attempt is spent on an
@@ -100,8 +102,8 @@ async function startEnclaveProcess(name: string, image: 'v1' | 'v2', slot: strin
   return Object.assign(child, { name });
 }
 
-async function startWorkerProcess(identity: string, enclave: string): Promise<Child<{ ready: string }>> {
-  const child = await startChild<{ ready: string }>('worker-process.mjs', { kind: 'sealed', address: standIn.address, taskQueue, bundlePath, identity, enclavePath: join(dir, `enclave-${enclave}.sock`) });
+async function startWorkerProcess(identity: string, enclave: string, queue = taskQueue): Promise<Child<{ ready: string }>> {
+  const child = await startChild<{ ready: string }>('worker-process.mjs', { kind: 'sealed', address: standIn.address, taskQueue: queue, bundlePath, identity, enclavePath: join(dir, `enclave-${enclave}.sock`) });
   cleanup.push(() => child.kill9());
   return child;
 }
@@ -119,14 +121,22 @@ function tskOptions() {
 }
 
 const brief = (i: number) => ({ question: `Should Acme buy target ${i} (codename FLEETNEEDLE${i})?`, sources: [`FLEETSOURCE${i} annual report`, `FLEETSOURCE${i} site visit`] });
-const workflowId = (i: number) => `fleet-${i}`;
+const workflowId = (i: number) => (i < 100 ? `fleet-${i}` : `single-${i}`);
 
-function startWorkflow(i: number) {
+/** Failed attempts the server received (RespondActivityTaskFailed), for the workflows `which` selects. */
+function failedAttempts(which: (workflowId: string) => boolean) {
+  return standIn
+    .recordedCalls()
+    .filter((c) => c.method === 'RespondActivityTaskFailed' && which(c.workflowId ?? ''))
+    .map((c) => temporal.api.workflowservice.v1.RespondActivityTaskFailedRequest.decode(c.request).failure!);
+}
+
+function startWorkflow(i: number, queue = taskQueue) {
   const id = workflowId(i);
   const plaintext = toBytes(brief(i));
   const sealedInput = sealState(starterKey, plaintext, { workflowId: id, ...FIRST_STEP, producer: 'client' });
   // 2 s instead of 10 s: a workflow task held by a killed worker is handed on sooner.
-  return client.workflow.start('confidentialPipeline', { taskQueue, workflowId: id, args: [sealedInput], workflowTaskTimeout: '2s' });
+  return client.workflow.start('confidentialPipeline', { taskQueue: queue, workflowId: id, args: [sealedInput], workflowTaskTimeout: '2s' });
 }
 
 beforeAll(async () => {
@@ -177,7 +187,7 @@ afterAll(async () => {
 });
 
 describe('a fleet of parent workers and enclaves on one task queue, rolled from image v1 to v2', () => {
-  it('every workflow completes through worker and enclave kills, a 5 s enclave restart and the v1 → v2 roll, with nothing in clear at the server', async () => {
+  it('every workflow completes through worker and enclave kills, a 5 s enclave restart (with and without a healthy peer) and the v1 → v2 roll, with nothing in clear at the server', async () => {
     const t0 = Date.now();
     const phase = (what: string) => console.log(`fleet +${Date.now() - t0} ms: ${what}`);
     // --- v1 fleet: enclaves A and B, workers A and B. The first worker handed a workflow task is
@@ -198,22 +208,27 @@ describe('a fleet of parent workers and enclaves on one task queue, rolled from 
     expect(await victim.exited).toBe('SIGKILL');
     const slot = victim === workerA ? 'A' : 'B';
     phase(`worker ${slot} killed holding the workflow task of ${heldBy.workflowId}`);
-    await startWorkerProcess(`worker-${slot}2@fleet`, slot);
-    phase(`worker ${slot}2 up`);
+    // Alongside, a single replica (enclave S, worker S) serves its own queue: no healthy peer to fail over to.
+    const [enclaveS] = await Promise.all([startEnclaveProcess('S', 'v2', 'S'), startWorkerProcess('worker-S@fleet', 'S', 'single'), startWorkerProcess(`worker-${slot}2@fleet`, slot)]);
+    phase(`worker ${slot}2 and the single replica S up`);
 
     // --- enclave B dies (-9) in the middle of its next step, while more workflows arrive; it stays
     // down 5 s and comes back as image v2 on the same socket path (its stale socket file is replaced).
     const killedStepFile = join(dir, 'killed-step.json');
     enclaveB.process.send({ killOnNextStep: killedStepFile });
+    enclaveS.process.send({ killOnNextStep: join(dir, 'killed-single.json') });
     for (let i = 4; i < 8; i++) handles.push(await startWorkflow(i));
+    const single = [];
+    for (let i = 100; i < 104; i++) single.push(await startWorkflow(i, 'single'));
     expect(await enclaveB.exited).toBe('SIGKILL');
+    expect(await enclaveS.exited).toBe('SIGKILL');
     const killedStep = JSON.parse(readFileSync(killedStepFile, 'utf8')) as { workflowId: string; activity: string; seq: number };
     phase(`enclave B killed mid-step (${killedStep.workflowId} ${killedStep.activity} #${killedStep.seq}); down for 5 s`);
     expect(existsSync(join(dir, 'enclave-B.sock'))).toBe(true);
     for (let i = 8; i < 12; i++) handles.push(await startWorkflow(i));
     await new Promise((resolve) => setTimeout(resolve, 5000)); // the restart takes 5 s (a delay, not an assertion)
-    await startEnclaveProcess('B2', 'v2', 'B');
-    phase('enclave B back as v2');
+    await Promise.all([startEnclaveProcess('B2', 'v2', 'B'), startEnclaveProcess('S2', 'v2', 'S')]);
+    phase('enclaves B (as v2) and S back');
 
     // --- enclave A is replaced by v2: stopped (its running steps are cut), more workflows arrive, v2 starts.
     await enclaveA.stop();
@@ -241,7 +256,7 @@ describe('a fleet of parent workers and enclaves on one task queue, rolled from 
 
     // --- the histories: one run each, each step completed once, no activity failed for good.
     const runs = standIn.storedHistories();
-    expect(runs.map((r) => r.workflowId).sort()).toEqual(Array.from({ length: WORKFLOWS }, (_, i) => workflowId(i)).sort());
+    expect(runs.map((r) => r.workflowId).filter((id) => id.startsWith('fleet-')).sort()).toEqual(Array.from({ length: WORKFLOWS }, (_, i) => workflowId(i)).sort());
     const attempts = new Map<string, number>(); // `${workflowId}|${seq}` → attempt that completed
     for (let i = 0; i < WORKFLOWS; i++) {
       const events = standIn.history(workflowId(i)).events;
@@ -273,10 +288,7 @@ describe('a fleet of parent workers and enclaves on one task queue, rolled from 
 
     // --- no attempt was spent on an unreachable enclave: every failed attempt the server received is a
     // connection cut mid-step (the kill of B, the stop of A), none a worker that took a task its enclave could not run.
-    const failures = standIn
-      .recordedCalls()
-      .filter((c) => c.method === 'RespondActivityTaskFailed')
-      .map((c) => temporal.api.workflowservice.v1.RespondActivityTaskFailedRequest.decode(c.request).failure!);
+    const failures = failedAttempts((id) => id.startsWith('fleet-'));
     expect(failures.length).toBeGreaterThanOrEqual(1);
     for (const f of failures) {
       expect(f.applicationFailureInfo?.type).toBe('ERR_ACTIVITY_UNAVAILABLE');
@@ -288,6 +300,18 @@ describe('a fleet of parent workers and enclaves on one task queue, rolled from 
       for (const needle of [`FLEETNEEDLE${i}`, `FLEETSOURCE${i}`, `target ${i} (codename`]) expect(standIn.sawBytes(needle), needle).toBe(false);
     }
     for (const needle of ['relevant to', 'supported by independent sources', 'Report: Should', 'citations']) expect(standIn.sawBytes(needle), needle).toBe(false);
-    phase(`checked: ${failures.length} attempts cut mid-step, ${opened.length} steps opened for ${attempts.size} steps`);
+    phase(`checked: ${failures.length} attempts cut mid-step, ${opened.filter((o) => o.includes('|fleet-')).length} steps opened for ${attempts.size} steps`);
+
+    // --- the single replica: its 5 s restart (longer than the example's 3 s retry budget) failed no
+    // workflow either: the tasks waited, and only the step it cut spent an attempt.
+    const singleResults = await Promise.all(single.map((h) => h.result()));
+    singleResults.forEach((sealedReport, k) => {
+      const i = 100 + k;
+      expect(fromBytes(openState(starterKey, sealedReport, { workflowId: workflowId(i), ...FINAL_STEP }).plaintext)).toEqual(agents.report(agents.analysis(agents.research(brief(i)))));
+      expect(standIn.sawBytes(`FLEETNEEDLE${i}`)).toBe(false);
+    });
+    const singleFailures = failedAttempts((id) => id.startsWith('single-'));
+    expect(singleFailures.length).toBeGreaterThanOrEqual(1);
+    for (const f of singleFailures) expect([f.applicationFailureInfo?.type, f.message?.startsWith('the enclave connection was lost')]).toEqual(['ERR_ACTIVITY_UNAVAILABLE', true]);
   }, 120_000);
 });
