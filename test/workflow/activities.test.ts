@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { ApplicationFailure, CancelledFailure, defaultPayloadConverter } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import type { TunerHolder } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openHandlerError, openState, sealState, type SealedActivityServer } from '../../src/workflow/index.js';
 import { createEnclaveSlotSupplier, createSealedActivities, createSealedActivityClient, type SealedActivity } from '../../src/workflow/parent/index.js';
@@ -198,6 +199,16 @@ describe('createEnclaveSlotSupplier: the worker takes activity tasks only while 
     expect((await waiting as Error).name).toBe('AbortError');
     await gateClient.close();
     gateDir.cleanup();
+  });
+
+  it("is the worker tuner's activity slot supplier as @temporalio/worker types it", () => {
+    const tuner: TunerHolder = {
+      workflowTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+      activityTaskSlotSupplier: createEnclaveSlotSupplier({ client }),
+      localActivityTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+      nexusTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+    };
+    expect(tuner.activityTaskSlotSupplier).toMatchObject({ type: 'custom' });
   });
 
   it('refuses bad options with TypeError', () => {

@@ -76,7 +76,7 @@ export interface EnclaveSlotSupplierOptions extends EnclaveRetryOptions {
   readonly client: SealedActivityClient;
   /** Activity tasks this worker runs at once (what `maxConcurrentActivityTaskExecutions` would be). Default 100. */
   readonly maxSlots?: number;
-  /** Told when the enclave stops answering (`false`, with the reason) and when it answers again (`true`). */
+  /** Told when the enclave answers (`true`: first, and again after an outage) and when it stops answering (`false`, with the reason). */
   readonly onAvailabilityChange?: (available: boolean, reason?: Error) => void;
 }
 
