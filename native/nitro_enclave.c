@@ -810,7 +810,8 @@ static int parse_cids(napi_env env, napi_value v, uint32_t **out, size_t *count)
 /* A process killed while listening on an AF_UNIX path leaves the socket file behind, and bind()
  * then fails with EADDRINUSE although nobody listens. Remove the file only when it is a socket
  * (never a regular file or anything else) and a connect() to it is refused (nobody listens): a
- * live listener accepts, or reports a full backlog as EAGAIN, and is left alone. Abstract-namespace
+ * live listener accepts, or reports a full backlog as EAGAIN, and is left alone (a socket bound but
+ * not yet listening is refused too, so it counts as stale: one server per path). Abstract-namespace
  * names have no file. Returns 1 when the stale file was removed. */
 static int unlink_stale_unix_socket(const struct sockaddr_un *un) {
   if (un->sun_path[0] == '\0') return 0;

@@ -43,7 +43,9 @@ function checkCids(cids: readonly number[] | undefined): number[] | undefined {
  * listens: a connect to it is refused) is replaced, so a restarted server
  * listens where the old one did. A path held by a live listener (even one with
  * a full backlog), or by anything that is not a socket, is never removed: that
- * fails `ERR_VSOCK_LISTEN` (Address already in use).
+ * fails `ERR_VSOCK_LISTEN` (Address already in use). A socket another process has
+ * bound but not yet put in listening state is refused like a stale one: start one
+ * server per path. vsock ports leave no file behind.
  *
  * @example
  * ```ts
