@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
@@ -806,6 +807,23 @@ static int parse_cids(napi_env env, napi_value v, uint32_t **out, size_t *count)
 }
 
 /* listen(address, backlog, onConnection(err, {fd, handle, peerCid, peerPort}), allowedCids?) -> { close(), port } */
+/* A process killed while listening on an AF_UNIX path leaves the socket file behind, and bind()
+ * then fails with EADDRINUSE although nobody listens. Remove the file only when it is a socket
+ * (never a regular file or anything else) and a connect() to it is refused (nobody listens): a
+ * live listener accepts, or reports a full backlog as EAGAIN, and is left alone (a socket bound but
+ * not yet listening is refused too, so it counts as stale: one server per path). Abstract-namespace
+ * names have no file. Returns 1 when the stale file was removed. */
+static int unlink_stale_unix_socket(const struct sockaddr_un *un) {
+  if (un->sun_path[0] == '\0') return 0;
+  struct stat st;
+  if (lstat(un->sun_path, &st) < 0 || !S_ISSOCK(st.st_mode)) return 0;
+  int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (probe < 0) return 0;
+  int refused = connect(probe, (const struct sockaddr *)un, sizeof *un) < 0 && errno == ECONNREFUSED;
+  close(probe);
+  return refused && unlink(un->sun_path) == 0;
+}
+
 static napi_value do_listen(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4], obj, close_fn, keep, name, port_v;
@@ -849,7 +867,12 @@ static napi_value do_listen(napi_env env, napi_callback_info info) {
   } else {
     int one = 1;
     if (addr.family == AF_INET) setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (bind(s, (struct sockaddr *)&addr.addr, addr.len) < 0 || listen(s, backlog) < 0) e = errno, failed = "bind/listen";
+    int bound = bind(s, (struct sockaddr *)&addr.addr, addr.len);
+    if (bound < 0 && errno == EADDRINUSE && addr.family == AF_UNIX) {
+      if (unlink_stale_unix_socket((struct sockaddr_un *)&addr.addr)) bound = bind(s, (struct sockaddr *)&addr.addr, addr.len);
+      else errno = EADDRINUSE; /* the probe's own errno (EAGAIN from a full backlog) is not the answer */
+    }
+    if (bound < 0 || listen(s, backlog) < 0) e = errno, failed = "bind/listen";
     else if (pipe2(l->cancel_pipe, O_CLOEXEC | O_NONBLOCK) < 0) e = errno, failed = "pipe2";
   }
   if (failed) {

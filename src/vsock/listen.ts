@@ -39,6 +39,14 @@ function checkCids(cids: readonly number[] | undefined): number[] | undefined {
  * fails (out of descriptors: EMFILE/ENFILE) it backs off from 10 ms up to 1 s
  * instead of spinning, and resumes once descriptors are free.
  *
+ * An AF_UNIX path whose socket file a killed process left behind (nobody
+ * listens: a connect to it is refused) is replaced, so a restarted server
+ * listens where the old one did. A path held by a live listener (even one with
+ * a full backlog), or by anything that is not a socket, is never removed: that
+ * fails `ERR_VSOCK_LISTEN` (Address already in use). A socket another process has
+ * bound but not yet put in listening state is refused like a stale one: start one
+ * server per path. vsock ports leave no file behind.
+ *
  * @example
  * ```ts
  * const listener = listenSocket({ family: 'vsock', cid: VMADDR_CID_ANY, port: 5000 }, (socket) => socket.pipe(socket), { allowedCids: [16] });

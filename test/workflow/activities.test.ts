@@ -2,9 +2,10 @@ import type { EventEmitter } from 'node:events';
 import { join } from 'node:path';
 import { ApplicationFailure, CancelledFailure, defaultPayloadConverter } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import type { TunerHolder } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openHandlerError, openState, sealState, type SealedActivityServer } from '../../src/workflow/index.js';
-import { createSealedActivities, createSealedActivityClient, type SealedActivity } from '../../src/workflow/parent/index.js';
+import { createEnclaveSlotSupplier, createSealedActivities, createSealedActivityClient, type SealedActivity } from '../../src/workflow/parent/index.js';
 import { CHAIN, dec, enc, newEvents, newKey, serve, tempDir, until } from './helpers.js';
 
 const tsk = newKey();
@@ -17,7 +18,7 @@ const activities = createSealedActivities({ client, names: ['research', 'analysi
 // Temporal's activity logger warns on every failure; these tests expect failures.
 const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 const env = (workflowId: string) => {
-  const e = new MockActivityEnvironment({ workflowExecution: { chainId: CHAIN, workflowId, runId: 'run-1' } } as never, { logger: quiet });
+  const e = new MockActivityEnvironment({ workflowExecution: { workflowId, runId: 'run-1' } } as never, { logger: quiet });
   return {
     run: (fn: SealedActivity, state: Uint8Array, seq: number) => e.run(fn as never, state, seq) as Promise<Uint8Array>,
     cancel: () => e.cancel(),
@@ -82,10 +83,49 @@ describe('createSealedActivities: Temporal activities on the parent (real @tempo
     expect(openHandlerError(tsk, sealed, { chainId: CHAIN, workflowId: 'wf-t3', activity: 'boom', seq: 0 }).message).toContain('account 9921');
   });
 
-  it('an unreachable enclave is a retryable ERR_ACTIVITY_UNAVAILABLE', async () => {
-    const nowhere = createSealedActivities({ address: { family: 'unix', path: join(tmp.dir, 'absent.sock') }, names: ['research'] });
+  it('an unreachable enclave is a retryable ERR_ACTIVITY_UNAVAILABLE (at once with waitForEnclaveMs: 0)', async () => {
+    const nowhere = createSealedActivities({ address: { family: 'unix', path: join(tmp.dir, 'absent.sock') }, names: ['research'], waitForEnclaveMs: 0 });
     const f = await failure(env('wf-t4').run(nowhere.research, new Uint8Array(100), 0));
     expect([f.type, f.nonRetryable]).toEqual(['ERR_ACTIVITY_UNAVAILABLE', false]);
+    expect(f.message).toContain('cannot reach the enclave: ERR_VSOCK_CONNECT');
+  });
+
+  it('waits for an unreachable enclave, heartbeating, before it fails the attempt', async () => {
+    const nowhere = createSealedActivities({ address: { family: 'unix', path: join(tmp.dir, 'absent.sock') }, names: ['research'], waitForEnclaveMs: 300, enclaveRetry: { retryIntervalMs: 20 } });
+    const e = env('wf-t4b');
+    let beats = 0;
+    e.onHeartbeat(() => beats++);
+    const f = await failure(e.run(nowhere.research, new Uint8Array(100), 0));
+    expect([f.type, f.nonRetryable]).toEqual(['ERR_ACTIVITY_UNAVAILABLE', false]);
+    expect(beats).toBeGreaterThan(1);
+  });
+
+  it('an enclave that comes back while the activity waits serves the step: no attempt is spent on a restart', async () => {
+    const restartDir = tempDir();
+    const later = join(restartDir.dir, 'restarting.sock');
+    const acts = createSealedActivities({ address: { family: 'unix', path: later }, names: ['research'], enclaveRetry: { retryIntervalMs: 20, maxRetryIntervalMs: 50 } });
+    const e = env('wf-t4c');
+    let beats = 0;
+    e.onHeartbeat(() => beats++);
+    const state = sealState(tsk, enc('tides'), { chainId: CHAIN, workflowId: 'wf-t4c', activity: 'research', seq: 0, producer: 'client' });
+    const result = e.run(acts.research, state, 0);
+    await until(() => beats >= 1); // it found the enclave down and is waiting
+    const back = serve(later, tsk, {}, newEvents()).server;
+    const out = await result;
+    expect(dec(openState(tsk, out, { chainId: CHAIN, workflowId: 'wf-t4c', activity: 'analysis', seq: 1, producer: 'research' }).plaintext)).toBe('notes on tides');
+    await back.close();
+    restartDir.cleanup();
+  });
+
+  it('cancellation ends the wait for the enclave with CancelledFailure', async () => {
+    const nowhere = createSealedActivities({ address: { family: 'unix', path: join(tmp.dir, 'absent.sock') }, names: ['research'], enclaveRetry: { retryIntervalMs: 20 } });
+    const e = env('wf-t4d');
+    let beats = 0;
+    e.onHeartbeat(() => beats++);
+    const running = e.run(nowhere.research, new Uint8Array(10), 0).catch((err: unknown) => err);
+    await until(() => beats >= 1);
+    e.cancel();
+    expect(await running).toBeInstanceOf(CancelledFailure);
   });
 
   it('timeoutMs gives a retryable ERR_ACTIVITY_TIMEOUT', async () => {
@@ -119,5 +159,61 @@ describe('createSealedActivities: Temporal activities on the parent (real @tempo
     expect(events.started).toBe(started);
     expect(() => createSealedActivities({ names: [] as string[], address: { family: 'unix', path } })).toThrow(TypeError);
     expect(() => createSealedActivities({ names: ['a'] })).toThrow(TypeError);
+    expect(() => createSealedActivities({ names: ['a'], client, waitForEnclaveMs: -1 })).toThrow('waitForEnclaveMs must be a non-negative integer');
+    expect(() => createSealedActivities({ names: ['a'], client, enclaveRetry: { retryIntervalMs: 0 } })).toThrow('retryIntervalMs must be a positive integer');
+  });
+});
+
+describe('createEnclaveSlotSupplier: the worker takes activity tasks only while its enclave answers', () => {
+  it('holds every reservation while the enclave is down, grants them when it is back, and reports both', async () => {
+    const gateDir = tempDir();
+    const p = join(gateDir.dir, 'gate.sock');
+    const gateClient = createSealedActivityClient({ address: { family: 'unix', path: p } });
+    const changes: string[] = [];
+    const supplier = createEnclaveSlotSupplier({ client: gateClient, maxSlots: 2, retryIntervalMs: 10, maxRetryIntervalMs: 20, onAvailabilityChange: (up, why) => changes.push(up ? 'up' : `down: ${(why as { code?: string }).code}`) });
+    expect(supplier.type).toBe('custom');
+    const granted: number[] = [];
+    const abort = new AbortController();
+    const reservations = [1, 2, 3].map((n) => supplier.reserveSlot({}, abort.signal).then(() => granted.push(n)));
+    await until(() => changes.length > 0);
+    expect(changes).toEqual(['down: ERR_ACTIVITY_UNAVAILABLE']);
+    expect(supplier.tryReserveSlot({})).toBeNull(); // eager tasks too
+    expect([granted, supplier.inUse]).toEqual([[], 0]);
+    const enclave = serve(p, tsk, {}, newEvents()).server;
+    await until(() => granted.length === 2);
+    expect(changes).toEqual(['down: ERR_ACTIVITY_UNAVAILABLE', 'up']);
+    expect(supplier.inUse).toBe(2); // maxSlots: the third waits for a release
+    supplier.releaseSlot({});
+    await Promise.all(reservations);
+    expect(granted.sort()).toEqual([1, 2, 3]);
+    // The enclave stops: the connection closes, and the next reservation waits again.
+    await enclave.close();
+    await until(() => !gateClient.connected);
+    supplier.releaseSlot({});
+    supplier.releaseSlot({});
+    expect(supplier.inUse).toBe(0);
+    const waiting = supplier.reserveSlot({}, abort.signal).catch((err: unknown) => err);
+    await until(() => changes.length === 3);
+    expect(changes[2]).toBe('down: ERR_ACTIVITY_UNAVAILABLE');
+    abort.abort();
+    expect((await waiting as Error).name).toBe('AbortError');
+    await gateClient.close();
+    gateDir.cleanup();
+  });
+
+  it("is the worker tuner's activity slot supplier as @temporalio/worker types it", () => {
+    const tuner: TunerHolder = {
+      workflowTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+      activityTaskSlotSupplier: createEnclaveSlotSupplier({ client }),
+      localActivityTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+      nexusTaskSlotSupplier: { type: 'fixed-size', numSlots: 1 },
+    };
+    expect(tuner.activityTaskSlotSupplier).toMatchObject({ type: 'custom' });
+  });
+
+  it('refuses bad options with TypeError', () => {
+    expect(() => createEnclaveSlotSupplier({} as never)).toThrow('client must be a SealedActivityClient');
+    expect(() => createEnclaveSlotSupplier({ client, maxSlots: 0 })).toThrow('maxSlots must be a positive integer');
+    expect(() => createEnclaveSlotSupplier({ client, retryIntervalMs: 50, maxRetryIntervalMs: 10 })).toThrow('maxRetryIntervalMs must be an integer not below retryIntervalMs');
   });
 });

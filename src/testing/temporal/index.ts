@@ -1,2 +1,2 @@
 export { startTemporalStandIn } from './server.js';
-export type { TemporalStandIn, TemporalStandInOptions, RecordedCall } from './server.js';
+export type { TemporalStandIn, TemporalStandInOptions, RecordedCall, StartedTask } from './server.js';

@@ -2,7 +2,9 @@ import { createRequire } from 'node:module';
 import type * as Grpc from '@grpc/grpc-js';
 import type { temporal } from '@temporalio/proto';
 import { loadProto, workflowServiceMethods } from './proto.js';
-import { GrpcStatusError, WorkflowStore } from './store.js';
+import { GrpcStatusError, WorkflowStore, type StartedTask } from './store.js';
+
+export type { StartedTask } from './store.js';
 
 /** Options of {@link startTemporalStandIn}. */
 export interface TemporalStandInOptions {
@@ -16,6 +18,12 @@ export interface TemporalStandInOptions {
   workflowTaskRetryDelayMs?: number;
   /** Clock for event times (a long-lived object's `clock`, as everywhere in the SDK). Default `() => new Date()`. */
   clock?: () => Date;
+  /**
+   * Called synchronously each time a workflow or activity task is handed to a worker, before the
+   * answer to its poll is sent: a test can kill that worker (by the pid in its identity) while it
+   * holds the task, deterministically. Must not throw.
+   */
+  onTaskStarted?: (task: StartedTask) => void;
 }
 
 /** One request the stand-in received, as the bytes that came over the wire. */
@@ -62,8 +70,12 @@ type RequestShape = {
  * `@temporalio/client` and the Rust-core `@temporalio/worker` connect to it
  * unchanged. It keeps a real event history per run and supports workflows
  * made of activities (sequential or parallel, with server-side retries,
- * timeouts, heartbeats and cancellation), timers and markers. It does not
- * implement sticky task queues: run workers with `maxCachedWorkflows: 0`.
+ * the four activity timeouts, heartbeats and cancellation), timers and
+ * markers. A workflow task not answered within the run's workflow task
+ * timeout (requested by the client, default 10 s, at most 120 s) times out
+ * and is handed to any worker again, as on the server, so a worker killed
+ * while holding one strands nothing. It does not implement sticky task
+ * queues: run workers with `maxCachedWorkflows: 0`.
  * Signals, queries, updates, child workflows, continue-as-new, visibility and
  * persistence are not implemented (such calls fail with `UNIMPLEMENTED` and
  * are listed in `unimplementedCalls`).
@@ -95,6 +107,7 @@ export async function startTemporalStandIn(options: TemporalStandInOptions = {})
     longPollTimeoutMs,
     workflowTaskRetryDelayMs: options.workflowTaskRetryDelayMs ?? 1000,
     clock: options.clock ? () => options.clock!().getTime() : Date.now,
+    ...(options.onTaskStarted ? { onTaskStarted: options.onTaskStarted } : {}),
   });
   const calls: RecordedCall[] = [];
   const unimplementedCalls: string[] = [];

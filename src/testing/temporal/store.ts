@@ -35,6 +35,9 @@ function durationMs(d: IDuration | null | undefined): number {
   return num(d.seconds) * 1000 + Math.floor((d.nanos ?? 0) / 1e6);
 }
 
+// TimeoutType as the server spells it in failure messages and in `TemporalTimeout:<name>` non-retryable types.
+const TIMEOUT_NAMES: Record<number, string> = { 1: 'StartToClose', 2: 'ScheduleToStart', 3: 'ScheduleToClose', 4: 'Heartbeat' };
+
 function duration(ms: number): { seconds: number; nanos: number } {
   return { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 };
 }
@@ -49,6 +52,7 @@ interface ActivityState {
     header?: unknown;
     input?: IPayloads | null;
     scheduleToCloseTimeout?: IDuration | null;
+    scheduleToStartTimeout?: IDuration | null;
     startToCloseTimeout?: IDuration | null;
     heartbeatTimeout?: IDuration | null;
     retryPolicy?: unknown;
@@ -65,7 +69,12 @@ interface ActivityState {
   lastFailure?: IFailure;
   heartbeatDetails?: IPayloads | null;
   cancelRequestedEventId?: number;
+  /** This attempt's timers: schedule-to-start while queued; start-to-close once started. */
   timers: NodeJS.Timeout[];
+  /** Re-armed by each heartbeat (and only the heartbeat timer: start-to-close runs from the start). */
+  heartbeatTimer?: NodeJS.Timeout;
+  /** Schedule-to-close runs across attempts, from the first scheduling. */
+  closeTimer?: NodeJS.Timeout;
 }
 
 interface Execution {
@@ -78,7 +87,9 @@ interface Execution {
   closeMs?: number;
   events: IHistoryEvent[];
   status: 'RUNNING' | 'COMPLETED' | 'FAILED' | 'TERMINATED';
-  wft: { state: 'none' | 'scheduled' | 'started'; scheduledEventId: number; startedEventId: number; attempt: number; token?: string };
+  wft: { state: 'none' | 'scheduled' | 'started'; scheduledEventId: number; startedEventId: number; attempt: number; token?: string; timer?: NodeJS.Timeout };
+  /** Start-to-close of each workflow task: the requested workflowTaskTimeout as the server settles it. */
+  workflowTaskTimeoutMs: number;
   wftWanted: boolean;
   deferred: Array<() => void>;
   lastCompletedStartedEventId: number;
@@ -105,7 +116,27 @@ export interface WorkflowStoreOptions {
   longPollTimeoutMs: number;
   workflowTaskRetryDelayMs: number;
   clock: () => number;
+  /** Called synchronously when a task is handed to a worker, before the worker receives it. */
+  onTaskStarted?: (task: StartedTask) => void;
 }
+
+/** A task the stand-in just handed to a worker (see `TemporalStandInOptions.onTaskStarted`). */
+export interface StartedTask {
+  readonly kind: 'workflow' | 'activity';
+  readonly workflowId: string;
+  readonly runId: string;
+  /** The polling worker's identity (the SDK's default is `pid@hostname`). */
+  readonly identity: string;
+  readonly attempt: number;
+  /** Activity tasks: the activity type and the step's ActivityTaskScheduled event id. */
+  readonly activityType?: string;
+  readonly scheduledEventId: number;
+}
+
+// The server's workflow task timeout: 10 s unless the start request asks otherwise, never over 120 s
+// (MaxWorkflowTaskStartToCloseTimeout) nor over the run timeout (OverrideWorkflowTaskTimeout).
+const DEFAULT_WORKFLOW_TASK_TIMEOUT_MS = 10_000;
+const MAX_WORKFLOW_TASK_TIMEOUT_MS = 120_000;
 
 /**
  * The state the stand-in keeps: executions with their history, task queues
@@ -161,7 +192,8 @@ export class WorkflowStore {
     }
     for (const exec of this.#runs.values()) {
       for (const t of exec.timers.values()) clearTimeout(t.handle);
-      for (const a of exec.activities.values()) a.timers.forEach(clearTimeout);
+      this.#clearTimer(exec.wft.timer);
+      for (const a of exec.activities.values()) this.#clearActivityTimers(a, true);
       for (const w of exec.closeWaiters.splice(0)) w();
     }
   }
@@ -213,7 +245,7 @@ export class WorkflowStore {
     if (exec.wft.state === 'scheduled') return;
     const scheduledEventId = this.#append(exec, 'WORKFLOW_TASK_SCHEDULED', 'workflowTaskScheduledEventAttributes', {
       taskQueue: { name: exec.taskQueue, kind: this.#enums.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-      startToCloseTimeout: duration(10_000),
+      startToCloseTimeout: duration(exec.workflowTaskTimeoutMs),
       attempt: exec.wft.attempt,
     });
     exec.wft = { ...exec.wft, state: 'scheduled', scheduledEventId };
@@ -273,6 +305,9 @@ export class WorkflowStore {
     const existing = this.#latest.get(workflowId);
     if (existing?.status === 'RUNNING') throw new GrpcStatusError(ALREADY_EXISTS, `workflow ${workflowId} is already running`);
     const runId = randomUUID();
+    const runTimeoutMs = durationMs(req.workflowRunTimeout);
+    let workflowTaskTimeoutMs = Math.min(durationMs(req.workflowTaskTimeout) || DEFAULT_WORKFLOW_TASK_TIMEOUT_MS, MAX_WORKFLOW_TASK_TIMEOUT_MS);
+    if (runTimeoutMs > 0) workflowTaskTimeoutMs = Math.min(workflowTaskTimeoutMs, runTimeoutMs);
     const exec: Execution = {
       namespace: req.namespace ?? this.#opts.namespace,
       workflowId,
@@ -283,6 +318,7 @@ export class WorkflowStore {
       events: [],
       status: 'RUNNING',
       wft: { state: 'none', scheduledEventId: 0, startedEventId: 0, attempt: 1 },
+      workflowTaskTimeoutMs,
       wftWanted: false,
       deferred: [],
       lastCompletedStartedEventId: 0,
@@ -299,7 +335,7 @@ export class WorkflowStore {
       input: req.input,
       workflowExecutionTimeout: req.workflowExecutionTimeout,
       workflowRunTimeout: req.workflowRunTimeout,
-      workflowTaskTimeout: req.workflowTaskTimeout ?? duration(10_000),
+      workflowTaskTimeout: duration(workflowTaskTimeoutMs),
       originalExecutionRunId: runId,
       firstExecutionRunId: runId,
       identity: req.identity,
@@ -376,7 +412,10 @@ export class WorkflowStore {
       requestId: randomUUID(),
     });
     const token = this.#newToken({ kind: 'workflow', exec });
-    exec.wft = { ...exec.wft, state: 'started', startedEventId, token };
+    // The server's start-to-close timer: a worker that dies (or stalls) holding the task loses it.
+    const timer = this.#later(exec.workflowTaskTimeoutMs, () => this.#timeOutWorkflowTask(exec, token));
+    exec.wft = { ...exec.wft, state: 'started', startedEventId, token, timer };
+    this.#opts.onTaskStarted?.({ kind: 'workflow', workflowId: exec.workflowId, runId: exec.runId, identity: req.identity ?? '', attempt: exec.wft.attempt, scheduledEventId: exec.wft.scheduledEventId });
     return {
       taskToken: Buffer.from(token, 'hex'),
       workflowExecution: { workflowId: exec.workflowId, runId: exec.runId },
@@ -402,6 +441,7 @@ export class WorkflowStore {
   }
 
   #finishWorkflowTask(exec: Execution): void {
+    this.#clearTimer(exec.wft.timer);
     exec.wft = { state: 'none', scheduledEventId: 0, startedEventId: 0, attempt: exec.wft.attempt };
     const deferred = exec.deferred.splice(0);
     for (const fn of deferred) fn();
@@ -460,14 +500,42 @@ export class WorkflowStore {
       failure: req.failure,
       identity: req.identity,
     });
-    exec.wft.attempt += 1;
-    exec.wft = { ...exec.wft, state: 'none' };
-    const deferred = exec.deferred.splice(0);
-    exec.wftWanted = false;
-    for (const fn of deferred) fn();
+    this.#abandonWorkflowTask(exec);
     // The real server retries a failed workflow task; a fixed delay keeps a broken workflow from spinning.
     this.#later(this.#opts.workflowTaskRetryDelayMs, () => this.#scheduleWorkflowTask(exec));
     return {};
+  }
+
+  /**
+   * The workflow task's start-to-close timer fired while `token` still held it: as the server's
+   * timer queue does, record WorkflowTaskTimedOut (START_TO_CLOSE), count the attempt, and schedule
+   * a new workflow task at once, for any worker. The late worker's token is dead from here on.
+   */
+  #timeOutWorkflowTask(exec: Execution, token: string): void {
+    if (exec.status !== 'RUNNING' || exec.wft.state !== 'started' || exec.wft.token !== token) return;
+    this.#tokens.delete(token);
+    this.#append(exec, 'WORKFLOW_TASK_TIMED_OUT', 'workflowTaskTimedOutEventAttributes', {
+      scheduledEventId: exec.wft.scheduledEventId,
+      startedEventId: exec.wft.startedEventId,
+      timeoutType: this.#enums.TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE,
+    });
+    this.#abandonWorkflowTask(exec);
+    this.#scheduleWorkflowTask(exec);
+  }
+
+  /** A started workflow task that failed or timed out: next attempt, and the events buffered meanwhile are written. */
+  #abandonWorkflowTask(exec: Execution): void {
+    this.#clearTimer(exec.wft.timer);
+    exec.wft = { state: 'none', scheduledEventId: 0, startedEventId: 0, attempt: exec.wft.attempt + 1 };
+    const deferred = exec.deferred.splice(0);
+    exec.wftWanted = false;
+    for (const fn of deferred) fn();
+  }
+
+  #clearTimer(timer: NodeJS.Timeout | undefined): void {
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.#idleTimers.delete(timer);
   }
 
   #applyCommand(exec: Execution, command: temporal.api.command.v1.ICommand, completedId: number): void {
@@ -534,8 +602,9 @@ export class WorkflowStore {
     exec.closeMs = this.#opts.clock();
     for (const t of exec.timers.values()) clearTimeout(t.handle);
     exec.timers.clear();
+    this.#clearTimer(exec.wft.timer);
     for (const a of exec.activities.values()) {
-      a.timers.forEach(clearTimeout);
+      this.#clearActivityTimers(a, true);
       a.state = 'done';
     }
     exec.deferred.length = 0;
@@ -591,13 +660,32 @@ export class WorkflowStore {
       timers: [],
     };
     exec.activities.set(scheduledEventId, act);
+    const T = this.#enums.TimeoutType;
+    const scheduleToCloseMs = durationMs(attrs.scheduleToCloseTimeout);
+    if (scheduleToCloseMs > 0) act.closeTimer = this.#later(scheduleToCloseMs, () => this.#timeOut(act, T.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE));
     this.#enqueueActivity(act);
   }
 
+  // Each attempt waits in the queue at most its schedule-to-start timeout (the server defaults it to
+  // schedule-to-close; zero = no limit).
   #enqueueActivity(act: ActivityState): void {
     const name = act.attrs.taskQueue?.name ?? '';
+    this.#clearActivityTimers(act, false);
+    const scheduleToStartMs = durationMs(act.attrs.scheduleToStartTimeout);
+    if (scheduleToStartMs > 0) act.timers.push(this.#later(scheduleToStartMs, () => this.#timeOut(act, this.#enums.TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_START)));
     this.#queue(name).activityTasks.push(act);
     this.#dispatch(name);
+  }
+
+  #clearActivityTimers(act: ActivityState, all: boolean): void {
+    for (const t of act.timers) this.#clearTimer(t);
+    act.timers = [];
+    this.#clearTimer(act.heartbeatTimer);
+    act.heartbeatTimer = undefined;
+    if (all) {
+      this.#clearTimer(act.closeTimer);
+      act.closeTimer = undefined;
+    }
   }
 
   #requestCancelActivity(exec: Execution, scheduledEventId: number, completedId: number): void {
@@ -611,10 +699,8 @@ export class WorkflowStore {
     if (act.state === 'scheduled') {
       // Not running anywhere: the server cancels it by itself.
       act.state = 'done';
-      act.timers.forEach(clearTimeout);
-      const q = this.#queue(act.attrs.taskQueue?.name ?? '');
-      const i = q.activityTasks.indexOf(act);
-      if (i >= 0) q.activityTasks.splice(i, 1);
+      this.#clearActivityTimers(act, true);
+      this.#unqueue(act);
       this.#append(exec, 'ACTIVITY_TASK_CANCELED', 'activityTaskCanceledEventAttributes', {
         scheduledEventId,
         latestCancelRequestedEventId: requestedId,
@@ -637,6 +723,15 @@ export class WorkflowStore {
     act.token = this.#newToken({ kind: 'activity', act });
     this.#armActivityTimers(act);
     const exec = act.exec;
+    this.#opts.onTaskStarted?.({
+      kind: 'activity',
+      workflowId: exec.workflowId,
+      runId: exec.runId,
+      identity: act.identity,
+      attempt: act.attempt,
+      activityType: act.attrs.activityType?.name ?? '',
+      scheduledEventId: act.scheduledEventId,
+    });
     const toTs = (ms: number) => ({ seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 });
     return {
       taskToken: Buffer.from(act.token, 'hex'),
@@ -660,19 +755,40 @@ export class WorkflowStore {
     };
   }
 
-  #armActivityTimers(act: ActivityState): void {
-    act.timers.forEach(clearTimeout);
-    act.timers = [];
-    const T = this.#enums.TimeoutType;
-    const startToCloseMs = durationMs(act.attrs.startToCloseTimeout);
-    if (startToCloseMs > 0) act.timers.push(this.#later(startToCloseMs, () => this.#timeOut(act, T.TIMEOUT_TYPE_START_TO_CLOSE, 'activity StartToClose timeout')));
-    const heartbeatMs = durationMs(act.attrs.heartbeatTimeout);
-    if (heartbeatMs > 0) act.timers.push(this.#later(heartbeatMs, () => this.#timeOut(act, T.TIMEOUT_TYPE_HEARTBEAT, 'activity Heartbeat timeout')));
+  #unqueue(act: ActivityState): void {
+    const q = this.#queue(act.attrs.taskQueue?.name ?? '');
+    const i = q.activityTasks.indexOf(act);
+    if (i >= 0) q.activityTasks.splice(i, 1);
   }
 
-  #timeOut(act: ActivityState, timeoutType: number, message: string): void {
-    if (act.state !== 'started' || act.exec.status !== 'RUNNING') return;
-    const failure: IFailure = { message, source: 'Server', timeoutFailureInfo: { timeoutType, lastHeartbeatDetails: act.heartbeatDetails } };
+  /** A started attempt: start-to-close from now (never extended), heartbeat from now (re-armed by each heartbeat). */
+  #armActivityTimers(act: ActivityState): void {
+    this.#clearActivityTimers(act, false);
+    const startToCloseMs = durationMs(act.attrs.startToCloseTimeout);
+    if (startToCloseMs > 0) act.timers.push(this.#later(startToCloseMs, () => this.#timeOut(act, this.#enums.TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE)));
+    this.#armHeartbeatTimer(act);
+  }
+
+  #armHeartbeatTimer(act: ActivityState): void {
+    this.#clearTimer(act.heartbeatTimer);
+    act.heartbeatTimer = undefined;
+    const heartbeatMs = durationMs(act.attrs.heartbeatTimeout);
+    if (heartbeatMs > 0) act.heartbeatTimer = this.#later(heartbeatMs, () => this.#timeOut(act, this.#enums.TimeoutType.TIMEOUT_TYPE_HEARTBEAT));
+  }
+
+  /**
+   * A timer fired. As the server: start-to-close and heartbeat time out a running attempt and are
+   * retried like failures; schedule-to-start times out a queued attempt and schedule-to-close the
+   * whole activity, and neither is retried (only StartToClose and Heartbeat timeouts are retryable).
+   */
+  #timeOut(act: ActivityState, timeoutType: number): void {
+    if (act.state === 'done' || act.exec.status !== 'RUNNING') return;
+    const T = this.#enums.TimeoutType;
+    const running = timeoutType === T.TIMEOUT_TYPE_START_TO_CLOSE || timeoutType === T.TIMEOUT_TYPE_HEARTBEAT;
+    if (running && act.state !== 'started') return;
+    if (timeoutType === T.TIMEOUT_TYPE_SCHEDULE_TO_START && act.state !== 'scheduled') return;
+    const name = TIMEOUT_NAMES[timeoutType] ?? String(timeoutType);
+    const failure: IFailure = { message: `activity ${name} timeout`, source: 'Server', timeoutFailureInfo: { timeoutType, lastHeartbeatDetails: act.heartbeatDetails } };
     this.#attemptFailed(act, failure, act.identity ?? '', true);
   }
 
@@ -688,8 +804,7 @@ export class WorkflowStore {
   #endAttempt(act: ActivityState): void {
     this.#tokens.delete(act.token ?? '');
     act.token = undefined;
-    act.timers.forEach(clearTimeout);
-    act.timers = [];
+    this.#clearActivityTimers(act, false);
   }
 
   #appendStarted(act: ActivityState): number {
@@ -705,14 +820,14 @@ export class WorkflowStore {
   recordActivityTaskHeartbeat(req: Req<temporal.api.workflowservice.v1.IRecordActivityTaskHeartbeatRequest>) {
     const act = this.#takeActivityToken(req.taskToken);
     act.heartbeatDetails = req.details;
-    const heartbeatMs = durationMs(act.attrs.heartbeatTimeout);
-    if (heartbeatMs > 0) this.#armActivityTimers(act);
+    this.#armHeartbeatTimer(act);
     return { cancelRequested: act.cancelRequestedEventId !== undefined };
   }
 
   respondActivityTaskCompleted(req: Req<temporal.api.workflowservice.v1.IRespondActivityTaskCompletedRequest>) {
     const act = this.#takeActivityToken(req.taskToken);
     this.#endAttempt(act);
+    this.#clearActivityTimers(act, true);
     act.state = 'done';
     this.#whenIdle(act.exec, () => {
       const startedEventId = this.#appendStarted(act);
@@ -736,6 +851,7 @@ export class WorkflowStore {
   respondActivityTaskCanceled(req: Req<temporal.api.workflowservice.v1.IRespondActivityTaskCanceledRequest>) {
     const act = this.#takeActivityToken(req.taskToken);
     this.#endAttempt(act);
+    this.#clearActivityTimers(act, true);
     act.state = 'done';
     this.#whenIdle(act.exec, () => {
       const startedEventId = this.#appendStarted(act);
@@ -752,34 +868,47 @@ export class WorkflowStore {
   }
 
   #attemptFailed(act: ActivityState, failure: IFailure, identity: string, timedOut: boolean): void {
+    const wasStarted = act.state === 'started';
     this.#endAttempt(act);
+    if (!wasStarted) this.#unqueue(act);
     const R = this.#enums.RetryState;
+    const T = this.#enums.TimeoutType;
     const app = failure.applicationFailureInfo;
+    const timeoutType = failure.timeoutFailureInfo?.timeoutType;
+    const retryableTimeout = timeoutType === T.TIMEOUT_TYPE_START_TO_CLOSE || timeoutType === T.TIMEOUT_TYPE_HEARTBEAT;
     let retryState: number | undefined;
     if (act.cancelRequestedEventId !== undefined) retryState = R.RETRY_STATE_CANCEL_REQUESTED;
-    else if (app?.nonRetryable || (app?.type && act.retry.nonRetryable.includes(app.type))) retryState = R.RETRY_STATE_NON_RETRYABLE_FAILURE;
+    else if (timeoutType !== undefined && timeoutType !== null && (!retryableTimeout || act.retry.nonRetryable.includes(`TemporalTimeout:${TIMEOUT_NAMES[timeoutType]}`))) {
+      retryState = R.RETRY_STATE_NON_RETRYABLE_FAILURE;
+    } else if (app?.nonRetryable || (app?.type && act.retry.nonRetryable.includes(app.type))) retryState = R.RETRY_STATE_NON_RETRYABLE_FAILURE;
     else if (act.retry.maximumAttempts > 0 && act.attempt >= act.retry.maximumAttempts) retryState = R.RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED;
     const backoffMs = Math.min(act.retry.initialMs * act.retry.backoffCoefficient ** (act.attempt - 1), act.retry.maxMs);
     const scheduleToCloseMs = durationMs(act.attrs.scheduleToCloseTimeout);
     if (retryState === undefined && scheduleToCloseMs > 0 && this.#opts.clock() + backoffMs > act.firstScheduledMs + scheduleToCloseMs) {
       retryState = R.RETRY_STATE_TIMEOUT;
+      // The server's wording when a timed-out attempt has no time left for another.
+      if (timedOut) failure = { message: 'Not enough time to schedule next retry before activity ScheduleToClose timeout, giving up retrying', source: 'Server', timeoutFailureInfo: { timeoutType: T.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE, lastHeartbeatDetails: act.heartbeatDetails } };
     }
     if (retryState === undefined) {
       // The server keeps the last failure (it reaches the next attempt and the ActivityTaskStarted event).
       act.lastFailure = failure;
       act.attempt += 1;
       act.state = 'scheduled';
-      this.#later(backoffMs, () => {
-        if (act.state !== 'scheduled' || act.exec.status !== 'RUNNING') return;
-        act.attemptScheduledMs = this.#opts.clock();
-        this.#enqueueActivity(act);
-      });
+      act.timers.push(
+        this.#later(backoffMs, () => {
+          if (act.state !== 'scheduled' || act.exec.status !== 'RUNNING') return;
+          act.attemptScheduledMs = this.#opts.clock();
+          this.#enqueueActivity(act);
+        }),
+      );
       return;
     }
+    this.#clearActivityTimers(act, true);
     act.state = 'done';
     act.identity = identity || act.identity;
     this.#whenIdle(act.exec, () => {
-      const startedEventId = this.#appendStarted(act);
+      // An attempt that never started (schedule-to-start, or schedule-to-close while queued) has no started event.
+      const startedEventId = wasStarted ? this.#appendStarted(act) : 0;
       const common = { failure, scheduledEventId: act.scheduledEventId, startedEventId, retryState };
       if (timedOut) this.#append(act.exec, 'ACTIVITY_TASK_TIMED_OUT', 'activityTaskTimedOutEventAttributes', common);
       else this.#append(act.exec, 'ACTIVITY_TASK_FAILED', 'activityTaskFailedEventAttributes', { ...common, identity });

@@ -1,6 +1,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { SocketAddress } from '../../vsock/connect.js';
+import { checkRetryOptions, waitForEnclave, type EnclaveRetryOptions } from './availability.js';
 import { createSealedActivityClient, SealedActivityError, type SealedActivityClient, type SealedActivityClientOptions } from './client.js';
 
 /**
@@ -24,6 +25,15 @@ export interface CreateSealedActivitiesOptions<N extends string> {
   readonly client?: SealedActivityClient;
   /** Passed to the client this creates when `client` is not given. */
   readonly clientOptions?: Omit<SealedActivityClientOptions, 'address'>;
+  /**
+   * While the enclave cannot be reached *before* a step is sent (stopped, restarting), wait for it
+   * this long, heartbeating, instead of failing the attempt at once; at most half the activity's
+   * start-to-close timeout. Nothing has reached the enclave, so the wait never runs a step twice.
+   * 0 fails at once. Default 30 000.
+   */
+  readonly waitForEnclaveMs?: number;
+  /** How often the enclave is tried again meanwhile (default from 100 ms, doubling up to 2 s). */
+  readonly enclaveRetry?: EnclaveRetryOptions;
 }
 
 /**
@@ -32,8 +42,10 @@ export interface CreateSealedActivitiesOptions<N extends string> {
  * the enclave's sealed answer. The parent holds no key and sees no plaintext.
  *
  * Failures, mapped to Temporal:
- * - enclave unreachable, connection lost mid-step (restart), `timeoutMs` → retryable `ApplicationFailure`
- *   whose `type` is the code (ERR_ACTIVITY_UNAVAILABLE, ERR_ACTIVITY_TIMEOUT);
+ * - enclave unreachable before the step is sent → it waits for the enclave (`waitForEnclaveMs`,
+ *   heartbeating), and only then fails;
+ * - enclave unreachable after that wait, connection lost mid-step (restart), `timeoutMs` → retryable
+ *   `ApplicationFailure` whose `type` is the code (ERR_ACTIVITY_UNAVAILABLE, ERR_ACTIVITY_TIMEOUT);
  * - the handler threw → non-retryable `ApplicationFailure`, type ERR_ACTIVITY_HANDLER_FAILED,
  *   `details: [sealedDetails, handlerCode]` (details readable only in an enclave);
  * - binding refusals, bad frames, unknown handler, too large, wrong key → non-retryable, type = code;
@@ -53,6 +65,10 @@ export function createSealedActivities<N extends string>(options: CreateSealedAc
   const timeoutMs = options.timeoutMs ?? 0;
   if (!Number.isInteger(timeoutMs) || timeoutMs < 0) throw new TypeError('timeoutMs must be a non-negative integer');
   if (!options.client && !options.address) throw new TypeError('address (or client) is required');
+  const waitForEnclaveMs = options.waitForEnclaveMs ?? 30_000;
+  if (!Number.isInteger(waitForEnclaveMs) || waitForEnclaveMs < 0) throw new TypeError('waitForEnclaveMs must be a non-negative integer');
+  const enclaveRetry = options.enclaveRetry ?? {};
+  checkRetryOptions(enclaveRetry);
   const client = options.client ?? createSealedActivityClient({ ...options.clientOptions, address: options.address! });
   const activities = {} as Record<N, SealedActivity>;
   const names: readonly N[] = options.names;
@@ -65,6 +81,12 @@ export function createSealedActivities<N extends string>(options: CreateSealedAc
       const workflowId = ctx.info.workflowExecution?.workflowId;
       if (!workflowId) throw ApplicationFailure.nonRetryable(`${name}: a sealed activity runs only inside a workflow (its state is bound to the workflow id)`, 'TypeError');
       try {
+        const startToCloseMs = ctx.info.startToCloseTimeoutMs;
+        const waitMs = startToCloseMs > 0 ? Math.min(waitForEnclaveMs, Math.floor(startToCloseMs / 2)) : waitForEnclaveMs;
+        if (waitMs > 0) {
+          // Heartbeats keep the attempt alive while it waits, and bring cancellation.
+          await waitForEnclave(client, { ...enclaveRetry, signal: ctx.cancellationSignal, timeoutMs: waitMs, onRetry: () => ctx.heartbeat() });
+        }
         const result = await client.call(
           { activity: name, workflowId, seq, state },
           { signal: ctx.cancellationSignal, timeoutMs, onHeartbeat: () => ctx.heartbeat() },
@@ -81,6 +103,9 @@ export function createSealedActivities<N extends string>(options: CreateSealedAc
 }
 
 function toTemporalFailure(err: unknown, signal: AbortSignal): Error {
+  if (signal.aborted && !(err instanceof SealedActivityError)) {
+    return signal.reason instanceof CancelledFailure ? signal.reason : new CancelledFailure('the activity was cancelled while it waited for the enclave');
+  }
   if (!(err instanceof SealedActivityError)) return err as Error;
   if (err.code === 'ERR_ACTIVITY_CANCELLED' && signal.aborted) {
     return signal.reason instanceof CancelledFailure ? signal.reason : new CancelledFailure('the activity was cancelled; the enclave was told to stop');

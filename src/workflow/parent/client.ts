@@ -125,6 +125,21 @@ export class SealedActivityClient {
     return this.#pending.size;
   }
 
+  /** Whether a connection to the enclave is open now (it closes when the enclave stops or restarts). */
+  get connected(): boolean {
+    return this.#live !== undefined && !this.#live.destroyed;
+  }
+
+  /**
+   * Opens the connection if none is open; sends nothing. Rejects with a retryable
+   * ERR_ACTIVITY_UNAVAILABLE while the enclave cannot be reached, so a caller can wait for it
+   * without any step having started (see `createEnclaveSlotSupplier`).
+   */
+  async ready(): Promise<void> {
+    if (this.#closed) throw new SealedActivityError('ERR_ACTIVITY_UNAVAILABLE', 'this client was closed');
+    if (!this.connected) await this.#connect();
+  }
+
   #connect(): Promise<Duplex> {
     if (this.#socket) return this.#socket;
     const timeoutMs = this.#options.connectTimeoutMs ?? 5000;

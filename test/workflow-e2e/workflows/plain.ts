@@ -73,3 +73,31 @@ const silent = proxyActivities<{ silentOnce(): Promise<number> }>({
 export async function heartbeatLost(): Promise<number> {
   return silent.silentOnce();
 }
+
+const beating = proxyActivities<{ heartbeatPast(): Promise<number> }>({
+  startToCloseTimeout: '1s',
+  heartbeatTimeout: '500ms',
+  retry: { initialInterval: '20ms', maximumAttempts: 2 },
+});
+
+/** The first attempt heartbeats well past its start-to-close timeout: heartbeats must not extend it. */
+export async function heartbeatsDoNotExtend(): Promise<number> {
+  return beating.heartbeatPast();
+}
+
+const unpolled = proxyActivities<{ research(topic: string): Promise<string> }>({
+  taskQueue: 'nobody-polls-activities',
+  scheduleToStartTimeout: '300ms',
+  startToCloseTimeout: '1s',
+  retry: { initialInterval: '20ms', maximumAttempts: 5 },
+});
+
+/** An activity no worker picks up: schedule-to-start times it out, and it is not retried. */
+export async function neverStarted(): Promise<string> {
+  try {
+    return await unpolled.research('x');
+  } catch (err) {
+    const cause = (err as Error).cause as { name?: string; timeoutType?: number } | undefined;
+    return `${cause?.name}:${cause?.timeoutType}`;
+  }
+}
