@@ -28,7 +28,7 @@ import { buildKeyPolicy, serveParentCredentials } from '../../src/parent/index.j
 import { createSimulatedEnclave, createSimulatedNsm, createTestPki, kmsClientConfig, startKmsSimulator, startVsockProxyStandIn, testImagePcr, type KmsSimulator, type SimulatedNsm } from '../../src/testing/index.js';
 import { startTemporalStandIn, type StartedTask, type TemporalStandIn } from '../../src/testing/temporal/index.js';
 import { connectSocket } from '../../src/vsock/index.js';
-import { openState, sealState } from '../../src/workflow/index.js';
+import { newChainId, openState, sealState } from '../../src/workflow/index.js';
 import { cachedWorkflowBundle } from './helpers/bundle.js';
 import { startChild, until, type Child } from './helpers/processes.js';
 
@@ -131,10 +131,15 @@ function failedAttempts(which: (workflowId: string) => boolean) {
     .map((c) => temporal.api.workflowservice.v1.RespondActivityTaskFailedRequest.decode(c.request).failure!);
 }
 
+/** Each run's chain id, chosen by its starter; the final state must carry it. */
+const chainIds = new Map<number, string>();
+
 function startWorkflow(i: number, queue = taskQueue) {
   const id = workflowId(i);
   const plaintext = toBytes(brief(i));
-  const sealedInput = sealState(starterKey, plaintext, { workflowId: id, ...FIRST_STEP, producer: 'client' });
+  const chainId = newChainId();
+  chainIds.set(i, chainId);
+  const sealedInput = sealState(starterKey, plaintext, { workflowId: id, chainId, ...FIRST_STEP, producer: 'client' });
   // 2 s instead of 10 s: a workflow task held by a killed worker is handed on sooner.
   return client.workflow.start('confidentialPipeline', { taskQueue: queue, workflowId: id, args: [sealedInput], workflowTaskTimeout: '2s' });
 }
@@ -250,7 +255,7 @@ describe('a fleet of parent workers and enclaves on one task queue, rolled from 
     const results = await Promise.all(handles.map((h) => h.result()));
     phase('all workflows completed');
     results.forEach((sealedReport, i) => {
-      const opened = openState(starterKey, sealedReport, { workflowId: workflowId(i), ...FINAL_STEP });
+      const opened = openState(starterKey, sealedReport, { workflowId: workflowId(i), chainId: chainIds.get(i)!, ...FINAL_STEP });
       expect(fromBytes(opened.plaintext)).toEqual(agents.report(agents.analysis(agents.research(brief(i)))));
     });
 
@@ -307,7 +312,7 @@ describe('a fleet of parent workers and enclaves on one task queue, rolled from 
     const singleResults = await Promise.all(single.map((h) => h.result()));
     singleResults.forEach((sealedReport, k) => {
       const i = 100 + k;
-      expect(fromBytes(openState(starterKey, sealedReport, { workflowId: workflowId(i), ...FINAL_STEP }).plaintext)).toEqual(agents.report(agents.analysis(agents.research(brief(i)))));
+      expect(fromBytes(openState(starterKey, sealedReport, { workflowId: workflowId(i), chainId: chainIds.get(i)!, ...FINAL_STEP }).plaintext)).toEqual(agents.report(agents.analysis(agents.research(brief(i)))));
       expect(standIn.sawBytes(`FLEETNEEDLE${i}`)).toBe(false);
     });
     const singleFailures = failedAttempts((id) => id.startsWith('single-'));
