@@ -171,6 +171,23 @@ describe('policy', () => {
     expect(await run([...base, '--pcr8', '00'.repeat(48)])).toMatchObject({ code: 2, stderr: expect.stringContaining('pcr8 is all zeros') });
   });
 
+  it('pcr8 --cert prints what nitro-cli pcr --signing-certificate prints, and feeds --pcr8', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const key = join(tmp, 'signing-key.pem');
+    const cert = join(tmp, 'signing-cert.pem');
+    execFileSync('openssl', ['ecparam', '-name', 'secp384r1', '-genkey', '-out', key]);
+    execFileSync('openssl', ['req', '-new', '-x509', '-key', key, '-sha384', '-days', '30', '-subj', '/CN=signer', '-out', cert]);
+    const der = execFileSync('openssl', ['x509', '-in', cert, '-outform', 'DER']);
+    const inner = execFileSync('openssl', ['dgst', '-sha384', '-binary'], { input: der });
+    const expected = execFileSync('openssl', ['dgst', '-sha384', '-r'], { input: Buffer.concat([Buffer.alloc(48), inner]) }).toString().split(' ')[0]!;
+    expect(await run(['pcr8', '--cert', cert])).toMatchObject({ code: 0, stdout: `${expected}\n` });
+    expect(JSON.parse((await run(['pcr8', '--cert', cert, '--json'])).stdout)).toEqual({ PCR8: expected });
+    expect(await run(['pcr8', '--cert', key])).toMatchObject({ code: 2, stderr: expect.stringContaining('certificate must be an X.509 certificate') });
+    expect(await run(['pcr8'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--cert <file> is required') });
+    const policy = JSON.parse((await run([...base, '--pcr8', expected])).stdout);
+    expect(policy.Statement[1].Condition).toEqual({ StringEqualsIgnoreCase: { 'kms:RecipientAttestation:PCR8': expected } });
+  });
+
   it('refuses an all-zero PCR0 with an explanation, unless told otherwise', async () => {
     const r = await run([...base, '--pcr0', '00'.repeat(48)]);
     expect(r.code).toBe(2);
