@@ -17,7 +17,7 @@ import { serveParentCredentials } from '../../src/parent/index.js';
 import { buildKeyPolicy } from '../../src/parent/key-policy.js';
 import { createSimulatedEnclave, createSimulatedNsm, startKmsSimulator, type KmsSimulator, type SimulatedPrincipal } from '../../src/testing/index.js';
 import { connectSocket, type SocketAddress } from '../../src/vsock/index.js';
-import { answerForKey, client, interceptedClient, recipient, rsaPair } from '../helpers/kms.js';
+import { answerForKey, client, interceptedClient, recipient, rsaPair, knownDataKey } from '../helpers/kms.js';
 
 const VICTIM = '111122223333';
 const ATTACKER = '444455556666';
@@ -57,8 +57,9 @@ beforeAll(async () => {
   victim.aliasArn = `arn:aws:kms:us-east-1:${VICTIM}:${ALIAS}`;
   await victimAdmin.send(new CreateAliasCommand({ AliasName: ALIAS, TargetKeyId: key.KeyId }));
   // The test learns the plaintexts (GenerateDataKey) only to check what the enclave ends up with.
-  const old = await victimAdmin.send(new GenerateDataKeyCommand({ KeyId: victim.keyArn, KeySpec: 'AES_256', EncryptionContext: { tsk: 'v1' } }));
-  const current = await victimAdmin.send(new GenerateDataKeyCommand({ KeyId: victim.keyArn, KeySpec: 'AES_256', EncryptionContext: { tsk: 'v2' } }));
+  // (Attested: the policy denies GenerateDataKey to everyone else.)
+  const old = await knownDataKey(victimAdmin, enclave, { KeyId: victim.keyArn, EncryptionContext: { tsk: 'v1' } });
+  const current = await knownDataKey(victimAdmin, enclave, { KeyId: victim.keyArn, EncryptionContext: { tsk: 'v2' } });
   Object.assign(victim, { oldBlob: old.CiphertextBlob!, oldPlaintext: old.Plaintext!, blob: current.CiphertextBlob!, plaintext: current.Plaintext! });
   victimAdmin.destroy();
 
