@@ -263,7 +263,7 @@ describe('setup, provision and check-policy against the KMS simulator', () => {
       expect(r.stdout).toMatch(/✔ kms:Decrypt +denied without attestation\n/);
       expect(r.stdout).toMatch(/✔ kms:Encrypt +denied without attestation\n/);
       expect(r.stdout).toMatch(/✔ kms:ReEncrypt \(to arn:aws:kms:us-east-1:111122223333:key\/.+\) +denied without attestation\n/);
-      expect(r.stdout).toContain('9 operations that read or mint key material');
+      expect(r.stdout).toContain('9 operations can read the TSK or mint a blob of a key their caller knows (classes (a)/(b), every one of the KMS API model); each takes DryRun and was sent with it.');
     }
   });
 
