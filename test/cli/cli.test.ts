@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { CreateKeyCommand, DescribeKeyCommand, GenerateDataKeyWithoutPlaintextCommand, GetKeyPolicyCommand, KMSClient, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import { PROBES } from '../../src/cli/commands/kms.js';
+import { judgedFromPolicy, PROBES } from '../../src/cli/commands/kms.js';
 import { KMS_OPERATIONS } from '../../src/internal/kms-operations.js';
 import type { Io } from '../../src/cli/io.js';
 import { fetchParentFile, fromParentCredentials } from '../../src/kms/parent-credentials.js';
@@ -275,6 +275,16 @@ describe('setup, provision and check-policy against the KMS simulator', () => {
     const minting = KMS_OPERATIONS.filter((o) => o.class === 'plaintext' || o.class === 'ciphertext').map((o) => o.operation);
     expect(calls.map((e) => e.eventName)).toEqual(['Decrypt', ...minting.filter((op) => op !== 'Decrypt')]);
     for (const e of calls) expect(e.requestParameters.dryRun, e.eventName).toBe(true);
+  });
+
+  it('check-policy judges an (a)/(b) operation without DryRun (a future one) from the key policy: closed only by an explicit Deny to every principal', () => {
+    const future = { operation: 'MintSomething', action: 'kms:MintSomething', actions: ['kms:MintSomething'], class: 'ciphertext' as const, takesRecipient: false, takesDryRun: false, why: 'hypothetical' };
+    const key = 'arn:aws:kms:us-east-1:111122223333:key/k';
+    const allowAll = { Statement: [{ Effect: 'Allow' as const, Principal: { AWS: '*' }, Action: 'kms:*', Resource: '*' }] };
+    expect(judgedFromPolicy(future, allowAll, key)).toMatchObject({ outcome: 'allowed', message: 'takes no DryRun, and the key policy has no Deny for kms:MintSomething to every principal' });
+    const denied = { Statement: [...allowAll.Statement, { Effect: 'Deny' as const, Principal: { AWS: '*' }, Action: 'kms:MintSomething', Resource: '*' }] };
+    expect(judgedFromPolicy(future, denied, key)).toMatchObject({ outcome: 'denied' });
+    expect(judgedFromPolicy(future, new Error('AccessDenied'), key)).toMatchObject({ outcome: 'inconclusive' });
   });
 
   it('check-policy has a DryRun probe for every (a)/(b) operation of the model that takes DryRun', () => {

@@ -216,7 +216,7 @@ const PROBE_EC_PUBLIC_KEY = new Uint8Array(
 );
 
 /** An (a)/(b) operation that takes no DryRun: closed only if the key policy denies it explicitly to every principal, unattested. */
-function judgedFromPolicy(op: KmsOperationInfo, policy: PolicyDocument | Error, keyArn: string): Probe {
+export function judgedFromPolicy(op: KmsOperationInfo, policy: PolicyDocument | Error, keyArn: string): Probe {
   const probe = (outcome: Outcome, message: string): Probe => ({ operation: op.operation, action: op.action, class: op.class, outcome, message });
   if (policy instanceof Error) return probe('inconclusive', `takes no DryRun, and the key policy could not be read: ${policy.message}`);
   const anyone = 'arn:aws:iam::000000000000:user/anyone';
