@@ -304,9 +304,22 @@ describe('setup, provision and check-policy against the KMS simulator', () => {
     const { CiphertextBlob } = await a.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: keyId, KeySpec: 'AES_256' }));
     const file = join(tmp, 'seed.bin');
     writeFileSync(file, CiphertextBlob!);
-    expect((await run(['check-policy', ...kmsFlags(), '--blob', file], role())).code).toBe(0); // the role has no IAM grant here
-    const r = await run(['check-policy', ...kmsFlags(), '--blob', file], admin());
-    expect(r).toMatchObject({ code: 3, stdout: expect.stringContaining('✘ an unattested Decrypt WOULD SUCCEED without attestation') });
+    // The role has no IAM grant here, so KMS denies it every probe; but Encapsulate/Decapsulate, which the simulator
+    // does not serve, must be judged from the key policy, which the seed's policy does not let the role read: FAIL, undecided.
+    const asRole = await run(['check-policy', ...kmsFlags(), '--blob', file], role());
+    expect(asRole.code).toBe(3);
+    expect(asRole.stdout).toMatch(/✔ kms:Decrypt +denied without attestation\n/);
+    expect(asRole.stdout).toMatch(/✔ kms:Encrypt +denied without attestation\n/);
+    expect(asRole.stdout).toMatch(/✘ kms:Encapsulate +undecided: this endpoint does not serve Encapsulate; the key policy could not be read: User: .+ is not authorized to perform: kms:GetKeyPolicy /);
+    // Decrypt would succeed, so KMS's answer names no key: without --key-id the other probes are undecided.
+    expect((await run(['check-policy', ...kmsFlags(), '--blob', file], admin())).stdout).toMatch(/✘ kms:Encrypt +undecided: the key is unknown \(KMS named none\): pass --key-id\n/);
+    const r = await run(['check-policy', ...kmsFlags(), '--blob', file, '--key-id', keyId], admin());
+    expect(r.code).toBe(3);
+    for (const action of ['kms:Decrypt', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:GenerateDataKeyPair']) {
+      expect(r.stdout).toMatch(new RegExp(`✘ ${action} +WOULD SUCCEED without attestation with these credentials \\(DryRun: nothing was done\\)\\n`));
+    }
+    // The admin may read the policy: the seed's has no Deny, so the unserved ones are not closed either.
+    expect(r.stdout).toMatch(/✘ kms:Encapsulate +not closed by the key policy: this endpoint does not serve Encapsulate; the key policy has no Deny for kms:Encapsulate to every principal\n/);
     expect(r.stdout).toContain('✘ FAIL: the policy does not protect the TSK');
   });
 

@@ -291,9 +291,10 @@ export async function checkPolicyCommand(argv: string[], io: Io): Promise<number
     if (values.json) io.stdout(json({ result: pass ? 'PASS' : 'FAIL', keyArn: keyId ?? null, checks: probes }));
     else {
       for (const p of probes) {
-        const what = p.operation === 'ReEncrypt' ? `kms:ReEncrypt (to ${destination})` : p.action;
+        const what = p.operation === 'ReEncrypt' && destination ? `kms:ReEncrypt (to ${destination})` : p.action;
         if (p.outcome === 'denied') io.stdout(`✔ ${what.padEnd(42)} denied without attestation${p.message.startsWith('this endpoint') || p.message.startsWith('takes no DryRun') ? ` (${p.message})` : ''}\n`);
         else if (p.outcome === 'not-applicable') io.stdout(`✔ ${what.padEnd(42)} cannot act on this key (${p.message.split(':')[0]})\n`);
+        else if (p.outcome === 'allowed' && (p.message.startsWith('this endpoint') || p.message.startsWith('takes no DryRun'))) io.stdout(`✘ ${what.padEnd(42)} not closed by the key policy: ${p.message}\n`);
         else if (p.outcome === 'allowed') io.stdout(`✘ ${what.padEnd(42)} WOULD SUCCEED without attestation with these credentials (DryRun: nothing was done)\n`);
         else if (p.operation === 'ReEncrypt' && p.message.includes('kms:ReEncryptTo'))
           io.stdout(`✘ ${what.padEnd(42)} was denied only for the destination key, so kms:ReEncryptFrom on the blob's key is untested: pass --destination-key-id of a key these credentials may re-encrypt to\n  ${p.message}\n`);
