@@ -1,7 +1,7 @@
 import { Agent, type AgentOptions } from 'node:https';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
-import { attest, attestedTlsOptions, clientPeers, type AttestedClientOptions } from './connect.js';
+import { connect as tlsConnect } from 'node:tls';
+import { attest, attestedTlsOptions, clientPeers, collectSessions, SessionCache, type AttestedClientOptions } from './connect.js';
 
 /** Options of {@link createAttestedHttpsAgent}: what the server must show, plus `node:https` agent options. */
 export interface AttestedAgentOptions extends AttestedClientOptions {
@@ -32,17 +32,26 @@ export function createAttestedHttpsAgent(options: AttestedAgentOptions): Agent {
   const sessionCheck = options.sessionCheck ?? false;
   if (options.agentOptions !== undefined && (typeof options.agentOptions !== 'object' || options.agentOptions === null)) throw new TypeError('agentOptions must be an object');
 
+  // Our session cache, not https.Agent's: a resumed session must be checked against the
+  // certificate of the handshake it resumes (see SessionCache).
+  const sessions = new SessionCache(options.agentOptions?.maxCachedSessions ?? 100);
+
   class AttestedAgent extends Agent {
     override createConnection(connectOptions: Record<string, unknown>, callback: (err: Error | null, socket?: Duplex) => void): undefined {
-      // super.createConnection keeps https.Agent's TLS session cache (resumption), which is why this
-      // subclasses instead of calling tls.connect: resumption is allowed, skipping the check is not.
-      const socket = (super.createConnection as (o: unknown) => TLSSocket)({ ...connectOptions, ...tlsOptions });
-      attest(socket, peers, { sessionCheck, host: String(connectOptions.host ?? 'enclave') }).then(
+      const origin = `${String(connectOptions.host)}:${String(connectOptions.port)}:${String(connectOptions.servername ?? '')}`;
+      const session = sessions.offer(origin);
+      const socket = tlsConnect({ ...(connectOptions as object), ...tlsOptions, ...(session ? { session } : {}) });
+      collectSessions(socket);
+      sessions.offered(socket, origin);
+      attest(socket, peers, { sessionCheck, host: String(connectOptions.host ?? 'enclave'), sessions, origin }).then(
         () => callback(null, socket),
-        (err: Error) => callback(err),
+        (err: Error) => {
+          sessions.forget(origin);
+          callback(err);
+        },
       );
       return undefined;
     }
   }
-  return new AttestedAgent(options.agentOptions ?? {});
+  return new AttestedAgent({ ...options.agentOptions, maxCachedSessions: 0 });
 }

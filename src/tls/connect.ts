@@ -44,6 +44,76 @@ export function attestedTlsOptions(options: AttestedClientOptions): ConnectionOp
   };
 }
 
+/**
+ * TLS sessions kept for resumption, each with the certificate its full handshake verified. A
+ * resumed TLS 1.3 session carries no certificate (Node reports none), but only the server of the
+ * original handshake can complete it (it holds the resumption secret): the check runs again on
+ * that original certificate, so its document's age and chain are judged anew.
+ */
+export class SessionCache {
+  readonly #sessions = new Map<string, { session: Buffer; certificate: Uint8Array }>();
+  readonly #offered = new WeakMap<TLSSocket, Uint8Array>();
+  constructor(readonly max: number) {}
+
+  /** The session to offer for `origin`, if any. */
+  offer(origin: string): Buffer | undefined {
+    return this.#sessions.get(origin)?.session;
+  }
+
+  /** Remembers which certificate the session offered on `socket` belongs to. */
+  offered(socket: TLSSocket, origin: string): void {
+    const entry = this.#sessions.get(origin);
+    if (entry) this.#offered.set(socket, entry.certificate);
+  }
+
+  certificateOfResumed(socket: TLSSocket): Uint8Array | undefined {
+    return this.#offered.get(socket);
+  }
+
+  /** After the check passed: tickets on this socket resume to `certificate`. */
+  keep(socket: TLSSocket, origin: string, certificate: Uint8Array): void {
+    if (this.max === 0) return;
+    const store = (session: Buffer) => {
+      this.#sessions.delete(origin);
+      if (this.#sessions.size >= this.max) this.#sessions.delete(this.#sessions.keys().next().value!);
+      this.#sessions.set(origin, { session, certificate });
+    };
+    for (const session of pendingSessions.get(socket) ?? []) store(session);
+    pendingSessions.delete(socket);
+    socket.on('session', store);
+  }
+
+  forget(origin: string): void {
+    this.#sessions.delete(origin);
+  }
+}
+
+/** Tickets that arrived before the check finished: kept only once it passed. */
+const pendingSessions = new WeakMap<TLSSocket, Buffer[]>();
+
+/** Collects session tickets from the start of a connection (TLS 1.3 may send them before `secureConnect` listeners run). */
+export function collectSessions(socket: TLSSocket): void {
+  const list: Buffer[] = [];
+  pendingSessions.set(socket, list);
+  const early = (session: Buffer) => {
+    if (pendingSessions.get(socket) === list) list.push(session);
+    else socket.off('session', early);
+  };
+  socket.on('session', early);
+}
+
+function peerCertificate(socket: TLSSocket, sessions: SessionCache | undefined): Uint8Array {
+  if (socket.isSessionReused()) {
+    const original = sessions?.certificateOfResumed(socket);
+    if (!original) throw new NitroEnclaveError('ERR_TLS_ATTESTATION_MISSING', 'a resumed TLS session whose original certificate this client did not check');
+    return original;
+  }
+  const cert = socket.getPeerCertificate(true);
+  const raw = cert && typeof cert === 'object' && 'raw' in cert ? cert.raw : undefined;
+  if (!raw || raw.length === 0) throw new NitroEnclaveError('ERR_TLS_ATTESTATION_MISSING', 'the peer presented no certificate');
+  return new Uint8Array(raw);
+}
+
 const waitSecure = (socket: TLSSocket): Promise<void> =>
   new Promise((resolve, reject) => {
     const onError = (err: Error) => reject(err);
@@ -60,14 +130,16 @@ const waitSecure = (socket: TLSSocket): Promise<void> =>
  * with the peer's verified facts, or destroys the socket and rejects. The caller writes nothing
  * before this resolves.
  */
-export async function attest(socket: TLSSocket, peers: AttestedPeerVerifier, options: { sessionCheck?: boolean; host?: string } = {}): Promise<VerifiedAttestation> {
+export async function attest(socket: TLSSocket, peers: AttestedPeerVerifier, options: { sessionCheck?: boolean; host?: string; sessions?: SessionCache; origin?: string } = {}): Promise<VerifiedAttestation> {
   try {
     await waitSecure(socket);
-    const facts = await peers.verifySocket(socket);
+    const certificate = peerCertificate(socket, options.sessions);
+    const facts = await peers.verifyCertificate(certificate);
+    options.sessions?.keep(socket, options.origin ?? '', certificate);
     if (options.sessionCheck) {
       const nonce = new Uint8Array(randomBytes(SESSION_NONCE_LENGTH));
       const document = await fetchSessionDocument(socket, nonce, options.host ?? 'enclave');
-      return await peers.verifySessionDocument(socket, document, nonce);
+      return await peers.verifySessionDocument(socket, certificate, document, nonce);
     }
     return facts;
   } catch (err) {
@@ -81,30 +153,33 @@ function fetchSessionDocument(socket: TLSSocket, nonce: Uint8Array, host: string
   const refused = (why: string) => new NitroEnclaveError('ERR_TLS_ATTESTATION_SESSION', `the session attestation failed: ${why}`);
   return new Promise((resolve, reject) => {
     let buffered = Buffer.alloc(0);
+    // 'readable' + read(), not 'data': removing the last 'readable' listener returns the stream to
+    // its initial state, so the HTTP client that takes the socket next starts it as usual.
     const done = (err: Error | null, doc?: Uint8Array, rest?: Buffer) => {
-      socket.off('data', onData);
+      socket.off('readable', onReadable);
       socket.off('end', onEnd);
       socket.off('error', onEnd);
-      socket.pause();
       if (rest && rest.length) socket.unshift(rest);
       if (err) reject(err);
       else resolve(doc!);
     };
     const onEnd = () => done(refused('the server closed the connection'));
-    const onData = (chunk: Buffer) => {
-      buffered = Buffer.concat([buffered, chunk]);
-      if (buffered.length > 64 * 1024) return done(refused('the answer is too large'));
-      const headEnd = buffered.indexOf('\r\n\r\n');
-      if (headEnd < 0) return;
-      const head = buffered.subarray(0, headEnd).toString('latin1').split('\r\n');
-      if (!/^HTTP\/1\.1 200 /.test(head[0] ?? '')) return done(refused(`the server answered ${JSON.stringify((head[0] ?? '').slice(0, 40))}`));
-      const length = head.map((h) => /^content-length:\s*(\d+)\s*$/i.exec(h)).find(Boolean)?.[1];
-      if (length === undefined) return done(refused('the answer has no Content-Length'));
-      const end = headEnd + 4 + Number(length);
-      if (buffered.length < end) return;
-      done(null, new Uint8Array(buffered.subarray(headEnd + 4, end)), buffered.subarray(end));
+    const onReadable = () => {
+      for (let chunk = socket.read() as Buffer | null; chunk !== null; chunk = socket.read() as Buffer | null) {
+        buffered = Buffer.concat([buffered, chunk]);
+        if (buffered.length > 64 * 1024) return done(refused('the answer is too large'));
+        const headEnd = buffered.indexOf('\r\n\r\n');
+        if (headEnd < 0) continue;
+        const head = buffered.subarray(0, headEnd).toString('latin1').split('\r\n');
+        if (!/^HTTP\/1\.1 200 /.test(head[0] ?? '')) return done(refused(`the server answered ${JSON.stringify((head[0] ?? '').slice(0, 40))}`));
+        const length = head.map((h) => /^content-length:\s*(\d+)\s*$/i.exec(h)).find(Boolean)?.[1];
+        if (length === undefined) return done(refused('the answer has no Content-Length'));
+        const end = headEnd + 4 + Number(length);
+        if (buffered.length < end) continue;
+        return done(null, new Uint8Array(buffered.subarray(headEnd + 4, end)), buffered.subarray(end));
+      }
     };
-    socket.on('data', onData);
+    socket.on('readable', onReadable);
     socket.once('end', onEnd);
     socket.once('error', onEnd);
     socket.write(`GET ${WELL_KNOWN_PATH}?nonce=${toHex(nonce)} HTTP/1.1\r\nHost: ${host}\r\nAccept: application/cbor\r\n\r\n`);

@@ -1,6 +1,6 @@
 import { connect as tlsConnect } from 'node:tls';
 import type { Dispatcher } from 'undici-types';
-import { attest, attestedTlsOptions, clientPeers, type AttestedClientOptions } from './connect.js';
+import { attest, attestedTlsOptions, clientPeers, collectSessions, SessionCache, type AttestedClientOptions } from './connect.js';
 
 /** Options of {@link createAttestedDispatcher}: what the server must show, plus undici `Agent` options. */
 export interface AttestedDispatcherOptions extends AttestedClientOptions {
@@ -42,12 +42,12 @@ export async function createAttestedDispatcher(options: AttestedDispatcherOption
   } catch (err) {
     throw new Error('createAttestedDispatcher needs the undici package (npm install undici): Node runs fetch on undici but does not export its Agent', { cause: err });
   }
-  const sessions = new Map<string, Buffer>();
+  const sessions = new SessionCache(maxSessions);
 
   type ConnectCallback = (err: Error | null, socket: unknown) => void;
   function connect(opts: { hostname: string; host?: string; port: string | number; servername?: string | null }, callback: ConnectCallback): void {
     const origin = `${opts.hostname}:${opts.port}`;
-    const session = sessions.get(origin);
+    const session = sessions.offer(origin);
     const socket = tlsConnect({
       ...tlsOptions,
       host: opts.hostname,
@@ -56,17 +56,12 @@ export async function createAttestedDispatcher(options: AttestedDispatcherOption
       ...(opts.servername ? { servername: opts.servername } : {}),
       ...(session ? { session } : {}),
     });
-    if (maxSessions > 0) {
-      socket.on('session', (s: Buffer) => {
-        sessions.delete(origin);
-        if (sessions.size >= maxSessions) sessions.delete(sessions.keys().next().value!);
-        sessions.set(origin, s);
-      });
-    }
-    attest(socket, peers, { sessionCheck, host: opts.host ?? opts.hostname }).then(
+    collectSessions(socket);
+    sessions.offered(socket, origin);
+    attest(socket, peers, { sessionCheck, host: opts.host ?? opts.hostname, sessions, origin }).then(
       () => callback(null, socket),
       (err: Error) => {
-        sessions.delete(origin);
+        sessions.forget(origin);
         callback(err, null);
       },
     );

@@ -31,7 +31,7 @@ export interface AttestedPeerOptions {
 
 /** Checks peers' attested certificates; see {@link createAttestedPeerVerifier}. */
 export interface AttestedPeerVerifier {
-  /** Verifies a DER certificate the peer proved it holds the key of (it completed a TLS handshake with it). */
+  /** Verifies a DER certificate the peer proved it holds the key of (it completed a TLS handshake with it, or resumed a session of one that did). */
   verifyCertificate(der: Uint8Array): Promise<VerifiedAttestation>;
   /** Verifies the certificate of a connected TLS socket. */
   verifySocket(socket: TLSSocket): Promise<VerifiedAttestation>;
@@ -39,7 +39,7 @@ export interface AttestedPeerVerifier {
    * The per-session check: `document` must verify like a certificate's and bind `nonce` and
    * this session's exported keying material (docs/tls.md "Wire format"). Never cached.
    */
-  verifySessionDocument(socket: TLSSocket, document: Uint8Array, nonce: Uint8Array): Promise<VerifiedAttestation>;
+  verifySessionDocument(socket: TLSSocket, certificate: Uint8Array, document: Uint8Array, nonce: Uint8Array): Promise<VerifiedAttestation>;
 }
 
 interface Cached {
@@ -155,8 +155,8 @@ export function createAttestedPeerVerifier(options: AttestedPeerOptions): Attest
     async verifySocket(socket) {
       return verifyCertificate(peerCertificate(socket));
     },
-    async verifySessionDocument(socket, document, nonce) {
-      const { spki } = readAttestedCertificate(peerCertificate(socket));
+    async verifySessionDocument(socket, certificate, document, nonce) {
+      const { spki } = readAttestedCertificate(certificate);
       const ekm = new Uint8Array(socket.exportKeyingMaterial(SESSION_EXPORTER_LENGTH, SESSION_EXPORTER_LABEL, NO_CONTEXT));
       try {
         return await verifier.verify(document, {

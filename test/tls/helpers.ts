@@ -21,9 +21,9 @@ export function manualTimers() {
     timers,
     pending,
     fire() {
-      const [[id, fn]] = [...pending];
-      pending.delete(id!);
-      fn!();
+      const [id, fn] = [...pending][0]!;
+      pending.delete(id);
+      fn();
     },
   };
 }
