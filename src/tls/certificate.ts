@@ -4,6 +4,7 @@ import { Asn1Error, children, content, readNode, TAG, whole, type Asn1Node } fro
 import { bytesEqual } from '../internal/bytes.js';
 import { bitString, booleanTrue, explicit, integer, octetString, oid, sequence, set, time, tlv, utf8String } from './der.js';
 import { ATTESTATION_EXTENSION_OID } from './wire.js';
+import type { createAttestedPeerVerifier } from './peer.js';
 
 const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
 const EXTENSION_OID_CONTENT = oid(ATTESTATION_EXTENSION_OID).subarray(2); // the 2-byte header: tag and a short length
@@ -64,6 +65,12 @@ function malformed(why: string, cause?: unknown): NitroEnclaveError {
 /**
  * Reads the SPKI and the attestation extension of a DER certificate. Strict DER; two
  * attestation extensions, or one whose value is not exactly one OCTET STRING, are malformed.
+ * Verifies nothing: pass the parts to the attestation verifier (or use {@link createAttestedPeerVerifier}).
+ *
+ * @example
+ * ```ts
+ * const { spki, document } = readAttestedCertificate(new Uint8Array(socket.getPeerCertificate(true).raw));
+ * ```
  */
 export function readAttestedCertificate(der: Uint8Array): AttestedCertificateParts {
   try {

@@ -55,12 +55,27 @@ export function spkiSha384(spki: Uint8Array): Uint8Array {
   return new Uint8Array(createHash('sha384').update(spki).digest());
 }
 
-/** `user_data` of a certificate's document: label ‖ 0x00 ‖ SHA-384(SPKI DER). */
+/**
+ * `user_data` of a certificate's document: label ‖ 0x00 ‖ SHA-384(SPKI DER).
+ *
+ * @example
+ * ```ts
+ * await verifyAttestationDocument(document, { expectedPcrs, userData: certificateBinding(spkiOfTheTlsPeer) });
+ * ```
+ */
 export function certificateBinding(spki: Uint8Array): Uint8Array {
   return labelled(CERTIFICATE_BINDING_LABEL, spkiSha384(spki));
 }
 
-/** `user_data` of a session document: label ‖ 0x00 ‖ SHA-384(SPKI DER) ‖ nonce (32) ‖ exported keying material (32). */
+/**
+ * `user_data` of a session document: label ‖ 0x00 ‖ SHA-384(SPKI DER) ‖ nonce (32) ‖ exported keying material (32).
+ *
+ * @example
+ * ```ts
+ * const ekm = socket.exportKeyingMaterial(SESSION_EXPORTER_LENGTH, SESSION_EXPORTER_LABEL);
+ * const userData = sessionBinding(spki, nonce, ekm);
+ * ```
+ */
 export function sessionBinding(spki: Uint8Array, nonce: Uint8Array, keyingMaterial: Uint8Array): Uint8Array {
   if (nonce.length !== SESSION_NONCE_LENGTH || keyingMaterial.length !== SESSION_EXPORTER_LENGTH) throw new RangeError('nonce and keying material are 32 bytes');
   return labelled(SESSION_BINDING_LABEL, spkiSha384(spki), nonce, keyingMaterial);
