@@ -157,6 +157,10 @@ export function createAttestedPeerVerifier(options: AttestedPeerOptions): Attest
     },
     async verifySessionDocument(socket, certificate, document, nonce) {
       const { spki } = readAttestedCertificate(certificate);
+      if (typeof socket.exportKeyingMaterial !== 'function') {
+        // Deno's node:tls (2.x) has no exporter: without it the session cannot be bound.
+        throw new NitroEnclaveError('ERR_TLS_ATTESTATION_SESSION', "the session attestation cannot be checked: this runtime's node:tls has no exportKeyingMaterial (RFC 5705)");
+      }
       const ekm = new Uint8Array(socket.exportKeyingMaterial(SESSION_EXPORTER_LENGTH, SESSION_EXPORTER_LABEL, NO_CONTEXT));
       try {
         return await verifier.verify(document, {
