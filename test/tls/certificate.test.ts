@@ -125,3 +125,25 @@ async function insecure() {
   const { Agent } = await import('undici');
   return new Agent({ connect: { rejectUnauthorized: false } });
 }
+
+describe('re-attestation failures', () => {
+  it('keep the current certificate, report to onError, and try again one interval later', async () => {
+    const timers = manualTimers();
+    const errors: unknown[] = [];
+    const { identity, nsm } = await attestedEnclave('cert', { timers: timers.timers, onError: (e) => errors.push(e) });
+    const before = identity.certificate;
+    const real = nsm.attestation.bind(nsm);
+    const failing = Object.assign(new Error('NSM unavailable'), { code: 'ERR_NSM_INTERNAL_ERROR' });
+    nsm.attestation = () => Promise.reject(failing);
+    timers.fire();
+    await new Promise((r) => setTimeout(r, 20));
+    expect(errors).toEqual([failing]);
+    expect(identity.certificate).toBe(before);
+    expect(timers.pending.size).toBe(1);
+    nsm.attestation = real;
+    timers.fire();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(identity.certificate).not.toEqual(before);
+    identity.close();
+  });
+});
