@@ -1,6 +1,7 @@
 // issue 20 §3: two enclaves of different images exchange a step's result over mutually attested
 // TLS through a parent that relays (and records) every byte: the recording holds no plaintext, and
-// a parent that routes to an enclave of another image is refused on both sides.
+// a parent that routes to an enclave of another image is refused on both sides. The example runs
+// the built package: `npm run build` first.
 import { afterEach, describe, expect, it } from 'vitest';
 import type { VerifiedAttestation } from '../../src/attestation/index.node.js';
 import { createTestPki } from '../../src/testing/index.js';
