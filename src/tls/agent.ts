@@ -28,7 +28,6 @@ export interface AttestedAgentOptions extends AttestedClientOptions {
  */
 export function createAttestedHttpsAgent(options: AttestedAgentOptions): Agent {
   const peers = clientPeers(options);
-  const tlsOptions = attestedTlsOptions(options);
   const sessionCheck = options.sessionCheck ?? false;
   if (options.agentOptions !== undefined && (typeof options.agentOptions !== 'object' || options.agentOptions === null)) throw new TypeError('agentOptions must be an object');
 
@@ -40,7 +39,8 @@ export function createAttestedHttpsAgent(options: AttestedAgentOptions): Agent {
     override createConnection(connectOptions: Record<string, unknown>, callback: (err: Error | null, socket?: Duplex) => void): undefined {
       const origin = `${String(connectOptions.host)}:${String(connectOptions.port)}:${String(connectOptions.servername ?? '')}`;
       const session = sessions.offer(origin);
-      const socket = tlsConnect({ ...(connectOptions as object), ...tlsOptions, ...(session ? { session } : {}) });
+      // Per connection: in mutual mode the identity's certificate changes at each re-attestation.
+      const socket = tlsConnect({ ...(connectOptions as object), ...attestedTlsOptions(options), ...(session ? { session } : {}) });
       collectSessions(socket);
       sessions.offered(socket, origin);
       attest(socket, peers, { sessionCheck, host: String(connectOptions.host ?? 'enclave'), sessions, origin }).then(

@@ -31,7 +31,6 @@ interface UndiciModule {
  */
 export async function createAttestedDispatcher(options: AttestedDispatcherOptions): Promise<Dispatcher> {
   const peers = clientPeers(options);
-  const tlsOptions = attestedTlsOptions(options);
   const sessionCheck = options.sessionCheck ?? false;
   const maxSessions = options.maxCachedSessions ?? 100;
   if (!Number.isInteger(maxSessions) || maxSessions < 0) throw new TypeError('maxCachedSessions must be a non-negative integer');
@@ -49,7 +48,7 @@ export async function createAttestedDispatcher(options: AttestedDispatcherOption
     const origin = `${opts.hostname}:${opts.port}`;
     const session = sessions.offer(origin);
     const socket = tlsConnect({
-      ...tlsOptions,
+      ...attestedTlsOptions(options), // per connection: the identity's certificate changes at each re-attestation
       host: opts.hostname,
       port: Number(opts.port),
       ALPNProtocols: ['http/1.1'],
