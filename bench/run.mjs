@@ -9,6 +9,7 @@ import { benchEnvelopeIsolated } from './envelope.mjs';
 import { benchWorkflow } from './workflow.mjs';
 import { benchSeal } from './seal.mjs';
 import { benchCodec } from './codec.mjs';
+import { benchTls } from './tls.mjs';
 import { captureMarkdown } from './markdown.mjs';
 
 const finish = process.argv.includes('--markdown') ? captureMarkdown(new URL('../docs/performance.md', import.meta.url)) : () => {};
@@ -23,4 +24,5 @@ await benchRelay();
 await benchDeps();
 await benchSeal();
 await benchCodec();
+await benchTls();
 finish();

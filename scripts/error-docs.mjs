@@ -13,6 +13,7 @@ const GROUPS = [
   ['Attested KMS (`getTrustedSessionKey`, the Recipient client)', 'ERR_KMS_'],
   ['Trusted Session Key envelopes', 'ERR_TSK_'],
   ['Sealing to an attested enclave (`nitro-enclave-sdk/seal`)', 'ERR_SEAL_'],
+  ['Attested TLS (`nitro-enclave-sdk/tls`)', 'ERR_TLS_'],
   ['Sealed workflow state and activities (`nitro-enclave-sdk/workflow`)', 'ERR_SEALED_', 'ERR_WORKFLOW_', 'ERR_ACTIVITY_'],
   ['Temporal payload codec (`nitro-enclave-sdk/temporal`)', 'ERR_CODEC_', 'ERR_TEMPORAL_'],
 ];

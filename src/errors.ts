@@ -104,8 +104,18 @@ export type SealErrorCode =
 /** Codes raised by the Temporal payload codec (`nitro-enclave-sdk/temporal`). */
 export type CodecErrorCode = 'ERR_CODEC_UNKNOWN_KEY' | 'ERR_CODEC_DECRYPT_FAILED' | 'ERR_CODEC_MALFORMED' | 'ERR_CODEC_UNENCRYPTED';
 
+/** Codes raised by attested TLS (`nitro-enclave-sdk/tls`): the peer's certificate or session failed its attestation check. */
+export type TlsErrorCode =
+  | 'ERR_TLS_ATTESTATION_MISSING'
+  | 'ERR_TLS_ATTESTATION_MALFORMED'
+  | 'ERR_TLS_ATTESTATION_INVALID'
+  | 'ERR_TLS_ATTESTATION_PCR_MISMATCH'
+  | 'ERR_TLS_ATTESTATION_STALE'
+  | 'ERR_TLS_ATTESTATION_KEY_MISMATCH'
+  | 'ERR_TLS_ATTESTATION_SESSION';
+
 /** All error codes of the library. */
-export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode | NsmErrorCode | VsockErrorCode | ParentErrorCode | KmsErrorCode | TskErrorCode | SealErrorCode | WorkflowErrorCode | CodecErrorCode;
+export type NitroEnclaveErrorCode = AttestationErrorCode | CmsErrorCode | NsmErrorCode | VsockErrorCode | ParentErrorCode | KmsErrorCode | TskErrorCode | SealErrorCode | WorkflowErrorCode | CodecErrorCode | TlsErrorCode;
 
 /** What a code means and what to do about it: the source of `docs/errors.md` (`npm run docs:errors`). */
 export interface ErrorInfo {
@@ -206,6 +216,13 @@ export const ERROR_INFO: { readonly [C in NitroEnclaveErrorCode]: ErrorInfo } = 
   ERR_SEAL_ATTESTED_KEY_INVALID: { when: 'the verified document binds no `public_key`, or not a valid attested HPKE key', remedy: 'attest with `createAttestedReceiver().attest()`' },
   ERR_SEAL_KEY_NOT_FOUND: { when: 'the message is for a key this receiver does not hold: rotated away past its grace, or another enclave\'s', remedy: 'fetch a fresh document and seal again' },
   ERR_SEAL_DECRYPT_FAILED: { when: 'HPKE open failed: tampered, sealed with other `info`, or not for this key (indistinguishable on purpose)', remedy: 'seal with the `info` the enclave opens with' },
+  ERR_TLS_ATTESTATION_MISSING: { when: 'the peer sent no certificate, or one without the attestation extension (a plain TLS server, or a parent answering in the enclave\'s place)', remedy: 'connect to an attested server (`createAttestedTlsIdentity`); in mutual mode the client must present its identity' },
+  ERR_TLS_ATTESTATION_MALFORMED: { when: 'the peer certificate or its attestation extension is not strict DER of the documented shape', remedy: 'not an attested certificate of this format (docs/tls.md "Wire format")' },
+  ERR_TLS_ATTESTATION_INVALID: { when: 'the document in the certificate failed verification (the `cause` holds the `ERR_ATTESTATION_*` error; the message starts with its code)', remedy: 'a forged or altered document, or another trust anchor: see the cause' },
+  ERR_TLS_ATTESTATION_PCR_MISMATCH: { when: 'the document verified but no admitted PCR set matches (the message names the sets)', remedy: 'another image: admit its PCRs if it is a new build you trust' },
+  ERR_TLS_ATTESTATION_STALE: { when: 'the document is older than `maxAgeMs` (or from the future): the server stopped re-attesting, or it is a replay', remedy: 'check the server re-attests (`reattestIntervalMs` below the clients\' `maxAgeMs`) and the clocks' },
+  ERR_TLS_ATTESTATION_KEY_MISMATCH: { when: 'the document verified but does not commit to the key the peer proved it holds (SHA-384 of the certificate\'s SPKI)', remedy: 'a document lifted from another enclave\'s certificate: the peer is not that enclave' },
+  ERR_TLS_ATTESTATION_SESSION: { when: 'the per-session check failed: no or a malformed answer at the well-known path, or a document that does not bind this session\'s nonce and exported keying material', remedy: 'the TLS session does not end in the attested enclave (a relay that terminates TLS), or the server lacks the well-known handler' },
 
   ERR_CODEC_DECRYPT_FAILED: { when: 'an encrypted payload failed authentication: altered ciphertext or metadata, or an envelope made for something else', remedy: 'no key fixes it: reset the workflow before that event or terminate it; find who writes your history' },
   ERR_CODEC_MALFORMED: { when: '`binary/encrypted` without a valid key id or data, a cipher tag other than exactly `tsk-v2`, an envelope of another version, or another codec\'s format', remedy: 'check every client and worker uses this codec' },

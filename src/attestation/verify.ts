@@ -14,8 +14,12 @@ export interface VerifyAttestationOptions {
   clockToleranceMs?: number;
   /** Reject a document whose `timestamp` is older than this many ms (or from the future beyond `clockToleranceMs`). */
   maxAgeMs?: number;
-  /** PCR index → expected value (bytes, or hex in either case). Each listed PCR must match exactly. */
-  expectedPcrs?: Readonly<Record<number, Uint8Array | string>>;
+  /**
+   * PCR index → expected value (bytes, or hex in either case). Each listed PCR must match exactly.
+   * A list of such sets admits several images (a rollout: old and new build): the document
+   * passes when every PCR of at least one set matches.
+   */
+  expectedPcrs?: ExpectedPcrs;
   /** When given, the document's `nonce` must be present and equal. */
   nonce?: Uint8Array;
   /** When given, the document's `public_key` must be present and equal. */
@@ -30,6 +34,12 @@ export interface VerifyAttestationOptions {
    */
   allowDebug?: boolean;
 }
+
+/** One set of PCR values (index → bytes or hex), all of which must match. */
+export type PcrSet = Readonly<Record<number, Uint8Array | string>>;
+
+/** A PCR set, or a non-empty list of alternative sets of which any one must match in full. */
+export type ExpectedPcrs = PcrSet | readonly PcrSet[];
 
 /** Facts from an attestation document whose signature, chain and requested values all checked out. */
 export interface VerifiedAttestation {
@@ -56,7 +66,8 @@ interface ResolvedOptions {
   currentDate: Date | null;
   clockToleranceMs: number;
   maxAgeMs: number | null;
-  expectedPcrs: Map<number, Uint8Array>;
+  /** Alternatives: the document must match every entry of at least one map. Empty: no PCR check. */
+  expectedPcrs: Array<Map<number, Uint8Array>>;
   nonce: Uint8Array | null;
   publicKey: Uint8Array | null;
   userData: Uint8Array | null;
@@ -89,17 +100,7 @@ async function resolveOptions(options: VerifyAttestationOptions | undefined, bac
     throw new TypeError('currentDate must be a valid Date');
   }
   if (allowDebug !== undefined && typeof allowDebug !== 'boolean') throw new TypeError('allowDebug must be a boolean');
-  const pcrs = new Map<number, Uint8Array>();
-  if (expectedPcrs !== undefined) {
-    if (typeof expectedPcrs !== 'object' || expectedPcrs === null) throw new TypeError('expectedPcrs must be an object of index → value');
-    for (const [key, value] of Object.entries(expectedPcrs)) {
-      const index = Number(key);
-      if (!/^\d+$/.test(key) || index > 31) throw new TypeError(`expectedPcrs: ${key} is not a PCR index 0..31`);
-      const bytes = typeof value === 'string' ? fromHex(value) : value instanceof Uint8Array ? copyBytes(value) : null;
-      if (!bytes || ![32, 48, 64].includes(bytes.length)) throw new TypeError(`expectedPcrs[${key}] must be 32, 48 or 64 bytes (or their hex)`);
-      pcrs.set(index, bytes);
-    }
-  }
+  const pcrs = expectedPcrs === undefined ? [] : resolvePcrAlternatives(expectedPcrs);
   return {
     currentDate: currentDate ?? null,
     clockToleranceMs: clockToleranceMs === undefined ? 0 : nonNegative('clockToleranceMs', clockToleranceMs),
@@ -111,6 +112,56 @@ async function resolveOptions(options: VerifyAttestationOptions | undefined, bac
     anchors: trustAnchors === undefined ? DEFAULT_ANCHORS : await anchorFingerprints(trustAnchors, backend),
     allowDebug: allowDebug ?? false,
   };
+}
+
+function resolvePcrSet(set: unknown, name: string): Map<number, Uint8Array> {
+  if (typeof set !== 'object' || set === null || set instanceof Uint8Array) throw new TypeError(`${name} must be an object of index → value`);
+  const pcrs = new Map<number, Uint8Array>();
+  for (const [key, value] of Object.entries(set)) {
+    const index = Number(key);
+    if (!/^\d+$/.test(key) || index > 31) throw new TypeError(`${name}: ${key} is not a PCR index 0..31`);
+    const bytes = typeof value === 'string' ? fromHex(value) : value instanceof Uint8Array ? copyBytes(value) : null;
+    if (!bytes || ![32, 48, 64].includes(bytes.length)) throw new TypeError(`${name}[${key}] must be 32, 48 or 64 bytes (or their hex)`);
+    pcrs.set(index, bytes);
+  }
+  return pcrs;
+}
+
+/** One set keeps the 0.1 shape (`expectedPcrs[0]` in messages); a list names each set by position. */
+export function resolvePcrAlternatives(expectedPcrs: unknown): Array<Map<number, Uint8Array>> {
+  if (!Array.isArray(expectedPcrs)) return [resolvePcrSet(expectedPcrs, 'expectedPcrs')];
+  if (expectedPcrs.length === 0) throw new TypeError('expectedPcrs: an empty list admits no image; omit the option to skip the PCR check');
+  const sets = expectedPcrs.map((set, i) => resolvePcrSet(set, `expectedPcrs[${i}]`));
+  // An empty set among alternatives would admit every image: almost certainly a mistake.
+  if (sets.some((set) => set.size === 0)) throw new TypeError('expectedPcrs: every alternative must name at least one PCR');
+  return sets;
+}
+
+function describeSet(set: Map<number, Uint8Array>): string {
+  return `{ ${[...set].map(([i, v]) => `PCR${i}=${toHex(v)}`).join(', ')} }`;
+}
+
+/** The first PCR of `set` the document does not match, or null when all match. */
+function pcrMismatch(set: Map<number, Uint8Array>, actual: Readonly<Record<number, Uint8Array>>): string | null {
+  for (const [index, expected] of set) {
+    const value = actual[index];
+    if (!value || !bytesEqual(value, expected)) return `PCR${index} mismatch: expected ${toHex(expected)}, document has ${describe(value ?? null)}`;
+  }
+  return null;
+}
+
+/** Throws unless the document matches every PCR of at least one admitted set. */
+export function checkPcrAlternatives(sets: Array<Map<number, Uint8Array>>, actual: Readonly<Record<number, Uint8Array>>): void {
+  if (sets.length === 0) return;
+  const misses: string[] = [];
+  for (const set of sets) {
+    const miss = pcrMismatch(set, actual);
+    if (miss === null) return;
+    misses.push(miss);
+  }
+  if (sets.length === 1) throw new NitroEnclaveError('ERR_ATTESTATION_PCR_MISMATCH', misses[0]!);
+  const admitted = sets.map((set, i) => `set ${i}: ${describeSet(set)} (${misses[i]})`).join('; ');
+  throw new NitroEnclaveError('ERR_ATTESTATION_PCR_MISMATCH', `no admitted PCR set matches; admitted ${sets.length} sets: ${admitted}`);
 }
 
 function describe(bytes: Uint8Array | null): string {
@@ -156,12 +207,7 @@ async function check(document: Uint8Array, opts: ResolvedOptions, cache: ChainCa
   if (!opts.allowDebug && attestation.debugMode) {
     throw new NitroEnclaveError('ERR_ATTESTATION_DEBUG_MODE', 'the enclave runs in debug mode (PCR0, PCR1 and PCR2 are all zero) and allowDebug is false');
   }
-  for (const [index, expected] of opts.expectedPcrs) {
-    const actual = attestation.pcrs[index];
-    if (!actual || !bytesEqual(actual, expected)) {
-      throw new NitroEnclaveError('ERR_ATTESTATION_PCR_MISMATCH', `PCR${index} mismatch: expected ${toHex(expected)}, document has ${describe(actual ?? null)}`);
-    }
-  }
+  checkPcrAlternatives(opts.expectedPcrs, attestation.pcrs);
   expectEqual('ERR_ATTESTATION_NONCE_MISMATCH', 'nonce', opts.nonce, attestation.nonce);
   expectEqual('ERR_ATTESTATION_PUBLIC_KEY_MISMATCH', 'public_key', opts.publicKey, attestation.publicKey);
   expectEqual('ERR_ATTESTATION_USER_DATA_MISMATCH', 'user_data', opts.userData, attestation.userData);

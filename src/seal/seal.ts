@@ -1,11 +1,15 @@
-import { verifyAttestationDocument, type AttestationVerifier, type TrustAnchor, type VerifiedAttestation } from '../attestation/index.js';
+import { verifyAttestationDocument, type AttestationVerifier, type ExpectedPcrs, type TrustAnchor, type VerifiedAttestation } from '../attestation/index.js';
 import { NitroEnclaveError } from '../errors.js';
 import { buildInfo, encodeHeader, optionalInfo, parseAttestedKey, sha256, type SealSuite, type WebCryptoKey } from './format.js';
 
 /** What the enclave's attestation document must show before anything is sealed to it. */
 export interface SealExpectations {
-  /** PCR index → expected value (bytes or hex). Required, at least one: sealing to "any enclave" is never meant. */
-  pcrs: Readonly<Record<number, Uint8Array | string>>;
+  /**
+   * PCR index → expected value (bytes or hex), or a list of such sets of which any one must match
+   * in full (several admitted images, e.g. during a rollout). Required, and every set names at
+   * least one PCR: sealing to "any enclave" is never meant.
+   */
+  pcrs: ExpectedPcrs;
   /** The nonce you sent with the attest request; the document must carry it. */
   nonce?: Uint8Array;
   /** Reject a document older than this. At least one of `nonce` and `maxAgeMs` is required. */
@@ -43,8 +47,9 @@ function resolveExpectations(options: SealToEnclaveOptions) {
   if (typeof options !== 'object' || options === null) throw new TypeError('options must be an object with `expected`');
   const { expected } = options;
   if (typeof expected !== 'object' || expected === null) throw new TypeError('options.expected is required: the PCRs (and nonce or maxAgeMs) the enclave must show');
-  if (typeof expected.pcrs !== 'object' || expected.pcrs === null || Object.keys(expected.pcrs).length === 0) {
-    throw new TypeError('expected.pcrs must name at least one PCR: sealing to any enclave is never meant');
+  const sets: readonly unknown[] = Array.isArray(expected.pcrs) ? expected.pcrs : [expected.pcrs];
+  if (sets.length === 0 || sets.some((set) => typeof set !== 'object' || set === null || Object.keys(set).length === 0)) {
+    throw new TypeError('expected.pcrs must name at least one PCR (in every set of a list): sealing to any enclave is never meant');
   }
   if (expected.nonce === undefined && expected.maxAgeMs === undefined) {
     throw new TypeError('expected.nonce or expected.maxAgeMs is required, so that a replayed old document is refused');

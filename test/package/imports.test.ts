@@ -69,6 +69,19 @@ describe('nitro-enclave-sdk/seal is portable', () => {
   });
 });
 
+describe('nitro-enclave-sdk/tls', () => {
+  it('loads no package at import (no AWS SDK, no cbor-x, undici only when a dispatcher is made) and no native helper', () => {
+    expect(packagesLoadedBy('nitro-enclave-sdk/tls', { watchDlopen: true })).toEqual([]);
+    const urls = modulesLoadedBy('nitro-enclave-sdk/tls').map(([url]) => url);
+    expect(urls.filter((u) => /\/dist\/(kms|parent|seal|temporal|workflow|testing|vsock)\/|internal\/native/.test(u))).toEqual([]);
+  });
+
+  it('the attestation verifier it uses is the node:crypto one (index.node.js)', () => {
+    const urls = modulesLoadedBy('nitro-enclave-sdk/tls').map(([url]) => url);
+    expect(urls.some((u) => u.endsWith('/dist/attestation/index.node.js'))).toBe(true);
+  });
+});
+
 describe('Temporal stays in its subpaths', () => {
   it('nitro-enclave-sdk/temporal loads @temporalio/common and /proto only: no AWS SDK, no native helper', () => {
     const pkgs = packagesLoadedBy('nitro-enclave-sdk/temporal', { watchDlopen: true });
@@ -79,7 +92,7 @@ describe('Temporal stays in its subpaths', () => {
   });
 
   it('no other subpath loads Temporal', () => {
-    for (const sub of ['nitro-enclave-sdk', 'nitro-enclave-sdk/attestation', 'nitro-enclave-sdk/nsm', 'nitro-enclave-sdk/vsock', 'nitro-enclave-sdk/kms', 'nitro-enclave-sdk/testing', 'nitro-enclave-sdk/seal', 'nitro-enclave-sdk/workflow', 'nitro-enclave-sdk/parent']) {
+    for (const sub of ['nitro-enclave-sdk', 'nitro-enclave-sdk/attestation', 'nitro-enclave-sdk/nsm', 'nitro-enclave-sdk/vsock', 'nitro-enclave-sdk/kms', 'nitro-enclave-sdk/testing', 'nitro-enclave-sdk/seal', 'nitro-enclave-sdk/workflow', 'nitro-enclave-sdk/parent', 'nitro-enclave-sdk/tls']) {
       expect(packagesLoadedBy(sub).filter((p) => p.startsWith('@temporalio/')), sub).toEqual([]);
     }
   });

@@ -16,7 +16,8 @@ export interface WireOptions {
   /** base64 DER certificates, or hex fingerprints. */
   trustAnchors?: string[];
   nonce?: string;
-  expectedPcrs?: Record<string, string>;
+  /** One PCR set, or alternatives (any one set matching in full admits the document). */
+  expectedPcrs?: Record<string, string> | Array<Record<string, string>>;
 }
 
 export interface CorpusCase {

@@ -95,6 +95,8 @@ function addFixtureCases(cases: ExpectedCase[], add: Add, fixturesDir: string): 
   add('mutation: 17 KB document', withPayload(doc, (p) => p.set('padding', new Uint8Array(10_000))), at, 'ERR_ATTESTATION_MALFORMED');
   add('expected: wrong PCR0', doc, { ...at, expectedPcrs: { 0: 'ab'.repeat(48) } }, 'ERR_ATTESTATION_PCR_MISMATCH');
   add('expected: right PCR0', doc, { ...at, expectedPcrs: { 0: entry.pcr0!.toUpperCase() } }, 'ok ');
+  add('expected: PCR alternatives, the second admits it', doc, { ...at, expectedPcrs: [{ 0: 'ab'.repeat(48) }, { 0: entry.pcr0! }] }, 'ok ');
+  add('expected: PCR alternatives, PCR0 of one set with PCR1 of another', doc, { ...at, expectedPcrs: [{ 0: entry.pcr0!, 1: 'ab'.repeat(48) }, { 0: 'ab'.repeat(48) }] }, 'ERR_ATTESTATION_PCR_MISMATCH');
   add('expected: wrong nonce', doc, { ...at, nonce: b64(new Uint8Array(32)) }, 'ERR_ATTESTATION_NONCE_MISMATCH');
   add('expected: maxAgeMs exceeded', doc, { currentDateMs: entry.timestamp_ms! + 60_001, maxAgeMs: 60_000 }, 'ERR_ATTESTATION_STALE');
   add('expected: from the future', doc, { currentDateMs: entry.timestamp_ms! - 1500, maxAgeMs: 60_000, clockToleranceMs: 1000 }, 'ERR_ATTESTATION_STALE');
