@@ -89,7 +89,10 @@ export type WorkflowErrorCode =
   | 'ERR_ACTIVITY_CANCELLED'
   | 'ERR_ACTIVITY_TIMEOUT'
   | 'ERR_ACTIVITY_UNAVAILABLE'
-  | 'ERR_ACTIVITY_ATTESTATION';
+  | 'ERR_ACTIVITY_ATTESTATION'
+  | 'ERR_ACTIVITY_OVERLOADED'
+  | 'ERR_ACTIVITY_FRAME_TIMEOUT'
+  | 'ERR_ACTIVITY_DUPLICATE_ID';
 
 /** Codes raised by attested sealing (nitro-enclave-sdk/seal). */
 export type SealErrorCode =
@@ -185,10 +188,13 @@ export const ERROR_INFO: { readonly [C in NitroEnclaveErrorCode]: ErrorInfo } = 
   ERR_TSK_DECRYPT_FAILED: { when: 'authentication failed (wrong associated data, or tampered)', remedy: 'the envelope was altered or belongs to another context' },
   ERR_ACTIVITY_ATTESTATION: { when: 'an attestation document was asked for and could not be made', remedy: 'check the NSM' },
   ERR_ACTIVITY_CANCELLED: { when: 'the activity was cancelled and the enclave aborted the step', remedy: '— (Temporal cancellation)' },
+  ERR_ACTIVITY_DUPLICATE_ID: { when: 'a CALL reused a request id whose run has not settled on this connection (in flight, queued, or cancelled and still running)', remedy: 'use a fresh id per call (the SDK\'s client does); a hostile relay only refuses itself' },
+  ERR_ACTIVITY_FRAME_TIMEOUT: { when: 'a frame was not complete within `limits.frameTimeoutMs` of its first byte; the enclave closed the connection', remedy: 'retryable: the parent stalled mid-frame' },
+  ERR_ACTIVITY_OVERLOADED: { when: 'the enclave closed the connection: over `limits.maxConnections`, or a frame would exceed the server-wide `limits.maxBufferedBytes`', remedy: 'retryable: fewer connections or smaller states; raise the limits inside the enclave' },
   ERR_ACTIVITY_FRAME_MALFORMED: { when: 'a relay frame does not parse (type, lengths, fields)', remedy: 'a broken or hostile relay; the server keeps serving' },
   ERR_ACTIVITY_HANDLER_FAILED: { when: 'the handler threw; its message and stack are sealed in the failure\'s details (no plaintext leaves the enclave)', remedy: 'open the details inside an enclave with `openHandlerError`' },
   ERR_ACTIVITY_TIMEOUT: { when: 'no answer within `timeoutMs` (the enclave is told to cancel)', remedy: 'retryable; raise `timeoutMs` for long steps' },
-  ERR_ACTIVITY_TOO_LARGE: { when: 'a frame is over `limits.maxMessageBytes` (default 8 MiB)', remedy: 'raise the limit on both sides, or keep state smaller (Temporal itself caps payloads at a few MiB)' },
+  ERR_ACTIVITY_TOO_LARGE: { when: 'a frame is over `limits.maxMessageBytes` (default 8 MiB): the client refuses to send it; a header claiming more closes the enclave\'s connection', remedy: 'raise the limit on both sides, or keep state smaller (Temporal itself caps payloads at a few MiB)' },
   ERR_ACTIVITY_UNAVAILABLE: { when: 'the enclave is unreachable or the connection dropped mid-step (restart)', remedy: 'retryable: Temporal retries the activity' },
   ERR_ACTIVITY_UNKNOWN_HANDLER: { when: 'no handler of that activity name in the enclave', remedy: 'register it in `serveSealedActivities({ handlers })`' },
   ERR_SEALED_DECRYPT_FAILED: { when: 'the state failed authentication: tampered, truncated, its clear binding rewritten, or not a sealed state', remedy: 'the host altered it: refuse the step' },
