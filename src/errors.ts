@@ -101,7 +101,9 @@ export type SealErrorCode =
   | 'ERR_SEAL_UNSUPPORTED_SUITE'
   | 'ERR_SEAL_ATTESTED_KEY_INVALID'
   | 'ERR_SEAL_KEY_NOT_FOUND'
-  | 'ERR_SEAL_DECRYPT_FAILED';
+  | 'ERR_SEAL_DECRYPT_FAILED'
+  | 'ERR_SEAL_REPLAYED'
+  | 'ERR_SEAL_STALE';
 
 /** Codes raised by the Temporal payload codec (`nitro-enclave-sdk/temporal`). */
 export type CodecErrorCode = 'ERR_CODEC_UNKNOWN_KEY' | 'ERR_CODEC_DECRYPT_FAILED' | 'ERR_CODEC_MALFORMED' | 'ERR_CODEC_UNENCRYPTED';
@@ -205,10 +207,12 @@ export const ERROR_INFO: { readonly [C in NitroEnclaveErrorCode]: ErrorInfo } = 
   ERR_SEALED_WRONG_STEP: { when: 'authentic, but for another step number', remedy: 'the host reordered or replayed steps' },
   ERR_SEALED_WRONG_WORKFLOW: { when: 'authentic, but bound to another workflow id (message names both)', remedy: 'the host replayed another workflow\'s state' },
   ERR_SEAL_MALFORMED: { when: 'the sealed message is not bytes, or too short for its header, `enc` and tag', remedy: 'corrupted in transit' },
-  ERR_SEAL_UNSUPPORTED_VERSION: { when: 'the message (or the document\'s attested key) has a version this release does not read', remedy: 'upgrade the side that is older' },
+  ERR_SEAL_UNSUPPORTED_VERSION: { when: 'the message (or the document\'s attested key) has a version this release does not read, or a receiver with `replayWindowMs` got an unstamped version 1 message', remedy: 'upgrade the side that is older' },
   ERR_SEAL_UNSUPPORTED_SUITE: { when: 'HPKE suite ids other than DHKEM(P-256 or P-384) / AES-256-GCM', remedy: 'seal with a supported suite' },
   ERR_SEAL_ATTESTED_KEY_INVALID: { when: 'the verified document binds no `public_key`, or not a valid attested HPKE key', remedy: 'attest with `createAttestedReceiver().attest()`' },
   ERR_SEAL_KEY_NOT_FOUND: { when: 'the message is for a key this receiver does not hold: rotated away past its grace, or another enclave\'s', remedy: 'fetch a fresh document and seal again' },
+  ERR_SEAL_REPLAYED: { when: 'a receiver with `replayWindowMs` opened a message with this id before (the parent, or whoever relays, sent it again)', remedy: 'seal every message anew; a replay is refused by design' },
+  ERR_SEAL_STALE: { when: 'a receiver with `replayWindowMs`: the message\'s authenticated sealing time is outside the window around its clock, or older than the full replay cache still covers', remedy: 'seal it again now; check the sender\'s and the enclave\'s clocks' },
   ERR_SEAL_DECRYPT_FAILED: { when: 'HPKE open failed: tampered, sealed with other `info`, or not for this key (indistinguishable on purpose)', remedy: 'seal with the `info` the enclave opens with' },
 
   ERR_CODEC_DECRYPT_FAILED: { when: 'an encrypted payload failed authentication: altered ciphertext or metadata, or an envelope made for something else', remedy: 'no key fixes it: reset the workflow before that event or terminate it; find who writes your history' },
