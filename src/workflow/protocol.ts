@@ -6,6 +6,8 @@ import { NitroEnclaveError } from '../errors.js';
  * payloads are opaque sealed bytes: a length-prefixed frame costs one header, no re-encoding.
  *
  * Every frame:  u32 length (of what follows) ‖ u8 type ‖ u32 request id ‖ body   (big-endian)
+ * A length under 5 is a malformed frame (answered as type 0, id 0); 4 + length over the receiver's
+ * maxMessageBytes closes the connection after an ERR_ACTIVITY_TOO_LARGE ERROR with the frame's id.
  *
  *   CALL      0x01  parent → enclave  u8 flags (bit 0: attest) ‖ u16 n ‖ activity ‖ u16 n ‖ workflowId ‖
  *                                      u64 seq ‖ u16 n ‖ nonce ‖ sealed input (rest)

@@ -62,7 +62,10 @@ export interface SealedActivityLimits {
   readonly frameTimeoutMs?: number;
 }
 
-/** Default {@link SealedActivityLimits}. */
+/**
+ * Default {@link SealedActivityLimits}: 8 MiB frames, 16 calls per connection, heartbeats every
+ * second, 64 connections, a 64 MiB server-wide budget for frames not yet started, 30 s per frame.
+ */
 export const DEFAULT_ACTIVITY_LIMITS = {
   maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
   maxConcurrent: 16,

@@ -63,6 +63,20 @@ describe('frame limits that close the connection', () => {
     expect(errors).toEqual(['ERR_ACTIVITY_TOO_LARGE']);
   });
 
+  it('the parent\'s client: refuses to send a CALL over its maxMessageBytes; over the enclave\'s, the call fails ERR_ACTIVITY_TOO_LARGE and the next one reconnects', async () => {
+    const { path } = start({ maxMessageBytes: 64 * 1024 });
+    const small = createSealedActivityClient({ address: { family: 'unix', path }, maxMessageBytes: 64 * 1024 });
+    const big = createSealedActivityClient({ address: { family: 'unix', path }, maxMessageBytes: 1024 * 1024 });
+    cleanup.push(() => small.close(), () => big.close());
+    const huge = stateFor('research', 'wf-l', 'x'.repeat(100 * 1024));
+    // header 9 + flags 1 + 2 + 'research' 8 + 2 + 'wf-l' 4 + seq 8 + nonce length 2 = 36 bytes before the state
+    const local = (await small.call({ activity: 'research', workflowId: 'wf-l', seq: 0, state: huge }).catch((e: unknown) => e)) as { code: string; message: string };
+    expect([local.code, local.message]).toEqual(['ERR_ACTIVITY_TOO_LARGE', `frame of ${huge.length + 36} bytes is over the 65536-byte limit (maxMessageBytes; match the enclave's)`]);
+    expect(await codeOf(big.call({ activity: 'research', workflowId: 'wf-l', seq: 0, state: huge }))).toBe('ERR_ACTIVITY_TOO_LARGE');
+    const r = await big.call({ activity: 'research', workflowId: 'wf-l', seq: 0, state: stateFor('research', 'wf-l', 'small') });
+    expect(dec(openState(tsk, r.state, { workflowId: 'wf-l', activity: 'analysis', seq: 1, producer: 'research' }).plaintext)).toBe('notes on small');
+  });
+
   it('refuses the connection beyond maxConnections with a connection-level ERR_ACTIVITY_OVERLOADED', async () => {
     const { path, server } = start({ maxConnections: 2 });
     const a = await raw(path);
