@@ -20,7 +20,8 @@ import { NitroEnclaveError } from '../errors.js';
  * calls run concurrently and answers arrive in any order. Each CALL gets exactly one RESULT or ERROR
  * with its id. An id stays in use until the enclave's run of it has settled, even after a CANCEL (whose
  * ERROR answer comes at once): a CALL reusing it meanwhile gets ERR_ACTIVITY_DUPLICATE_ID. Id 0 is the
- * connection's: an ERROR with id 0 says why the enclave is about to close the connection. Nothing in a
+ * connection's: before the enclave closes a connection it sends the coded ERROR to the frame that
+ * caused it (if its header was complete) and again with id 0. Nothing in a
  * frame is secret: states and error details are sealed by the enclave, the rest is routing metadata
  * Temporal already holds.
  */

@@ -168,7 +168,7 @@ export function serveSealedActivities(options: ServeSealedActivitiesOptions): Se
     (socket) => {
       if (connections.size >= limits.maxConnections) {
         socket.on('error', () => {});
-        closeWith(socket, shared.timers, FRAME.ERROR, CONNECTION_ID, [encodeErrorBody({ code: 'ERR_ACTIVITY_OVERLOADED', message: `this server takes at most ${limits.maxConnections} connections`, handlerCode: '' })]);
+        closeWith(socket, shared.timers, CONNECTION_ID, 'ERR_ACTIVITY_OVERLOADED', `this server takes at most ${limits.maxConnections} connections`);
         options.onError?.(new NitroEnclaveError('ERR_ACTIVITY_OVERLOADED', `refused a connection: ${limits.maxConnections} are open`));
         return;
       }
@@ -202,18 +202,20 @@ interface Shared {
 /** How long a connection the enclave ends keeps being read (and discarded) so its last frame arrives before the close. */
 export const LINGER_MS = 1000;
 
-// One frame, then the end of the connection. What the peer still sends is read and dropped for
-// LINGER_MS: closing a socket with unread bytes resets it, and a reset can discard the ERROR frame
-// before the peer reads it.
-function closeWith(socket: VsockSocket, timers: RelayTimers, type: number, id: number, parts: Uint8Array[]): void {
+// A coded ERROR for the frame that caused it (when it has an id), one with the connection's id, then
+// the end of the connection. What the peer still sends is read and dropped for LINGER_MS: closing a
+// socket with unread bytes resets it, and a reset can discard the ERROR frames before the peer reads them.
+function closeWith(socket: VsockSocket, timers: RelayTimers, id: number, code: NitroEnclaveErrorCode, message: string): void {
   socket.removeAllListeners('data');
   socket.on('data', () => {});
   socket.resume();
   if (socket.destroyed) return;
-  const length = parts.reduce((n, p) => n + p.length, 0);
+  const body = encodeErrorBody({ code, message, handlerCode: '' });
   socket.cork();
-  socket.write(frameHeader(type, id, length));
-  for (const p of parts) if (p.length) socket.write(p);
+  for (const to of id === CONNECTION_ID ? [CONNECTION_ID] : [id, CONNECTION_ID]) {
+    socket.write(frameHeader(FRAME.ERROR, to, body.length));
+    socket.write(body);
+  }
   socket.uncork();
   socket.end();
   const timer = timers.setTimeout(() => socket.destroy(), LINGER_MS);
@@ -313,7 +315,7 @@ class Connection {
     this.#setFrameTimer(false);
     this.#reader.dispose();
     this.#shared.options.onError?.(new NitroEnclaveError(code, `closing a parent connection: ${message}`));
-    closeWith(this.socket, this.#shared.timers, FRAME.ERROR, id, [encodeErrorBody({ code, message, handlerCode: '' })]);
+    closeWith(this.socket, this.#shared.timers, id, code, message);
   }
 
   #onData(chunk: Buffer): void {

@@ -58,7 +58,7 @@ describe('frame limits that close the connection', () => {
     const p = await raw(path);
     p.socket.write(frameHeader(FRAME.CALL, 7, 0xffffffff - 5)); // the header alone: nothing of the 4 GiB follows
     await until(() => p.closed);
-    expect(p.errors()).toEqual(['7:ERR_ACTIVITY_TOO_LARGE']);
+    expect(p.errors()).toEqual(['7:ERR_ACTIVITY_TOO_LARGE', `${CONNECTION_ID}:ERR_ACTIVITY_TOO_LARGE`]);
     expect(decodeError(p.frames[0]!.body).message).toBe('frame of 4294967299 bytes is over the 8388608-byte limit');
     expect(errors).toEqual(['ERR_ACTIVITY_TOO_LARGE']);
   });
@@ -109,7 +109,7 @@ describe('frame limits that close the connection', () => {
     await until(() => server.bufferedBytes >= 1800 * 1024);
     conns[2]!.socket.write(Buffer.concat([frameHeader(FRAME.CALL, 13, 1024 * 1024 - 9), part]));
     await until(() => conns[2]!.closed);
-    expect(conns[2]!.errors()).toEqual(['13:ERR_ACTIVITY_OVERLOADED']);
+    expect(conns[2]!.errors()).toEqual(['13:ERR_ACTIVITY_OVERLOADED', `${CONNECTION_ID}:ERR_ACTIVITY_OVERLOADED`]);
     expect(server.bufferedBytes).toBeLessThanOrEqual(2 * 1024 * 1024);
     expect([conns[0]!.closed, conns[1]!.closed]).toEqual([false, false]);
     // Closing a connection gives its bytes back to the budget.
@@ -139,7 +139,7 @@ describe('frame limits that close the connection', () => {
     await until(() => due.filter((t) => t.ms === 5000 && !t.cleared).length === 1);
     due.find((t) => t.ms === 5000 && !t.cleared)!.fn(); // time is up
     await until(() => p.closed);
-    expect(p.errors()).toEqual(['3:ERR_ACTIVITY_FRAME_TIMEOUT']);
+    expect(p.errors()).toEqual(['3:ERR_ACTIVITY_FRAME_TIMEOUT', `${CONNECTION_ID}:ERR_ACTIVITY_FRAME_TIMEOUT`]);
   });
 });
 

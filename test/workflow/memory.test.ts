@@ -12,7 +12,11 @@ const root = join(import.meta.dirname, '..', '..');
 const child = join(import.meta.dirname, 'memory-child.mjs');
 const run = promisify(execFile);
 const tmp = tempDir();
-afterAll(() => tmp.cleanup());
+const children: ChildProcess[] = [];
+afterAll(() => {
+  for (const c of children) if (c.exitCode === null) c.kill();
+  tmp.cleanup();
+});
 const MiB = 1024 * 1024;
 /** What an open connection costs the server besides its frame bytes (socket, relay handle, reader): documented in docs/workflow.md. */
 const PER_CONNECTION = 16 * 1024;
@@ -24,6 +28,7 @@ type Sample = { grown: number; bufferedBytes: number; connections: number };
 async function startServer(name: string, limits: object) {
   const path = join(tmp.dir, `${name}.sock`);
   const proc: ChildProcess = fork(child, ['server', JSON.stringify({ path, limits })], { cwd: root, execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  children.push(proc);
   await new Promise<void>((resolve, reject) => {
     proc.once('message', () => resolve());
     proc.once('exit', (code) => reject(new Error(`server child exited ${code}`)));
@@ -46,8 +51,20 @@ async function startServer(name: string, limits: object) {
   return { path, settled, close: () => new Promise<void>((r) => (proc.once('exit', () => r()), proc.send('close'))) };
 }
 
-/** A hostile parent connection: sends `bytes`, never finishes; records the ERROR frames it gets and whether it was closed. */
-function drip(path: string, bytes: Buffer): Promise<{ socket: Socket; errors: string[]; closed: () => boolean }> {
+/** A hostile parent connection (see dripOnce); a full accept backlog (EAGAIN on a loaded machine) is retried. */
+async function drip(path: string, bytes: Buffer): Promise<{ socket: Socket; errors: string[]; closed: () => boolean }> {
+  for (;;) {
+    try {
+      return await dripOnce(path, bytes);
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'EAGAIN') throw err;
+      await sleep(20);
+    }
+  }
+}
+
+/** Sends `bytes`, never finishes; records the ERROR frames it gets and whether it was closed. */
+function dripOnce(path: string, bytes: Buffer): Promise<{ socket: Socket; errors: string[]; closed: () => boolean }> {
   return new Promise((resolve, reject) => {
     const socket = connect(path);
     const errors: string[] = [];

@@ -143,9 +143,15 @@ export class SealedActivityClient {
               return;
             }
             if (f.id === CONNECTION_ID && f.type === FRAME.ERROR) {
+              // The enclave is closing this connection: new calls go to a new one; the calls still
+              // pending fail with the reason when it is retryable, else as ERR_ACTIVITY_UNAVAILABLE.
+              if (this.#socket === attempt) this.#socket = undefined;
+              if (this.#live === socket) this.#live = undefined;
+              closing = new SealedActivityError('ERR_ACTIVITY_UNAVAILABLE', 'the enclave closed the connection');
               try {
                 const e = decodeError(f.body);
-                closing = new SealedActivityError(e.code as NitroEnclaveErrorCode, `the enclave closed the connection: ${e.message}`);
+                const reason = new SealedActivityError(e.code as NitroEnclaveErrorCode, `the enclave closed the connection: ${e.message}`);
+                closing = reason.retryable ? reason : new SealedActivityError('ERR_ACTIVITY_UNAVAILABLE', `the enclave closed the connection (${e.code}: ${e.message})`);
               } catch {
                 // a malformed connection error still ends in the close below
               }
