@@ -3,7 +3,7 @@ import { NitroEnclaveError, type NitroEnclaveErrorCode } from '../errors.js';
 import type { NsmClient } from '../nsm/client.js';
 import { listenSocket, type StreamListener } from '../vsock/listen.js';
 import { VMADDR_CID_ANY, type SocketAddress, type VsockSocket } from '../vsock/connect.js';
-import { CONNECTION_ID, DEFAULT_MAX_MESSAGE_BYTES, decodeCall, encodeErrorBody, FRAME, FrameBudget, frameHeader, FrameReader, type CallFrame } from './protocol.js';
+import { CONNECTION_ID, DEFAULT_MAX_MESSAGE_BYTES, decodeCall, encodeErrorBody, FRAME, FRAME_PIECE_BYTES, FrameBudget, frameHeader, FrameReader, type CallFrame } from './protocol.js';
 import { openState, sealState, type SealingKeys } from './sealed-state.js';
 
 /** What a handler sees besides the plaintext. */
@@ -332,7 +332,9 @@ class Connection {
           const run = this.#runs.get(f.id);
           this.#error(f.id, 'ERR_ACTIVITY_DUPLICATE_ID', `request id ${f.id} is still in use on this connection${run?.cancelled ? ' (its cancelled run has not settled yet)' : ''}`);
         } else if (this.#running >= this.#limits.maxConcurrent || this.#queue.length || this.socket.writableNeedDrain) {
-          this.#queue.push({ id: f.id, body: f.body, held: f.held });
+          // A frame that arrived whole is a view into the socket's chunk: copy it, so a waiting call holds its bytes, not the chunk.
+          const body = f.body.buffer.byteLength > f.body.length + FRAME_PIECE_BYTES ? Buffer.from(f.body) : f.body;
+          this.#queue.push({ id: f.id, body, held: f.held });
         } else {
           this.#shared.budget.release(f.held);
           this.#call(f.id, f.body);
