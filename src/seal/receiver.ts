@@ -31,7 +31,7 @@ export interface AttestedReceiverOptions {
    */
   replayWindowMs?: number;
   /**
-   * Message ids remembered for `replayWindowMs` (default 100 000). When full, the oldest is forgotten and
+   * Message ids remembered for `replayWindowMs` (default 100 000, about 9 MB). When full, the oldest is forgotten and
    * every message stamped at or before its time is refused as `ERR_SEAL_STALE` (fails closed).
    */
   maxReplayCacheEntries?: number;
@@ -200,7 +200,7 @@ class ReplayCache {
       if (nowMs - t <= this.windowMs) break;
       this.#seen.delete(id);
     }
-    const key = toHex(stamp.messageId);
+    const key = cacheKey(stamp.messageId);
     if (this.#seen.has(key)) throw new NitroEnclaveError('ERR_SEAL_REPLAYED', 'this message was opened before (same message id within the replay window)');
     if (this.#seen.size >= this.maxEntries) {
       const [oldest, t] = this.#seen.entries().next().value as [string, number];
@@ -212,8 +212,8 @@ class ReplayCache {
   }
 }
 
-function toHex(b: Uint8Array): string {
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
+// A flat 16-character string (one char per byte): about 86 bytes per cache entry with the Map's own,
+// where a hex string built by concatenation would keep a rope of 16 pieces (about 640 bytes).
+function cacheKey(b: Uint8Array): string {
+  return String.fromCharCode(...b);
 }
