@@ -77,7 +77,7 @@ export async function benchWorkflow({ sizes = [1024, 64 * 1024] } = {}) {
   for (const size of sizes) {
     const plaintext = randomBytes(size);
     const envelope = tsk.encrypt(plaintext);
-    const state = sealState(tsk, plaintext, { workflowId: 'bench-wf', activity: 'step', seq: 0, producer: 'client' });
+    const state = sealState(tsk, plaintext, { workflowId: 'bench-wf', chainId: '00'.repeat(16), activity: 'step', seq: 0, producer: 'client' });
     const r = await interleaved(
       {
         floor: () => bc.request(envelope),

@@ -79,6 +79,7 @@ export type WorkflowErrorCode =
   | 'ERR_SEALED_WRONG_KEY'
   | 'ERR_SEALED_DECRYPT_FAILED'
   | 'ERR_SEALED_WRONG_WORKFLOW'
+  | 'ERR_SEALED_WRONG_CHAIN'
   | 'ERR_SEALED_WRONG_AGENT'
   | 'ERR_SEALED_WRONG_STEP'
   | 'ERR_SEALED_WRONG_PRODUCER'
@@ -186,8 +187,8 @@ export const ERROR_INFO: { readonly [C in NitroEnclaveErrorCode]: ErrorInfo } = 
   ERR_TSK_DISPOSED: { when: 'the key was disposed', remedy: 'get a new one' },
   ERR_TSK_CLIENT_CLOSED: { when: 'a Trusted Session Key client was used after `close()`', remedy: 'create a new client with `createTrustedSessionKeyClient`' },
   ERR_TSK_MALFORMED: { when: 'the envelope is short or of an unknown version', remedy: 'not a TSK envelope, or truncated' },
-  ERR_TSK_WRONG_KEY: { when: 'the envelope was sealed with another key (the key id differs)', remedy: 'use the key it was sealed with' },
-  ERR_TSK_DECRYPT_FAILED: { when: 'authentication failed (wrong associated data, or tampered)', remedy: 'the envelope was altered or belongs to another context' },
+  ERR_TSK_WRONG_KEY: { when: 'the envelope\'s clear key id is not this key\'s (decided before authentication: it says nothing about whether the envelope is authentic)', remedy: 'use the key it was sealed with' },
+  ERR_TSK_DECRYPT_FAILED: { when: 'authentication failed (wrong associated data, tampered, or an envelope of another domain such as a sealed state or a Temporal payload)', remedy: 'the envelope was altered or belongs to another context' },
   ERR_ACTIVITY_ATTESTATION: { when: 'an attestation document was asked for and could not be made', remedy: 'check the NSM' },
   ERR_ACTIVITY_CANCELLED: { when: 'the activity was cancelled and the enclave aborted the step', remedy: '— (Temporal cancellation)' },
   ERR_ACTIVITY_DUPLICATE_ID: { when: 'a CALL reused a request id whose run has not settled on this connection (in flight, queued, or cancelled and still running)', remedy: 'use a fresh id per call (the SDK\'s client does); a hostile relay only refuses itself' },
@@ -200,11 +201,12 @@ export const ERROR_INFO: { readonly [C in NitroEnclaveErrorCode]: ErrorInfo } = 
   ERR_ACTIVITY_UNAVAILABLE: { when: 'the enclave is unreachable or the connection dropped mid-step (restart)', remedy: 'retryable: Temporal retries the activity' },
   ERR_ACTIVITY_UNKNOWN_HANDLER: { when: 'no handler of that activity name in the enclave', remedy: 'register it in `serveSealedActivities({ handlers })`' },
   ERR_SEALED_DECRYPT_FAILED: { when: 'the state failed authentication: tampered, truncated, its clear binding rewritten, or not a sealed state', remedy: 'the host altered it: refuse the step' },
-  ERR_SEALED_MALFORMED: { when: 'a sealed state is short, of an unknown format, or its binding does not decode', remedy: 'truncated or not a sealed state' },
+  ERR_SEALED_MALFORMED: { when: 'a sealed state is short, of an unknown format, holds a TSK envelope of a version other than the current one, or its binding does not decode', remedy: 'truncated or not a sealed state' },
   ERR_SEALED_WRONG_AGENT: { when: 'authentic, but meant for another activity (agent)', remedy: 'the host handed this agent another agent\'s state' },
-  ERR_SEALED_WRONG_KEY: { when: 'the state was sealed with a key id that is not in the key (ring)', remedy: 'open with the key ring that holds the sealing key' },
+  ERR_SEALED_WRONG_KEY: { when: 'the state\'s clear key id names no key in the key (ring); decided before authentication, so it says nothing about whether the state is authentic', remedy: 'open with the key ring that holds the sealing key' },
   ERR_SEALED_WRONG_PRODUCER: { when: 'authentic, but produced by an agent this step does not accept', remedy: 'the host skipped or swapped an agent' },
   ERR_SEALED_WRONG_STEP: { when: 'authentic, but for another step number', remedy: 'the host reordered or replayed steps' },
+  ERR_SEALED_WRONG_CHAIN: { when: 'authentic and of this workflow id, but of another chain: another run of the same workflow id (Temporal reuses ids after a run closes, for cron and continue-as-new)', remedy: 'the host replayed a state from another run: refuse it' },
   ERR_SEALED_WRONG_WORKFLOW: { when: 'authentic, but bound to another workflow id (message names both)', remedy: 'the host replayed another workflow\'s state' },
   ERR_SEAL_MALFORMED: { when: 'the sealed message is not bytes, or too short for its header, `enc` and tag', remedy: 'corrupted in transit' },
   ERR_SEAL_UNSUPPORTED_VERSION: { when: 'the message (or the document\'s attested key) has a version this release does not read, or a receiver with `replayWindowMs` got an unstamped version 1 message', remedy: 'upgrade the side that is older' },
@@ -216,7 +218,7 @@ export const ERROR_INFO: { readonly [C in NitroEnclaveErrorCode]: ErrorInfo } = 
   ERR_SEAL_DECRYPT_FAILED: { when: 'HPKE open failed: tampered, sealed with other `info`, or not for this key (indistinguishable on purpose)', remedy: 'seal with the `info` the enclave opens with' },
 
   ERR_CODEC_DECRYPT_FAILED: { when: 'an encrypted payload failed authentication: altered ciphertext or metadata, or an envelope made for something else', remedy: 'no key fixes it: reset the workflow before that event or terminate it; find who writes your history' },
-  ERR_CODEC_MALFORMED: { when: '`binary/encrypted` without a valid key id, cipher tag or data, or another codec\'s format', remedy: 'check every client and worker uses this codec' },
+  ERR_CODEC_MALFORMED: { when: '`binary/encrypted` without a valid key id or data, a cipher tag other than exactly `tsk-v2`, an envelope of another version, or another codec\'s format', remedy: 'check every client and worker uses this codec' },
   ERR_CODEC_UNENCRYPTED: { when: '`rejectUnencrypted` is on and a payload is plaintext', remedy: 'give that producer the codec, or turn the option off while old histories remain' },
   ERR_CODEC_UNKNOWN_KEY: { when: 'a payload was sealed with a TSK the codec does not hold (the message names its key id and the ids held), or `encodeKeyId` is not in the ring', remedy: 'load that TSK and `ring.add(tsk)`: the workflow task retries and succeeds' },
 };

@@ -35,7 +35,7 @@ export const demoBrief = {
 function describeSealed(data) {
   try {
     const b = peekStateBinding(data);
-    return `${data.length} bytes, sealed for ${b.activity} #${b.seq} from ${b.producer}: …${Buffer.from(data.subarray(-20)).toString('hex')}`;
+    return `${data.length} bytes, sealed for ${b.activity} #${b.seq} from ${b.producer}, chain ${b.chainId.slice(0, 8)}…: …${Buffer.from(data.subarray(-20)).toString('hex')}`;
   } catch {
     return `${data.length} bytes (not a sealed state): ${Buffer.from(data.subarray(0, 20)).toString('hex')}…`;
   }
@@ -160,7 +160,8 @@ export async function runDemo({ log = console.log, workflowBundle, temporalAddre
     const client = new Client({ connection });
     const workflowId = `confidential-demo-${Date.now()}`;
     log(`Starter (in the enclave): sealing the brief for research, step 1, and starting workflow ${workflowId}`);
-    const { report } = await runConfidentialWorkflow({ client, key: enclave.tsk, brief, workflowId, taskQueue });
+    const { report, chainId } = await runConfidentialWorkflow({ client, key: enclave.tsk, brief, workflowId, taskQueue });
+    log(`Starter: the report carries this run's chain id ${chainId.slice(0, 8)}… (a state from another run of ${workflowId} would be refused)`);
     log('Workflow completed: research → analysis → report, each step opened and re-sealed inside the enclave');
 
     // --- what the server stored ---

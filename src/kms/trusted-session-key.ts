@@ -20,9 +20,9 @@ export interface TrustedSessionKeyMetadata {
 
 /**
  * The envelope version {@link TrustedSessionKey.encrypt} writes: 2 (XAES-256-GCM).
- * {@link TrustedSessionKey.decrypt} opens versions 1 and 2.
+ * {@link TrustedSessionKey.decrypt} opens versions 1 and 2. Byte-level spec: docs/formats.md.
  *
- * Envelope v2 (written by `encrypt`):
+ * Envelope v2 (written by `encrypt`, and by sealed state and the payload codec in their own domains):
  *
  *   offset 0   1 byte   version = 0x02
  *   offset 1   8 bytes  key id = HMAC-SHA256(key, "nitro-enclave-sdk/tsk/key-id")[0..8]
@@ -30,7 +30,15 @@ export interface TrustedSessionKeyMetadata {
  *   offset 33  n bytes  XAES-256-GCM ciphertext (c2sp.org/XAES-256-GCM)
  *   last      16 bytes  GCM tag
  *
- * Envelope v1 (opened only):
+ *   GCM AAD = header (bytes 0..33) ‖ u16be(len(label)) ‖ label ‖ associated data
+ *
+ * `label` names the use ({@link TSK_ENVELOPE_DOMAINS}): `encrypt`/`decrypt` always use
+ * "nitro-enclave-sdk/tsk/encrypt" with the caller's AAD; sealed workflow state and Temporal payloads
+ * use their own labels. The length prefix makes (label, data) → bytes injective, so no caller AAD
+ * can produce the AAD of another domain: no `encrypt(x, anyAad)` is a sealed state or a payload, and
+ * neither opens through `decrypt`.
+ *
+ * Envelope v1 (written by 0.1; opened only by `decrypt`, never by sealed state or the codec):
  *
  *   offset 0   1 byte   version = 0x01
  *   offset 1   8 bytes  key id (as above)
@@ -38,9 +46,10 @@ export interface TrustedSessionKeyMetadata {
  *   offset 21  n bytes  AES-256-GCM ciphertext
  *   last      16 bytes  GCM tag
  *
- * In both, the whole header (version, key id, nonce) is authenticated as GCM AAD, followed by the
- * caller's AAD. The TSK is shared by every instance and restart of the enclave image, so v1's random
- * 96-bit nonces cap it at about 2³² messages fleet-wide; v2's 192-bit nonces lift that cap.
+ *   GCM AAD = header (bytes 0..21) ‖ caller AAD   (v1 had no domains)
+ *
+ * The TSK is shared by every instance and restart of the enclave image, so v1's random 96-bit
+ * nonces cap it at about 2³² messages fleet-wide; v2's 192-bit nonces lift that cap.
  *
  * @example
  * ```ts
@@ -49,27 +58,77 @@ export interface TrustedSessionKeyMetadata {
  * ```
  */
 export const TSK_ENVELOPE_VERSION = 2;
+
+/**
+ * The domain label of every use of a TSK envelope v2 (see {@link TSK_ENVELOPE_VERSION}). Each use
+ * has its own label, and the label is length-prefixed in the authenticated data, so an envelope of
+ * one domain never opens in another. `encrypt` is the only domain caller AAD can reach.
+ *
+ * @example
+ * ```ts
+ * TSK_ENVELOPE_DOMAINS.encrypt; // 'nitro-enclave-sdk/tsk/encrypt'
+ * ```
+ */
+export const TSK_ENVELOPE_DOMAINS = Object.freeze({
+  /** `TrustedSessionKey.encrypt` / `decrypt`, followed by the caller's AAD. */
+  encrypt: 'nitro-enclave-sdk/tsk/encrypt',
+  /** Sealed workflow state (nitro-enclave-sdk/workflow), followed by the state's clear prefix. */
+  sealedState: 'nitro-enclave-sdk/workflow/sealed-state',
+  /** Temporal payloads (nitro-enclave-sdk/temporal), followed by nothing. */
+  temporalPayload: 'nitro-enclave-sdk/temporal/payload',
+} as const);
+
+/** One of the {@link TSK_ENVELOPE_DOMAINS}. */
+export type TskEnvelopeDomain = keyof typeof TSK_ENVELOPE_DOMAINS;
+
+/** The HMAC-SHA256 message whose first 8 bytes, under the key, are the key id. */
+export const TSK_KEY_ID_LABEL = 'nitro-enclave-sdk/tsk/key-id';
+
 const V1_HEADER = 21;
 const V2_HEADER = 1 + 8 + XAES_NONCE_BYTES;
 const TAG = 16;
 
+// u16be(len(label)) ‖ label, per domain: the bytes authenticated between the header and the data.
+const DOMAIN_PREFIX: Readonly<Record<TskEnvelopeDomain, Buffer>> = Object.freeze(
+  Object.fromEntries(
+    Object.entries(TSK_ENVELOPE_DOMAINS).map(([name, label]) => {
+      const bytes = Buffer.from(label, 'utf8');
+      const out = Buffer.alloc(2 + bytes.length);
+      out.writeUInt16BE(bytes.length, 0);
+      bytes.copy(out, 2);
+      return [name, out];
+    }),
+  ) as Record<TskEnvelopeDomain, Buffer>,
+);
+
 const REDACTED = '[REDACTED]';
 
-type SealAfterPrefix = (tsk: TrustedSessionKey, prefix: Uint8Array, plaintext: Uint8Array, aad: Uint8Array, aad2: Uint8Array) => Uint8Array;
-type OpenWithAad2 = (tsk: TrustedSessionKey, envelope: Uint8Array, aad: Uint8Array, aad2: Uint8Array) => Uint8Array;
-let sealAfterPrefix!: SealAfterPrefix;
-let openWithAad2!: OpenWithAad2;
+type Seal = (tsk: TrustedSessionKey, domain: TskEnvelopeDomain, prefix: Uint8Array | undefined, plaintext: Uint8Array, data: Uint8Array | undefined) => Uint8Array;
+type Open = (tsk: TrustedSessionKey, domain: TskEnvelopeDomain, envelope: Uint8Array, data: Uint8Array | undefined) => Uint8Array;
+type Brand = (value: unknown) => boolean;
+let seal!: Seal;
+let open!: Open;
+let brand!: Brand;
 
 /**
- * @internal For src/workflow: `prefix ‖ tsk.encrypt(plaintext, aad ‖ aad2)` built in one buffer.
+ * @internal For sealed state and the payload codec: `prefix ‖ envelope v2` in one buffer, sealed in
+ * `domain` with `data` authenticated after the label.
  */
-export function encryptAfterPrefix(tsk: TrustedSessionKey, prefix: Uint8Array, plaintext: Uint8Array, aad: Uint8Array, aad2: Uint8Array): Uint8Array {
-  return sealAfterPrefix(tsk, prefix, plaintext, aad, aad2);
+export function sealInDomain(tsk: TrustedSessionKey, domain: Exclude<TskEnvelopeDomain, 'encrypt'>, prefix: Uint8Array | undefined, plaintext: Uint8Array, data: Uint8Array | undefined): Uint8Array {
+  return seal(tsk, domain, prefix, plaintext, data);
 }
 
-/** @internal For src/workflow: `tsk.decrypt(envelope, aad ‖ aad2)` without concatenating the AAD. */
-export function decryptWithAad(tsk: TrustedSessionKey, envelope: Uint8Array, aad: Uint8Array, aad2: Uint8Array): Uint8Array {
-  return openWithAad2(tsk, envelope, aad, aad2);
+/**
+ * @internal Opens an envelope of `domain`; only the current version (v2): ERR_TSK_MALFORMED for
+ * any other, so a v1 envelope never passes as sealed state or a payload.
+ */
+export function openInDomain(tsk: TrustedSessionKey, domain: Exclude<TskEnvelopeDomain, 'encrypt'>, envelope: Uint8Array, data: Uint8Array | undefined): Uint8Array {
+  return open(tsk, domain, envelope, data);
+}
+
+/** @internal True for a TrustedSessionKey of this copy of the package (the domain hooks need one). */
+export function isTrustedSessionKey(value: unknown): value is TrustedSessionKey {
+  return brand(value);
 }
 
 /**
@@ -98,7 +157,7 @@ export class TrustedSessionKey {
     this.#key = Buffer.from(key.buffer, key.byteOffset, key.byteLength);
     this.#keyObject = createSecretKey(this.#key);
     this.#xaes = new XaesKey(this.#key);
-    this.#keyIdBytes = createHmac('sha256', this.#key).update('nitro-enclave-sdk/tsk/key-id').digest().subarray(0, 8);
+    this.#keyIdBytes = createHmac('sha256', this.#key).update(TSK_KEY_ID_LABEL).digest().subarray(0, 8);
     this.metadata = Object.freeze({ ...metadata, keyId: this.#keyIdBytes.toString('hex') });
   }
 
@@ -121,19 +180,20 @@ export class TrustedSessionKey {
   }
 
   /**
-   * Seals `plaintext` with XAES-256-GCM in envelope v2 (layout at {@link TSK_ENVELOPE_VERSION});
-   * `aad` is authenticated, not stored.
+   * Seals `plaintext` with XAES-256-GCM in envelope v2 (layout at {@link TSK_ENVELOPE_VERSION}), in
+   * the `encrypt` domain; `aad` is authenticated, not stored. Whatever `aad` is, the result is never
+   * a sealed workflow state or a Temporal payload.
    */
   encrypt(plaintext: Uint8Array, aad?: Uint8Array): Uint8Array {
-    return this.#seal(undefined, plaintext, aad, undefined);
+    if (aad !== undefined && !(aad instanceof Uint8Array)) throw new TypeError('aad must be a Uint8Array');
+    return this.#seal('encrypt', undefined, plaintext, aad);
   }
 
-  // `prefix` bytes are written before the envelope in the same buffer (one allocation, no concat),
-  // and `aad2` is authenticated after `aad`: both for sealed workflow state (src/workflow).
-  #seal(prefix: Uint8Array | undefined, plaintext: Uint8Array, aad: Uint8Array | undefined, aad2: Uint8Array | undefined): Uint8Array {
+  // `prefix` bytes are written before the envelope in the same buffer (one allocation, no concat):
+  // for sealed workflow state, whose clear header precedes its envelope.
+  #seal(domain: TskEnvelopeDomain, prefix: Uint8Array | undefined, plaintext: Uint8Array, data: Uint8Array | undefined): Uint8Array {
     this.#live();
     if (!(plaintext instanceof Uint8Array)) throw new TypeError('plaintext must be a Uint8Array');
-    if (aad !== undefined && !(aad instanceof Uint8Array)) throw new TypeError('aad must be a Uint8Array');
     // One allocation for the envelope; the header is written in place and the ciphertext copied once
     // (node:crypto has no encrypt-into), where v1 concatenated three times (measured in bench/envelope.mjs).
     const p = prefix?.length ?? 0;
@@ -144,10 +204,10 @@ export class TrustedSessionKey {
     this.#keyIdBytes.copy(out, 1);
     const header = out.subarray(0, V2_HEADER);
     const cipher = this.#xaes!.sealer(out.subarray(9, V2_HEADER));
-    // Successive AAD updates are one GHASH input (header ‖ aad ‖ aad2): GCM buffers partial AAD blocks.
+    // Successive AAD updates are one GHASH input (header ‖ u16 ‖ label ‖ data): GCM buffers partial AAD blocks.
     cipher.setAAD(header);
-    if (aad?.length) cipher.setAAD(aad);
-    if (aad2?.length) cipher.setAAD(aad2);
+    cipher.setAAD(DOMAIN_PREFIX[domain]);
+    if (data?.length) cipher.setAAD(data);
     const body = cipher.update(plaintext);
     cipher.final();
     out.set(body, V2_HEADER);
@@ -155,21 +215,22 @@ export class TrustedSessionKey {
     return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
   }
 
-  static {
-    sealAfterPrefix = (tsk, prefix, plaintext, aad, aad2) => tsk.#seal(prefix, plaintext, aad, aad2);
-  }
-
-  /** Opens an envelope made by {@link encrypt} (v2) or by earlier versions (v1); the same `aad` must be given. */
+  /**
+   * Opens an envelope made by {@link encrypt} (v2) or by 0.1 (v1); the same `aad` must be given.
+   * Sealed workflow states and Temporal payloads never open here, whatever the `aad`.
+   */
   decrypt(envelope: Uint8Array, aad?: Uint8Array): Uint8Array {
-    return this.#open(envelope, aad, undefined);
+    if (aad !== undefined && !(aad instanceof Uint8Array)) throw new TypeError('aad must be a Uint8Array');
+    return this.#open('encrypt', envelope, aad, true);
   }
 
-  #open(envelope: Uint8Array, aad: Uint8Array | undefined, aad2: Uint8Array | undefined): Uint8Array {
+  #open(domain: TskEnvelopeDomain, envelope: Uint8Array, data: Uint8Array | undefined, allowV1: boolean): Uint8Array {
     const key = this.#live();
     if (!(envelope instanceof Uint8Array)) throw new TypeError('envelope must be a Uint8Array');
-    if (aad !== undefined && !(aad instanceof Uint8Array)) throw new TypeError('aad must be a Uint8Array');
     const version = envelope[0];
-    if (version !== 1 && version !== 2) throw new NitroEnclaveError('ERR_TSK_MALFORMED', `envelope version ${version ?? 'none'} is not supported (expected 1 or 2)`);
+    if (version !== TSK_ENVELOPE_VERSION && !(allowV1 && version === 1)) {
+      throw new NitroEnclaveError('ERR_TSK_MALFORMED', `envelope version ${version ?? 'none'} is not supported (expected ${allowV1 ? '1 or 2' : TSK_ENVELOPE_VERSION})`);
+    }
     const headerLength = version === 1 ? V1_HEADER : V2_HEADER;
     if (envelope.length < headerLength + TAG) throw new NitroEnclaveError('ERR_TSK_MALFORMED', `envelope is ${envelope.length} bytes, shorter than the v${version} header and tag`);
     if (!this.#keyIdBytes.equals(envelope.subarray(1, 9))) {
@@ -179,21 +240,24 @@ export class TrustedSessionKey {
     const nonce = envelope.subarray(9, headerLength);
     const decipher = version === 1 ? createDecipheriv('aes-256-gcm', key, nonce) : this.#xaes!.decipher(nonce);
     decipher.setAAD(header);
-    if (aad?.length) decipher.setAAD(aad);
-    if (aad2?.length) decipher.setAAD(aad2);
+    // v1 predates domains: it is reachable only from decrypt (allowV1), where the domain is `encrypt`.
+    if (version !== 1) decipher.setAAD(DOMAIN_PREFIX[domain]);
+    if (data?.length) decipher.setAAD(data);
     decipher.setAuthTag(envelope.subarray(envelope.length - TAG));
     const out = decipher.update(envelope.subarray(headerLength, envelope.length - TAG));
     try {
       decipher.final();
     } catch {
       out.fill(0);
-      throw new NitroEnclaveError('ERR_TSK_DECRYPT_FAILED', 'envelope failed authentication (wrong AAD, or tampered)');
+      throw new NitroEnclaveError('ERR_TSK_DECRYPT_FAILED', 'envelope failed authentication (wrong AAD, tampered, or sealed for another use)');
     }
     return new Uint8Array(out.buffer, out.byteOffset, out.length);
   }
 
   static {
-    openWithAad2 = (tsk, envelope, aad, aad2) => tsk.#open(envelope, aad, aad2);
+    seal = (tsk, domain, prefix, plaintext, data) => tsk.#seal(domain, prefix, plaintext, data);
+    open = (tsk, domain, envelope, data) => tsk.#open(domain, envelope, data, false);
+    brand = (value) => typeof value === 'object' && value !== null && #keyIdBytes in value;
   }
 
   /** Zeroes the key bytes; every later use (including {@link keyObject}) throws ERR_TSK_DISPOSED. */

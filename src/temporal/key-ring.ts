@@ -1,7 +1,11 @@
-import type { TrustedSessionKey } from '../kms/trusted-session-key.js';
+import { isTrustedSessionKey, type TrustedSessionKey } from '../kms/trusted-session-key.js';
 
-/** What the codec needs of a key: TrustedSessionKey's public API (its envelope version is its own business). */
-export type CodecKey = Pick<TrustedSessionKey, 'encrypt' | 'decrypt' | 'metadata'>;
+/**
+ * A key the codec takes: a {@link TrustedSessionKey} (of this copy of the package). Not any object
+ * with `encrypt`/`decrypt`: payloads are sealed in the codec's own envelope domain, which only the
+ * key itself can write (docs/formats.md), so no `tsk.encrypt(x, aad)` is ever a payload.
+ */
+export type CodecKey = TrustedSessionKey;
 
 /**
  * Trusted Session Keys by key id, growing at run time. The newest key (the
@@ -21,10 +25,7 @@ export interface TskKeyRing {
 }
 
 function checkKey(key: unknown): asserts key is CodecKey {
-  const k = key as CodecKey | null;
-  if (typeof k?.encrypt !== 'function' || typeof k.decrypt !== 'function' || typeof k.metadata?.keyId !== 'string' || !/^[0-9a-f]{16}$/.test(k.metadata.keyId)) {
-    throw new TypeError('keys must be TrustedSessionKeys (with encrypt, decrypt and metadata.keyId)');
-  }
+  if (!isTrustedSessionKey(key)) throw new TypeError('keys must be TrustedSessionKeys (from getTrustedSessionKey, of this copy of nitro-enclave-sdk)');
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
 import { NitroEnclaveError } from '../errors.js';
+import { openInDomain, sealInDomain, TSK_ENVELOPE_VERSION } from '../kms/trusted-session-key.js';
 import { toKeyRing, type CodecKey, type TskKeyRing } from './key-ring.js';
 
 const ProtoPayload = proto.temporal.api.common.v1.Payload;
@@ -24,7 +25,7 @@ export const ENCRYPTED_ENCODING = 'binary/encrypted';
  */
 export const METADATA_KEY_ID = 'encryption-key-id';
 /**
- * Metadata key holding the cipher tag, `tsk-v<envelope version>`.
+ * Metadata key holding the cipher tag, {@link TSK_CIPHER_TAG} (`tsk-v2`).
  *
  * @example
  * ```ts
@@ -34,13 +35,21 @@ export const METADATA_KEY_ID = 'encryption-key-id';
 export const METADATA_CIPHER = 'encryption-cipher';
 
 /**
- * Domain separation: a TSK envelope made for something else (sealed agent state, your own data) is
- * refused as a payload, and a payload cannot be passed off as one of those.
+ * The one cipher tag the codec writes and reads: `tsk-v` and the TSK envelope version, exactly
+ * (`tsk-v02`, `tsk-v1` or `TSK-V2` are refused as ERR_CODEC_MALFORMED).
+ *
+ * @example
+ * ```ts
+ * new TextDecoder().decode(payload.metadata?.[METADATA_CIPHER]) === TSK_CIPHER_TAG; // true for this codec's payloads
+ * ```
  */
-const AAD = new TextEncoder().encode('nitro-enclave-sdk/temporal/payload');
+export const TSK_CIPHER_TAG = `tsk-v${TSK_ENVELOPE_VERSION}`;
+
+// Domain separation is the envelope's: payloads are sealed in their own domain (temporal/payload),
+// so no tsk.encrypt(x, aad) is a payload, no sealed state is, and no payload opens anywhere else.
 const text = new TextEncoder();
 const untext = new TextDecoder('utf-8', { fatal: false });
-const CIPHER_TAG = /^tsk-v([0-9]{1,3})$/;
+const CIPHER_TAG_BYTES = text.encode(TSK_CIPHER_TAG);
 
 /** Options of {@link createTskPayloadCodec}: the keys (or a key ring), the key to encode with, and whether to refuse unencrypted payloads. */
 export interface TskPayloadCodecOptions {
@@ -112,9 +121,11 @@ const show = (s: string) => JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}…
 
 /**
  * A Temporal `PayloadCodec` that encrypts every payload with a Trusted Session Key. The whole
- * serialized `Payload` (its metadata and data) is sealed with `TrustedSessionKey.encrypt`; the
- * plaintext metadata of the result holds only `encoding: binary/encrypted`, the key id and a
- * cipher tag. Decoding picks the key by key id, so keys rotate by adding the new one and keeping
+ * serialized `Payload` (its metadata and data) is sealed in a TSK envelope v2 of the codec's own
+ * domain (docs/formats.md); the plaintext metadata of the result holds only
+ * `encoding: binary/encrypted`, the key id and the cipher tag `tsk-v2`. A payload is not bound to
+ * its place: Temporal's `PayloadCodec` gets no context (workflow, event, role), so whoever writes
+ * the history can move an encrypted payload to another place under the same keys; it still opens. Decoding picks the key by key id, so keys rotate by adding the new one and keeping
  * the old ones for as long as histories hold payloads sealed with them.
  *
  * A decode failure throws a NitroEnclaveError (`ERR_CODEC_UNKNOWN_KEY`, `ERR_CODEC_DECRYPT_FAILED`,
@@ -162,17 +173,19 @@ export function createTskPayloadCodec(options: TskPayloadCodecOptions): PayloadC
     const keyIdBytes = meta[METADATA_KEY_ID];
     const keyId = keyIdBytes ? untext.decode(keyIdBytes) : '';
     if (!/^[0-9a-f]{16}$/.test(keyId)) throw new NitroEnclaveError('ERR_CODEC_MALFORMED', `encrypted payload has no valid ${METADATA_KEY_ID} (got ${keyIdBytes ? show(keyId) : 'none'})`);
-    const cipher = meta[METADATA_CIPHER] ? untext.decode(meta[METADATA_CIPHER]) : '';
-    const version = CIPHER_TAG.exec(cipher)?.[1];
-    if (version === undefined) throw new NitroEnclaveError('ERR_CODEC_MALFORMED', `payload sealed with key ${keyId} has cipher ${show(cipher)}, not a nitro-enclave-sdk TSK envelope (another codec made it?)`);
+    const cipherBytes = meta[METADATA_CIPHER];
+    // Byte-exact: only the tag this codec writes (no `tsk-v02`, no trailing bytes, no other version).
+    if (!cipherBytes || !Buffer.from(cipherBytes).equals(CIPHER_TAG_BYTES)) {
+      throw new NitroEnclaveError('ERR_CODEC_MALFORMED', `payload sealed with key ${keyId} has cipher ${show(cipherBytes ? untext.decode(cipherBytes) : '')}, not ${TSK_CIPHER_TAG} (another codec or version made it?)`);
+    }
     const data = payload.data;
     if (!(data instanceof Uint8Array) || data.length === 0) throw new NitroEnclaveError('ERR_CODEC_MALFORMED', `payload sealed with key ${keyId} has no data`);
-    if (data[0] !== Number(version)) throw new NitroEnclaveError('ERR_CODEC_MALFORMED', `payload sealed with key ${keyId}: cipher tag ${cipher} does not match envelope version ${data[0]}`);
+    if (data[0] !== TSK_ENVELOPE_VERSION) throw new NitroEnclaveError('ERR_CODEC_MALFORMED', `payload sealed with key ${keyId}: cipher tag ${TSK_CIPHER_TAG} but envelope version ${data[0]}`);
     const key = ring.get(keyId);
     if (!key) throw missing(keyId, 'decoding this payload');
     let plain: Uint8Array;
     try {
-      plain = key.decrypt(data, AAD);
+      plain = openInDomain(key, 'temporalPayload', data, undefined);
     } catch (err) {
       const code = (err as NitroEnclaveError).code;
       if (code === 'ERR_TSK_MALFORMED') throw new NitroEnclaveError('ERR_CODEC_MALFORMED', `payload sealed with key ${keyId}: ${(err as Error).message}`);
@@ -195,7 +208,7 @@ export function createTskPayloadCodec(options: TskPayloadCodecOptions): PayloadC
         const plain = serialize(payload, scratch);
         let sealed: Uint8Array;
         try {
-          sealed = key.encrypt(plain, AAD);
+          sealed = sealInDomain(key, 'temporalPayload', undefined, plain, undefined);
         } finally {
           plain.fill(0);
         }
@@ -203,7 +216,7 @@ export function createTskPayloadCodec(options: TskPayloadCodecOptions): PayloadC
           metadata: {
             encoding: text.encode(ENCRYPTED_ENCODING),
             [METADATA_KEY_ID]: text.encode(key.metadata.keyId),
-            [METADATA_CIPHER]: text.encode(`tsk-v${sealed[0]}`),
+            [METADATA_CIPHER]: CIPHER_TAG_BYTES.slice(),
           },
           data: sealed,
         };

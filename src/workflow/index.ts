@@ -4,7 +4,7 @@ export { NitroEnclaveError } from '../errors.js';
 export type { NitroEnclaveErrorCode, WorkflowErrorCode } from '../errors.js';
 export { sealState, openState, peekStateBinding, SEALED_STATE_FORMAT } from './sealed-state.js';
 export type { SealingKeys, ExpectedBinding, OpenedState } from './sealed-state.js';
-export { MAX_BINDING_FIELD_BYTES } from './binding.js';
+export { MAX_BINDING_FIELD_BYTES, CHAIN_ID_BYTES, newChainId, encodeBinding } from './binding.js';
 export type { StateBinding } from './binding.js';
 export { serveSealedActivities, openHandlerError, DEFAULT_ACTIVITY_LIMITS } from './server.js';
 export type { SealedActivityContext, SealedActivityHandler, SealedActivityLimits, SealedActivityResult, SealedActivityServer, ServeSealedActivitiesOptions, HandlerErrorDetails, RelayTimers } from './server.js';

@@ -1,6 +1,6 @@
 import { NitroEnclaveError, type WorkflowErrorCode } from '../errors.js';
-import { decryptWithAad, encryptAfterPrefix, type TrustedSessionKey } from '../kms/trusted-session-key.js';
-import { decodeBinding, encodeBinding, type StateBinding } from './binding.js';
+import { isTrustedSessionKey, openInDomain, sealInDomain, TSK_ENVELOPE_VERSION, type TrustedSessionKey } from '../kms/trusted-session-key.js';
+import { checkChainId, decodeBinding, encodeBinding, type StateBinding } from './binding.js';
 
 /**
  * The key(s) for sealed state: one {@link TrustedSessionKey}, or a key ring for rotation. With a
@@ -11,6 +11,13 @@ export type SealingKeys = TrustedSessionKey | readonly TrustedSessionKey[];
 /** What the opener expects; every field is required, so no binding goes unchecked. */
 export interface ExpectedBinding {
   readonly workflowId: string;
+  /**
+   * The chain (run) the state must belong to: the `chainId` the chain's first state was sealed with.
+   * `null` accepts any chain, only for a step in the middle of a chain that copies the chain id
+   * forward (as `serveSealedActivities` does); whoever opens a chain's final state must name it, or
+   * a state from another run of the same workflow id opens.
+   */
+  readonly chainId: string | null;
   /** This step's activity name (the agent opening the state). */
   readonly activity: string;
   /** This step's sequence number. */
@@ -26,15 +33,17 @@ export interface OpenedState {
 }
 
 /**
- * Sealed state v1:
+ * Sealed state format 1 (byte-level spec: docs/formats.md):
  *
  *   offset 0      1 byte   format = 0x01
  *   offset 1      2 bytes  B = binding length (u16, big-endian)
- *   offset 3      B bytes  binding, in clear (see encodeBinding)
- *   offset 3 + B  rest     TSK envelope v2 of the state, AAD = DOMAIN ‖ bytes [0, 3 + B)
+ *   offset 3      B bytes  binding, in clear (encodeBinding)
+ *   offset 3 + B  rest     TSK envelope v2 of the state in the domain
+ *                          "nitro-enclave-sdk/workflow/sealed-state", data = bytes [0, 3 + B)
  *
- * The binding is readable by the host (workflow id, activity names, step numbers, agent names: all
- * of which Temporal already shows it) and authenticated by the envelope's tag.
+ * The binding is readable by the host (workflow id, chain id, activity names, step numbers, agent
+ * names: all but the chain id are what Temporal already shows it) and authenticated by the
+ * envelope's tag. The envelope's domain keeps it apart from every `tsk.encrypt(x, aad)`.
  *
  * @example
  * ```ts
@@ -43,13 +52,11 @@ export interface OpenedState {
  */
 export const SEALED_STATE_FORMAT = 1;
 const PREFIX = 3;
-const EMPTY = new Uint8Array(0);
-const MIN_ENVELOPE = 1 + 8 + 12 + 16; // the shortest TSK envelope (v1 header and tag)
-const DOMAIN = new TextEncoder().encode('nitro-enclave-sdk/sealed-state/v1\0');
+const MIN_ENVELOPE = 1 + 8 + 24 + 16; // the shortest TSK envelope v2 (header and tag)
 
 function sealingKey(keys: SealingKeys): TrustedSessionKey {
   const key = Array.isArray(keys) ? (keys as readonly TrustedSessionKey[])[0] : (keys as TrustedSessionKey);
-  if (!key || typeof (key as TrustedSessionKey).encrypt !== 'function') throw new TypeError('key must be a TrustedSessionKey or a non-empty array of them');
+  if (!isTrustedSessionKey(key)) throw new TypeError('key must be a TrustedSessionKey or a non-empty array of them');
   return key;
 }
 
@@ -58,22 +65,22 @@ function sealingKey(keys: SealingKeys): TrustedSessionKey {
  *
  * @example
  * ```ts
+ * const chainId = newChainId(); // a new chain: keep it to check the final state
  * const sealed = sealState(tsk, new TextEncoder().encode('{"topic":"x"}'), {
- *   workflowId: 'research-42', activity: 'research', seq: 0, producer: 'client',
+ *   workflowId: 'research-42', chainId, activity: 'research', seq: 0, producer: 'client',
  * });
  * ```
  */
 export function sealState(key: SealingKeys, plaintext: Uint8Array, binding: StateBinding): Uint8Array {
   const tsk = sealingKey(key);
   if (!(plaintext instanceof Uint8Array)) throw new TypeError('plaintext must be a Uint8Array');
-  // DOMAIN ‖ format ‖ length ‖ binding in one buffer: the AAD, whose tail is the state's prefix.
-  const aad = encodeBinding(binding, DOMAIN.length + PREFIX);
-  aad.set(DOMAIN);
-  aad[DOMAIN.length] = SEALED_STATE_FORMAT;
-  const b = aad.length - DOMAIN.length - PREFIX;
-  aad[DOMAIN.length + 1] = b >> 8;
-  aad[DOMAIN.length + 2] = b & 0xff;
-  return encryptAfterPrefix(tsk, aad.subarray(DOMAIN.length), plaintext, aad, EMPTY);
+  // format ‖ length ‖ binding: the state's clear prefix, and the data authenticated in its domain.
+  const prefix = encodeBinding(binding, PREFIX);
+  const b = prefix.length - PREFIX;
+  prefix[0] = SEALED_STATE_FORMAT;
+  prefix[1] = b >> 8;
+  prefix[2] = b & 0xff;
+  return sealInDomain(tsk, 'sealedState', prefix, plaintext, prefix);
 }
 
 /**
@@ -82,7 +89,7 @@ export function sealState(key: SealingKeys, plaintext: Uint8Array, binding: Stat
  *
  * @example
  * ```ts
- * const { workflowId, activity, seq, producer } = peekStateBinding(sealed); // host side: unverified
+ * const { workflowId, chainId, activity, seq, producer } = peekStateBinding(sealed); // host side: unverified
  * ```
  */
 export function peekStateBinding(sealed: Uint8Array): StateBinding {
@@ -102,6 +109,7 @@ function split(sealed: Uint8Array): { prefix: Uint8Array; binding: Uint8Array; e
 function checkExpected(expect: ExpectedBinding): readonly string[] {
   if (!expect || typeof expect !== 'object') throw new TypeError('expect must be an object');
   if (typeof expect.workflowId !== 'string' || !expect.workflowId) throw new TypeError('expect.workflowId must be a non-empty string');
+  if (expect.chainId !== null) checkChainId(expect.chainId, 'expect.chainId (or null for any chain, mid-chain only)');
   if (typeof expect.activity !== 'string' || !expect.activity) throw new TypeError('expect.activity must be a non-empty string');
   if (!Number.isSafeInteger(expect.seq) || expect.seq < 0) throw new TypeError('expect.seq must be a non-negative safe integer');
   const producers = typeof expect.producer === 'string' ? [expect.producer] : expect.producer;
@@ -110,8 +118,9 @@ function checkExpected(expect: ExpectedBinding): readonly string[] {
 }
 
 /**
- * Opens a sealed state and checks that it belongs where the opener is: this workflow, this step,
- * from an agent this step accepts. Each refusal has its own code.
+ * Opens a sealed state and checks that it belongs where the opener is: this workflow, this run of
+ * it (chain id, unless `null`), this step, from an agent this step accepts. Each refusal has its own
+ * code.
  *
  * Why the checks come after decryption: the binding travels in clear so that a mismatch can be
  * named, but until the tag verifies it is just bytes from the host, and naming a mismatch from it
@@ -121,10 +130,16 @@ function checkExpected(expect: ExpectedBinding): readonly string[] {
  * differs. A state that fails authentication (tampered, truncated, other key) is refused as
  * ERR_SEALED_DECRYPT_FAILED without naming any field. Refused plaintext is zeroed before throwing.
  *
+ * Two refusals come before authentication, from clear bytes, and say nothing about authenticity:
+ * ERR_SEALED_MALFORMED (the bytes cannot be a sealed state of this version) and ERR_SEALED_WRONG_KEY
+ * (the envelope's clear key id names no key held). Kept apart from DECRYPT_FAILED on purpose: in a
+ * key rotation they tell the operator which key to load; the host, who can corrupt any state
+ * anyway, gains nothing by choosing them, and nothing opens.
+ *
  * @example
  * ```ts
  * const { plaintext, binding } = openState(tsk, sealed, {
- *   workflowId: 'research-42', activity: 'analysis', seq: 1, producer: 'research',
+ *   workflowId: 'research-42', chainId, activity: 'analysis', seq: 1, producer: 'research',
  * });
  * try { use(plaintext); } finally { plaintext.fill(0); }
  * ```
@@ -132,16 +147,18 @@ function checkExpected(expect: ExpectedBinding): readonly string[] {
 export function openState(key: SealingKeys, sealed: Uint8Array, expect: ExpectedBinding): OpenedState {
   const producers = checkExpected(expect);
   const keys = Array.isArray(key) ? (key as readonly TrustedSessionKey[]) : [sealingKey(key)];
-  if (keys.length === 0) throw new TypeError('key must be a TrustedSessionKey or a non-empty array of them');
+  if (keys.length === 0 || !keys.every(isTrustedSessionKey)) throw new TypeError('key must be a TrustedSessionKey or a non-empty array of them');
   const { prefix, binding: bindingBytes, envelope } = split(sealed);
+  if (envelope[0] !== TSK_ENVELOPE_VERSION) throw new NitroEnclaveError('ERR_SEALED_MALFORMED', `sealed state holds a TSK envelope of version ${envelope[0]}; sealed state takes only version ${TSK_ENVELOPE_VERSION}`);
   if (envelope.length < MIN_ENVELOPE) throw new NitroEnclaveError('ERR_SEALED_MALFORMED', `sealed state envelope is ${envelope.length} bytes, shorter than a TSK envelope's header and tag`);
   // Choosing the key by the (unauthenticated) id only selects which key tries; a wrong pick cannot open.
+  // ERR_SEALED_WRONG_KEY is therefore decided before authentication (see above).
   const id = Buffer.from(envelope.subarray(1, 9)).toString('hex');
   const tsk = keys.find((k) => k.metadata.keyId === id);
   if (!tsk) throw new NitroEnclaveError('ERR_SEALED_WRONG_KEY', `sealed with key id ${id}, not in this key ring (${keys.map((k) => k.metadata.keyId).join(', ')})`);
   let plaintext: Uint8Array;
   try {
-    plaintext = decryptWithAad(tsk, envelope, DOMAIN, prefix);
+    plaintext = openInDomain(tsk, 'sealedState', envelope, prefix);
   } catch (err) {
     const code = (err as NitroEnclaveError).code;
     if (code === 'ERR_TSK_DISPOSED') throw err;
@@ -155,6 +172,7 @@ export function openState(key: SealingKeys, sealed: Uint8Array, expect: Expected
     throw new NitroEnclaveError(code, message);
   };
   if (binding.workflowId !== expect.workflowId) refuse('ERR_SEALED_WRONG_WORKFLOW', `state belongs to workflow ${JSON.stringify(binding.workflowId)}, not ${JSON.stringify(expect.workflowId)}`);
+  if (expect.chainId !== null && binding.chainId !== expect.chainId) refuse('ERR_SEALED_WRONG_CHAIN', `state belongs to chain ${binding.chainId} of workflow ${JSON.stringify(binding.workflowId)} (another run), not ${expect.chainId}`);
   if (binding.activity !== expect.activity) refuse('ERR_SEALED_WRONG_AGENT', `state is meant for activity ${JSON.stringify(binding.activity)}, not ${JSON.stringify(expect.activity)}`);
   if (binding.seq !== expect.seq) refuse('ERR_SEALED_WRONG_STEP', `state is for step ${binding.seq}, this is step ${expect.seq}`);
   if (!producers.includes(binding.producer)) refuse('ERR_SEALED_WRONG_PRODUCER', `state was produced by ${JSON.stringify(binding.producer)}; this step accepts ${producers.map((p) => JSON.stringify(p)).join(', ')}`);

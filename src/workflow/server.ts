@@ -10,6 +10,8 @@ import { openState, sealState, type SealingKeys } from './sealed-state.js';
 export interface SealedActivityContext {
   /** Authenticated: from the input state's binding. */
   readonly workflowId: string;
+  /** Authenticated: the chain (run) of the input state, copied to the output. */
+  readonly chainId: string;
   readonly activity: string;
   readonly seq: number;
   /** The agent that produced the input (authenticated). */
@@ -432,13 +434,17 @@ class Connection {
     }
     let input: Uint8Array;
     let producer: string;
+    let chainId: string;
     try {
-      const opened = openState(options.key, call.state, { workflowId: call.workflowId, activity: call.activity, seq: call.seq, producer: handler.from });
+      // Mid-chain: any chain (null); its id is copied to the output, and the chain's last opener checks it.
+      const opened = openState(options.key, call.state, { workflowId: call.workflowId, chainId: null, activity: call.activity, seq: call.seq, producer: handler.from });
       input = opened.plaintext;
       producer = opened.binding.producer;
+      chainId = opened.binding.chainId;
     } catch (err) {
-      const code = err instanceof NitroEnclaveError ? err.code : 'ERR_SEALED_DECRYPT_FAILED';
-      this.#answer(run, () => this.#error(id, code, err instanceof NitroEnclaveError ? err.message : 'the sealed input could not be opened'));
+      // A TypeError is the call's own fields (e.g. an empty workflow id), not the state's authenticity.
+      const code = err instanceof NitroEnclaveError ? err.code : err instanceof TypeError ? 'ERR_ACTIVITY_FRAME_MALFORMED' : 'ERR_SEALED_DECRYPT_FAILED';
+      this.#answer(run, () => this.#error(id, code, err instanceof NitroEnclaveError || err instanceof TypeError ? err.message : 'the sealed input could not be opened'));
       return;
     }
     let output: Uint8Array | undefined;
@@ -446,6 +452,7 @@ class Connection {
     try {
       const context: SealedActivityContext = {
         workflowId: call.workflowId,
+        chainId,
         activity: call.activity,
         seq: call.seq,
         producer,
@@ -459,7 +466,7 @@ class Connection {
       next = r.next ?? handler.next;
       if (!next) throw new TypeError(`handler ${call.activity} has no next step: set handlers.${call.activity}.next or return { state, next }`);
       if (run.cancelled || this.socket.destroyed) return; // cancelled or disconnected meanwhile: the answer was already given
-      const sealed = sealState(options.key, output, { workflowId: call.workflowId, activity: next, seq: call.seq + 1, producer: call.activity });
+      const sealed = sealState(options.key, output, { workflowId: call.workflowId, chainId, activity: next, seq: call.seq + 1, producer: call.activity });
       let attestation: Uint8Array = new Uint8Array(0);
       if (call.attest) {
         if (!options.nsm) {
@@ -488,7 +495,7 @@ class Connection {
       const e = err as { name?: unknown; message?: unknown; stack?: unknown; code?: unknown };
       const handlerCode = typeof e?.code === 'string' && HANDLER_CODE.test(e.code) ? e.code : '';
       const detail = new TextEncoder().encode(JSON.stringify({ name: String(e?.name ?? 'Error'), message: String(e?.message ?? err), stack: String(e?.stack ?? ''), code: handlerCode || undefined }));
-      const details = sealState(options.key, detail, { workflowId: call.workflowId, activity: ERROR_ACTIVITY, seq: call.seq, producer: call.activity });
+      const details = sealState(options.key, detail, { workflowId: call.workflowId, chainId, activity: ERROR_ACTIVITY, seq: call.seq, producer: call.activity });
       detail.fill(0);
       this.#answer(run, () => this.#error(id, 'ERR_ACTIVITY_HANDLER_FAILED', `handler ${JSON.stringify(call.activity)} failed${handlerCode ? ` (${handlerCode})` : ''}; details are sealed`, handlerCode, details));
     } finally {
@@ -511,12 +518,12 @@ export interface HandlerErrorDetails {
  *
  * @example
  * ```ts
- * const details = openHandlerError(tsk, failure.details[0], { workflowId, activity: 'analysis', seq: 1 });
+ * const details = openHandlerError(tsk, failure.details[0], { workflowId, chainId, activity: 'analysis', seq: 1 });
  * console.error(details.message);
  * ```
  */
-export function openHandlerError(key: SealingKeys, sealed: Uint8Array, at: { workflowId: string; activity: string; seq: number }): HandlerErrorDetails {
-  const { plaintext } = openState(key, sealed, { workflowId: at.workflowId, activity: ERROR_ACTIVITY, seq: at.seq, producer: at.activity });
+export function openHandlerError(key: SealingKeys, sealed: Uint8Array, at: { workflowId: string; chainId: string | null; activity: string; seq: number }): HandlerErrorDetails {
+  const { plaintext } = openState(key, sealed, { workflowId: at.workflowId, chainId: at.chainId, activity: ERROR_ACTIVITY, seq: at.seq, producer: at.activity });
   try {
     return JSON.parse(new TextDecoder().decode(plaintext)) as HandlerErrorDetails;
   } finally {

@@ -137,6 +137,7 @@ describe('attested Recipient operations through createRecipientClient (admin pri
     const undefinedRejection = { verify: () => Promise.reject(undefined) } as never;
     await expect(createRecipientClient({ kms: admin, nsm: nsm(), verifier: undefinedRejection }).generateRandom({ numberOfBytes: 8 })).rejects.toMatchObject({ code: 'ERR_ATTESTATION_MALFORMED' });
     // A verifier that never answers: the call ends at its deadline, and the envelope KMS released is zeroed unopened.
+    // The deadline leaves KMS time to answer on a loaded 2-core CI machine (1.5 s did not, once).
     const kms = new KMSClient(kmsClientConfig(sim, sim.principal('user/admin')));
     let released: Uint8Array | undefined;
     kms.middlewareStack.add(
@@ -148,7 +149,7 @@ describe('attested Recipient operations through createRecipientClient (admin pri
       { step: 'initialize', name: 'watchEnvelope' },
     );
     const silent = { verify: () => new Promise(() => {}) } as never;
-    await expect(createRecipientClient({ kms, nsm: nsm(), verifier: silent, timeoutMs: 1500 }).generateDataKey({ keyId: symmetricKey })).rejects.toMatchObject({ code: 'ERR_KMS_TIMEOUT' });
+    await expect(createRecipientClient({ kms, nsm: nsm(), verifier: silent, timeoutMs: 5000 }).generateDataKey({ keyId: symmetricKey })).rejects.toMatchObject({ code: 'ERR_KMS_TIMEOUT' });
     expect(released!.length).toBeGreaterThan(0);
     expect(released!.every((b) => b === 0)).toBe(true);
   });

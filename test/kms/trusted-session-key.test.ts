@@ -29,18 +29,22 @@ describe('TrustedSessionKey envelope v2 (XAES-256-GCM)', () => {
     expect(new TextDecoder().decode(tsk.decrypt(sealed, enc('agent-7')))).toBe('hello agents');
   });
 
-  it('is XAES-256-GCM with AAD = header ‖ caller AAD: node-forge opens it and seals what it opens', () => {
+  // u16be(29) ‖ "nitro-enclave-sdk/tsk/encrypt": the encrypt domain, written out by hand here.
+  const encryptDomain = new Uint8Array([0, 29, ...enc('nitro-enclave-sdk/tsk/encrypt')]);
+
+  it('is XAES-256-GCM with AAD = header ‖ u16 label length ‖ "nitro-enclave-sdk/tsk/encrypt" ‖ caller AAD: node-forge opens it and seals what it opens', () => {
     for (const aadLength of [0, 1, 5, 16, 31]) {
       const aad = randomBytes(aadLength);
       const pt = randomBytes(100 + aadLength);
       const sealed = tsk.encrypt(pt, aad);
       const header = sealed.subarray(0, 33);
-      const opened = forgeXaesOpen(keyBytes, sealed.subarray(9, 33), sealed.subarray(33), new Uint8Array([...header, ...aad]));
+      expect(forgeXaesOpen(keyBytes, sealed.subarray(9, 33), sealed.subarray(33), new Uint8Array([...header, ...aad]))).toBeNull(); // no domain: not the old AAD
+      const opened = forgeXaesOpen(keyBytes, sealed.subarray(9, 33), sealed.subarray(33), new Uint8Array([...header, ...encryptDomain, ...aad]));
       expect(opened && Buffer.from(opened).equals(pt)).toBe(true);
       // and the other way: an envelope built entirely by forge opens here
       const nonce = randomBytes(24);
       const h = new Uint8Array([2, ...sealed.subarray(1, 9), ...nonce]);
-      const body = forgeXaesSeal(keyBytes, nonce, pt, new Uint8Array([...h, ...aad]));
+      const body = forgeXaesSeal(keyBytes, nonce, pt, new Uint8Array([...h, ...encryptDomain, ...aad]));
       expect(Buffer.from(tsk.decrypt(new Uint8Array([...h, ...body]), aad)).equals(pt)).toBe(true);
     }
   });

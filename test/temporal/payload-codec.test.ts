@@ -1,11 +1,13 @@
 import { DefaultFailureConverter, defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { decodeFailure, decodeFromPayloadsAtIndex, encodeFailure, encodeToPayloads, loadDataConverter } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import proto from '@temporalio/proto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { NitroEnclaveError } from '../../src/errors.js';
 import { createTskKeyRing, createTskPayloadCodec } from '../../src/temporal/index.js';
 import { failureConverter } from '../../src/temporal/failure-converter.js';
+import { openPayloadBySpec } from '../helpers/formats-reference.js';
 import { forms, makeTsk } from './helpers.js';
 
 const SECRET = 'agent-7 diagnosis: classified-4711';
@@ -34,7 +36,7 @@ describe('createTskPayloadCodec through Temporal’s own data converter helpers'
   });
 
   it('the hand-appended data field serializes exactly what @temporalio/proto decodes (any metadata, data length, empty data)', async () => {
-    const { tsk } = makeTsk();
+    const { tsk, raw } = makeTsk();
     const codec = createTskPayloadCodec({ keys: tsk });
     const P = proto.temporal.api.common.v1.Payload;
     await fc.assert(
@@ -44,7 +46,7 @@ describe('createTskPayloadCodec through Temporal’s own data converter helpers'
         async (metadata, data) => {
           const payload = { metadata, data };
           const [sealed] = await codec.encode([payload]);
-          const inner = tsk.decrypt(sealed!.data!, new TextEncoder().encode('nitro-enclave-sdk/temporal/payload'));
+          const inner = openPayloadBySpec(raw, sealed!)!;
           expect(P.toObject(P.decode(inner), { bytes: String })).toEqual(P.toObject(P.decode(P.encode(payload).finish()), { bytes: String }));
         },
       ),
@@ -116,6 +118,12 @@ describe('createTskPayloadCodec through Temporal’s own data converter helpers'
       ['the tag cut off', (p) => ({ ...p, data: p.data!.subarray(0, p.data!.length - 1) }), 'ERR_CODEC_DECRYPT_FAILED'],
       ['no key id', (p) => ({ ...p, metadata: { encoding: p.metadata!.encoding!, 'encryption-cipher': p.metadata!['encryption-cipher']! } }), 'ERR_CODEC_MALFORMED'],
       ['a foreign cipher tag', (p) => ({ ...p, metadata: { ...p.metadata, 'encryption-cipher': Buffer.from('AES-256-GCM') } }), 'ERR_CODEC_MALFORMED'],
+      // Only the exact tag the codec writes (issue 18 §4): these all named version 2 or passed the old /^tsk-v([0-9]{1,3})$/.
+      ['the cipher tag tsk-v02', (p) => ({ ...p, metadata: { ...p.metadata, 'encryption-cipher': Buffer.from('tsk-v02') } }), 'ERR_CODEC_MALFORMED'],
+      ['the cipher tag tsk-v002', (p) => ({ ...p, metadata: { ...p.metadata, 'encryption-cipher': Buffer.from('tsk-v002') } }), 'ERR_CODEC_MALFORMED'],
+      ['the cipher tag TSK-V2', (p) => ({ ...p, metadata: { ...p.metadata, 'encryption-cipher': Buffer.from('TSK-V2') } }), 'ERR_CODEC_MALFORMED'],
+      ['the cipher tag tsk-v2 and a NUL', (p) => ({ ...p, metadata: { ...p.metadata, 'encryption-cipher': Buffer.from('tsk-v2\0') } }), 'ERR_CODEC_MALFORMED'],
+      ['the cipher tag tsk-v1 on a v1-looking envelope', (p) => ({ metadata: { ...p.metadata, 'encryption-cipher': Buffer.from('tsk-v1') }, data: Uint8Array.from(p.data!).fill(1, 0, 1) }), 'ERR_CODEC_MALFORMED'],
       ['no data', (p) => ({ metadata: p.metadata }), 'ERR_CODEC_MALFORMED'],
     ];
     for (const [name, tamper, code] of cases) {
@@ -125,6 +133,20 @@ describe('createTskPayloadCodec through Temporal’s own data converter helpers'
         for (const secret of [SECRET, a.raw, b.raw]) for (const f of forms(secret)) expect(err.message).not.toContain(f);
       });
     }
+
+    it('a genuine v1 envelope (as 0.1 would have sealed it, tagged tsk-v1) is ERR_CODEC_MALFORMED: the codec reads only v2', async () => {
+      const inner = proto.temporal.api.common.v1.Payload.encode(defaultPayloadConverter.toPayload(SECRET)).finish();
+      const nonce = randomBytes(12);
+      const header = Buffer.concat([Buffer.from([1]), Buffer.from(a.tsk.metadata.keyId, 'hex'), nonce]);
+      const c = createCipheriv('aes-256-gcm', a.raw, nonce);
+      c.setAAD(Buffer.concat([header, Buffer.from('nitro-enclave-sdk/temporal/payload')]));
+      const v1 = Buffer.concat([header, c.update(inner), c.final(), c.getAuthTag()]);
+      const sealed = await seal();
+      for (const tag of ['tsk-v1', 'tsk-v2']) {
+        const err = await codecError(codec.decode([{ metadata: { ...sealed.metadata, 'encryption-cipher': Buffer.from(tag) }, data: v1 }]));
+        expect(err.code).toBe('ERR_CODEC_MALFORMED');
+      }
+    });
 
     it('a TSK envelope made for something else (no payload AAD) is refused, so sealed agent state cannot pose as a payload', async () => {
       const inner = proto.temporal.api.common.v1.Payload.encode(defaultPayloadConverter.toPayload(SECRET)).finish();
@@ -138,6 +160,9 @@ describe('createTskPayloadCodec through Temporal’s own data converter helpers'
     const { tsk } = makeTsk();
     expect(() => createTskPayloadCodec({ keys: [] })).toThrow(TypeError);
     expect(() => createTskPayloadCodec({ keys: {} as never })).toThrow(TypeError);
+    // Not a look-alike: only a TrustedSessionKey writes the payload domain, so tsk.encrypt cannot stand in for it.
+    const lookAlike = { encrypt: tsk.encrypt.bind(tsk), decrypt: tsk.decrypt.bind(tsk), metadata: tsk.metadata };
+    expect(() => createTskPayloadCodec({ keys: lookAlike as never })).toThrow(new TypeError('keys must be TrustedSessionKeys (from getTrustedSessionKey, of this copy of nitro-enclave-sdk)'));
     expect(() => createTskPayloadCodec({ keys: tsk, encodeKeyId: 'nope' })).toThrow(TypeError);
     expect(() => createTskPayloadCodec({ keys: tsk, rejectUnencrypted: 'yes' as never })).toThrow(TypeError);
   });

@@ -11,7 +11,10 @@ import { createTskDataConverter, createTskKeyRing } from 'nitro-enclave-sdk/temp
 import { connectSocket, forwardTcpToVsock, type TcpToVsockForwarder } from '../../src/vsock/index.js';
 import { startTemporalStandIn, type TemporalStandIn } from '../../src/testing/temporal/index.js';
 import { realServerConfigured, realServerSkipNote, serverHolds, startTemporal, type TemporalUnderTest } from '../workflow-e2e/helpers/temporal.js';
-import { makeTsk } from './helpers.js';
+import { randomBytes } from 'node:crypto';
+// Keys from the built package too: the codec takes only TrustedSessionKeys of its own copy (it seals
+// in the payload domain through the key's private state).
+import { TrustedSessionKey } from 'nitro-enclave-sdk/kms';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const workflowsPath = join(here, 'workflows', 'confidential.ts');
@@ -21,8 +24,9 @@ const FAILURE = 'failure-msg-d90e';
 const STACK_MARKER = 'explodeWithStackMarker'; // the throwing function's name, found only in the stack trace
 const markers = [PATIENT, 'act-input-9c1e', 'act-result-5b2d', 'wf-result-2a7b', MEMO];
 
-const keyA = makeTsk().tsk;
-const keyB = makeTsk().tsk;
+const makeKey = () => new TrustedSessionKey(randomBytes(32), { keyArn: 'arn:aws:kms:us-east-1:111122223333:key/test', pcr0: '00'.repeat(48), moduleId: 'i-test-enc', obtainedAt: new Date(0) });
+const keyA = makeKey();
+const keyB = makeKey();
 
 function explodeWithStackMarker(secret: string): never {
   throw new Error(`${FAILURE}: ${secret}`);

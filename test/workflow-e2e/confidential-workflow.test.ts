@@ -91,6 +91,15 @@ describe.each(targets)('the confidential pipeline on the %s Temporal server', (k
     await Worker.runReplayHistory({ workflowBundle }, await env.client.workflow.getHandle(workflowId).fetchHistory(), workflowId);
   });
 
+  it('sealed: the host answers a later run of the same workflow id with run 1’s report: the starter refuses it (ERR_SEALED_WRONG_CHAIN)', async () => {
+    const workflowId = `sealed-reused-${kind}-${Date.now()}`;
+    const run1 = await runConfidentialWorkflow({ client: env.client, key: deployment.enclave.tsk, brief, workflowId, taskQueue: sealedQueue });
+    // Run 2 (same workflow id, as Temporal allows once run 1 closed): the host returns run 1's result.
+    const hostile = { workflow: { execute: async () => run1.sealedReport } };
+    const err = await runConfidentialWorkflow({ client: hostile, key: deployment.enclave.tsk, brief: { ...brief, question: 'another question' }, workflowId, taskQueue: sealedQueue }).catch((e: unknown) => e);
+    expect((err as { code?: string }).code).toBe('ERR_SEALED_WRONG_CHAIN');
+  });
+
   it('sealed: a failing agent fails the workflow with a coded, non-retryable failure and its message never reaches the server', async () => {
     const workflowId = `sealed-fail-${kind}-${Date.now()}`;
     const err = await runConfidentialWorkflow({ client: env.client, key: deployment.enclave.tsk, brief: failingBrief, workflowId, taskQueue: sealedQueue }).catch((e: unknown) => e);

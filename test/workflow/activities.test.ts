@@ -5,7 +5,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openHandlerError, openState, sealState, type SealedActivityServer } from '../../src/workflow/index.js';
 import { createSealedActivities, createSealedActivityClient, type SealedActivity } from '../../src/workflow/parent/index.js';
-import { dec, enc, newEvents, newKey, serve, tempDir, until } from './helpers.js';
+import { CHAIN, dec, enc, newEvents, newKey, serve, tempDir, until } from './helpers.js';
 
 const tsk = newKey();
 const tmp = tempDir();
@@ -17,7 +17,7 @@ const activities = createSealedActivities({ client, names: ['research', 'analysi
 // Temporal's activity logger warns on every failure; these tests expect failures.
 const quiet = { log() {}, trace() {}, debug() {}, info() {}, warn() {}, error() {} };
 const env = (workflowId: string) => {
-  const e = new MockActivityEnvironment({ workflowExecution: { workflowId, runId: 'run-1' } } as never, { logger: quiet });
+  const e = new MockActivityEnvironment({ workflowExecution: { chainId: CHAIN, workflowId, runId: 'run-1' } } as never, { logger: quiet });
   return {
     run: (fn: SealedActivity, state: Uint8Array, seq: number) => e.run(fn as never, state, seq) as Promise<Uint8Array>,
     cancel: () => e.cancel(),
@@ -45,41 +45,41 @@ async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
 
 describe('createSealedActivities: Temporal activities on the parent (real @temporalio/activity context)', () => {
   it('forwards sealed state under the workflow id from the activity info, and returns sealed state', async () => {
-    const state = sealState(tsk, enc('reefs'), { workflowId: 'wf-t1', activity: 'research', seq: 0, producer: 'client' });
+    const state = sealState(tsk, enc('reefs'), { chainId: CHAIN, workflowId: 'wf-t1', activity: 'research', seq: 0, producer: 'client' });
     const s1 = await env('wf-t1').run(activities.research, state, 0);
     const s2 = await env('wf-t1').run(activities.analysis, s1, 1);
-    expect(dec(openState(tsk, s2, { workflowId: 'wf-t1', activity: 'report', seq: 2, producer: 'analysis' }).plaintext)).toBe('NOTES ON REEFS (wf wf-t1, step 1, from research)');
+    expect(dec(openState(tsk, s2, { chainId: CHAIN, workflowId: 'wf-t1', activity: 'report', seq: 2, producer: 'analysis' }).plaintext)).toBe('NOTES ON REEFS (wf wf-t1, step 1, from research)');
     expect(activities.research.name).toBe('research');
   });
 
   it("takes its arguments as Temporal's default converter delivers them: the state stays bytes (binary/plain)", async () => {
-    const state = sealState(tsk, enc('reefs'), { workflowId: 'wf-conv', activity: 'research', seq: 0, producer: 'client' });
+    const state = sealState(tsk, enc('reefs'), { chainId: CHAIN, workflowId: 'wf-conv', activity: 'research', seq: 0, producer: 'client' });
     // What a workflow's call becomes on a real worker: each argument is its own payload.
     const payloads = [state, 0].map((arg) => defaultPayloadConverter.toPayload(arg));
     expect(new TextDecoder().decode(payloads[0]!.metadata!.encoding!)).toBe('binary/plain');
     const [delivered, seq] = payloads.map((p) => defaultPayloadConverter.fromPayload(p)) as [Uint8Array, number];
     const out = await env('wf-conv').run(activities.research, delivered, seq);
-    expect(dec(openState(tsk, out, { workflowId: 'wf-conv', activity: 'analysis', seq: 1, producer: 'research' }).plaintext)).toBe('notes on reefs');
+    expect(dec(openState(tsk, out, { chainId: CHAIN, workflowId: 'wf-conv', activity: 'analysis', seq: 1, producer: 'research' }).plaintext)).toBe('notes on reefs');
     // An object argument would not survive: inside JSON the bytes arrive as {"0": …} (why the signature is positional).
     const asObject = defaultPayloadConverter.fromPayload(defaultPayloadConverter.toPayload({ seq: 0, state })) as { state: unknown };
     expect(asObject.state).not.toBeInstanceOf(Uint8Array);
   });
 
   it('a state run under another workflow (replay) is a non-retryable failure typed ERR_SEALED_WRONG_WORKFLOW', async () => {
-    const state = sealState(tsk, enc('x'), { workflowId: 'wf-t2', activity: 'research', seq: 0, producer: 'client' });
+    const state = sealState(tsk, enc('x'), { chainId: CHAIN, workflowId: 'wf-t2', activity: 'research', seq: 0, producer: 'client' });
     const f = await failure(env('wf-OTHER').run(activities.research, state, 0));
     expect([f.type, f.nonRetryable]).toEqual(['ERR_SEALED_WRONG_WORKFLOW', true]);
   });
 
   it('a handler failure is non-retryable ERR_ACTIVITY_HANDLER_FAILED; its details are sealed bytes an enclave can open', async () => {
-    const state = sealState(tsk, enc('account 9921'), { workflowId: 'wf-t3', activity: 'boom', seq: 0, producer: 'client' });
+    const state = sealState(tsk, enc('account 9921'), { chainId: CHAIN, workflowId: 'wf-t3', activity: 'boom', seq: 0, producer: 'client' });
     const f = await failure(env('wf-t3').run(activities.boom, state, 0));
     expect([f.type, f.nonRetryable]).toEqual(['ERR_ACTIVITY_HANDLER_FAILED', true]);
     expect(f.message).not.toContain('9921');
     const [sealed, handlerCode] = f.details as [Uint8Array, string];
     expect(handlerCode).toBe('E_BAD_RECORD');
     expect(Buffer.from(sealed).includes('9921')).toBe(false);
-    expect(openHandlerError(tsk, sealed, { workflowId: 'wf-t3', activity: 'boom', seq: 0 }).message).toContain('account 9921');
+    expect(openHandlerError(tsk, sealed, { chainId: CHAIN, workflowId: 'wf-t3', activity: 'boom', seq: 0 }).message).toContain('account 9921');
   });
 
   it('an unreachable enclave is a retryable ERR_ACTIVITY_UNAVAILABLE', async () => {
@@ -90,7 +90,7 @@ describe('createSealedActivities: Temporal activities on the parent (real @tempo
 
   it('timeoutMs gives a retryable ERR_ACTIVITY_TIMEOUT', async () => {
     const quick = createSealedActivities({ client, names: ['slow'], timeoutMs: 50 });
-    const state = sealState(tsk, enc('x'), { workflowId: 'wf-t5', activity: 'slow', seq: 0, producer: 'client' });
+    const state = sealState(tsk, enc('x'), { chainId: CHAIN, workflowId: 'wf-t5', activity: 'slow', seq: 0, producer: 'client' });
     const f = await failure(env('wf-t5').run(quick.slow, state, 0));
     expect([f.type, f.nonRetryable]).toEqual(['ERR_ACTIVITY_TIMEOUT', false]);
   });
@@ -99,7 +99,7 @@ describe('createSealedActivities: Temporal activities on the parent (real @tempo
     const e = env('wf-t6');
     let beats = 0;
     e.onHeartbeat(() => beats++);
-    const state = sealState(tsk, enc('x'), { workflowId: 'wf-t6', activity: 'slow', seq: 0, producer: 'client' });
+    const state = sealState(tsk, enc('x'), { chainId: CHAIN, workflowId: 'wf-t6', activity: 'slow', seq: 0, producer: 'client' });
     const before = events.signals.length;
     const running = e.run(activities.slow, state, 0).then(
       () => 'completed',

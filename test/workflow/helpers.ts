@@ -6,6 +6,8 @@ import { TrustedSessionKey } from '../../src/kms/trusted-session-key.js';
 import { serveSealedActivities, type SealedActivityHandler, type ServeSealedActivitiesOptions } from '../../src/workflow/index.js';
 
 export const meta = { keyArn: 'arn:aws:kms:us-east-1:111122223333:key/tsk', pcr0: 'aa'.repeat(48), moduleId: 'i-0-enc0', obtainedAt: new Date(0) };
+/** The chain id of the tests' states (one run); the server copies it forward. */
+export const CHAIN = 'c0ffee00'.repeat(4);
 export const newKey = () => new TrustedSessionKey(randomBytes(32), meta);
 export const enc = (s: string) => new TextEncoder().encode(s);
 export const dec = (b: Uint8Array) => new TextDecoder().decode(b);

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openState, sealState } from '../../src/workflow/index.js';
-import { dec, enc, newKey, serve, tempDir } from './helpers.js';
+import { CHAIN, dec, enc, newKey, serve, tempDir } from './helpers.js';
 
 const run = promisify(execFile);
 const tmp = tempDir();
@@ -15,7 +15,7 @@ describe('the parent side as a separate process without the key', () => {
     const path = join(tmp.dir, 'enclave.sock');
     const { server } = serve(path, tsk);
     const secret = 'merger target: ACME';
-    const state = sealState(tsk, enc(secret), { workflowId: 'wf-p', activity: 'research', seq: 0, producer: 'client' });
+    const state = sealState(tsk, enc(secret), { chainId: CHAIN, workflowId: 'wf-p', activity: 'research', seq: 0, producer: 'client' });
     const env = { PATH: process.env.PATH ?? '', ADDRESS_PATH: path, WORKFLOW_ID: 'wf-p', STATE_B64: Buffer.from(state).toString('base64') };
     const { stdout, stderr } = await run(process.execPath, [join(import.meta.dirname, 'parent-process.mjs')], { env, cwd: join(import.meta.dirname, '..', '..'), timeout: 60_000 });
     const out = JSON.parse(stdout) as { seen: string[]; refused: string; result: string };
@@ -25,7 +25,7 @@ describe('the parent side as a separate process without the key', () => {
       expect(text).not.toContain('ACME');
       expect(text.toUpperCase()).not.toContain('ACME');
     }
-    const final = openState(tsk, new Uint8Array(Buffer.from(out.result, 'base64')), { workflowId: 'wf-p', activity: 'report', seq: 2, producer: 'analysis' });
+    const final = openState(tsk, new Uint8Array(Buffer.from(out.result, 'base64')), { chainId: CHAIN, workflowId: 'wf-p', activity: 'report', seq: 2, producer: 'analysis' });
     expect(dec(final.plaintext)).toBe(`NOTES ON ${secret.toUpperCase()} (wf wf-p, step 1, from research)`);
     await server.close();
   });

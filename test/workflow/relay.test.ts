@@ -9,7 +9,7 @@ import { connectSocket } from '../../src/vsock/index.js';
 import { openHandlerError, openState, sealState, serveSealedActivities, type SealedActivityServer } from '../../src/workflow/index.js';
 import { createSealedActivityClient, SealedActivityError } from '../../src/workflow/parent/client.js';
 import { decodeError, decodeResult, encodeCallPrefix, FRAME, frameHeader, FrameReader } from '../../src/workflow/protocol.js';
-import { codeOf, dec, enc, newEvents, newKey, serve, sleep, tempDir, until } from './helpers.js';
+import { CHAIN, codeOf, dec, enc, newEvents, newKey, serve, sleep, tempDir, until } from './helpers.js';
 
 const tsk = newKey();
 const tmp = tempDir();
@@ -17,7 +17,7 @@ const path = join(tmp.dir, 'enclave.sock');
 let server: SealedActivityServer;
 const events = newEvents();
 const address = { family: 'unix', path } as const;
-const input = (workflowId: string, text: string, activity = 'research', seq = 0, producer = 'client') => sealState(tsk, enc(text), { workflowId, activity, seq, producer });
+const input = (workflowId: string, text: string, activity = 'research', seq = 0, producer = 'client') => sealState(tsk, enc(text), { chainId: CHAIN, workflowId, activity, seq, producer });
 
 beforeAll(() => {
   server = serve(path, tsk, { limits: { maxConcurrent: 4, heartbeatIntervalMs: 25 } }, events).server;
@@ -53,9 +53,9 @@ describe('sealed activity relay (AF_UNIX stand-in for vsock, through the native 
     const client = createSealedActivityClient({ address });
     const s1 = (await client.call({ activity: 'research', workflowId: 'wf-1', seq: 0, state: input('wf-1', 'tides') })).state;
     const s2 = (await client.call({ activity: 'analysis', workflowId: 'wf-1', seq: 1, state: s1 })).state;
-    const { plaintext, binding } = openState(tsk, s2, { workflowId: 'wf-1', activity: 'report', seq: 2, producer: 'analysis' });
+    const { plaintext, binding } = openState(tsk, s2, { chainId: CHAIN, workflowId: 'wf-1', activity: 'report', seq: 2, producer: 'analysis' });
     expect(dec(plaintext)).toBe('NOTES ON TIDES (wf wf-1, step 1, from research)');
-    expect(binding).toEqual({ workflowId: 'wf-1', activity: 'report', seq: 2, producer: 'analysis' });
+    expect(binding).toEqual({ chainId: CHAIN, workflowId: 'wf-1', activity: 'report', seq: 2, producer: 'analysis' });
     await client.close();
   });
 
@@ -75,7 +75,7 @@ describe('sealed activity relay (AF_UNIX stand-in for vsock, through the native 
     const n = 60;
     const states = Array.from({ length: n }, (_, i) => input(`wf-c${i}`, `q${i} delay=${(i * 7) % 30}`, 'analysis', 1, 'research'));
     const results = await Promise.all(states.map((state, i) => client.call({ activity: 'analysis', workflowId: `wf-c${i}`, seq: 1, state })));
-    results.forEach((r, i) => expect(dec(openState(tsk, r.state, { workflowId: `wf-c${i}`, activity: 'report', seq: 2, producer: 'analysis' }).plaintext)).toBe(`Q${i} DELAY=${(i * 7) % 30} (wf wf-c${i}, step 1, from research)`));
+    results.forEach((r, i) => expect(dec(openState(tsk, r.state, { chainId: CHAIN, workflowId: `wf-c${i}`, activity: 'report', seq: 2, producer: 'analysis' }).plaintext)).toBe(`Q${i} DELAY=${(i * 7) % 30} (wf wf-c${i}, step 1, from research)`));
     expect(events.maxRunning).toBe(4);
     await client.close();
   });
@@ -85,8 +85,8 @@ describe('sealed activity relay (AF_UNIX stand-in for vsock, through the native 
     const s = serveSealedActivities({ listen: { family: 'unix', path: join(big.dir, 'e.sock') }, key: tsk, handlers: { echo: { from: 'client', next: 'echo', run: (b) => Uint8Array.from(b) } }, limits: { maxMessageBytes: 20 * 1024 * 1024 } });
     const client = createSealedActivityClient({ address: { family: 'unix', path: join(big.dir, 'e.sock') }, maxMessageBytes: 20 * 1024 * 1024 });
     const plaintext = randomBytes(16 * 1024 * 1024);
-    const r = await client.call({ activity: 'echo', workflowId: 'wf-big', seq: 0, state: sealState(tsk, plaintext, { workflowId: 'wf-big', activity: 'echo', seq: 0, producer: 'client' }) });
-    const out = openState(tsk, r.state, { workflowId: 'wf-big', activity: 'echo', seq: 1, producer: 'echo' }).plaintext;
+    const r = await client.call({ activity: 'echo', workflowId: 'wf-big', seq: 0, state: sealState(tsk, plaintext, { chainId: CHAIN, workflowId: 'wf-big', activity: 'echo', seq: 0, producer: 'client' }) });
+    const out = openState(tsk, r.state, { chainId: CHAIN, workflowId: 'wf-big', activity: 'echo', seq: 1, producer: 'echo' }).plaintext;
     expect(createHash('sha256').update(out).digest('hex')).toBe(createHash('sha256').update(plaintext).digest('hex'));
     await client.close();
     await s.close();
@@ -98,7 +98,7 @@ describe('sealed activity relay (AF_UNIX stand-in for vsock, through the native 
     const huge = input('wf-h', 'x'.repeat(9 * 1024 * 1024));
     expect(await codeOf(client.call({ activity: 'research', workflowId: 'wf-h', seq: 0, state: huge }))).toBe('ERR_ACTIVITY_TOO_LARGE');
     const r = await client.call({ activity: 'research', workflowId: 'wf-h', seq: 0, state: input('wf-h', 'small') });
-    expect(dec(openState(tsk, r.state, { workflowId: 'wf-h', activity: 'analysis', seq: 1, producer: 'research' }).plaintext)).toBe('notes on small');
+    expect(dec(openState(tsk, r.state, { chainId: CHAIN, workflowId: 'wf-h', activity: 'analysis', seq: 1, producer: 'research' }).plaintext)).toBe('notes on small');
     await client.close();
   });
 
@@ -113,7 +113,7 @@ describe('sealed activity relay (AF_UNIX stand-in for vsock, through the native 
     });
     const raw = await rawConnection(join(slowDir.dir, 's.sock'));
     raw.socket.pause(); // the host does not read
-    const state = sealState(tsk, enc('go'), { workflowId: 'wf-s', activity: 'fat', seq: 0, producer: 'client' });
+    const state = sealState(tsk, enc('go'), { chainId: CHAIN, workflowId: 'wf-s', activity: 'fat', seq: 0, producer: 'client' });
     const total = 64;
     for (let i = 1; i <= total; i++) raw.socket.write(raw.call(i, 'fat', 'wf-s', 0, state));
     await sleep(400);
@@ -135,7 +135,7 @@ describe('sealed activity relay (AF_UNIX stand-in for vsock, through the native 
     const first = serve(p, tsk);
     const client = createSealedActivityClient({ address: { family: 'unix', path: p } });
     const state = input('wf-r', 'long job');
-    const inFlight = client.call({ activity: 'slow', workflowId: 'wf-r', seq: 0, state: sealState(tsk, enc('x'), { workflowId: 'wf-r', activity: 'slow', seq: 0, producer: 'client' }) }).catch((e: unknown) => e);
+    const inFlight = client.call({ activity: 'slow', workflowId: 'wf-r', seq: 0, state: sealState(tsk, enc('x'), { chainId: CHAIN, workflowId: 'wf-r', activity: 'slow', seq: 0, producer: 'client' }) }).catch((e: unknown) => e);
     await sleep(100);
     await first.server.close(); // the enclave goes away mid-step
     const err = (await inFlight) as SealedActivityError;
@@ -145,7 +145,7 @@ describe('sealed activity relay (AF_UNIX stand-in for vsock, through the native 
     rmSync(p, { force: true }); // a restarted enclave process binds afresh
     const second = serve(p, tsk);
     const r = await client.call({ activity: 'research', workflowId: 'wf-r', seq: 0, state }); // Temporal's retry
-    expect(dec(openState(tsk, r.state, { workflowId: 'wf-r', activity: 'analysis', seq: 1, producer: 'research' }).plaintext)).toBe('notes on long job');
+    expect(dec(openState(tsk, r.state, { chainId: CHAIN, workflowId: 'wf-r', activity: 'analysis', seq: 1, producer: 'research' }).plaintext)).toBe('notes on long job');
     await client.close();
     await second.server.close();
     rDir.cleanup();
@@ -155,7 +155,7 @@ describe('sealed activity relay (AF_UNIX stand-in for vsock, through the native 
     const client = createSealedActivityClient({ address });
     let beats = 0;
     const abort = new AbortController();
-    const state = sealState(tsk, enc('x'), { workflowId: 'wf-k', activity: 'slow', seq: 0, producer: 'client' });
+    const state = sealState(tsk, enc('x'), { chainId: CHAIN, workflowId: 'wf-k', activity: 'slow', seq: 0, producer: 'client' });
     const before = events.signals.length;
     const p = client.call({ activity: 'slow', workflowId: 'wf-k', seq: 0, state }, { signal: abort.signal, onHeartbeat: () => beats++ });
     await until(() => beats >= 2);
@@ -172,13 +172,13 @@ describe('sealed activity relay (AF_UNIX stand-in for vsock, through the native 
 
   it('returns a handler failure as ERR_ACTIVITY_HANDLER_FAILED with the details sealed: no plaintext in clear', async () => {
     const client = createSealedActivityClient({ address });
-    const state = sealState(tsk, enc('patient 4711 has condition Z'), { workflowId: 'wf-e', activity: 'boom', seq: 0, producer: 'client' });
+    const state = sealState(tsk, enc('patient 4711 has condition Z'), { chainId: CHAIN, workflowId: 'wf-e', activity: 'boom', seq: 0, producer: 'client' });
     const err = (await client.call({ activity: 'boom', workflowId: 'wf-e', seq: 0, state }).catch((e: unknown) => e)) as SealedActivityError;
     expect([err.code, err.retryable, err.handlerCode]).toEqual(['ERR_ACTIVITY_HANDLER_FAILED', false, 'E_BAD_RECORD']);
     expect(err.message).not.toContain('4711');
     expect(Buffer.from(err.details!).includes('4711')).toBe(false);
     expect(Buffer.from(err.details!).includes('cannot parse')).toBe(false);
-    const details = openHandlerError(tsk, err.details!, { workflowId: 'wf-e', activity: 'boom', seq: 0 });
+    const details = openHandlerError(tsk, err.details!, { chainId: CHAIN, workflowId: 'wf-e', activity: 'boom', seq: 0 });
     expect(details.message).toBe('cannot parse patient record: patient 4711 has condition Z');
     expect(details.code).toBe('E_BAD_RECORD');
     await client.close();
@@ -216,12 +216,12 @@ describe('a hostile host on the relay', () => {
     expect(await call('analysis', 'wf-A', 1, input('wf-A', 'raw', 'analysis', 1, 'client'))).toBe('ERR_SEALED_WRONG_PRODUCER'); // research skipped
     expect(await call('analysis', 'wf-A', 1, a1.subarray(0, a1.length - 5))).toBe('ERR_SEALED_DECRYPT_FAILED'); // truncated state
     expect(await call('analysis', 'wf-A', 1, a1.subarray(0, 20))).toBe('ERR_SEALED_MALFORMED');
-    expect(await call('analysis', 'wf-A', 1, sealState(newKey(), enc('x'), { workflowId: 'wf-A', activity: 'analysis', seq: 1, producer: 'research' }))).toBe('ERR_SEALED_WRONG_KEY');
+    expect(await call('analysis', 'wf-A', 1, sealState(newKey(), enc('x'), { chainId: CHAIN, workflowId: 'wf-A', activity: 'analysis', seq: 1, producer: 'research' }))).toBe('ERR_SEALED_WRONG_KEY');
     expect(await call('nope', 'wf-A', 1, a1)).toBe('ERR_ACTIVITY_UNKNOWN_HANDLER');
     expect(await call('__proto__', 'wf-A', 1, a1)).toBe('ERR_ACTIVITY_UNKNOWN_HANDLER');
     // and the genuine step still goes through afterwards
     const r = await client.call({ activity: 'analysis', workflowId: 'wf-A', seq: 1, state: a1 });
-    expect(dec(openState(tsk, r.state, { workflowId: 'wf-A', activity: 'report', seq: 2, producer: 'analysis' }).plaintext)).toContain('ALPHA');
+    expect(dec(openState(tsk, r.state, { chainId: CHAIN, workflowId: 'wf-A', activity: 'report', seq: 2, producer: 'analysis' }).plaintext)).toContain('ALPHA');
     await client.close();
   });
 
@@ -243,7 +243,7 @@ describe('a hostile host on the relay', () => {
     raw.socket.write(raw.call(5, 'research', 'wf-f', 0, good));
     expect((await raw.answer(5)).type).toBe(FRAME.RESULT);
     // a duplicate request id while the first is in flight
-    const slow = sealState(tsk, enc('x'), { workflowId: 'wf-f', activity: 'slow', seq: 0, producer: 'client' });
+    const slow = sealState(tsk, enc('x'), { chainId: CHAIN, workflowId: 'wf-f', activity: 'slow', seq: 0, producer: 'client' });
     raw.socket.write(raw.call(6, 'slow', 'wf-f', 0, slow));
     raw.socket.write(raw.call(6, 'research', 'wf-f', 0, good));
     expect(await raw.errorCode(6)).toBe('ERR_ACTIVITY_DUPLICATE_ID');
@@ -255,7 +255,7 @@ describe('a hostile host on the relay', () => {
     const next = await rawConnection();
     next.socket.write(next.call(1, 'research', 'wf-f', 0, good));
     const answer = decodeResult((await next.answer(1)).body);
-    expect(dec(openState(tsk, answer.state, { workflowId: 'wf-f', activity: 'analysis', seq: 1, producer: 'research' }).plaintext)).toBe('notes on fine');
+    expect(dec(openState(tsk, answer.state, { chainId: CHAIN, workflowId: 'wf-f', activity: 'analysis', seq: 1, producer: 'research' }).plaintext)).toBe('notes on fine');
     next.socket.destroy();
   });
 

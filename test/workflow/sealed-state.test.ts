@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { TrustedSessionKey } from '../../src/kms/trusted-session-key.js';
-import { openState, peekStateBinding, sealState, type ExpectedBinding } from '../../src/workflow/index.js';
+import { newChainId, openState, peekStateBinding, sealState, type ExpectedBinding } from '../../src/workflow/index.js';
 
 const meta = { keyArn: 'arn:aws:kms:us-east-1:111122223333:key/tsk', pcr0: 'aa'.repeat(48), moduleId: 'i-0-enc0', obtainedAt: new Date(0) };
 const newKey = () => new TrustedSessionKey(randomBytes(32), meta);
+const CHAIN = newChainId();
 const enc = (s: string) => new TextEncoder().encode(s);
 const dec = (b: Uint8Array) => new TextDecoder().decode(b);
 function code(f: () => unknown): string {
@@ -20,19 +21,19 @@ function code(f: () => unknown): string {
 describe('sealed agent state, bound to workflow, step and producer', () => {
   const tsk = newKey();
   const wf = (workflowId: string) => ({
-    input: sealState(tsk, enc(`question of ${workflowId}`), { workflowId, activity: 'research', seq: 0, producer: 'client' }),
-    afterResearch: sealState(tsk, enc(`notes of ${workflowId}`), { workflowId, activity: 'analysis', seq: 1, producer: 'research' }),
-    afterAnalysis: sealState(tsk, enc(`analysis of ${workflowId}`), { workflowId, activity: 'report', seq: 2, producer: 'analysis' }),
+    input: sealState(tsk, enc(`question of ${workflowId}`), { chainId: CHAIN, workflowId, activity: 'research', seq: 0, producer: 'client' }),
+    afterResearch: sealState(tsk, enc(`notes of ${workflowId}`), { chainId: CHAIN, workflowId, activity: 'analysis', seq: 1, producer: 'research' }),
+    afterAnalysis: sealState(tsk, enc(`analysis of ${workflowId}`), { chainId: CHAIN, workflowId, activity: 'report', seq: 2, producer: 'analysis' }),
   });
   const a = wf('wf-A');
   const b = wf('wf-B');
-  const analysisOfA: ExpectedBinding = { workflowId: 'wf-A', activity: 'analysis', seq: 1, producer: 'research' };
+  const analysisOfA: ExpectedBinding = { chainId: CHAIN, workflowId: 'wf-A', activity: 'analysis', seq: 1, producer: 'research' };
 
   it('opens where it belongs, returning the authenticated binding', () => {
     const { plaintext, binding } = openState(tsk, a.afterResearch, analysisOfA);
     expect(dec(plaintext)).toBe('notes of wf-A');
-    expect(binding).toEqual({ workflowId: 'wf-A', activity: 'analysis', seq: 1, producer: 'research' });
-    expect(dec(openState(tsk, a.input, { workflowId: 'wf-A', activity: 'research', seq: 0, producer: ['client', 'gateway'] }).plaintext)).toBe('question of wf-A');
+    expect(binding).toEqual({ chainId: CHAIN, workflowId: 'wf-A', activity: 'analysis', seq: 1, producer: 'research' });
+    expect(dec(openState(tsk, a.input, { chainId: CHAIN, workflowId: 'wf-A', activity: 'research', seq: 0, producer: ['client', 'gateway'] }).plaintext)).toBe('question of wf-A');
   });
 
   it('host replays workflow B’s state into workflow A: ERR_SEALED_WRONG_WORKFLOW', () => {
@@ -40,7 +41,7 @@ describe('sealed agent state, bound to workflow, step and producer', () => {
   });
 
   it('host reorders steps (an older or a later state at step 1): ERR_SEALED_WRONG_STEP', () => {
-    const again = sealState(tsk, enc('notes, second round'), { workflowId: 'wf-A', activity: 'analysis', seq: 5, producer: 'research' });
+    const again = sealState(tsk, enc('notes, second round'), { chainId: CHAIN, workflowId: 'wf-A', activity: 'analysis', seq: 5, producer: 'research' });
     expect(code(() => openState(tsk, again, analysisOfA))).toBe('ERR_SEALED_WRONG_STEP');
     expect(code(() => openState(tsk, a.afterResearch, { ...analysisOfA, seq: 5 }))).toBe('ERR_SEALED_WRONG_STEP');
   });
@@ -50,7 +51,7 @@ describe('sealed agent state, bound to workflow, step and producer', () => {
   });
 
   it('host skips an agent (the client input straight to analysis): ERR_SEALED_WRONG_PRODUCER', () => {
-    const skipped = sealState(tsk, enc('raw input'), { workflowId: 'wf-A', activity: 'analysis', seq: 1, producer: 'client' });
+    const skipped = sealState(tsk, enc('raw input'), { chainId: CHAIN, workflowId: 'wf-A', activity: 'analysis', seq: 1, producer: 'client' });
     expect(code(() => openState(tsk, skipped, analysisOfA))).toBe('ERR_SEALED_WRONG_PRODUCER');
   });
 
@@ -62,7 +63,7 @@ describe('sealed agent state, bound to workflow, step and producer', () => {
     expect(peekStateBinding(forged).workflowId).toBe('wf-A'); // the clear header now lies...
     expect(code(() => openState(tsk, forged, analysisOfA))).toBe('ERR_SEALED_DECRYPT_FAILED'); // ...and is not believed
     const reseq = Uint8Array.from(a.afterAnalysis);
-    reseq[3 + 2 + 4 + 2 + 6 + 7]! = 1; // seq 2 → 1 in the clear header
+    reseq[3 + 2 + 4 + 16 + 2 + 6 + 7]! = 1; // seq 2 → 1 in the clear header
     expect(peekStateBinding(reseq).seq).toBe(1);
     expect(code(() => openState(tsk, reseq, { ...analysisOfA, activity: 'report' }))).toBe('ERR_SEALED_DECRYPT_FAILED');
   });
@@ -90,6 +91,7 @@ describe('sealed agent state, bound to workflow, step and producer', () => {
     const header = a.afterResearch.subarray(0, a.afterResearch.length - (33 + 13 + 16));
     const plain = tsk.encrypt(enc('notes of wf-A'), header);
     expect(code(() => openState(tsk, new Uint8Array([...header, ...plain]), analysisOfA))).toBe('ERR_SEALED_DECRYPT_FAILED');
+    // (the attacks with every crafted AAD are in test/workflow/domains.test.ts)
   });
 
   it('zeroes the plaintext it refuses', () => {
@@ -111,7 +113,7 @@ describe('sealed agent state, bound to workflow, step and producer', () => {
 });
 
 describe('keys and key rings', () => {
-  const binding = { workflowId: 'wf', activity: 'analysis', seq: 1, producer: 'research' };
+  const binding = { chainId: CHAIN, workflowId: 'wf', activity: 'analysis', seq: 1, producer: 'research' };
   const expectHere: ExpectedBinding = { ...binding };
 
   it('seals with the first key of a ring and opens with any key in it (rotation)', () => {
@@ -136,14 +138,14 @@ describe('keys and key rings', () => {
     expect(() => sealState(k, enc('x'), { ...binding, activity: '\ud800' })).toThrow(TypeError);
     expect(() => sealState([], enc('x'), binding)).toThrow(TypeError);
     expect(() => openState(k, sealed, { ...expectHere, producer: [] })).toThrow(TypeError);
-    expect(() => openState(k, sealed, { workflowId: 'wf', activity: 'analysis', seq: 1 } as never)).toThrow(TypeError);
+    expect(() => openState(k, sealed, { chainId: CHAIN, workflowId: 'wf', activity: 'analysis', seq: 1 } as never)).toThrow(TypeError);
     k.dispose();
     expect(code(() => openState(k, sealed, expectHere))).toBe('ERR_TSK_DISPOSED');
   });
 
   it('carries unicode ids and large step numbers exactly', () => {
     const k = newKey();
-    const b = { workflowId: 'commande-été-🚀', activity: 'анализ', seq: Number.MAX_SAFE_INTEGER, producer: '研究' };
+    const b = { chainId: CHAIN, workflowId: 'commande-été-🚀', activity: 'анализ', seq: Number.MAX_SAFE_INTEGER, producer: '研究' };
     expect(openState(k, sealState(k, enc('x'), b), b).binding).toEqual(b);
   });
 });
