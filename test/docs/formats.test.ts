@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { CREDENTIALS_REQUEST, FILE_NAME, fileRequest, MAX_ANSWER_BYTES, MAX_REQUEST_BYTES, NOT_FOUND, PARENT_CREDENTIALS_PORT } from '../../src/internal/parent-wire.js';
 import { XAES_NONCE_BYTES, XAES_TAG_BYTES } from '../../src/internal/xaes.js';
 import { openInDomain, TrustedSessionKey, TSK_ENVELOPE_DOMAINS, TSK_ENVELOPE_VERSION, TSK_KEY_ID_LABEL } from '../../src/kms/trusted-session-key.js';
-import { buildInfo, KEY_FORMAT_VERSION, KEY_ID_LENGTH, MESSAGE_VERSION, suiteByName } from '../../src/seal/format.js';
+import { buildInfo, KEY_FORMAT_VERSION, KEY_ID_LENGTH, MESSAGE_ID_LENGTH, MESSAGE_VERSION, suiteByName } from '../../src/seal/format.js';
 import { createTskPayloadCodec, ENCRYPTED_ENCODING, METADATA_CIPHER, METADATA_KEY_ID, TSK_CIPHER_TAG } from '../../src/temporal/index.js';
 import { createSealedActivityClient, SealedActivityError } from '../../src/workflow/parent/client.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, FRAME, FRAME_HEADER_BYTES } from '../../src/workflow/protocol.js';
@@ -89,6 +89,7 @@ describe('docs/formats.md constants', () => {
       'seal.keyFormatVersion': KEY_FORMAT_VERSION,
       'seal.messageVersion': MESSAGE_VERSION,
       'seal.keyIdBytes': KEY_ID_LENGTH,
+      'seal.messageIdBytes': MESSAGE_ID_LENGTH,
       'seal.infoLabel': new TextDecoder().decode(buildInfo(new Uint8Array(0), new Uint8Array(0))),
       ...Object.fromEntries(suites.map((name) => [`seal.suite.${name}`, [suiteByName(name).kemId, suiteByName(name).kdfId, suiteByName(name).aeadId]])),
       'codec.encoding': ENCRYPTED_ENCODING,
@@ -280,7 +281,10 @@ describe('a client written from docs/formats.md talks to our servers', () => {
     const recipientPublicKey = await suite.kem.deserializePublicKey(new Uint8Array(attestedKey.subarray(7)).buffer);
     const appInfo = enc('agent:planner');
     const sender = await suite.createSenderContext({ recipientPublicKey, info: Buffer.concat([Buffer.from(s('seal.infoLabel'), 'utf8'), keyHash, appInfo]) });
-    const header = Buffer.concat([Buffer.from([n('seal.messageVersion'), kem! >> 8, kem! & 0xff, kdf! >> 8, kdf! & 0xff, aead! >> 8, aead! & 0xff]), keyHash.subarray(0, n('seal.keyIdBytes')), Buffer.from(sender.enc)]);
+    const sealedAt = Buffer.alloc(8);
+    sealedAt.writeBigUInt64BE(BigInt(Date.now())); // u64 ms since the epoch
+    const messageId = randomBytes(n('seal.messageIdBytes'));
+    const header = Buffer.concat([Buffer.from([n('seal.messageVersion'), kem! >> 8, kem! & 0xff, kdf! >> 8, kdf! & 0xff, aead! >> 8, aead! & 0xff]), keyHash.subarray(0, n('seal.keyIdBytes')), sealedAt, messageId, Buffer.from(sender.enc)]);
     const ciphertext = Buffer.from(await sender.seal(enc('my API key'), header));
     const plaintext = await receiver.open(new Uint8Array(Buffer.concat([header, ciphertext])), { info: appInfo });
     expect(new TextDecoder().decode(plaintext)).toBe('my API key');
