@@ -68,11 +68,18 @@ function checkMetadata(pinned: PinnedKey, m: KeyMetadata | undefined, allowMulti
   return arn;
 }
 
+/** Every open action once (its first path, with the statement or grant), so the message names them all without repeating. */
 function describe(findings: KeyAuditFinding[]): string {
-  const [first, ...rest] = findings;
-  const shown = rest.slice(0, 8).map((f) => f.text);
-  const more = rest.length > shown.length ? `; and ${rest.length - shown.length} more` : '';
-  return `${first!.text}${shown.length ? `; also: ${shown.join('; ')}` : ''}${more}`;
+  const byAction = new Map<string, KeyAuditFinding>();
+  // A grant is named on its own: it is a separate thing to retire.
+  for (const f of findings) {
+    const key = f.path.includes('through grant') ? f.text : f.action;
+    if (!byAction.has(key)) byAction.set(key, f);
+  }
+  const [first, ...rest] = [...byAction.values()];
+  const shown = rest.slice(0, 24).map((f) => f.text);
+  const more = findings.length - 1 - shown.length;
+  return `${first!.text}${shown.length ? `; also ${shown.join('; ')}` : ''}${more > 0 ? ` (${more} more open paths of the same operations)` : ''}`;
 }
 
 /**

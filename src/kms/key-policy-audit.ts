@@ -41,13 +41,9 @@ export function auditedOperations(operations: readonly KmsOperationInfo[] = KMS_
   return operations.filter((o) => o.class === 'plaintext' || o.class === 'ciphertext');
 }
 
-/**
- * The IAM actions that authorize an operation. KMS authorizes ReEncrypt twice, as
- * `kms:ReEncryptFrom` on the source key and `kms:ReEncryptTo` on the destination key: the TSK key
- * can be either, so both must be closed.
- */
-export function actionsOf(info: KmsOperationInfo): string[] {
-  return info.operation === 'ReEncrypt' ? ['kms:ReEncryptFrom', 'kms:ReEncryptTo'] : [info.action];
+/** The IAM actions that authorize an operation (two for ReEncrypt: `kms:ReEncryptFrom` and `kms:ReEncryptTo`; the TSK key can be either end). */
+export function actionsOf(info: KmsOperationInfo): readonly string[] {
+  return info.actions.length > 0 ? info.actions : [info.action];
 }
 
 interface HostileContext {

@@ -70,7 +70,8 @@ describe('auditKmsKey against the KMS simulator', () => {
     withIdentityPolicies(key.arn);
     const err = await failure(auditKmsKey(readerRole, key.arn));
     expect(err.code).toBe('ERR_KMS_KEY_UNSAFE');
-    expect(err.message).toMatch(new RegExp(`^KMS key ${key.arn} is not safe to trust with a Trusted Session Key: kms:Decrypt is allowed without attestation via "Enable IAM User Permissions" \\(for arn:aws:iam::${account}:root\\)`));
+    expect(err.message).toMatch(new RegExp(`^KMS key ${key.arn} is not safe to trust with a Trusted Session Key: kms:\\w+ is allowed without attestation via "Enable IAM User Permissions" \\(for arn:aws:iam::${account}:root\\)`));
+    expect(err.message).toContain(`kms:Decrypt is allowed without attestation via "Enable IAM User Permissions" (for arn:aws:iam::${account}:root)`);
     expect(err.message).toContain(`kms:Encrypt is allowed without attestation via "Enable IAM User Permissions" (for arn:aws:iam::${account}:root)`);
     expect(err.message).toContain(`kms:GenerateDataKey is allowed without attestation via "Enable IAM User Permissions"`);
   });
