@@ -289,6 +289,10 @@ function auditId(keyId: string, settings: TskSettings): string | null {
 /** A passed, running or failed audit of one pinned key, shared by the requests of an engine. */
 interface AuditEntry {
   readonly promise: Promise<AuditedKey>;
+  /** Cancels the audit when no request waits for it any more (before it passed). */
+  readonly controller: AbortController;
+  /** The requests waiting for it. */
+  users: number;
   /** When the audit that passed started (its facts are as old as that). */
   readonly startedAt: number;
   passed: boolean;
@@ -425,29 +429,48 @@ export class TskEngine {
     return entry !== undefined && entry.passed && settings.clock().getTime() - entry.startedAt < settings.keyAuditIntervalMs;
   }
 
-  /** The audit of the pinned key: a fresh passed one, the one running, or a new one on `kms`. `started` says whether it is new. */
-  #audit(keyId: string, settings: TskSettings, kms: KMSClient): { promise: Promise<AuditedKey>; started: boolean } {
+  /**
+   * The audit of the pinned key: a fresh passed one, the one running, or a new one on `kms`. The
+   * caller holds it until `release()`; an audit nobody holds any more before it passed is cancelled
+   * (as a shared KMS request is when its last waiter leaves). `started` says whether it is new.
+   */
+  #audit(keyId: string, settings: TskSettings, kms: KMSClient): { promise: Promise<AuditedKey>; started: boolean; release(): void } {
     const id = auditId(keyId, settings)!;
     const now = settings.clock().getTime();
+    const hold = (entry: AuditEntry, started: boolean) => {
+      entry.users++;
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        if (--entry.users > 0 || entry.passed) return;
+        entry.controller.abort(new Error('no request waits for this key audit any more'));
+        if (this.#audits.get(id) === entry) this.#audits.delete(id);
+      };
+      return { promise: entry.promise, started, release };
+    };
     const current = this.#audits.get(id);
-    if (current && (!current.passed || now - current.startedAt < settings.keyAuditIntervalMs)) return { promise: current.promise, started: false };
+    if (current && (!current.passed || now - current.startedAt < settings.keyAuditIntervalMs)) return hold(current, false);
+    const controller = new AbortController();
     const promise = auditKmsKey(kms, keyId, {
       allowMultiRegionKey: settings.allowMultiRegionKey,
       timeoutMs: settings.timeoutMs,
       clock: settings.clock,
-      signal: this.#closing.signal,
+      signal: AbortSignal.any([this.#closing.signal, controller.signal]),
       ...(settings.retry ? { retry: settings.retry } : {}),
     });
-    const entry: AuditEntry = { promise, startedAt: now, passed: false };
+    const entry: AuditEntry = { promise, controller, users: 0, startedAt: now, passed: false };
     this.#audits.set(id, entry);
     promise.then(
-      () => (entry.passed = true),
+      () => {
+        entry.passed = true;
+      },
       () => {
         // A failed audit is never remembered: the next request audits again (the operator may have fixed the key).
         if (this.#audits.get(id) === entry) this.#audits.delete(id);
       },
     );
-    return { promise, started: true };
+    return hold(entry, true);
   }
 
   async #fetch(request: TrustedSessionKeyRequest, settings: TskSettings, connect: () => TskConnection, blob: Uint8Array, timeoutMs: number, flight: Flight): Promise<Shared> {
@@ -498,6 +521,7 @@ export class TskEngine {
     } finally {
       // An audit this request started runs on its connection: let it finish (it may be shared with
       // other requests) before the connection is let go.
+      audit?.release();
       if (audit?.started) await audit.promise.catch(() => {});
       await connection.release();
     }

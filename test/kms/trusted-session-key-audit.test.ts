@@ -195,3 +195,28 @@ describe('the TSK client audits its key before trusting what KMS releases', () =
     expect(() => createTrustedSessionKeyClient(clientOptions({ allowMultiRegionKey: 1 as never }))).toThrow('allowMultiRegionKey must be a boolean');
   });
 });
+
+describe('the audit belongs to the requests that wait for it', () => {
+  it('a caller that leaves (signal) cancels the audit it started: its reads are aborted, and the next call audits afresh', async () => {
+    const abort = new AbortController();
+    let policySignal: AbortSignal | undefined;
+    const held: Intercept = (operation, forward, signal) => {
+      if (operation !== 'GetKeyPolicy' || policySignal) return forward(); // holds the first policy read only
+      policySignal = signal;
+      abort.abort();
+      return new Promise((_, reject) => signal?.addEventListener('abort', () => reject(Object.assign(new Error('Request aborted'), { name: 'AbortError' })), { once: true }));
+    };
+    const kms = interceptedClient(sim, sim.principal('EnclaveInstanceRole'), held);
+    const tskClient = createTrustedSessionKeyClient({ kms, nsm: createSimulatedNsm(enclave), attestationTrustAnchors: [enclave.trustAnchor] });
+    const err = await failure(tskClient.get({ ciphertextBlob: good.blob, keyId: good.keyArn, signal: abort.signal }));
+    expect(err.code).toBe('ERR_KMS_ABORTED');
+    for (let i = 0; i < 200 && policySignal?.aborted !== true; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(policySignal?.aborted).toBe(true); // not left running to its 30 s deadline
+    // A cancelled audit is not remembered: the same client's next call audits again, and passes.
+    const before = events('GetKeyPolicy');
+    (await tskClient.get({ ciphertextBlob: good.blob, keyId: good.keyArn })).dispose();
+    expect(events('GetKeyPolicy') - before).toBe(1);
+    await tskClient.close();
+    kms.destroy();
+  });
+});
