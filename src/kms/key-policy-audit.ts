@@ -209,11 +209,32 @@ export function judgeKeyPolicy(input: JudgeInput): KeyAuditFinding[] {
   const none: HostileContext = { path: 'without attestation', conditions: {} };
   const contextsOf = (info: KmsOperationInfo): HostileContext[] | null => (info.takesRecipient ? (withAttestation ? [none, ...withAttestation] : null) : [none]);
 
+  // The Deny statements that can apply to an action, and whether they all name every principal ("*"):
+  // then who calls does not change their verdict, and one caller stands for all (the audit runs while
+  // the first Decrypt is in flight, on the enclave's one thread).
+  const deniesOf = new Map<string, { policy: PolicyDocument; anyPrincipal: boolean; verdicts: Map<HostileContext, boolean> }>();
+  const denies = (action: string) => {
+    let entry = deniesOf.get(action);
+    if (!entry) {
+      const statements = closing.Statement.filter((s) => statementApplies(s, { action, resource: keyArn }));
+      const anyPrincipal = statements.every((s) => s.Principal === '*' || (typeof s.Principal === 'object' && asArray(s.Principal.AWS).includes('*')));
+      entry = { policy: { Statement: statements }, anyPrincipal, verdicts: new Map() };
+      deniesOf.set(action, entry);
+    }
+    return entry;
+  };
+
   /** The first context in which `principal` gets `action` past every Deny, or null when all are denied. */
   const openPath = (principal: string, action: string, contexts: HostileContext[]): HostileContext | null => {
+    const d = denies(action);
     for (const c of contexts) {
-      const decision = evaluatePolicy(closing, { principalArn: principal, action, resource: keyArn, conditions: c.conditions });
-      if (!(decision.effect === 'Deny' && decision.explicit)) return c;
+      let denied = d.anyPrincipal ? d.verdicts.get(c) : undefined;
+      if (denied === undefined) {
+        const decision = evaluatePolicy(d.policy, { principalArn: principal, action, resource: keyArn, conditions: c.conditions });
+        denied = decision.effect === 'Deny' && decision.explicit;
+        if (d.anyPrincipal) d.verdicts.set(c, denied);
+      }
+      if (!denied) return c;
     }
     return null;
   };

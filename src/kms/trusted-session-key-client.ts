@@ -588,11 +588,13 @@ export class TskEngine {
 
 /**
  * Creates a Trusted Session Key client: one object holds the KMS client, the NSM, prepared key pairs,
- * the self-check's verifier, requests in flight and the cache. `get` makes an ephemeral RSA key pair,
- * asks the NSM for an attestation document binding its public key, calls KMS `Decrypt` with
- * `Recipient` over vsock to the parent's vsock-proxy (TLS end to end) while checking that document
- * offline, checks that KMS answered for the pinned key ARN, and opens the returned CMS envelope with
- * the ephemeral private key.
+ * the self-check's verifier, requests in flight, key audits and the cache. `get` makes an ephemeral
+ * RSA key pair, asks the NSM for an attestation document binding its public key, calls KMS `Decrypt`
+ * with `Recipient` over vsock to the parent's vsock-proxy (TLS end to end) while checking that
+ * document offline and (once per client, then every `keyAuditIntervalMs`) auditing the pinned key
+ * ({@link auditKmsKey}: nobody but the admitted enclave may learn or mint it), checks that KMS answered
+ * for the pinned and audited key, and only then opens the returned CMS envelope with the ephemeral
+ * private key. A key that fails the audit is refused with `ERR_KMS_KEY_UNSAFE`.
  *
  * Concurrent `get`s for the same blob, key and context share one KMS request; each caller gets its
  * own {@link TrustedSessionKey} copy to dispose, and keeps its own `signal` and `timeoutMs`.
