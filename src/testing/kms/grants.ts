@@ -238,8 +238,8 @@ export const GRANT_HANDLERS: Record<string, Handler> = {
     const retiring = requireString(body, 'RetiringPrincipal');
     if (body.RetiringServicePrincipal !== undefined) throw validation('The simulator has no service principals (RetiringServicePrincipal)');
     authorizeIam('kms:ListRetirableGrants', ctx.caller);
-    // The grants of the caller's account and region whose retiring principal is the one named.
-    const grants = [...cfg.state.grants.values()].filter((g) => g.retiringPrincipal === retiring && g.keyArn.startsWith(`arn:aws:kms:${ctx.region}:`));
+    // "All grants in the account and Region that have the specified retiring principal": grants on the caller's account's keys in this Region.
+    const grants = [...cfg.state.grants.values()].filter((g) => g.retiringPrincipal === retiring && g.keyArn.startsWith(`arn:aws:kms:${ctx.region}:${ctx.caller.accountId}:`));
     const { items, next } = page(grants, body);
     return { Grants: items.map(entry), ...(next ? { NextMarker: next } : {}), Truncated: next !== undefined };
   },

@@ -3,7 +3,10 @@ import { NitroEnclaveError } from '../../errors.js';
 import { verifyAttestationDocument, type VerifiedAttestation } from '../../attestation/index.node.js'; // Node-only module: the node:crypto verifier
 import { authorizeIam } from './access.js';
 import { buildRecipientEnvelope } from './envelope.js';
+import { ALIAS_HANDLERS } from './aliases.js';
 import { GRANT_HANDLERS, grantTokens } from './grants.js';
+import { IMPORT_HANDLERS } from './import.js';
+import { MULTI_REGION_HANDLERS } from './multi-region.js';
 import { KmsError } from './errors.js';
 import {
   authorize,
@@ -102,6 +105,7 @@ function setKeyState(state: 'Enabled' | 'Disabled'): Handler {
     const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
     authorize(cfg, key, state === 'Enabled' ? 'kms:EnableKey' : 'kms:DisableKey', ctx, {});
     notPendingDeletion(key);
+    if (key.keyState === 'PendingImport') throw new KmsError('KMSInvalidStateException', `${key.arn} is pending import.`);
     key.keyState = state;
     cfg.state.save();
     ctx.audit.resources.push(key.arn);
@@ -112,6 +116,9 @@ function setKeyState(state: 'Enabled' | 'Disabled'): Handler {
 /** The operations the simulator serves, by `X-Amz-Target` name. */
 export const OPERATIONS: Record<string, Handler> = {
   ...GRANT_HANDLERS,
+  ...MULTI_REGION_HANDLERS,
+  ...IMPORT_HANDLERS,
+  ...ALIAS_HANDLERS,
   async CreateKey(cfg, body, ctx) {
     const spec = (body.KeySpec ?? 'SYMMETRIC_DEFAULT') as KeyRecord['spec'];
     const usage = body.KeyUsage ?? (spec === 'SYMMETRIC_DEFAULT' ? 'ENCRYPT_DECRYPT' : undefined);
@@ -194,19 +201,28 @@ export const OPERATIONS: Record<string, Handler> = {
     }
     authorize(cfg, key, 'kms:ScheduleKeyDeletion', ctx, {});
     notPendingDeletion(key);
+    ctx.audit.resources.push(key.arn);
+    // A multi-Region primary with replicas waits for them: its own waiting period starts when the last one is deleted.
+    if (key.multiRegion && key.primary && cfg.state.related(key).length > 1) {
+      key.keyState = 'PendingReplicaDeletion';
+      key.pendingWindowInDays = days;
+      cfg.state.save();
+      return { KeyId: key.arn, KeyState: 'PendingReplicaDeletion', PendingWindowInDays: days };
+    }
     key.keyState = 'PendingDeletion';
     key.deletionDate = Math.floor(ctx.now.getTime() / 1000) + days * 86_400;
     cfg.state.save();
-    ctx.audit.resources.push(key.arn);
     return { KeyId: key.arn, DeletionDate: key.deletionDate, KeyState: 'PendingDeletion', PendingWindowInDays: days };
   },
 
   async CancelKeyDeletion(cfg, body, ctx) {
     const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
     authorize(cfg, key, 'kms:CancelKeyDeletion', ctx, {});
-    if (key.keyState !== 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is not pending deletion.`);
-    key.keyState = 'Disabled'; // KMS leaves a cancelled key disabled
+    if (key.keyState !== 'PendingDeletion' && key.keyState !== 'PendingReplicaDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is not pending deletion.`);
+    // KMS leaves a cancelled key disabled (an EXTERNAL key without material stays PendingImport).
+    key.keyState = key.origin === 'EXTERNAL' && key.material.length === 0 ? 'PendingImport' : 'Disabled';
     delete key.deletionDate;
+    delete key.pendingWindowInDays;
     cfg.state.save();
     ctx.audit.resources.push(key.arn);
     return { KeyId: key.arn };
@@ -326,28 +342,8 @@ export const OPERATIONS: Record<string, Handler> = {
     return { KeyId: key.arn, CiphertextBlob: blob.toString('base64') };
   },
 
-  async GenerateDataKeyPair(cfg, body, ctx) {
-    grantTokens(cfg, body, ctx);
-    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
-    const ec = context(body);
-    const spec = requireString(body, 'KeyPairSpec');
-    const recipient = await recipientOf(cfg, body, ctx);
-    ctx.audit.resources.push(key.arn);
-    authorize(cfg, key, 'kms:GenerateDataKeyPair', ctx, conditionKeys(recipient, ec), { context: ec });
-    usable(key);
-    keyPairCurve(spec);
-    dryRun(body);
-    const pair = keyPair(spec);
-    const pkcs8 = pair.privateKey.export({ format: 'der', type: 'pkcs8' });
-    const blob = cfg.state.encrypt(key, pkcs8, ec);
-    return {
-      KeyId: key.arn,
-      KeyPairSpec: spec,
-      PublicKey: pair.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'),
-      PrivateKeyCiphertextBlob: blob.toString('base64'),
-      ...forRecipient(recipient, pkcs8, 'PrivateKeyPlaintext'),
-    };
-  },
+  GenerateDataKeyPair: dataKeyPair(true),
+  GenerateDataKeyPairWithoutPlaintext: dataKeyPair(false),
 
   async GetPublicKey(cfg, body, ctx) {
     grantTokens(cfg, body, ctx);
@@ -388,6 +384,30 @@ export const OPERATIONS: Record<string, Handler> = {
     return forRecipient(recipient, randomBytes(n), 'Plaintext');
   },
 };
+
+/** GenerateDataKeyPair (the private key in clear, or for a Recipient) and GenerateDataKeyPairWithoutPlaintext (only its blob). */
+function dataKeyPair(withPlaintext: boolean): Handler {
+  const action = withPlaintext ? 'kms:GenerateDataKeyPair' : 'kms:GenerateDataKeyPairWithoutPlaintext';
+  return async (cfg, body, ctx) => {
+    grantTokens(cfg, body, ctx);
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
+    const ec = context(body);
+    const spec = requireString(body, 'KeyPairSpec');
+    const recipient = withPlaintext ? await recipientOf(cfg, body, ctx) : null;
+    ctx.audit.resources.push(key.arn);
+    authorize(cfg, key, action, ctx, conditionKeys(recipient, ec), { context: ec });
+    usable(key);
+    keyPairCurve(spec);
+    dryRun(body);
+    const pair = keyPair(spec);
+    const pkcs8 = pair.privateKey.export({ format: 'der', type: 'pkcs8' });
+    const blob = cfg.state.encrypt(key, pkcs8, ec);
+    const common = { KeyId: key.arn, KeyPairSpec: spec, PublicKey: pair.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'), PrivateKeyCiphertextBlob: blob.toString('base64') };
+    if (withPlaintext) return { ...common, ...forRecipient(recipient, pkcs8, 'PrivateKeyPlaintext') };
+    pkcs8.fill(0);
+    return common;
+  };
+}
 
 /** `PolicyName`: KMS keys have one policy, named `default`. */
 function policyName(body: Json): void {

@@ -111,6 +111,7 @@ export function metadata(cfg: OperationConfig, key: KeyRecord): Json {
     ...(key.deletionDate !== undefined ? { DeletionDate: key.deletionDate } : {}),
     ...(key.imported?.validTo !== undefined ? { ValidTo: key.imported.validTo } : {}),
     Origin: key.origin,
+    ...(key.imported?.materialId && key.material.length > 0 ? { CurrentKeyMaterialId: key.imported.materialId } : {}),
     ...(key.imported?.expirationModel ? { ExpirationModel: key.imported.expirationModel } : {}),
     KeyManager: 'CUSTOMER',
     CustomerMasterKeySpec: key.spec,

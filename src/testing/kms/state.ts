@@ -27,13 +27,25 @@ export interface GrantRecord {
   effectiveAtMs: number;
 }
 
+/** What GetParametersForImport handed out: the wrapping key pair and algorithm behind one import token. */
+export interface ImportParameters {
+  keyArn: string;
+  wrappingAlgorithm: string;
+  /** PKCS#8 DER of the RSA wrapping private key. */
+  privateKey: Buffer;
+  /** Seconds since the epoch (24 hours after issue). */
+  validTo: number;
+}
+
 /** The import side of a key with Origin EXTERNAL. */
 export interface ImportRecord {
   /** `KEY_MATERIAL_EXPIRES` with `validTo` (seconds since the epoch), or `KEY_MATERIAL_DOES_NOT_EXPIRE`. */
   expirationModel?: 'KEY_MATERIAL_EXPIRES' | 'KEY_MATERIAL_DOES_NOT_EXPIRE';
   validTo?: number;
-  /** SHA-256 (hex) of the first material imported: KMS accepts only the same material again. */
+  /** SHA-256 (hex) of the first material imported into this key or any key of its multi-Region set: KMS accepts only the same material again. */
   materialDigest?: string;
+  /** `KeyMaterialId` of the material (random, kept across re-imports of the same material). */
+  materialId?: string;
 }
 
 export interface KeyRecord {
@@ -54,6 +66,8 @@ export interface KeyRecord {
   keyState: KeyState;
   /** Seconds since the epoch, while `keyState` is `PendingDeletion`. */
   deletionDate?: number;
+  /** The waiting period of a multi-Region primary in `PendingReplicaDeletion`: it starts when its last replica is deleted. */
+  pendingWindowInDays?: number;
   policy: string;
   /** AES-256 key material, or the PKCS#8 DER private key of a key agreement key; empty while an EXTERNAL key waits for its material. */
   material: Buffer;
@@ -112,6 +126,8 @@ export class KmsState {
   readonly aliases = new Map<string, string>();
   /** Grant id → grant. */
   readonly grants = new Map<string, GrantRecord>();
+  /** Import token (base64) → its wrapping key; kept in memory only (a restarted simulator has forgotten them, so its tokens fail). */
+  readonly importParameters = new Map<string, ImportParameters>();
 
   constructor(
     /** The home region (of a state file written before keys had a region). */
@@ -176,8 +192,14 @@ export class KmsState {
     return record;
   }
 
-  /** A replica of a multi-Region primary in `region`: the same key id and the same material (one Buffer), its own policy and description. */
+  /**
+   * A replica of a multi-Region primary in `region`: the same key id, its
+   * own policy and description. KMS-generated material is shared (one
+   * Buffer); a replica of an EXTERNAL key starts without material, and only
+   * the same material can be imported into it.
+   */
   replicate(primary: KeyRecord, region: string, policy: string, description: string, now: Date): KeyRecord {
+    const external = primary.origin === 'EXTERNAL';
     const replica: KeyRecord = {
       ...primary,
       arn: this.keyArn(region, primary.accountId, primary.keyId),
@@ -186,10 +208,12 @@ export class KmsState {
       policy,
       description,
       creationDate: now.getTime() / 1000,
-      ...(primary.imported ? { imported: { ...primary.imported } } : {}),
+      keyState: external ? 'PendingImport' : 'Enabled',
+      material: external ? Buffer.alloc(0) : primary.material,
+      ...(external ? { imported: primary.imported?.materialDigest ? { materialDigest: primary.imported.materialDigest } : {} } : {}),
     };
     delete replica.deletionDate;
-    if (replica.keyState === 'Disabled') replica.keyState = 'Enabled';
+    delete replica.pendingWindowInDays;
     this.keys.set(replica.arn, replica);
     this.save();
     return replica;
@@ -211,17 +235,18 @@ export class KmsState {
     let changed = false;
     for (const [arn, key] of this.keys) {
       if (key.keyState === 'PendingDeletion' && key.deletionDate !== undefined && key.deletionDate * 1000 <= now.getTime()) {
-        // Replicas share the material Buffer: zero it only with the last key of the set.
-        if (this.related(key).length === 1) key.material.fill(0);
+        // Replicas of a KMS-generated key share the material Buffer: zero it only with the last key of the set.
+        if (key.origin === 'EXTERNAL' || this.related(key).length === 1) key.material.fill(0);
         this.keys.delete(arn);
         const prefix = this.aliasArn(key.region, key.accountId, '');
         for (const [alias, target] of this.aliases) if (target === key.keyId && alias.startsWith(prefix)) this.aliases.delete(alias);
         for (const [id, grant] of this.grants) if (grant.keyArn === arn) this.grants.delete(id);
         changed = true;
       }
-      // A primary whose replicas are all gone continues to its own deletion.
+      // A primary whose replicas are all gone starts its own waiting period.
       if (key.keyState === 'PendingReplicaDeletion' && this.related(key).length === 1) {
         key.keyState = 'PendingDeletion';
+        key.deletionDate = Math.floor(now.getTime() / 1000) + (key.pendingWindowInDays ?? 30) * 86_400;
         changed = true;
       }
       // Imported material that expires is deleted by KMS at its ValidTo.
@@ -233,18 +258,15 @@ export class KmsState {
     if (changed) this.save();
   }
 
-  /** Deletes imported material from a key and the replicas sharing it: they return to PendingImport (or stay PendingDeletion). */
+  /** Deletes imported material from one key (each key of a multi-Region set imports its own copy): it returns to PendingImport (or stays pending deletion). */
   deleteMaterial(key: KeyRecord): void {
-    const old = key.material;
-    for (const k of this.related(key)) {
-      k.material = Buffer.alloc(0);
-      if (k.imported) {
-        delete k.imported.validTo;
-        delete k.imported.expirationModel;
-      }
-      if (k.keyState !== 'PendingDeletion' && k.keyState !== 'PendingReplicaDeletion') k.keyState = 'PendingImport';
+    key.material.fill(0);
+    key.material = Buffer.alloc(0);
+    if (key.imported) {
+      delete key.imported.validTo;
+      delete key.imported.expirationModel;
     }
-    old.fill(0);
+    if (key.keyState !== 'PendingDeletion' && key.keyState !== 'PendingReplicaDeletion') key.keyState = 'PendingImport';
   }
 
   /** An opaque blob bound to the key and the encryption context (AES-256-GCM). */
@@ -310,7 +332,7 @@ export class KmsState {
       });
     }
     // Replicas of one multi-Region key share one material Buffer, as they share the key material.
-    for (const k of this.keys.values()) if (k.multiRegion) k.material = this.related(k).find((r) => r.primary)?.material ?? k.material;
+    for (const k of this.keys.values()) if (k.multiRegion && k.origin === 'AWS_KMS') k.material = this.related(k).find((r) => r.primary)?.material ?? k.material;
     for (const [alias, target] of Object.entries(state.aliases)) this.aliases.set(state.version === 1 ? this.aliasArn(this.region, this.homeAccountId, alias) : alias, target);
     for (const g of state.grants ?? []) this.grants.set(g.grantId, g);
   }
