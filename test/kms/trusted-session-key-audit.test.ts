@@ -1,4 +1,5 @@
-import { CreateAliasCommand, CreateKeyCommand, GenerateDataKeyCommand, PutKeyPolicyCommand, type KMSClient } from '@aws-sdk/client-kms';
+import { constants, publicEncrypt, randomBytes } from 'node:crypto';
+import { CreateAliasCommand, CreateKeyCommand, GenerateDataKeyCommand, GetParametersForImportCommand, ImportKeyMaterialCommand, PutKeyPolicyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTrustedSessionKeyClient, getTrustedSessionKey, NitroEnclaveError, type TrustedSessionKeyClientOptions } from '../../src/kms/index.js';
 import type { PolicyDocument } from '../../src/internal/iam-policy.js';
@@ -25,8 +26,15 @@ interface Provisioned {
  * compare), then puts `policy`: under a policy that passes the audit nobody but the enclave could
  * have learnt it.
  */
-async function provision(policy: PolicyDocument | string, extra: { MultiRegion?: boolean } = {}): Promise<Provisioned> {
+async function provision(policy: PolicyDocument | string, extra: { MultiRegion?: boolean; Origin?: 'EXTERNAL' } = {}): Promise<Provisioned> {
   const m = (await admin.send(new CreateKeyCommand(extra))).KeyMetadata!;
+  if (extra.Origin === 'EXTERNAL') {
+    // The importer wraps 32 bytes of its own for KMS, and keeps them: it can open every blob of this key offline.
+    const params = await admin.send(new GetParametersForImportCommand({ KeyId: m.KeyId!, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' }));
+    const material = randomBytes(32);
+    const wrapped = publicEncrypt({ key: Buffer.from(params.PublicKey!), format: 'der', type: 'spki', padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, material);
+    await admin.send(new ImportKeyMaterialCommand({ KeyId: m.KeyId!, ImportToken: params.ImportToken, EncryptedKeyMaterial: wrapped, ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' }));
+  }
   const dk = await admin.send(new GenerateDataKeyCommand({ KeyId: m.Arn!, KeySpec: 'AES_256' }));
   await admin.send(new PutKeyPolicyCommand({ KeyId: m.KeyId!, PolicyName: 'default', Policy: typeof policy === 'string' ? policy : JSON.stringify(policy) }));
   return { keyArn: m.Arn!, keyId: m.KeyId!, blob: dk.CiphertextBlob!, plaintext: dk.Plaintext! };
@@ -140,6 +148,21 @@ describe('the TSK client audits its key before trusting what KMS releases', () =
     expect(tsk.keyObject.export()).toEqual(Buffer.from(mrk.plaintext));
     tsk.dispose();
     await optedIn.close();
+  });
+
+  it('refuses a key whose material was imported (Origin EXTERNAL): the importer kept a copy', async () => {
+    const imported = await provision(auditablePolicy(account, enclave.imageSha384), { Origin: 'EXTERNAL' });
+    const tskClient = createTrustedSessionKeyClient(clientOptions());
+    const err = await failure(tskClient.get({ ciphertextBlob: imported.blob, keyId: imported.keyArn }));
+    expect(err.code).toBe('ERR_KMS_KEY_UNSAFE');
+    expect(err.message).toBe(`KMS key ${imported.keyArn} is not safe to trust with a Trusted Session Key: its key material was imported (Origin EXTERNAL): whoever kept a copy of it can decrypt every blob of this key outside KMS, where no key policy applies`);
+    await tskClient.close();
+    // The same key, the audit off (dangerous): adopted.
+    const unaudited = createTrustedSessionKeyClient(clientOptions({ keyAudit: false }));
+    const tsk = await unaudited.get({ ciphertextBlob: imported.blob, keyId: imported.keyArn });
+    expect(tsk.keyObject.export()).toEqual(Buffer.from(imported.plaintext));
+    tsk.dispose();
+    await unaudited.close();
   });
 
   it('runs alongside the Decrypt: both requests are in flight at once (either order alone would never finish)', async () => {
