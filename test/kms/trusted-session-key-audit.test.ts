@@ -1,4 +1,4 @@
-import { constants, publicEncrypt, randomBytes } from 'node:crypto';
+import { constants, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
 import { CreateAliasCommand, CreateKeyCommand, GenerateDataKeyCommand, GetParametersForImportCommand, ImportKeyMaterialCommand, PutKeyPolicyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTrustedSessionKeyClient, getTrustedSessionKey, NitroEnclaveError, type TrustedSessionKeyClientOptions } from '../../src/kms/index.js';
@@ -32,7 +32,7 @@ async function provision(policy: PolicyDocument | string, extra: { MultiRegion?:
     // The importer wraps 32 bytes of its own for KMS, and keeps them: it can open every blob of this key offline.
     const params = await admin.send(new GetParametersForImportCommand({ KeyId: m.KeyId!, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' }));
     const material = randomBytes(32);
-    const wrapped = publicEncrypt({ key: Buffer.from(params.PublicKey!), format: 'der', type: 'spki', padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, material);
+    const wrapped = publicEncrypt({ key: createPublicKey({ key: Buffer.from(params.PublicKey!), format: 'der', type: 'spki' }), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, material);
     await admin.send(new ImportKeyMaterialCommand({ KeyId: m.KeyId!, ImportToken: params.ImportToken, EncryptedKeyMaterial: wrapped, ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' }));
   }
   const dk = await admin.send(new GenerateDataKeyCommand({ KeyId: m.Arn!, KeySpec: 'AES_256' }));
