@@ -134,7 +134,7 @@ await step("Verify (the seed's step): an unattested Decrypt is denied", async ()
 await step('Verify via the audit trail (CloudTrail-like): the Decrypt carried an attestation', () => {
   const ok = sim.audit.find((e) => e.eventName === 'Decrypt' && !e.errorCode && e.additionalEventData);
   if (!ok) throw new Error('no attested Decrypt in the audit trail');
-  return [`Decrypt by ${ok.userIdentity.arn.split('/').slice(-2).join('/')} · module ${ok.additionalEventData.recipient.attestationDocumentModuleId} · image ${short(ok.additionalEventData.recipient.attestationDocumentEnclaveImageDigest)}`];
+  return [`Decrypt by ${ok.userIdentity.arn.split('/').slice(-2).join('/')} · module ${ok.additionalEventData.recipient.attestationDocumentModuleId} · image ${short(Buffer.from(ok.additionalEventData.recipient.attestationDocumentEnclaveImageDigest, 'base64').toString('hex'))}`];
 });
 
 tsk?.dispose();
