@@ -56,8 +56,12 @@ export interface KmsSimulatorOptions {
 /** One record of the simulator's trail: a CloudTrail record of a KMS call ({@link CloudTrailRecord}). */
 export type AuditEvent = CloudTrailRecord;
 
-/** The `X-Amz-Target` prefix of CloudTrail's API (JSON 1.1, version 2013-11-01). */
-const CLOUDTRAIL_TARGET = 'com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.';
+/**
+ * CloudTrail's API (JSON 1.1, version 2013-11-01) by `X-Amz-Target`: botocore
+ * sends the model's full target prefix, the AWS SDK for JavaScript v3 the
+ * bare service shape name; CloudTrail answers both.
+ */
+const CLOUDTRAIL_TARGET = /^(?:com\.amazonaws\.cloudtrail\.v20131101\.)?CloudTrail_20131101\.(\w+)$/;
 
 /** A running KMS simulator ({@link startKmsSimulator}): its endpoint, TLS CA, principals, audit log and fault injector. */
 export interface KmsSimulator {
@@ -225,7 +229,8 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
 
   function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const target = String(req.headers['x-amz-target'] ?? '');
-    return target.startsWith(CLOUDTRAIL_TARGET) ? handleCloudTrail(req, res, target.slice(CLOUDTRAIL_TARGET.length)) : handleKms(req, res, target);
+    const cloudTrail = CLOUDTRAIL_TARGET.exec(target);
+    return cloudTrail ? handleCloudTrail(req, res, cloudTrail[1]!) : handleKms(req, res, target);
   }
 
   /** CloudTrail's API on the same endpoint: LookupEvents over the trail, for the caller's account. Its own calls are not recorded. */
