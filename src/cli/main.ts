@@ -2,6 +2,7 @@ import { EXIT, UsageError, describeError, processIo, type Io } from './io.js';
 import { inspectCommand, inspectHelp, verifyCommand, verifyHelp } from './commands/verify.js';
 import { policyCommand, policyHelp } from './commands/policy.js';
 import { checkPolicyCommand, checkPolicyHelp, provisionCommand, provisionHelp, setupCommand, setupHelp } from './commands/kms.js';
+import { auditCommand, auditHelp } from './commands/audit.js';
 import { credentialsServerCommand, credentialsServerHelp, kmsSimulatorCommand, kmsSimulatorHelp } from './commands/servers.js';
 
 const COMMANDS: Record<string, { run: (argv: string[], io: Io) => Promise<number>; help: string; summary: string }> = {
@@ -11,6 +12,7 @@ const COMMANDS: Record<string, { run: (argv: string[], io: Io) => Promise<number
   setup: { run: setupCommand, help: setupHelp, summary: 'create the key and alias, apply the policy (idempotent)' },
   provision: { run: provisionCommand, help: provisionHelp, summary: 'generate the TSK; store only its ciphertext' },
   'check-policy': { run: checkPolicyCommand, help: checkPolicyHelp, summary: 'check that an unattested Decrypt is denied' },
+  audit: { run: auditCommand, help: auditHelp, summary: 'report every use of the TSK key from CloudTrail; exit 4 on findings' },
   'credentials-server': { run: credentialsServerCommand, help: credentialsServerHelp, summary: 'parent side: serve role credentials to the enclave' },
   'kms-simulator': { run: kmsSimulatorCommand, help: kmsSimulatorHelp, summary: 'run the local KMS simulator' },
 };
@@ -20,7 +22,7 @@ const MAIN_HELP = `Usage: nitro-enclave <command> [options]   (nitro-enclave <co
 Commands:
 ${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(20)} ${c.summary}`).join('\n')}
 
-Exit codes: 0 success · 1 error (one line with its code) · 2 usage error · 3 check-policy FAIL
+Exit codes: 0 success · 1 error (one line with its code) · 2 usage error · 3 check-policy FAIL · 4 audit findings · 5 rollout refused
 `;
 
 /** Runs the CLI; returns the exit code. */
