@@ -1,18 +1,6 @@
 import { asArray, evaluatePolicy, parsePolicy, type PolicyDocument } from '../internal/iam-policy.js';
 import { kmsOperation } from '../internal/kms-operations.js';
-
-/**
- * An enclave image as a key policy admits it and as CloudTrail records its
- * use: PCR0 (the image digest), PCR1 and PCR2, PCR8 (the signing
- * certificate), as lowercase hex. An admitted image names only the PCRs its
- * policy statement checks; an observed one names every PCR the record has.
- */
-export interface ImageMeasurements {
-  pcr0?: string;
-  pcr1?: string;
-  pcr2?: string;
-  pcr8?: string;
-}
+import type { EnclaveImage } from './key-policy.js';
 
 /**
  * The members of a CloudTrail record the audit reads: one element of a trail
@@ -60,7 +48,7 @@ export interface AuditFinding {
 
 /** The attested use of one image (by PCR0, or PCR8 when it has no PCR0) in the window. */
 export interface ImageUse {
-  image: ImageMeasurements;
+  image: EnclaveImage;
   /** Whether the current key policy admits it. */
   admitted: boolean;
   /** Successful attested calls (the enclave received key material). */
@@ -94,7 +82,7 @@ export interface KeyChange {
   eventName: string;
   principal: string;
   /** For PutKeyPolicy: the images the new policy admits, and whether it still denies a Decrypt without attestation. */
-  policy?: { images: ImageMeasurements[]; deniesUnattestedDecrypt: boolean } | { unreadable: string };
+  policy?: { images: EnclaveImage[]; deniesUnattestedDecrypt: boolean } | { unreadable: string };
 }
 
 /** The result of {@link auditKeyTrail}. */
@@ -105,7 +93,7 @@ export interface AuditReport {
   /** Records on this key in the window. */
   events: number;
   /** The images the current key policy admits. */
-  admitted: ImageMeasurements[];
+  admitted: EnclaveImage[];
   images: ImageUse[];
   denied: DeniedAttempt[];
   changes: KeyChange[];
@@ -126,7 +114,7 @@ export interface AuditOptions {
   acknowledge?: readonly string[];
 }
 
-const CONDITION_PCR: Record<string, keyof ImageMeasurements> = {
+const CONDITION_PCR: Record<string, keyof EnclaveImage> = {
   'kms:recipientattestation:imagesha384': 'pcr0',
   'kms:recipientattestation:pcr0': 'pcr0',
   'kms:recipientattestation:pcr1': 'pcr1',
@@ -145,11 +133,11 @@ const CONDITION_PCR: Record<string, keyof ImageMeasurements> = {
  * admittedImages(buildKeyPolicy({ accountId, enclaveRole, pcr0 })); // [{ pcr0 }]
  * ```
  */
-export function admittedImages(policy: PolicyDocument): ImageMeasurements[] {
-  const out: ImageMeasurements[] = [];
+export function admittedImages(policy: PolicyDocument): EnclaveImage[] {
+  const out: EnclaveImage[] = [];
   for (const s of policy.Statement) {
     if (s.Effect !== 'Allow' || !asArray(s.Action).some((a) => /^(kms:\*|kms:decrypt|\*)$/i.test(a))) continue;
-    let images: ImageMeasurements[] = [{}];
+    let images: EnclaveImage[] = [{}];
     for (const [operator, block] of Object.entries(s.Condition ?? {})) {
       if (!/^StringEquals(IgnoreCase)?$/.test(operator)) continue;
       for (const [key, values] of Object.entries(block)) {
@@ -163,7 +151,7 @@ export function admittedImages(policy: PolicyDocument): ImageMeasurements[] {
   return out;
 }
 
-const sameImage = (a: ImageMeasurements, b: ImageMeasurements) => a.pcr0 === b.pcr0 && a.pcr1 === b.pcr1 && a.pcr2 === b.pcr2 && a.pcr8 === b.pcr8;
+const sameImage = (a: EnclaveImage, b: EnclaveImage) => a.pcr0 === b.pcr0 && a.pcr1 === b.pcr1 && a.pcr2 === b.pcr2 && a.pcr8 === b.pcr8;
 
 /** A PCR as CloudTrail wrote it: base64 in real trails, hex in some documentation examples. `undefined` when it is neither. */
 function pcrHex(value: unknown): string | undefined {
@@ -183,11 +171,11 @@ function pcrHex(value: unknown): string | undefined {
  * observedImage(record)?.pcr0; // '9f86d0…' (hex)
  * ```
  */
-export function observedImage(record: TrailRecord): ImageMeasurements | null {
+export function observedImage(record: TrailRecord): EnclaveImage | null {
   const r = record.additionalEventData?.recipient;
   if (!r) return null;
-  const image: ImageMeasurements = {};
-  const fields: Array<[keyof ImageMeasurements, string]> = [
+  const image: EnclaveImage = {};
+  const fields: Array<[keyof EnclaveImage, string]> = [
     ['pcr0', 'attestationDocumentEnclaveImageDigest'],
     ['pcr1', 'attestationDocumentEnclavePCR1'],
     ['pcr2', 'attestationDocumentEnclavePCR2'],
@@ -201,13 +189,13 @@ export function observedImage(record: TrailRecord): ImageMeasurements | null {
 }
 
 /** Whether an admitted image covers an observed one: every PCR the admitted image names is equal. */
-export function imageAdmits(admitted: ImageMeasurements, observed: ImageMeasurements): boolean {
-  const keys = Object.keys(admitted) as Array<keyof ImageMeasurements>;
+export function imageAdmits(admitted: EnclaveImage, observed: EnclaveImage): boolean {
+  const keys = Object.keys(admitted) as Array<keyof EnclaveImage>;
   return keys.length > 0 && keys.every((k) => observed[k] !== undefined && admitted[k] === observed[k]);
 }
 
 /** A short label for an image: `PCR0 1234abcd…89ef` (and PCR8 when named). */
-export function imageLabel(image: ImageMeasurements): string {
+export function imageLabel(image: EnclaveImage): string {
   const short = (h: string) => `${h.slice(0, 12)}…${h.slice(-6)}`;
   const parts: string[] = [];
   if (image.pcr0) parts.push(`PCR0 ${short(image.pcr0)}`);
@@ -218,7 +206,7 @@ export function imageLabel(image: ImageMeasurements): string {
 }
 
 /** How an observed image is named in reports: its PCR0, and its PCR8 when the EIF was signed (PCR8 not all zeros). */
-export function observedLabel(image: ImageMeasurements): string {
+export function observedLabel(image: EnclaveImage): string {
   return imageLabel({ ...(image.pcr0 ? { pcr0: image.pcr0 } : {}), ...(image.pcr8 && !/^0+$/.test(image.pcr8) ? { pcr8: image.pcr8 } : {}) });
 }
 
