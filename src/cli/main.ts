@@ -1,6 +1,7 @@
 import { EXIT, UsageError, describeError, processIo, type Io } from './io.js';
 import { inspectCommand, inspectHelp, verifyCommand, verifyHelp } from './commands/verify.js';
 import { policyCommand, policyHelp } from './commands/policy.js';
+import { pcr8Command, pcr8Help } from './commands/pcr8.js';
 import { checkPolicyCommand, checkPolicyHelp, provisionCommand, provisionHelp, setupCommand, setupHelp } from './commands/kms.js';
 import { auditCommand, auditHelp } from './commands/audit.js';
 import { credentialsServerCommand, credentialsServerHelp, kmsSimulatorCommand, kmsSimulatorHelp } from './commands/servers.js';
@@ -9,9 +10,10 @@ const COMMANDS: Record<string, { run: (argv: string[], io: Io) => Promise<number
   verify: { run: verifyCommand, help: verifyHelp, summary: 'verify an attestation document offline' },
   inspect: { run: inspectCommand, help: inspectHelp, summary: 'decode an attestation document (NOT verified)' },
   policy: { run: policyCommand, help: policyHelp, summary: 'write the KMS key policy for an enclave image' },
+  pcr8: { run: pcr8Command, help: pcr8Help, summary: 'PCR8 of every EIF signed with a certificate' },
   setup: { run: setupCommand, help: setupHelp, summary: 'create the key and alias, apply the policy (idempotent)' },
   provision: { run: provisionCommand, help: provisionHelp, summary: 'generate the TSK; store only its ciphertext' },
-  'check-policy': { run: checkPolicyCommand, help: checkPolicyHelp, summary: 'check that an unattested Decrypt is denied' },
+  'check-policy': { run: checkPolicyCommand, help: checkPolicyHelp, summary: 'check that no KMS operation reads or mints the TSK unattested' },
   audit: { run: auditCommand, help: auditHelp, summary: 'report every use of the TSK key from CloudTrail; exit 4 on findings' },
   'credentials-server': { run: credentialsServerCommand, help: credentialsServerHelp, summary: 'parent side: serve role credentials to the enclave' },
   'kms-simulator': { run: kmsSimulatorCommand, help: kmsSimulatorHelp, summary: 'run the local KMS simulator' },

@@ -1,7 +1,10 @@
 export { NitroEnclaveError } from '../errors.js';
 export type { NitroEnclaveErrorCode } from '../errors.js';
-export { buildKeyPolicy, RECIPIENT_ACTIONS } from './key-policy.js';
-export type { KeyPolicyOptions } from './key-policy.js';
+export { AUTHORITY_DECISIONS, buildKeyPolicy, keyPolicyTreatment, RECIPIENT_ACTIONS } from './key-policy.js';
+export type { EnclaveImage, KeyPolicyOptions, KeyPolicyTreatment } from './key-policy.js';
+export { pcr8FromCertificate } from './pcr8.js';
+export { KMS_OPERATIONS, kmsOperation } from '../internal/kms-operations.js';
+export type { KmsOperationClass, KmsOperationInfo } from '../internal/kms-operations.js';
 export { evaluatePolicy, parsePolicy, PolicySyntaxError } from '../internal/iam-policy.js';
 export type { PolicyDocument, PolicyStatement, RequestContext, Decision } from '../internal/iam-policy.js';
 export { serveParentCredentials } from './credentials-server.js';

@@ -6,6 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { CreateKeyCommand, DescribeKeyCommand, GenerateDataKeyWithoutPlaintextCommand, GetKeyPolicyCommand, KMSClient, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
+import { PROBES } from '../../src/cli/commands/kms.js';
+import { KMS_OPERATIONS } from '../../src/internal/kms-operations.js';
 import type { Io } from '../../src/cli/io.js';
 import { fetchParentFile, fromParentCredentials } from '../../src/kms/parent-credentials.js';
 import { createSimulatedEnclave, startKmsSimulator, type KmsSimulator, type SimulatedPrincipal } from '../../src/testing/index.js';
@@ -116,7 +118,16 @@ describe('policy', () => {
 
   it('writes the seed-shaped policy from --pcr0, --measurements and --document', async () => {
     const fromPcr = JSON.parse((await run([...base, '--pcr0', enclave.imageSha384.toUpperCase()])).stdout);
-    expect(fromPcr.Statement.map((s: { Sid: string }) => s.Sid)).toEqual(['Enable IAM User Permissions', 'Allow Enclave Decrypt', 'Allow Key Administrators', 'Deny Decrypt Without Enclave Attestation', 'Deny Decrypt Without Any Attestation', 'Deny ReEncrypt For Everyone']);
+    expect(fromPcr.Statement.map((s: { Sid: string }) => s.Sid)).toEqual([
+      'Enable IAM User Permissions',
+      'Allow Enclave Decrypt',
+      'Allow Enclave Key Audit',
+      'Allow Key Administrators',
+      'Deny Without Admitted Attestation',
+      'Deny Without Any Attestation',
+      'Deny Reading Or Minting Key Material',
+      'Deny Moving Key Material Or Alias',
+    ]);
     expect(fromPcr.Statement[1].Condition).toEqual({ StringEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': enclave.imageSha384 } });
     // nitro-cli's output shape, with the simulated image's PCR0 (every simulated enclave has the same default image).
     const measurements = join(here, '..', 'fixtures', 'nitro-cli-build-enclave.json');
@@ -129,13 +140,35 @@ describe('policy', () => {
     expect(fromDoc.stderr).toContain('unverified');
     const extra = JSON.parse((await run([...base, '--pcr0', enclave.imageSha384, '--pcr', `8=${'cc'.repeat(48)}`, '--admin', 'role/KeyAdmin'])).stdout);
     expect(extra.Statement[1].Condition.StringEqualsIgnoreCase['kms:RecipientAttestation:PCR8']).toBe('cc'.repeat(48));
-    expect(extra.Statement[2].Principal.AWS).toBe('arn:aws:iam::111122223333:role/KeyAdmin');
-    expect(extra.Statement).toHaveLength(7); // one Deny per attestation condition, one for no attestation, one for ReEncrypt
+    expect(extra.Statement[3].Principal.AWS).toBe('arn:aws:iam::111122223333:role/KeyAdmin');
+    expect(extra.Statement).toHaveLength(9); // one Deny per attestation condition, one for no attestation, one for minting, one for moving
     const actions = JSON.parse((await run([...base, '--pcr0', enclave.imageSha384, '--enclave-action', 'kms:Decrypt', '--enclave-action', 'kms:GenerateDataKey'])).stdout);
     expect(actions.Statement[1].Action).toEqual(['kms:Decrypt', 'kms:GenerateDataKey']);
-    expect(actions.Statement.find((s: { Sid: string }) => s.Sid === 'Deny ReEncrypt For Everyone')).toMatchObject({ Effect: 'Deny', Principal: { AWS: '*' }, Action: 'kms:ReEncrypt*' });
+    expect(actions.Statement.find((s: { Sid: string }) => s.Sid === 'Deny Reading Or Minting Key Material')).toMatchObject({ Effect: 'Deny', Principal: { AWS: '*' }, Action: expect.arrayContaining(['kms:Encrypt', 'kms:ReEncryptFrom', 'kms:ReEncryptTo']) });
     const wildcard = await run([...base, '--pcr0', enclave.imageSha384, '--enclave-action', 'kms:GenerateDataKey*']);
     expect(wildcard).toMatchObject({ code: 2, stderr: expect.stringContaining('no wildcards') });
+  });
+
+  it('admits several images: repeated --pcr0 / --measurements, --pcr8 and --image, one Allow each', async () => {
+    const measurements = join(here, '..', 'fixtures', 'nitro-cli-build-enclave.json');
+    const other = 'cd'.repeat(48);
+    const pcr8 = 'ee'.repeat(48);
+    const r = await run([...base, '--measurements', measurements, '--pcr0', other, '--pcr8', pcr8, '--image', `pcr0=${'ab'.repeat(48)},pcr1=${'11'.repeat(48)}`]);
+    expect(r.code).toBe(0);
+    const policy = JSON.parse(r.stdout);
+    expect(policy.Statement.filter((s: { Sid: string }) => s.Sid.startsWith('Allow Enclave Decrypt')).map((s: { Condition: object }) => s.Condition)).toEqual([
+      { StringEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': other } },
+      { StringEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': enclave.imageSha384 } },
+      { StringEqualsIgnoreCase: { 'kms:RecipientAttestation:PCR8': pcr8 } },
+      { StringEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': 'ab'.repeat(48), 'kms:RecipientAttestation:PCR1': '11'.repeat(48) } },
+    ]);
+    expect(policy.Statement.filter((s: { Sid: string }) => s.Sid.startsWith('Deny Without Admitted')).map((s: { Condition: object }) => s.Condition)).toEqual([
+      { StringNotEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': [enclave.imageSha384, 'ab'.repeat(48), other].sort(), 'kms:RecipientAttestation:PCR8': pcr8 } },
+      { StringNotEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': [enclave.imageSha384, other].sort(), 'kms:RecipientAttestation:PCR1': '11'.repeat(48), 'kms:RecipientAttestation:PCR8': pcr8 } },
+    ]);
+    expect(await run([...base, '--pcr0', other, '--pcr0', enclave.imageSha384, '--pcr', `8=${pcr8}`])).toMatchObject({ code: 2, stderr: expect.stringContaining('--pcr adds conditions to the one') });
+    expect(await run([...base, '--image', 'pcr3=ab'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--image expects pcr0=<hex>') });
+    expect(await run([...base, '--pcr8', '00'.repeat(48)])).toMatchObject({ code: 2, stderr: expect.stringContaining('pcr8 is all zeros') });
   });
 
   it('refuses an all-zero PCR0 with an explanation, unless told otherwise', async () => {
@@ -184,35 +217,53 @@ describe('setup, provision and check-policy against the KMS simulator', () => {
     expect(readFileSync(out).equals(before)).toBe(false);
   });
 
-  it('check-policy tries Decrypt AND ReEncrypt with DryRun: PASS for the hardened policy only when both are denied, as the role and as an admin', async () => {
+  it('check-policy probes every (a)/(b) operation of the model with DryRun: FAIL on the previous policy (Encrypt, GenerateDataKey open to IAM), PASS on the hardened one as the role and as an admin', async () => {
     const blob = join(tmp, 'blobs', 'tsk.bin');
     const a = client(sim, admin());
     const { KeyMetadata } = await a.send(new DescribeKeyCommand({ KeyId: 'alias/confidential-workflow-tsk' }));
-    const hardened = JSON.parse((await a.send(new GetKeyPolicyCommand({ KeyId: KeyMetadata!.KeyId }))).Policy!) as { Statement: Array<{ Effect: string; Action: string | string[] }> };
-    const deniesReEncrypt = (s: { Effect: string; Action: string | string[] }) => s.Effect === 'Deny' && [s.Action].flat().some((x) => /^kms:ReEncrypt/i.test(x));
+    const hardened = JSON.parse((await a.send(new GetKeyPolicyCommand({ KeyId: KeyMetadata!.KeyId }))).Policy!) as { Statement: Array<{ Sid: string; Effect: string; Action: string | string[] }> };
     const put = (statements: object[]) => a.send(new PutKeyPolicyCommand({ KeyId: KeyMetadata!.KeyId, Policy: JSON.stringify({ ...hardened, Statement: statements }) }));
-    // Without a ReEncrypt deny, the admin's IAM kms:* (through the root statement) moves the blob to another key: FAIL.
-    await put(hardened.Statement.filter((s) => !deniesReEncrypt(s)));
+    // The policy buildKeyPolicy wrote before: Decrypt gated on attestation, ReEncrypt denied, nothing else.
+    const previous = [
+      ...hardened.Statement.filter((s) => s.Effect === 'Allow'),
+      ...hardened.Statement.filter((s) => s.Sid === 'Deny Without Admitted Attestation' || s.Sid === 'Deny Without Any Attestation').map((s) => ({ ...s, Action: 'kms:Decrypt' })),
+      { Sid: 'Deny ReEncrypt For Everyone', Effect: 'Deny', Principal: { AWS: '*' }, Action: 'kms:ReEncrypt*', Resource: '*' },
+    ];
+    await put(previous);
     const open = await run(['check-policy', ...kmsFlags(), '--blob', blob, '--json'], admin());
     expect(open.code).toBe(3);
-    expect(JSON.parse(open.stdout)).toMatchObject({ result: 'FAIL', checks: [{ action: 'kms:Decrypt', outcome: 'denied' }, { action: 'kms:ReEncrypt', outcome: 'allowed' }] });
-    // The hardened policy denies kms:ReEncrypt* to everyone (added here when this branch's builder predates it).
-    const reEncryptDeny = { Sid: 'Deny ReEncrypt For Everyone', Effect: 'Deny', Principal: { AWS: '*' }, Action: 'kms:ReEncrypt*', Resource: '*' };
-    await put(hardened.Statement.some(deniesReEncrypt) ? hardened.Statement : [...hardened.Statement, reEncryptDeny]);
+    const report = JSON.parse(open.stdout) as { result: string; checks: Array<{ operation: string; outcome: string }> };
+    expect(report.result).toBe('FAIL');
+    const outcome = Object.fromEntries(report.checks.map((c) => [c.operation, c.outcome]));
+    expect(outcome).toMatchObject({ Decrypt: 'denied', ReEncrypt: 'denied', Encrypt: 'allowed', GenerateDataKey: 'allowed', GenerateDataKeyPair: 'allowed' });
+    // One line per (a)/(b) operation of the model, in the model's order.
+    expect(report.checks.map((c) => c.operation)).toEqual(KMS_OPERATIONS.filter((o) => o.class === 'plaintext' || o.class === 'ciphertext').map((o) => o.operation));
+    await put(hardened.Statement);
     for (const who of [role(), admin()]) {
       const r = await run(['check-policy', ...kmsFlags(), '--blob', blob], who);
-      expect(r).toMatchObject({ code: 0, stdout: expect.stringContaining('PASS') });
-      expect(r.stdout).toMatch(/✔ an unattested Decrypt is denied\n.*\n✔ a ReEncrypt to arn:aws:kms:us-east-1:111122223333:key\/.+ is denied\n.*kms:ReEncryptFrom/);
+      expect(r.stdout).toContain('✔ PASS: no unattested path to the key');
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/✔ kms:Decrypt +denied without attestation\n/);
+      expect(r.stdout).toMatch(/✔ kms:Encrypt +denied without attestation\n/);
+      expect(r.stdout).toMatch(/✔ kms:ReEncrypt \(to arn:aws:kms:us-east-1:111122223333:key\/.+\) +denied without attestation\n/);
+      expect(r.stdout).toContain('9 operations that read or mint key material');
     }
-    expect(sim.audit.filter((e) => e.eventName === 'ReEncrypt' || e.eventName === 'Decrypt').slice(-4).map((e) => e.errorCode)).toEqual(['AccessDeniedException', 'AccessDeniedException', 'AccessDeniedException', 'AccessDeniedException']);
   });
 
-  it('check-policy never decrypts or moves anything: every call it makes is a DryRun', async () => {
+  it('check-policy never decrypts, encrypts or moves anything: every call it makes is a DryRun', async () => {
     const before = sim.audit.length;
     await run(['check-policy', ...kmsFlags(), '--blob', join(tmp, 'blobs', 'tsk.bin')], admin());
     const calls = sim.audit.slice(before);
-    expect(calls.map((e) => e.eventName)).toEqual(['Decrypt', 'ReEncrypt']);
-    for (const e of calls) expect(e.requestParameters.dryRun).toBe(true);
+    // Decrypt first (KMS's denial names the key the others are sent to), then the rest in the model's order.
+    const minting = KMS_OPERATIONS.filter((o) => o.class === 'plaintext' || o.class === 'ciphertext').map((o) => o.operation);
+    expect(calls.map((e) => e.eventName)).toEqual(['Decrypt', ...minting.filter((op) => op !== 'Decrypt')]);
+    for (const e of calls) expect(e.requestParameters.dryRun, e.eventName).toBe(true);
+  });
+
+  it('check-policy has a DryRun probe for every (a)/(b) operation of the model that takes DryRun', () => {
+    const minting = KMS_OPERATIONS.filter((o) => o.class === 'plaintext' || o.class === 'ciphertext');
+    expect(minting.filter((o) => o.takesDryRun && !(o.operation in PROBES)).map((o) => o.operation)).toEqual([]);
+    expect(Object.keys(PROBES).filter((op) => !minting.some((o) => o.operation === op))).toEqual([]);
   });
 
   it.skipIf(!seedAvailable)("check-policy FAILs loudly on the seed's policy when IAM grants the admin kms:*", async () => {
