@@ -4,6 +4,7 @@ import { policyCommand, policyHelp } from './commands/policy.js';
 import { pcr8Command, pcr8Help } from './commands/pcr8.js';
 import { checkPolicyCommand, checkPolicyHelp, provisionCommand, provisionHelp, setupCommand, setupHelp } from './commands/kms.js';
 import { auditCommand, auditHelp } from './commands/audit.js';
+import { rolloutCommand, rolloutHelp } from './commands/rollout.js';
 import { credentialsServerCommand, credentialsServerHelp, kmsSimulatorCommand, kmsSimulatorHelp } from './commands/servers.js';
 
 const COMMANDS: Record<string, { run: (argv: string[], io: Io) => Promise<number>; help: string; summary: string }> = {
@@ -15,6 +16,7 @@ const COMMANDS: Record<string, { run: (argv: string[], io: Io) => Promise<number
   provision: { run: provisionCommand, help: provisionHelp, summary: 'generate the TSK; store only its ciphertext' },
   'check-policy': { run: checkPolicyCommand, help: checkPolicyHelp, summary: 'check that no KMS operation reads or mints the TSK unattested' },
   audit: { run: auditCommand, help: auditHelp, summary: 'report every use of the TSK key from CloudTrail; exit 4 on findings' },
+  rollout: { run: rolloutCommand, help: rolloutHelp, summary: 'admit or drop an enclave image (status | add | remove), drain-aware' },
   'credentials-server': { run: credentialsServerCommand, help: credentialsServerHelp, summary: 'parent side: serve role credentials to the enclave' },
   'kms-simulator': { run: kmsSimulatorCommand, help: kmsSimulatorHelp, summary: 'run the local KMS simulator' },
 };
