@@ -188,13 +188,28 @@ export function observedImage(record: TrailRecord): EnclaveImage | null {
   return image;
 }
 
-/** Whether an admitted image covers an observed one: every PCR the admitted image names is equal. */
+/**
+ * Whether an admitted image covers an observed one: every PCR the admitted image names is equal.
+ *
+ * @example
+ * ```ts
+ * const seen = observedImage(record);
+ * const ok = seen !== null && admittedImages(policy).some((image) => imageAdmits(image, seen));
+ * ```
+ */
 export function imageAdmits(admitted: EnclaveImage, observed: EnclaveImage): boolean {
   const keys = Object.keys(admitted) as Array<keyof EnclaveImage>;
   return keys.length > 0 && keys.every((k) => observed[k] !== undefined && admitted[k] === observed[k]);
 }
 
-/** A short label for an image: `PCR0 1234abcd…89ef` (and PCR8 when named). */
+/**
+ * A short label for an image: `PCR0 1234abcd…89ef` (and the other PCRs it names).
+ *
+ * @example
+ * ```ts
+ * imageLabel({ pcr0 }); // 'PCR0 451b6f1c393e…81b40a'
+ * ```
+ */
 export function imageLabel(image: EnclaveImage): string {
   const short = (h: string) => `${h.slice(0, 12)}…${h.slice(-6)}`;
   const parts: string[] = [];
@@ -205,7 +220,14 @@ export function imageLabel(image: EnclaveImage): string {
   return parts.join(' + ') || '(no PCRs)';
 }
 
-/** How an observed image is named in reports: its PCR0, and its PCR8 when the EIF was signed (PCR8 not all zeros). */
+/**
+ * How an observed image is named in reports: its PCR0, and its PCR8 when the EIF was signed (PCR8 not all zeros).
+ *
+ * @example
+ * ```ts
+ * observedLabel(observedImage(record)!); // 'PCR0 451b6f1c393e…81b40a'
+ * ```
+ */
 export function observedLabel(image: EnclaveImage): string {
   return imageLabel({ ...(image.pcr0 ? { pcr0: image.pcr0 } : {}), ...(image.pcr8 && !/^0+$/.test(image.pcr8) ? { pcr8: image.pcr8 } : {}) });
 }
