@@ -68,7 +68,7 @@ export interface CloudTrailRecord {
 /** The KMS operations CloudTrail marks `readOnly: true`: reads and the cryptographic operations. */
 const READ_ONLY = /^(Describe|Get|List)|^(Decrypt|Encrypt|ReEncrypt|GenerateDataKey|GenerateDataKeyWithoutPlaintext|GenerateDataKeyPair|GenerateDataKeyPairWithoutPlaintext|GenerateRandom|DeriveSharedSecret|Sign|Verify|GenerateMac|VerifyMac|Encapsulate|Decapsulate)$/;
 
-/** Request and response members CloudTrail never records: ciphertexts, plaintexts, key material, import tokens and messages. */
+/** Request and response members CloudTrail never records: ciphertexts, plaintexts, key material, import and grant tokens, messages. */
 const SECRET_MEMBERS = new Set([
   'CiphertextBlob',
   'Plaintext',
@@ -83,6 +83,8 @@ const SECRET_MEMBERS = new Set([
   'Mac',
   'PublicKey',
   'Recipient',
+  // CloudTrail's CreateGrant record shows the grant id, not the token that uses the grant before it propagates.
+  'GrantToken',
 ]);
 
 const camel = (k: string) => k.charAt(0).toLowerCase() + k.slice(1);
