@@ -151,6 +151,18 @@ describe('nitro-enclave rollout: v1 → v1+v2 → v2', () => {
     expect(await run(['rollout', 'drop', ...flags()])).toMatchObject({ code: 2, stderr: 'nitro-enclave rollout: usage: give one of: rollout status | add | remove (see --help)\n' });
   });
 
+  it.skipIf(!awsAvailable)('takes over a policy written by `nitro-enclave policy` and applied with the AWS CLI', { timeout: 120_000 }, async () => {
+    const file = join(tmp, 'policy.json');
+    expect((await run(['policy', '--account', sim.accountId, '--enclave-role', 'EnclaveInstanceRole', '--pcr0', v1.imageSha384, '--out', file])).code).toBe(0);
+    const put = await awsAgainst(sim, tmp, sim.principal('user/admin'), ['kms', 'put-key-policy', '--key-id', keyArn, '--policy-name', 'default', '--policy', `file://${file}`]);
+    expect(put.code).toBe(0);
+    const added = await run(['rollout', 'add', '--pcr0', v2.imageSha384, ...flags()]);
+    expect(added.code).toBe(0);
+    const r = await awsAgainst(sim, tmp, sim.principal('user/admin'), ['kms', 'get-key-policy', '--key-id', keyArn, '--policy-name', 'default', '--query', 'Policy', '--output', 'text']);
+    expect(JSON.parse(r.stdout)).toEqual(policyFor([{ pcr0: v1.imageSha384 }, { pcr0: v2.imageSha384 }]));
+    await admin.send(new PutKeyPolicyCommand({ KeyId: keyArn, Policy: JSON.stringify(policyFor([{ pcr0: v2.imageSha384 }])) }));
+  });
+
   it('add --blob runs check-policy on the new policy', async () => {
     const r = await run(['rollout', 'add', '--pcr0', v1.imageSha384, '--blob', blobFile, ...flags()]);
     expect(r.stdout).toMatch(/✔ admitted PCR0 [^\n]*\n  PutKeyPolicy request [^\n]*\ncheck-policy:\n/);
