@@ -32,6 +32,8 @@ export async function fetchKeyTrail(flags: ClientFlags & { 'cloudtrail-endpoint'
     ...(region ? { region } : {}),
     ...(endpoint ? { endpoint } : {}),
     ...(ca ? { requestHandler: new NodeHttpHandler({ httpsAgent: new Agent({ ca, keepAlive: true }) }) } : {}),
+    // LookupEvents allows two calls a second per account and Region: ride out throttling on long trails.
+    maxAttempts: 8,
   });
   const records: TrailRecord[] = [];
   try {

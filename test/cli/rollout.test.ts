@@ -148,6 +148,7 @@ describe('nitro-enclave rollout: v1 → v1+v2 → v2', () => {
     await admin.send(new PutKeyPolicyCommand({ KeyId: keyArn, Policy: JSON.stringify(policyFor([{ pcr0: v2.imageSha384 }])) }));
     expect(await run(['rollout', 'add', ...flags()])).toMatchObject({ code: 2, stderr: 'nitro-enclave rollout: usage: name the image: --pcr0 <hex> [--pcr1 --pcr2], --pcr8 <hex>, or --measurements <file>\n' });
     expect(await run(['rollout', 'add', '--pcr0', v1.imageSha384, '--pcr8', v2.imageSha384, ...flags()])).toMatchObject({ code: 2, stderr: 'nitro-enclave rollout: usage: an image is PCR0 (with PCR1/PCR2) or PCR8, not both\n' });
+    expect(await run(['rollout', 'remove', '--pcr0', v1.imageSha384, '--drain-window', '5m', ...flags()])).toMatchObject({ code: 2, stderr: 'nitro-enclave rollout: usage: --drain-window must be at least 15m: CloudTrail shows an event up to 15 minutes after the call\n' });
     expect(await run(['rollout', 'drop', ...flags()])).toMatchObject({ code: 2, stderr: 'nitro-enclave rollout: usage: give one of: rollout status | add | remove (see --help)\n' });
   });
 

@@ -33,7 +33,7 @@ Options:
   --key-id <id>            the TSK key (ARN, id or alias)
   --since <duration>       status: how far back to look for uses (default 7d, at most 90d)
   --drain-window <d>       remove: how recent a use blocks removal (default 1h; CloudTrail
-                           shows events after about 5 minutes, up to 15: keep it above 15m)
+                           shows events after about 5 minutes, up to 15: at least 15m)
   --force                  remove even though the image was used within the drain window
   --dry-run                print the diff, change nothing
   --blob <file>            after add/remove, run check-policy on this TSK blob
@@ -208,6 +208,8 @@ export async function rolloutCommand(argv: string[], io: Io, now: () => Date = (
   const sinceMs = durationMs('--since', values.since ?? '7d');
   const drainMs = durationMs('--drain-window', values['drain-window'] ?? '1h');
   if (sinceMs > MAX_LOOKBACK_MS || drainMs > MAX_LOOKBACK_MS) throw new UsageError('CloudTrail keeps 90 days of events for LookupEvents: --since and --drain-window are at most 90d');
+  // A release can reach LookupEvents up to 15 minutes after it happened: a shorter window could miss the last one.
+  if (drainMs < 15 * 60_000) throw new UsageError('--drain-window must be at least 15m: CloudTrail shows an event up to 15 minutes after the call');
   const kms = kmsClient(values, io.env);
   try {
     const { keyArn, policy } = await readKey(kms, values['key-id']);
