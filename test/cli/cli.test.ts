@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { CreateKeyCommand, DescribeKeyCommand, GenerateDataKeyWithoutPlaintextCommand, GetKeyPolicyCommand, KMSClient, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import { PROBES } from '../../src/cli/commands/kms.js';
+import { judgedFromPolicy, PROBES } from '../../src/cli/commands/kms.js';
 import { KMS_OPERATIONS } from '../../src/internal/kms-operations.js';
 import type { Io } from '../../src/cli/io.js';
 import { fetchParentFile, fromParentCredentials } from '../../src/kms/parent-credentials.js';
@@ -171,6 +171,23 @@ describe('policy', () => {
     expect(await run([...base, '--pcr8', '00'.repeat(48)])).toMatchObject({ code: 2, stderr: expect.stringContaining('pcr8 is all zeros') });
   });
 
+  it('pcr8 --cert prints what nitro-cli pcr --signing-certificate prints, and feeds --pcr8', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const key = join(tmp, 'signing-key.pem');
+    const cert = join(tmp, 'signing-cert.pem');
+    execFileSync('openssl', ['ecparam', '-name', 'secp384r1', '-genkey', '-out', key]);
+    execFileSync('openssl', ['req', '-new', '-x509', '-key', key, '-sha384', '-days', '30', '-subj', '/CN=signer', '-out', cert]);
+    const der = execFileSync('openssl', ['x509', '-in', cert, '-outform', 'DER']);
+    const inner = execFileSync('openssl', ['dgst', '-sha384', '-binary'], { input: der });
+    const expected = execFileSync('openssl', ['dgst', '-sha384', '-r'], { input: Buffer.concat([Buffer.alloc(48), inner]) }).toString().split(' ')[0]!;
+    expect(await run(['pcr8', '--cert', cert])).toMatchObject({ code: 0, stdout: `${expected}\n` });
+    expect(JSON.parse((await run(['pcr8', '--cert', cert, '--json'])).stdout)).toEqual({ PCR8: expected });
+    expect(await run(['pcr8', '--cert', key])).toMatchObject({ code: 2, stderr: expect.stringContaining('certificate must be an X.509 certificate') });
+    expect(await run(['pcr8'])).toMatchObject({ code: 2, stderr: expect.stringContaining('--cert <file> is required') });
+    const policy = JSON.parse((await run([...base, '--pcr8', expected])).stdout);
+    expect(policy.Statement[1].Condition).toEqual({ StringEqualsIgnoreCase: { 'kms:RecipientAttestation:PCR8': expected } });
+  });
+
   it('refuses an all-zero PCR0 with an explanation, unless told otherwise', async () => {
     const r = await run([...base, '--pcr0', '00'.repeat(48)]);
     expect(r.code).toBe(2);
@@ -246,7 +263,7 @@ describe('setup, provision and check-policy against the KMS simulator', () => {
       expect(r.stdout).toMatch(/✔ kms:Decrypt +denied without attestation\n/);
       expect(r.stdout).toMatch(/✔ kms:Encrypt +denied without attestation\n/);
       expect(r.stdout).toMatch(/✔ kms:ReEncrypt \(to arn:aws:kms:us-east-1:111122223333:key\/.+\) +denied without attestation\n/);
-      expect(r.stdout).toContain('9 operations that read or mint key material');
+      expect(r.stdout).toContain('9 operations can read the TSK or mint a blob of a key their caller knows (classes (a)/(b), every one of the KMS API model); each takes DryRun and was sent with it.');
     }
   });
 
@@ -258,6 +275,16 @@ describe('setup, provision and check-policy against the KMS simulator', () => {
     const minting = KMS_OPERATIONS.filter((o) => o.class === 'plaintext' || o.class === 'ciphertext').map((o) => o.operation);
     expect(calls.map((e) => e.eventName)).toEqual(['Decrypt', ...minting.filter((op) => op !== 'Decrypt')]);
     for (const e of calls) expect(e.requestParameters.dryRun, e.eventName).toBe(true);
+  });
+
+  it('check-policy judges an (a)/(b) operation without DryRun (a future one) from the key policy: closed only by an explicit Deny to every principal', () => {
+    const future = { operation: 'MintSomething', action: 'kms:MintSomething', actions: ['kms:MintSomething'], class: 'ciphertext' as const, takesRecipient: false, takesDryRun: false, why: 'hypothetical' };
+    const key = 'arn:aws:kms:us-east-1:111122223333:key/k';
+    const allowAll = { Statement: [{ Effect: 'Allow' as const, Principal: { AWS: '*' }, Action: 'kms:*', Resource: '*' }] };
+    expect(judgedFromPolicy(future, allowAll, key)).toMatchObject({ outcome: 'allowed', message: 'takes no DryRun, and the key policy has no Deny for kms:MintSomething to every principal' });
+    const denied = { Statement: [...allowAll.Statement, { Effect: 'Deny' as const, Principal: { AWS: '*' }, Action: 'kms:MintSomething', Resource: '*' }] };
+    expect(judgedFromPolicy(future, denied, key)).toMatchObject({ outcome: 'denied' });
+    expect(judgedFromPolicy(future, new Error('AccessDenied'), key)).toMatchObject({ outcome: 'inconclusive' });
   });
 
   it('check-policy has a DryRun probe for every (a)/(b) operation of the model that takes DryRun', () => {

@@ -4,11 +4,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { KmsSimulator, TestPrincipal } from '../../src/testing/index.js';
 
-const run = promisify(execFile); // never execFileSync for `aws`: the simulator runs in the test's process
-
+const run = promisify(execFile); // never execFileSync: the simulator runs in this process
 /** Debian's awscli when installed (what .ci/run installs), else whichever `aws` is on PATH. */
 export const awsCli = existsSync('/usr/bin/aws') ? '/usr/bin/aws' : 'aws';
-
 export const awsAvailable = (() => {
   try {
     execFileSync(awsCli, ['--version'], { stdio: 'ignore', timeout: 30_000 });
@@ -17,6 +15,7 @@ export const awsAvailable = (() => {
     return false;
   }
 })();
+if (!awsAvailable && process.env.CI) throw new Error('CI must have the AWS CLI (.ci/run installs Debian awscli)');
 
 export interface CliResult {
   code: number;
@@ -25,11 +24,13 @@ export interface CliResult {
 }
 
 /**
- * `aws <args…>` as `who` against the simulator: credentials in the
- * environment only, no profile, the simulator's CA (written to `dir`), no
- * network but the loopback endpoint.
+ * `aws <args…>` (any service the simulator serves: `kms …`, `cloudtrail …`)
+ * against the simulator as `who`: credentials in the environment only, no
+ * profile, no network but the loopback endpoint, the simulator's CA trusted
+ * (written into `dir`, which is also the working directory for `file://` and
+ * `fileb://` arguments).
  */
-export async function awsAgainst(sim: KmsSimulator, dir: string, who: TestPrincipal, args: string[]): Promise<CliResult> {
+export async function awsAgainst(sim: KmsSimulator, dir: string, who: TestPrincipal, args: string[], region = sim.region): Promise<CliResult> {
   writeFileSync(join(dir, 'ca.pem'), sim.caPem);
   writeFileSync(join(dir, 'config'), '');
   const env: NodeJS.ProcessEnv = {};
@@ -38,7 +39,7 @@ export async function awsAgainst(sim: KmsSimulator, dir: string, who: TestPrinci
     AWS_ACCESS_KEY_ID: who.accessKeyId,
     AWS_SECRET_ACCESS_KEY: who.secretAccessKey,
     ...(who.sessionToken ? { AWS_SESSION_TOKEN: who.sessionToken } : {}),
-    AWS_DEFAULT_REGION: sim.region,
+    AWS_DEFAULT_REGION: region,
     AWS_CA_BUNDLE: join(dir, 'ca.pem'),
     AWS_CONFIG_FILE: join(dir, 'config'),
     AWS_SHARED_CREDENTIALS_FILE: join(dir, 'config'),
@@ -57,7 +58,12 @@ export async function awsAgainst(sim: KmsSimulator, dir: string, who: TestPrinci
   }
 }
 
-/** The AWS error the CLI printed (v1 and v2 forms). */
+/** `aws kms …` against the simulator as `who` (see {@link awsAgainst}). */
+export function awsKms(sim: KmsSimulator, dir: string): (who: TestPrincipal, args: string[], region?: string) => Promise<CliResult> {
+  return (who, args, region = sim.region) => awsAgainst(sim, dir, who, ['kms', ...args], region);
+}
+
+/** The error the CLI printed, in the form both AWS CLI v1 and v2 use (v2 may add "(reached max retries: N)"). */
 export function cliError(r: CliResult): { code: string; operation: string; message: string } {
   const m = /An error occurred \((\w+)\) when calling the (\w+) operation(?: \(reached max retries: \d+\))?: (.*)/.exec(r.stderr);
   if (r.code === 0 || !m) throw new Error(`expected an AWS error, got exit ${r.code}: ${r.stderr}`);

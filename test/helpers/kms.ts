@@ -88,3 +88,21 @@ export function answerForKey(kms: KMSClient, keyArn: string): { readonly envelop
   );
   return seen;
 }
+
+/**
+ * A data key under a hardened key (buildKeyPolicy) whose plaintext the test knows, made the only way
+ * the policy allows: GenerateDataKey with the attestation of an admitted image, its plaintext coming
+ * back only inside the CiphertextForRecipient for the test's RSA key. `kms` must be a caller that IAM
+ * or the key policy allows kms:GenerateDataKey (the simulator's admin has IAM kms:*). The same shape
+ * as GenerateDataKey's answer.
+ */
+export async function knownDataKey(
+  kms: KMSClient,
+  enclave: SimulatedEnclave,
+  input: { KeyId: string; EncryptionContext?: Record<string, string>; KeySpec?: 'AES_256' },
+): Promise<{ CiphertextBlob: Uint8Array; Plaintext: Uint8Array; KeyId: string }> {
+  const { GenerateDataKeyCommand } = await import('@aws-sdk/client-kms');
+  const { decryptCiphertextForRecipient } = await import('../../src/kms/cms.js');
+  const out = await kms.send(new GenerateDataKeyCommand({ KeySpec: 'AES_256', ...input, Recipient: recipient(enclave, rsaPair().spki) }));
+  return { CiphertextBlob: out.CiphertextBlob!, Plaintext: await decryptCiphertextForRecipient(out.CiphertextForRecipient!, rsaPair().privateKey), KeyId: out.KeyId! };
+}

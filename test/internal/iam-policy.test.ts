@@ -40,9 +40,10 @@ describe('evaluatePolicy', () => {
   it('makes an explicit Deny win, with negated operators matching absent keys', () => {
     const hardened = buildKeyPolicy({ accountId: ACCOUNT, enclaveRole: 'EnclaveInstanceRole', pcr0: PCR0 });
     const allowAll: PolicyDocument = { Statement: [{ Effect: 'Allow', Action: 'kms:*', Resource: '*' }] };
-    expect(evaluatePolicy(hardened, ctx(ROLE_SESSION), [allowAll])).toMatchObject({ effect: 'Deny', explicit: true, by: 'key policy statement "Deny Decrypt Without Enclave Attestation"' });
+    expect(evaluatePolicy(hardened, ctx(ROLE_SESSION), [allowAll])).toMatchObject({ effect: 'Deny', explicit: true, by: 'key policy statement "Deny Without Admitted Attestation"' });
     expect(evaluatePolicy(hardened, ctx(ROLE_SESSION, { 'kms:RecipientAttestation:ImageSha384': PCR0 })).effect).toBe('Allow');
-    expect(evaluatePolicy(hardened, ctx(ROLE_SESSION, {}, 'kms:GenerateDataKey'), [allowAll]).effect).toBe('Allow'); // the Deny is about Decrypt only
+    // Unattested GenerateDataKey mints a TSK its caller knows: denied too, whatever IAM allows (issue 17).
+    expect(evaluatePolicy(hardened, ctx(ROLE_SESSION, {}, 'kms:GenerateDataKey'), [allowAll])).toMatchObject({ effect: 'Deny', explicit: true });
   });
 
   it('supports wildcards in actions and StringLike / Null / Bool conditions', () => {

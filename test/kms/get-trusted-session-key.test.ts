@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { CreateAliasCommand, CreateKeyCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { CreateAliasCommand, CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { clearTrustedSessionKeyCache, getTrustedSessionKey, prepareTrustedSessionKey, TrustedSessionKey, type GetTrustedSessionKeyOptions } from '../../src/kms/index.js';
@@ -10,7 +10,7 @@ import { buildKeyPolicy } from '../../src/parent/key-policy.js';
 import { buildRecipientEnvelope, createSimulatedEnclave, createSimulatedNsm, startKmsSimulator, startVsockProxyStandIn, type KmsSimulator, type ProxyStandIn } from '../../src/testing/index.js';
 import { connectSocket } from '../../src/vsock/index.js';
 import { createStreamHttpsAgent } from '../../src/vsock/agent.js';
-import { answerForKey, client, gate, interceptedClient, rsaPair, untilAborted, type Intercept } from '../helpers/kms.js';
+import { answerForKey, client, gate, interceptedClient, rsaPair, untilAborted, type Intercept, knownDataKey } from '../helpers/kms.js';
 
 const enclave = createSimulatedEnclave();
 const tmp = mkdtempSync(join(tmpdir(), 'nes-tsk-'));
@@ -33,8 +33,8 @@ beforeAll(async () => {
   keyArn = KeyMetadata!.Arn!;
   aliasArn = `arn:aws:kms:us-east-1:${sim.accountId}:alias/confidential-workflow-tsk`;
   await admin.send(new CreateAliasCommand({ AliasName: 'alias/confidential-workflow-tsk', TargetKeyId: KeyMetadata!.KeyId }));
-  // The test learns the plaintext (GenerateDataKey) only to check what the enclave receives.
-  const dk = await admin.send(new GenerateDataKeyCommand({ KeyId: 'alias/confidential-workflow-tsk', KeySpec: 'AES_256', EncryptionContext: { app: 'agents' } }));
+  // The test learns the plaintext only to check what the enclave receives (attested: the policy denies GenerateDataKey otherwise).
+  const dk = await knownDataKey(admin, enclave, { KeyId: 'alias/confidential-workflow-tsk', EncryptionContext: { app: 'agents' } });
   tskPlaintext = dk.Plaintext!;
   blob = dk.CiphertextBlob!;
 });
@@ -313,7 +313,7 @@ describe('the enclave pins its key', () => {
 describe('single flight and cache', () => {
   it('keys on an unambiguous encoding of the encryption context: {"a=b":"c"} and {"a":"b=c"} never share a key', async () => {
     const admin = client(sim, sim.principal('user/admin'));
-    const dk = await admin.send(new GenerateDataKeyCommand({ KeyId: keyArn, KeySpec: 'AES_256', EncryptionContext: { 'a=b': 'c' } }));
+    const dk = await knownDataKey(admin, enclave, { KeyId: keyArn, EncryptionContext: { 'a=b': 'c' } });
     const right = options({ ciphertextBlob: dk.CiphertextBlob!, encryptionContext: { 'a=b': 'c' } });
     const wrong = options({ ciphertextBlob: dk.CiphertextBlob!, encryptionContext: { a: 'b=c' } });
     const [a, b] = await Promise.allSettled([getTrustedSessionKey(right), getTrustedSessionKey(wrong)]);

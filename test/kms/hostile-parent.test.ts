@@ -6,25 +6,32 @@
  * `alias/confidential-workflow-tsk` names a permissive key whose plaintext it
  * knows (it made the blob with GenerateDataKey).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { createConnection, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CreateAliasCommand, CreateKeyCommand, DecryptCommand, GenerateDataKeyCommand, ReEncryptCommand } from '@aws-sdk/client-kms';
+import { CreateAliasCommand, CreateKeyCommand, DecryptCommand, EncryptCommand, GenerateDataKeyCommand, GetKeyPolicyCommand, PutKeyPolicyCommand, ReEncryptCommand } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { clearTrustedSessionKeyCache, decryptCiphertextForRecipient, fetchParentFile, fromParentCredentials, getTrustedSessionKey, type GetTrustedSessionKeyOptions } from '../../src/kms/index.js';
 import { serveParentCredentials } from '../../src/parent/index.js';
 import { buildKeyPolicy } from '../../src/parent/key-policy.js';
-import { createSimulatedEnclave, createSimulatedNsm, startKmsSimulator, type KmsSimulator, type SimulatedPrincipal } from '../../src/testing/index.js';
+import { createSimulatedEnclave, createSimulatedNsm, defaultPrincipals, startKmsSimulator, type KmsSimulator, type SimulatedPrincipal } from '../../src/testing/index.js';
+import * as kmsSdk from '@aws-sdk/client-kms';
+import { KMS_OPERATIONS, type KmsOperationInfo } from '../../src/internal/kms-operations.js';
+import { keyPolicyTreatment } from '../../src/parent/key-policy.js';
 import { connectSocket, type SocketAddress } from '../../src/vsock/index.js';
-import { answerForKey, client, interceptedClient, recipient, rsaPair } from '../helpers/kms.js';
+import { answerForKey, client, interceptedClient, recipient, rsaPair, knownDataKey } from '../helpers/kms.js';
 
 const VICTIM = '111122223333';
 const ATTACKER = '444455556666';
 const ALIAS = 'alias/confidential-workflow-tsk';
+/** What an application's instance role typically carries: the issue's example, kms:CreateGrant included. */
+const APPLICATION_IAM_POLICY = { Version: '2012-10-17', Statement: [{ Effect: 'Allow' as const, Action: ['kms:Encrypt', 'kms:Decrypt', 'kms:GenerateDataKey*', 'kms:ReEncrypt*', 'kms:CreateGrant'], Resource: '*' }] };
 const enclave = createSimulatedEnclave();
 const tmp = mkdtempSync(join(tmpdir(), 'nes-hostile-'));
 const relayPath = join(tmp, 'vsock-proxy.sock');
+const sdkTypes = join(createRequire(import.meta.url).resolve('@aws-sdk/client-kms/package.json'), '..', 'dist-types');
 
 let sim: KmsSimulator;
 let relay: Server;
@@ -35,7 +42,11 @@ const victim = { keyArn: '', aliasArn: '', blob: new Uint8Array(), plaintext: ne
 const attacker = { keyArn: '', blob: new Uint8Array(), plaintext: new Uint8Array() };
 
 beforeAll(async () => {
-  sim = await startKmsSimulator({ accounts: [VICTIM, ATTACKER], trustAnchors: [enclave.trustAnchor] });
+  // The parent's instance role carries an ordinary application IAM policy (issue 17); the admin has IAM kms:*.
+  const principals = [...defaultPrincipals(VICTIM), ...defaultPrincipals(ATTACKER)].map((p) =>
+    p.arn.includes(':assumed-role/EnclaveInstanceRole/') && p.arn.includes(`::${VICTIM}:`) ? { ...p, identityPolicies: [APPLICATION_IAM_POLICY] } : p,
+  );
+  sim = await startKmsSimulator({ principals, trustAnchors: [enclave.trustAnchor] });
   // The parent's vsock-proxy: it relays, and it records everything it sees.
   relay = createServer((inbound) => {
     relayConnections++;
@@ -57,8 +68,9 @@ beforeAll(async () => {
   victim.aliasArn = `arn:aws:kms:us-east-1:${VICTIM}:${ALIAS}`;
   await victimAdmin.send(new CreateAliasCommand({ AliasName: ALIAS, TargetKeyId: key.KeyId }));
   // The test learns the plaintexts (GenerateDataKey) only to check what the enclave ends up with.
-  const old = await victimAdmin.send(new GenerateDataKeyCommand({ KeyId: victim.keyArn, KeySpec: 'AES_256', EncryptionContext: { tsk: 'v1' } }));
-  const current = await victimAdmin.send(new GenerateDataKeyCommand({ KeyId: victim.keyArn, KeySpec: 'AES_256', EncryptionContext: { tsk: 'v2' } }));
+  // (Attested: the policy denies GenerateDataKey to everyone else.)
+  const old = await knownDataKey(victimAdmin, enclave, { KeyId: victim.keyArn, EncryptionContext: { tsk: 'v1' } });
+  const current = await knownDataKey(victimAdmin, enclave, { KeyId: victim.keyArn, EncryptionContext: { tsk: 'v2' } });
   Object.assign(victim, { oldBlob: old.CiphertextBlob!, oldPlaintext: old.Plaintext!, blob: current.CiphertextBlob!, plaintext: current.Plaintext! });
   victimAdmin.destroy();
 
@@ -255,5 +267,144 @@ describe('what the hostile parent can do', () => {
     expect(seen.includes(Buffer.from('confidential-workflow-tsk'))).toBe(false);
     expect(seen.length).toBeGreaterThan(1000); // sizes and timing are visible
     parent.close();
+  });
+});
+
+describe('the hostile parent cannot mint a TSK it knows', () => {
+  const CHOSEN = new Uint8Array(32).fill(7); // the key the parent would like the enclave to adopt
+  const OUTCOME_DENIED = 'AccessDeniedException';
+  /** KMS refuses the operation for this key's spec or usage, which never change: it cannot act on the TSK key. */
+  const NOT_FOR_THIS_KEY = new Set(['InvalidKeyUsageException', 'UnsupportedOperationException']);
+  const minting = (o: KmsOperationInfo) => o.class === 'plaintext' || o.class === 'ciphertext';
+  const keyParameters = ['KeyId', 'TargetKeyId', 'SourceKeyId', 'DestinationKeyId'];
+
+  /** A real request (no DryRun) for each (a)/(b)/(c) operation, against the victim's key. A new operation of the model fails the test until one is written. */
+  const attempt = (ctx: { keyArn: string; keyId: string; blob: Uint8Array; own: string; grantTokens?: string[] }): Record<string, Record<string, unknown> | null> => {
+    const g = ctx.grantTokens ? { GrantTokens: ctx.grantTokens } : {};
+    const ec = { EncryptionContext: { tsk: 'v2' } };
+    return {
+      Decrypt: { CiphertextBlob: ctx.blob, KeyId: ctx.keyArn, ...ec, ...g },
+      ReEncrypt: { CiphertextBlob: ctx.blob, SourceKeyId: ctx.keyArn, SourceEncryptionContext: { tsk: 'v2' }, DestinationKeyId: ctx.own, ...g },
+      DeriveSharedSecret: { KeyId: ctx.keyArn, KeyAgreementAlgorithm: 'ECDH', PublicKey: rsaPair().spki, ...g },
+      Decapsulate: { KeyId: ctx.keyArn, EncapsulationAlgorithm: 'ML_KEM', SharedSecretCiphertextBlob: new Uint8Array(1088), ...g },
+      Encrypt: { KeyId: ctx.keyArn, Plaintext: CHOSEN, ...ec, ...g },
+      GenerateDataKey: { KeyId: ctx.keyArn, KeySpec: 'AES_256', ...ec, ...g },
+      GenerateDataKeyPair: { KeyId: ctx.keyArn, KeyPairSpec: 'ECC_NIST_P256', ...ec, ...g },
+      GenerateDataKeyPairWithoutPlaintext: { KeyId: ctx.keyArn, KeyPairSpec: 'ECC_NIST_P256', ...ec, ...g },
+      Encapsulate: { KeyId: ctx.keyArn, EncapsulationAlgorithm: 'ML_KEM', ...g },
+      CreateGrant: { KeyId: ctx.keyArn, GranteePrincipal: role(VICTIM).arn.replace(/^arn:aws:sts::(\d+):assumed-role\/([^/]+)\/.*$/, 'arn:aws:iam::$1:role/$2'), Operations: ['Decrypt', 'Encrypt', 'GenerateDataKey', 'GenerateDataKeyPair', 'ReEncryptFrom', 'ReEncryptTo'] },
+      CreateAlias: { AliasName: `alias/another-name-${Math.random().toString(36).slice(2)}`, TargetKeyId: ctx.keyId },
+      UpdateAlias: { AliasName: ALIAS, TargetKeyId: ctx.own },
+      DeleteAlias: { AliasName: ALIAS },
+      ReplicateKey: { KeyId: ctx.keyArn, ReplicaRegion: 'eu-west-1' },
+      UpdatePrimaryRegion: { KeyId: ctx.keyArn, PrimaryRegion: 'eu-west-1' },
+      GetParametersForImport: { KeyId: ctx.keyArn, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' },
+      ImportKeyMaterial: { KeyId: ctx.keyArn, ImportToken: new Uint8Array(64), EncryptedKeyMaterial: new Uint8Array(256), ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' },
+      DeleteImportedKeyMaterial: { KeyId: ctx.keyArn },
+      TagResource: { KeyId: ctx.keyArn, Tags: [{ TagKey: 'owner', TagValue: 'parent' }] },
+      UntagResource: { KeyId: ctx.keyArn, TagKeys: ['owner'] },
+      // PutKeyPolicy is the trust placed in the key's administrators (README): tried with the same policy, to show who holds it.
+      PutKeyPolicy: null,
+      // Custom key stores are account-level: their requests cannot name a key (checked below against the SDK model).
+      ConnectCustomKeyStore: null,
+      CreateCustomKeyStore: null,
+      DeleteCustomKeyStore: null,
+      DisconnectCustomKeyStore: null,
+      UpdateCustomKeyStore: null,
+    };
+  };
+
+  async function send(who: SimulatedPrincipal, operation: string, input: Record<string, unknown>): Promise<{ name: string; output?: Record<string, unknown> }> {
+    const kms = client(sim, who);
+    const Command = (kmsSdk as unknown as Record<string, new (i: unknown) => never>)[`${operation}Command`]!;
+    try {
+      return { name: 'OK', output: (await kms.send(new Command(input))) as unknown as Record<string, unknown> };
+    } catch (err) {
+      return { name: (err as Error).name };
+    } finally {
+      kms.destroy();
+    }
+  }
+
+  it('tries every (a)/(b)/(c) operation of the model as the parent\'s role (application IAM policy) and as an IAM kms:* admin: every (a)/(b) and every closed (c) one is denied, and no grant reopens them', async () => {
+    const admin = sim.principal('user/admin', VICTIM);
+    const adminKms = client(sim, admin);
+    // A key the admin fully controls, in the same account: where a moved alias or a re-encrypted blob would go.
+    const permissive = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${VICTIM}:root` }, Action: 'kms:*', Resource: '*' }] };
+    const own = (await adminKms.send(new CreateKeyCommand({ Policy: JSON.stringify(permissive) }))).KeyMetadata!.Arn!;
+    adminKms.destroy();
+    const keyId = victim.keyArn.split('/').pop()!;
+    const model = readFileSync(join(sdkTypes, 'models', 'models_0.d.ts'), 'utf8');
+    const minted: string[] = [];
+    const grantTokens: string[] = [];
+    for (const who of [role(VICTIM), admin]) {
+      const requests = attempt({ keyArn: victim.keyArn, keyId, blob: victim.blob, own });
+      for (const op of KMS_OPERATIONS.filter((o) => o.class !== 'none')) {
+        expect(op.operation in requests, `no attempt written for ${op.operation}`).toBe(true);
+        const input = requests[op.operation];
+        if (!input) {
+          if (op.operation === 'PutKeyPolicy') continue;
+          const members = model.match(new RegExp(`export interface ${op.operation}Request \\{([\\s\\S]*?)\\n\\}`))![1]!;
+          expect(keyParameters.filter((k) => new RegExp(`\\n\\s+${k}\\??:`).test(members)), op.operation).toEqual([]);
+          continue;
+        }
+        const r = await send(who, op.operation, input);
+        if (op.operation === 'CreateGrant' && r.name === 'OK') grantTokens.push(String(r.output!.GrantToken));
+        if (minting(op) || keyPolicyTreatment(op) === 'denied') {
+          if (!(r.name === OUTCOME_DENIED || (minting(op) && NOT_FOR_THIS_KEY.has(r.name)))) minted.push(`${who.arn} ${op.operation} → ${r.name}`);
+        }
+      }
+    }
+    expect(minted).toEqual([]);
+    // A grant (the role's IAM allows kms:CreateGrant) names Decrypt, Encrypt, GenerateDataKey...: the key policy's Deny still wins.
+    for (const token of grantTokens) {
+      const requests = attempt({ keyArn: victim.keyArn, keyId, blob: victim.blob, own, grantTokens: [token] });
+      for (const op of KMS_OPERATIONS.filter(minting)) {
+        const r = await send(role(VICTIM), op.operation, requests[op.operation] as Record<string, unknown>);
+        if (!(r.name === OUTCOME_DENIED || NOT_FOR_THIS_KEY.has(r.name))) minted.push(`with a grant: ${op.operation} → ${r.name}`);
+      }
+    }
+    expect(minted).toEqual([]);
+    // The alias still names the victim's key: the enclave pinned to the alias ARN gets the victim's TSK, not one the parent knows.
+    const parent = await parentServing(role(VICTIM), victim.blob);
+    const tsk = await enclaveStarts(parent, victim.aliasArn);
+    expect(tsk.keyObject.export()).toEqual(Buffer.from(victim.plaintext));
+    tsk.dispose();
+    parent.close();
+    // What stays open is only what reveals nothing: PutKeyPolicy (the administrators' trust, in CloudTrail) and the rest of (c).
+    const admins = client(sim, admin);
+    const { Policy } = await admins.send(new GetKeyPolicyCommand({ KeyId: victim.keyArn, PolicyName: 'default' }));
+    await admins.send(new PutKeyPolicyCommand({ KeyId: victim.keyArn, PolicyName: 'default', Policy: Policy! }));
+    admins.destroy();
+    expect(sim.audit.at(-1)).toMatchObject({ eventName: 'PutKeyPolicy', userIdentity: { arn: admin.arn } });
+  });
+
+  it('on the previous policy (Decrypt and ReEncrypt closed only), the role\'s Encrypt makes the enclave adopt a key the parent chose; on the default policy it is denied', async () => {
+    const admin = client(sim, sim.principal('user/admin', VICTIM));
+    const hardened = buildKeyPolicy({ accountId: VICTIM, enclaveRole: 'EnclaveInstanceRole', pcr0: enclave.imageSha384 });
+    const previous = {
+      ...hardened,
+      Statement: [
+        ...hardened.Statement.filter((s) => s.Effect === 'Allow'),
+        ...hardened.Statement.filter((s) => s.Sid === 'Deny Without Admitted Attestation' || s.Sid === 'Deny Without Any Attestation').map((s) => ({ ...s, Action: 'kms:Decrypt' })),
+        { Sid: 'Deny ReEncrypt For Everyone', Effect: 'Deny' as const, Principal: { AWS: '*' }, Action: 'kms:ReEncrypt*', Resource: '*' },
+      ],
+    };
+    const key = (await admin.send(new CreateKeyCommand({ Policy: JSON.stringify(previous) }))).KeyMetadata!;
+    const parentKms = client(sim, role(VICTIM));
+    const { CiphertextBlob } = await parentKms.send(new EncryptCommand({ KeyId: key.Arn!, Plaintext: CHOSEN, EncryptionContext: { tsk: 'v2' } }));
+    const parent = await parentServing(role(VICTIM), CiphertextBlob!);
+    const adopted = await enclaveStarts(parent, key.Arn!);
+    expect(adopted.keyObject.export()).toEqual(Buffer.from(CHOSEN)); // the parent now opens every sealed state
+    adopted.dispose();
+    parent.close();
+    // The default policy: the same Encrypt, and GenerateDataKey, are denied to the role and to the admin.
+    await admin.send(new PutKeyPolicyCommand({ KeyId: key.KeyId!, PolicyName: 'default', Policy: JSON.stringify(hardened) }));
+    for (const who of [parentKms, admin]) {
+      await expect(who.send(new EncryptCommand({ KeyId: key.Arn!, Plaintext: CHOSEN, EncryptionContext: { tsk: 'v2' } }))).rejects.toMatchObject({ name: 'AccessDeniedException', message: expect.stringContaining('kms:Encrypt on resource') });
+      await expect(who.send(new GenerateDataKeyCommand({ KeyId: key.Arn!, KeySpec: 'AES_256', EncryptionContext: { tsk: 'v2' } }))).rejects.toMatchObject({ name: 'AccessDeniedException' });
+    }
+    parentKms.destroy();
+    admin.destroy();
   });
 });

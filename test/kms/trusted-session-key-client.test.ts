@@ -1,9 +1,9 @@
-import { CreateKeyCommand, GenerateDataKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
+import { CreateKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createTrustedSessionKeyClient, getTrustedSessionKey, type TrustedSessionKeyClientOptions } from '../../src/kms/index.js';
 import { buildKeyPolicy } from '../../src/parent/key-policy.js';
 import { createSimulatedEnclave, createSimulatedNsm, kmsClientConfig, startKmsSimulator, type KmsSimulator } from '../../src/testing/index.js';
-import { client } from '../helpers/kms.js';
+import { client, knownDataKey } from '../helpers/kms.js';
 
 const enclave = createSimulatedEnclave();
 let sim: KmsSimulator;
@@ -17,7 +17,7 @@ beforeAll(async () => {
   admin = client(sim, sim.principal('user/admin'));
   const policy = buildKeyPolicy({ accountId: sim.accountId, enclaveRole: 'EnclaveInstanceRole', pcr0: enclave.imageSha384 });
   keyArn = (await admin.send(new CreateKeyCommand({ Policy: JSON.stringify(policy) }))).KeyMetadata!.Arn!;
-  const dk = await admin.send(new GenerateDataKeyCommand({ KeyId: keyArn, KeySpec: 'AES_256' }));
+  const dk = await knownDataKey(admin, enclave, { KeyId: keyArn });
   tskPlaintext = dk.Plaintext!;
   blob = dk.CiphertextBlob!;
 });

@@ -6,28 +6,15 @@
  * verification step is denied to the role and to an IAM admin once the
  * hardened policy is in place.
  */
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildKeyPolicy } from '../../src/parent/key-policy.js';
 import { createSimulatedEnclave, defaultPrincipals, startKmsSimulator, type KmsSimulator, type SimulatedPrincipal } from '../../src/testing/index.js';
+import { awsAvailable, awsKms, cliError, type CliResult } from '../helpers/aws-cli.js';
 import { seedAvailable, seedInstanceRolePolicy, seedKeyPolicy } from '../helpers/seed.js';
 
-const run = promisify(execFile); // never execFileSync: the simulator runs in this process
-// Debian's awscli when installed (what .ci/run installs), else whichever `aws` is on PATH.
-const awsCli = existsSync('/usr/bin/aws') ? '/usr/bin/aws' : 'aws';
-const awsAvailable = (() => {
-  try {
-    execFileSync(awsCli, ['--version'], { stdio: 'ignore', timeout: 30_000 });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-if (!awsAvailable && process.env.CI) throw new Error('CI must have the AWS CLI (.ci/run installs Debian awscli)');
 if (!awsAvailable) console.warn('SKIPPED: the AWS CLI tests: no `aws` found (apt-get install awscli)');
 
 const enclave = createSimulatedEnclave();
@@ -40,53 +27,15 @@ beforeAll(async () => {
     p.arn.includes('EnclaveInstanceRole') && seedAvailable ? { ...p, identityPolicies: [seedInstanceRolePolicy('arn:aws:kms:us-east-1:111122223333:key/*') as never] } : p,
   );
   sim = await startKmsSimulator({ principals, trustAnchors: [enclave.trustAnchor] });
-  writeFileSync(join(tmp, 'ca.pem'), sim.caPem);
-  writeFileSync(join(tmp, 'config'), '');
+  cli = awsKms(sim, tmp);
 });
 afterAll(async () => {
   await sim?.close();
   rmSync(tmp, { recursive: true, force: true });
 });
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** `aws kms …` as `who`, with credentials in the environment only, no profile, no network but the loopback endpoint. */
-async function aws(who: SimulatedPrincipal, args: string[]): Promise<CliResult> {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^AWS_|_PROXY$|^NO_PROXY$/i.test(k)) env[k] = v;
-  Object.assign(env, {
-    AWS_ACCESS_KEY_ID: who.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: who.secretAccessKey,
-    ...(who.sessionToken ? { AWS_SESSION_TOKEN: who.sessionToken } : {}),
-    AWS_DEFAULT_REGION: sim.region,
-    AWS_CA_BUNDLE: join(tmp, 'ca.pem'),
-    AWS_CONFIG_FILE: join(tmp, 'config'),
-    AWS_SHARED_CREDENTIALS_FILE: join(tmp, 'config'),
-    AWS_EC2_METADATA_DISABLED: 'true',
-    AWS_PAGER: '',
-    AWS_MAX_ATTEMPTS: '1',
-    NO_PROXY: '*',
-  });
-  try {
-    const { stdout, stderr } = await run(awsCli, ['--endpoint-url', `https://localhost:${sim.port}`, '--output', 'json', 'kms', ...args], { env, cwd: tmp, timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    if (typeof e.code !== 'number') throw err;
-    return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
-
-/** The error the CLI printed, in the form both AWS CLI v1 and v2 use (v2 may add "(reached max retries: N)"). */
-function cliError(r: CliResult): { code: string; operation: string; message: string } {
-  const m = /An error occurred \((\w+)\) when calling the (\w+) operation(?: \(reached max retries: \d+\))?: (.*)/.exec(r.stderr);
-  if (r.code === 0 || !m) throw new Error(`expected an AWS error, got exit ${r.code}: ${r.stderr}`);
-  return { code: m[1]!, operation: m[2]!, message: m[3]!.trim() };
-}
+let cli: ReturnType<typeof awsKms>;
+const aws = (who: SimulatedPrincipal, args: string[]): Promise<CliResult> => cli(who, args);
 
 const admin = () => sim.principal('user/admin');
 const role = () => sim.principal('EnclaveInstanceRole');

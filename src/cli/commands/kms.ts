@@ -216,7 +216,7 @@ const PROBE_EC_PUBLIC_KEY = new Uint8Array(
 );
 
 /** An (a)/(b) operation that takes no DryRun: closed only if the key policy denies it explicitly to every principal, unattested. */
-function judgedFromPolicy(op: KmsOperationInfo, policy: PolicyDocument | Error, keyArn: string): Probe {
+export function judgedFromPolicy(op: KmsOperationInfo, policy: PolicyDocument | Error, keyArn: string): Probe {
   const probe = (outcome: Outcome, message: string): Probe => ({ operation: op.operation, action: op.action, class: op.class, outcome, message });
   if (policy instanceof Error) return probe('inconclusive', `takes no DryRun, and the key policy could not be read: ${policy.message}`);
   const anyone = 'arn:aws:iam::000000000000:user/anyone';
@@ -288,7 +288,12 @@ export async function checkPolicyCommand(argv: string[], io: Io): Promise<number
           io.stdout(`✘ ${what.padEnd(42)} was denied only for the destination key, so kms:ReEncryptFrom on the blob's key is untested: pass --destination-key-id of a key these credentials may re-encrypt to\n  ${p.message}\n`);
         else io.stdout(`✘ ${what.padEnd(42)} undecided: ${p.message}\n`);
       }
-      io.stdout(`  ${probes.length} operations that read or mint key material (every one of classes (a)/(b) in the KMS API model), each sent with DryRun${probes.some((p) => p.message.startsWith('takes no DryRun')) ? ' or judged from the key policy' : ''}\n`);
+      const withoutDryRun = minting.filter((o) => !o.takesDryRun).map((o) => o.operation);
+      io.stdout(
+        `  ${probes.length} operations can read the TSK or mint a blob of a key their caller knows (classes (a)/(b), every one of the KMS API model); ` +
+          (withoutDryRun.length ? `${withoutDryRun.join(', ')} take no DryRun and were judged from the key policy's explicit Deny statements` : 'each takes DryRun and was sent with it') +
+          '.\n  Replication, import and alias re-pointing (class (c)) are not probed: nitro-enclave policy denies them outright (docs/security.md).\n',
+      );
       io.stdout(
         pass
           ? '✔ PASS: no unattested path to the key: nothing can read the TSK or mint a blob of a key its caller knows\n'

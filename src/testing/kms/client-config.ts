@@ -13,13 +13,17 @@ import type { TestPrincipal } from './sigv4.js';
  * ```ts
  * const kms = await startKmsSimulator();
  * const admin = new KMSClient(kmsClientConfig(kms, kms.principal('user/admin')));
+ * // another region the simulator serves (startKmsSimulator({ regions: ['eu-west-1'] })):
+ * const euAdmin = new KMSClient(kmsClientConfig(kms, kms.principal('user/admin'), undefined, 'eu-west-1'));
  * ```
  */
-export function kmsClientConfig(sim: KmsSimulator, principal: TestPrincipal, connect?: StreamConnector) {
-  const agent = createStreamHttpsAgent({ connect: connect ?? tcpConnector(sim.port), servername: sim.hostname, ca: sim.caPem });
+export function kmsClientConfig(sim: KmsSimulator, principal: TestPrincipal, connect?: StreamConnector, region: string = sim.region) {
+  if (!sim.regions.includes(region)) throw new TypeError(`the simulator does not serve ${region} (options.regions)`);
+  const hostname = `kms.${region}.amazonaws.com`;
+  const agent = createStreamHttpsAgent({ connect: connect ?? tcpConnector(sim.port), servername: hostname, ca: sim.caPem });
   return {
-    region: sim.region,
-    endpoint: `https://${sim.hostname}`,
+    region,
+    endpoint: `https://${hostname}`,
     credentials: { accessKeyId: principal.accessKeyId, secretAccessKey: principal.secretAccessKey, ...(principal.sessionToken ? { sessionToken: principal.sessionToken } : {}) },
     requestHandler: new NodeHttpHandler({ httpsAgent: agent }),
     maxAttempts: 1,

@@ -284,15 +284,15 @@ function epochSeconds(v: unknown, field: string): number | undefined {
 }
 
 /**
- * Answers CloudTrail's `LookupEvents` (API version 2013-11-01) over the
- * records of one region, for one account: the events that account's trail
+ * Answers CloudTrail's `LookupEvents` (API version 2013-11-01) for one
+ * account in one region (CloudTrail's event history is regional): the events that account's trail
  * holds (its own calls, and calls by other accounts on its keys), newest
  * first, within the last 90 days, filtered by at most one lookup attribute
  * and the time range, `MaxResults` (1-50, default 50) per page with a
  * `NextToken` bound to the parameters it was issued for. `EventCategory`
  * `insight` returns nothing: the simulator has no Insights events.
  */
-export function lookupEvents(records: readonly CloudTrailRecord[], body: Record<string, unknown>, ctx: { accountId: string; now: Date }): Record<string, unknown> {
+export function lookupEvents(records: readonly CloudTrailRecord[], body: Record<string, unknown>, ctx: { accountId: string; region: string; now: Date }): Record<string, unknown> {
   const attributes = body.LookupAttributes ?? [];
   if (!Array.isArray(attributes)) throw new KmsError('SerializationException', 'LookupAttributes must be a list');
   if (attributes.length > 1) throw new KmsError('InvalidLookupAttributesException', 'You can only specify one lookup attribute.');
@@ -309,7 +309,7 @@ export function lookupEvents(records: readonly CloudTrailRecord[], body: Record<
   const end = epochSeconds(body.EndTime, 'EndTime');
   if (start !== undefined && end !== undefined && start > end) throw new KmsError('InvalidTimeRangeException', 'Start time must be before end time.');
   const bound = createHash('sha256')
-    .update(JSON.stringify([ctx.accountId, attribute?.AttributeKey, attribute?.AttributeValue, body.StartTime, body.EndTime, body.EventCategory]))
+    .update(JSON.stringify([ctx.accountId, ctx.region, attribute?.AttributeKey, attribute?.AttributeValue, body.StartTime, body.EndTime, body.EventCategory]))
     .digest('base64url')
     .slice(0, 16);
   let before = records.length;
@@ -325,7 +325,7 @@ export function lookupEvents(records: readonly CloudTrailRecord[], body: Record<
   // Records are appended in time order, so their index orders them: the token is the index to continue below.
   for (; i >= 0 && events.length < max; i--) {
     const r = records[i]!;
-    if (!r.userIdentity) continue;
+    if (!r.userIdentity || r.awsRegion !== ctx.region) continue;
     const ownCall = r.recipientAccountId === ctx.accountId;
     if (!ownCall && !r.resources.some((res) => res.accountId === ctx.accountId)) continue;
     const t = Date.parse(r.eventTime);

@@ -1,75 +1,34 @@
 import { createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { NitroEnclaveError } from '../../errors.js';
 import { verifyAttestationDocument, type VerifiedAttestation } from '../../attestation/index.node.js'; // Node-only module: the node:crypto verifier
-import type { TrustAnchor } from '../../attestation/trust.js';
-import { asArray, parsePolicy, PolicySyntaxError, type PolicyDocument } from '../../internal/iam-policy.js';
-import { authorizeIam, keyDenial, resolveKey, type Caller, type KeyIdForms } from './access.js';
+import { authorizeIam } from './access.js';
 import { buildRecipientEnvelope } from './envelope.js';
+import { ALIAS_HANDLERS } from './aliases.js';
+import { GRANT_HANDLERS, grantTokens } from './grants.js';
+import { IMPORT_HANDLERS } from './import.js';
+import { MULTI_REGION_HANDLERS } from './multi-region.js';
 import { KmsError } from './errors.js';
-import type { KeyRecord, KmsState } from './state.js';
+import {
+  authorize,
+  b64,
+  checkPolicy,
+  context,
+  defaultPolicy,
+  dryRun,
+  findKey,
+  metadata,
+  notPendingDeletion,
+  requireString,
+  usable,
+  type CallContext,
+  type Handler,
+  type Json,
+  type OperationConfig,
+} from './shared.js';
+import type { KeyRecord } from './state.js';
 
 export { KmsError } from './errors.js';
-
-export interface CallContext {
-  caller: Caller;
-  now: Date;
-  /** Filled by operations for the audit trail. */
-  audit: { resources: string[]; recipient?: Record<string, string>; requestParameters: Record<string, unknown> };
-}
-
-export interface OperationConfig {
-  state: KmsState;
-  trustAnchors: readonly TrustAnchor[];
-  attestationMaxAgeMs: number;
-  /** Whether an IAM principal ARN (user, role, assumed-role session, account root) exists, for key policy validation. */
-  principalExists: (arn: string) => boolean;
-}
-
-type Json = Record<string, unknown>;
-
-const b64 = (v: unknown, field: string): Buffer => {
-  if (typeof v !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(v)) throw new KmsError('ValidationException', `1 validation error detected: Value at '${field}' failed to satisfy constraint: Member must be a base64 blob`);
-  return Buffer.from(v, 'base64');
-};
-
-function requireString(body: Json, field: string): string {
-  const v = body[field];
-  if (typeof v !== 'string' || v.length === 0) {
-    throw new KmsError('ValidationException', `1 validation error detected: Value null at '${field.charAt(0).toLowerCase()}${field.slice(1)}' failed to satisfy constraint: Member must not be null`);
-  }
-  return v;
-}
-
-function context(body: Json, field = 'EncryptionContext'): Record<string, string> | undefined {
-  const ec = body[field];
-  if (ec === undefined) return undefined;
-  if (typeof ec !== 'object' || ec === null || Object.values(ec).some((v) => typeof v !== 'string')) throw new KmsError('ValidationException', `${field} must map strings to strings`);
-  return ec as Record<string, string>;
-}
-
-/** Resolves a `KeyId` parameter with the forms this operation accepts (see {@link KeyIdForms}). */
-function findKey(cfg: OperationConfig, id: string, ctx: CallContext, forms: KeyIdForms, crossAccount: boolean): KeyRecord {
-  cfg.state.expire(ctx.now);
-  return resolveKey(cfg.state, id, ctx.caller, { forms, crossAccount });
-}
-
-/** The key state table of KMS, for the operations the simulator serves. */
-function usable(key: KeyRecord, usage: KeyRecord['usage'] = 'ENCRYPT_DECRYPT'): void {
-  if (key.keyState === 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is pending deletion.`);
-  if (key.keyState === 'Disabled') throw new KmsError('DisabledException', `${key.arn} is disabled.`);
-  if (key.usage !== usage) throw new KmsError('InvalidKeyUsageException', `${key.arn} key usage is ${key.usage} which is not valid for this operation.`);
-}
-
-function notPendingDeletion(key: KeyRecord): void {
-  if (key.keyState === 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is pending deletion.`);
-}
-
-/** `DryRun`: everything is checked, nothing is done; KMS answers with an error either way. */
-function dryRun(body: Json): void {
-  if (body.DryRun === undefined) return;
-  if (typeof body.DryRun !== 'boolean') throw new KmsError('SerializationException', 'DryRun must be a boolean');
-  if (body.DryRun) throw new KmsError('DryRunOperationException', 'The request would have succeeded, but the DryRun option is set.');
-}
+export type { CallContext, OperationConfig } from './shared.js';
 
 interface Recipient {
   attestation: VerifiedAttestation;
@@ -123,11 +82,6 @@ function conditionKeys(recipient: Recipient | null, ec: Record<string, string> |
   return keys;
 }
 
-function authorize(key: KeyRecord, action: string, ctx: CallContext, conditions: Record<string, string | undefined>): void {
-  const denial = keyDenial(parsePolicy(key.policy), key, action, ctx.caller, conditions);
-  if (denial) throw denial;
-}
-
 function forRecipient(recipient: Recipient | null, plaintext: Buffer, field: string): Json {
   if (!recipient) return { [field]: plaintext.toString('base64') };
   const envelope = buildRecipientEnvelope(plaintext, recipient.publicKey);
@@ -144,80 +98,14 @@ function dataKeyBytes(body: Json): number {
   throw new KmsError('ValidationException', 'Please specify either number of bytes or key spec.');
 }
 
-function metadata(key: KeyRecord): Json {
-  return {
-    AWSAccountId: key.accountId,
-    KeyId: key.keyId,
-    Arn: key.arn,
-    CreationDate: key.creationDate,
-    Enabled: key.keyState === 'Enabled',
-    Description: key.description,
-    KeyUsage: key.usage,
-    KeyState: key.keyState,
-    ...(key.deletionDate !== undefined ? { DeletionDate: key.deletionDate } : {}),
-    Origin: 'AWS_KMS',
-    KeyManager: 'CUSTOMER',
-    CustomerMasterKeySpec: key.spec,
-    KeySpec: key.spec,
-    ...(key.usage === 'ENCRYPT_DECRYPT' ? { EncryptionAlgorithms: ['SYMMETRIC_DEFAULT'] } : { KeyAgreementAlgorithms: ['ECDH'] }),
-    MultiRegion: false,
-  };
-}
 
-function defaultPolicy(accountId: string): string {
-  return JSON.stringify({
-    Version: '2012-10-17',
-    Id: 'key-default-1',
-    Statement: [{ Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${accountId}:root` }, Action: 'kms:*', Resource: '*' }],
-  });
-}
-
-const INVALID_PRINCIPALS = 'Policy contains a statement with one or more invalid principals.';
-
-/**
- * Validates a key policy as KMS does before storing it: the syntax, a
- * principal in every statement that exists (an ARN of a known IAM entity,
- * a known account, or "*"), and, unless `bypass`, the lockout safety check:
- * the caller must still be allowed `kms:PutKeyPolicy` under the new policy.
- */
-function checkPolicy(cfg: OperationConfig, text: unknown, key: Pick<KeyRecord, 'arn' | 'accountId'>, ctx: CallContext, bypass: unknown): string {
-  if (typeof text !== 'string') throw new KmsError('ValidationException', "1 validation error detected: Value null at 'policy' failed to satisfy constraint: Member must not be null");
-  if (bypass !== undefined && typeof bypass !== 'boolean') throw new KmsError('SerializationException', 'BypassPolicyLockoutSafetyCheck must be a boolean');
-  let policy: PolicyDocument;
-  try {
-    policy = parsePolicy(text);
-  } catch (err) {
-    if (err instanceof PolicySyntaxError) throw new KmsError('MalformedPolicyDocumentException', err.message);
-    throw err;
-  }
-  for (const s of policy.Statement) {
-    if (s.Resource === undefined) throw new KmsError('MalformedPolicyDocumentException', 'Policy contains a statement without a Resource element.');
-    const principal = s.Principal as unknown;
-    if (principal === '*') continue;
-    if (typeof principal !== 'object' || principal === null || Object.keys(principal).length === 0) throw new KmsError('MalformedPolicyDocumentException', INVALID_PRINCIPALS);
-    for (const [kind, values] of Object.entries(principal)) {
-      const list = asArray(values as string | string[]);
-      const ok =
-        list.length > 0 &&
-        list.every((v) => typeof v === 'string' && (kind === 'AWS' ? v === '*' || cfg.principalExists(v) : kind === 'Service' && /^[a-z0-9.-]+\.amazonaws\.com$/.test(v)));
-      if (!ok) throw new KmsError('MalformedPolicyDocumentException', INVALID_PRINCIPALS);
-    }
-  }
-  if (bypass !== true && keyDenial(policy, key, 'kms:PutKeyPolicy', ctx.caller, {})) {
-    throw new KmsError('MalformedPolicyDocumentException', 'The new key policy will not allow you to update the key policy in the future.');
-  }
-  return text;
-}
-
-type Handler = (cfg: OperationConfig, body: Json, ctx: CallContext) => Promise<Json>;
-
-/** The operations the simulator serves, by `X-Amz-Target` name. */
 /** EnableKey / DisableKey: the same checks, only the new state differs. */
 function setKeyState(state: 'Enabled' | 'Disabled'): Handler {
   return async (cfg, body, ctx) => {
     const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
-    authorize(key, state === 'Enabled' ? 'kms:EnableKey' : 'kms:DisableKey', ctx, {});
+    authorize(cfg, key, state === 'Enabled' ? 'kms:EnableKey' : 'kms:DisableKey', ctx, {});
     notPendingDeletion(key);
+    if (key.keyState === 'PendingImport') throw new KmsError('KMSInvalidStateException', `${key.arn} is pending import.`);
     key.keyState = state;
     cfg.state.save();
     ctx.audit.resources.push(key.arn);
@@ -225,18 +113,40 @@ function setKeyState(state: 'Enabled' | 'Disabled'): Handler {
   };
 }
 
+/** The operations the simulator serves, by `X-Amz-Target` name. */
 export const OPERATIONS: Record<string, Handler> = {
+  ...GRANT_HANDLERS,
+  ...MULTI_REGION_HANDLERS,
+  ...IMPORT_HANDLERS,
+  ...ALIAS_HANDLERS,
   async CreateKey(cfg, body, ctx) {
     const spec = (body.KeySpec ?? 'SYMMETRIC_DEFAULT') as KeyRecord['spec'];
     const usage = body.KeyUsage ?? (spec === 'SYMMETRIC_DEFAULT' ? 'ENCRYPT_DECRYPT' : undefined);
     const supported = (spec === 'SYMMETRIC_DEFAULT' && usage === 'ENCRYPT_DECRYPT') || (['ECC_NIST_P256', 'ECC_NIST_P384', 'ECC_NIST_P521'].includes(spec) && usage === 'KEY_AGREEMENT');
     if (!supported) throw new KmsError('ValidationException', 'The simulator creates SYMMETRIC_DEFAULT/ENCRYPT_DECRYPT and ECC_NIST_*/KEY_AGREEMENT keys only');
-    authorizeIam('kms:CreateKey', ctx.caller);
+    const origin = body.Origin ?? 'AWS_KMS';
+    if (!['AWS_KMS', 'EXTERNAL', 'AWS_CLOUDHSM', 'EXTERNAL_KEY_STORE'].includes(origin as string)) {
+      throw new KmsError('ValidationException', `1 validation error detected: Value '${String(origin)}' at 'origin' failed to satisfy constraint: Member must satisfy enum value set: [AWS_CLOUDHSM, EXTERNAL, AWS_KMS, EXTERNAL_KEY_STORE]`);
+    }
+    if (origin === 'AWS_CLOUDHSM' || origin === 'EXTERNAL_KEY_STORE') throw new KmsError('UnsupportedOperationException', `The simulator has no custom key stores (Origin ${origin as string})`);
+    // KMS imports material only into symmetric encryption keys here (asymmetric/HMAC import is not simulated).
+    if (origin === 'EXTERNAL' && spec !== 'SYMMETRIC_DEFAULT') throw new KmsError('UnsupportedOperationException', `The simulator imports key material only into SYMMETRIC_DEFAULT keys`);
+    if (body.MultiRegion !== undefined && typeof body.MultiRegion !== 'boolean') throw new KmsError('SerializationException', 'MultiRegion must be a boolean');
+    authorizeIam('kms:CreateKey', ctx.caller, '*', { 'kms:MultiRegion': String(body.MultiRegion === true), 'kms:KeyOrigin': origin as string });
     const account = ctx.caller.accountId;
-    const policy = body.Policy === undefined ? defaultPolicy(account) : checkPolicy(cfg, body.Policy, { arn: cfg.state.keyArn(account, '*'), accountId: account }, ctx, body.BypassPolicyLockoutSafetyCheck);
-    const key = cfg.state.createKey(account, typeof body.Description === 'string' ? body.Description : '', policy, ctx.now, spec);
+    const policy = body.Policy === undefined ? defaultPolicy(account) : checkPolicy(cfg, body.Policy, { arn: cfg.state.keyArn(ctx.region, account, '*'), accountId: account }, ctx, body.BypassPolicyLockoutSafetyCheck);
+    const key = cfg.state.createKey({
+      region: ctx.region,
+      accountId: account,
+      description: typeof body.Description === 'string' ? body.Description : '',
+      policy,
+      now: ctx.now,
+      spec,
+      origin: origin as KeyRecord['origin'],
+      multiRegion: body.MultiRegion === true,
+    });
     ctx.audit.resources.push(key.arn);
-    return { KeyMetadata: metadata(key) };
+    return { KeyMetadata: metadata(cfg, key) };
   },
 
   async CreateAlias(cfg, body, ctx) {
@@ -244,10 +154,10 @@ export const OPERATIONS: Record<string, Handler> = {
     if (!/^alias\/[a-zA-Z0-9/_-]+$/.test(name) || name.startsWith('alias/aws/')) throw new KmsError('ValidationException', `Alias ${name} is not a valid alias name`);
     const key = findKey(cfg, requireString(body, 'TargetKeyId'), ctx, 'key', false);
     // KMS authorizes CreateAlias on the alias (IAM) and on the key (key policy).
-    authorizeIam('kms:CreateAlias', ctx.caller, cfg.state.aliasArn(ctx.caller.accountId, name));
-    authorize(key, 'kms:CreateAlias', ctx, {});
+    authorizeIam('kms:CreateAlias', ctx.caller, cfg.state.aliasArn(ctx.region, ctx.caller.accountId, name));
+    authorize(cfg, key, 'kms:CreateAlias', ctx, {});
     notPendingDeletion(key);
-    const arn = cfg.state.aliasArn(key.accountId, name);
+    const arn = cfg.state.aliasArn(ctx.region, key.accountId, name);
     if (cfg.state.aliases.has(arn)) throw new KmsError('AlreadyExistsException', `An alias with the name ${arn} already exists`);
     cfg.state.aliases.set(arn, key.keyId);
     cfg.state.save();
@@ -259,24 +169,25 @@ export const OPERATIONS: Record<string, Handler> = {
     authorizeIam('kms:ListAliases', ctx.caller);
     const filter = typeof body.KeyId === 'string' ? findKey(cfg, body.KeyId, ctx, 'key', false).keyId : null;
     const aliases = cfg.state
-      .aliasesOf(ctx.caller.accountId)
+      .aliasesOf(ctx.region, ctx.caller.accountId)
       .filter(([, target]) => filter === null || target === filter)
-      .map(([name, target]) => ({ AliasName: name, AliasArn: cfg.state.aliasArn(ctx.caller.accountId, name), TargetKeyId: target }));
+      .map(([name, target]) => ({ AliasName: name, AliasArn: cfg.state.aliasArn(ctx.region, ctx.caller.accountId, name), TargetKeyId: target }));
     return { Aliases: aliases, Truncated: false };
   },
 
   async ListKeys(cfg, _body, ctx) {
     authorizeIam('kms:ListKeys', ctx.caller);
     cfg.state.expire(ctx.now);
-    const keys = [...cfg.state.keys.values()].filter((k) => k.accountId === ctx.caller.accountId).map((k) => ({ KeyId: k.keyId, KeyArn: k.arn }));
+    const keys = [...cfg.state.keys.values()].filter((k) => k.accountId === ctx.caller.accountId && k.region === ctx.region).map((k) => ({ KeyId: k.keyId, KeyArn: k.arn }));
     return { Keys: keys, Truncated: false };
   },
 
   async DescribeKey(cfg, body, ctx) {
+    grantTokens(cfg, body, ctx);
     const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
-    authorize(key, 'kms:DescribeKey', ctx, {});
+    authorize(cfg, key, 'kms:DescribeKey', ctx, {});
     ctx.audit.resources.push(key.arn);
-    return { KeyMetadata: metadata(key) };
+    return { KeyMetadata: metadata(cfg, key) };
   },
 
   EnableKey: setKeyState('Enabled'),
@@ -288,21 +199,30 @@ export const OPERATIONS: Record<string, Handler> = {
     if (typeof days !== 'number' || !Number.isInteger(days) || days < 7 || days > 30) {
       throw new KmsError('ValidationException', `1 validation error detected: Value '${String(days)}' at 'pendingWindowInDays' failed to satisfy constraint: Member must have value less than or equal to 30 and greater than or equal to 7`);
     }
-    authorize(key, 'kms:ScheduleKeyDeletion', ctx, {});
+    authorize(cfg, key, 'kms:ScheduleKeyDeletion', ctx, {});
     notPendingDeletion(key);
+    ctx.audit.resources.push(key.arn);
+    // A multi-Region primary with replicas waits for them: its own waiting period starts when the last one is deleted.
+    if (key.multiRegion && key.primary && cfg.state.related(key).length > 1) {
+      key.keyState = 'PendingReplicaDeletion';
+      key.pendingWindowInDays = days;
+      cfg.state.save();
+      return { KeyId: key.arn, KeyState: 'PendingReplicaDeletion', PendingWindowInDays: days };
+    }
     key.keyState = 'PendingDeletion';
     key.deletionDate = Math.floor(ctx.now.getTime() / 1000) + days * 86_400;
     cfg.state.save();
-    ctx.audit.resources.push(key.arn);
     return { KeyId: key.arn, DeletionDate: key.deletionDate, KeyState: 'PendingDeletion', PendingWindowInDays: days };
   },
 
   async CancelKeyDeletion(cfg, body, ctx) {
     const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
-    authorize(key, 'kms:CancelKeyDeletion', ctx, {});
-    if (key.keyState !== 'PendingDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is not pending deletion.`);
-    key.keyState = 'Disabled'; // KMS leaves a cancelled key disabled
+    authorize(cfg, key, 'kms:CancelKeyDeletion', ctx, {});
+    if (key.keyState !== 'PendingDeletion' && key.keyState !== 'PendingReplicaDeletion') throw new KmsError('KMSInvalidStateException', `${key.arn} is not pending deletion.`);
+    // KMS leaves a cancelled key disabled (an EXTERNAL key without material stays PendingImport).
+    key.keyState = key.origin === 'EXTERNAL' && key.material.length === 0 ? 'PendingImport' : 'Disabled';
     delete key.deletionDate;
+    delete key.pendingWindowInDays;
     cfg.state.save();
     ctx.audit.resources.push(key.arn);
     return { KeyId: key.arn };
@@ -311,7 +231,7 @@ export const OPERATIONS: Record<string, Handler> = {
   async PutKeyPolicy(cfg, body, ctx) {
     const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
     policyName(body);
-    authorize(key, 'kms:PutKeyPolicy', ctx, {});
+    authorize(cfg, key, 'kms:PutKeyPolicy', ctx, {});
     key.policy = checkPolicy(cfg, body.Policy, key, ctx, body.BypassPolicyLockoutSafetyCheck);
     cfg.state.save();
     ctx.audit.resources.push(key.arn);
@@ -321,38 +241,40 @@ export const OPERATIONS: Record<string, Handler> = {
   async GetKeyPolicy(cfg, body, ctx) {
     const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
     policyName(body);
-    authorize(key, 'kms:GetKeyPolicy', ctx, {});
+    authorize(cfg, key, 'kms:GetKeyPolicy', ctx, {});
     ctx.audit.resources.push(key.arn);
     return { Policy: key.policy, PolicyName: 'default' };
   },
 
   async ListKeyPolicies(cfg, body, ctx) {
     const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'key', false);
-    authorize(key, 'kms:ListKeyPolicies', ctx, {});
+    authorize(cfg, key, 'kms:ListKeyPolicies', ctx, {});
     ctx.audit.resources.push(key.arn);
     return { PolicyNames: ['default'], Truncated: false };
   },
 
   async Encrypt(cfg, body, ctx) {
+    grantTokens(cfg, body, ctx);
     const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
     const ec = context(body);
     const plaintext = b64(body.Plaintext, 'plaintext');
     if (plaintext.length < 1 || plaintext.length > 4096) throw new KmsError('ValidationException', 'Plaintext must be 1 to 4096 bytes');
     ctx.audit.resources.push(key.arn);
-    authorize(key, 'kms:Encrypt', ctx, conditionKeys(null, ec));
+    authorize(cfg, key, 'kms:Encrypt', ctx, conditionKeys(null, ec), { context: ec });
     usable(key);
     dryRun(body);
     return { CiphertextBlob: cfg.state.encrypt(key, plaintext, ec).toString('base64'), KeyId: key.arn, EncryptionAlgorithm: 'SYMMETRIC_DEFAULT' };
   },
 
   async Decrypt(cfg, body, ctx) {
+    grantTokens(cfg, body, ctx);
     const blob = b64(body.CiphertextBlob, 'ciphertextBlob');
     const ec = context(body);
     ctx.audit.requestParameters.encryptionContext = ec;
     const recipient = await recipientOf(cfg, body, ctx);
     const key = blobKey(cfg, blob, body.KeyId, ctx);
     ctx.audit.resources.push(key.arn);
-    authorize(key, 'kms:Decrypt', ctx, conditionKeys(recipient, ec));
+    authorize(cfg, key, 'kms:Decrypt', ctx, conditionKeys(recipient, ec), { context: ec });
     usable(key);
     const plaintext = cfg.state.decrypt(key, blob, ec);
     if (!plaintext) throw new KmsError('InvalidCiphertextException', '');
@@ -362,6 +284,7 @@ export const OPERATIONS: Record<string, Handler> = {
   },
 
   async ReEncrypt(cfg, body, ctx) {
+    grantTokens(cfg, body, ctx);
     const blob = b64(body.CiphertextBlob, 'ciphertextBlob');
     const sourceContext = context(body, 'SourceEncryptionContext');
     const destinationContext = context(body, 'DestinationEncryptionContext');
@@ -369,8 +292,8 @@ export const OPERATIONS: Record<string, Handler> = {
     const source = blobKey(cfg, blob, body.SourceKeyId, ctx);
     ctx.audit.resources.push(source.arn, destination.arn);
     // KMS authorizes ReEncrypt as two actions: ReEncryptFrom on the source key, ReEncryptTo on the destination.
-    authorize(source, 'kms:ReEncryptFrom', ctx, conditionKeys(null, sourceContext));
-    authorize(destination, 'kms:ReEncryptTo', ctx, conditionKeys(null, destinationContext));
+    authorize(cfg, source, 'kms:ReEncryptFrom', ctx, conditionKeys(null, sourceContext), { context: sourceContext });
+    authorize(cfg, destination, 'kms:ReEncryptTo', ctx, conditionKeys(null, destinationContext), { context: destinationContext });
     usable(source);
     usable(destination);
     const plaintext = cfg.state.decrypt(source, blob, sourceContext);
@@ -390,12 +313,13 @@ export const OPERATIONS: Record<string, Handler> = {
   },
 
   async GenerateDataKey(cfg, body, ctx) {
+    grantTokens(cfg, body, ctx);
     const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
     const ec = context(body);
     const size = dataKeyBytes(body);
     const recipient = await recipientOf(cfg, body, ctx);
     ctx.audit.resources.push(key.arn);
-    authorize(key, 'kms:GenerateDataKey', ctx, conditionKeys(recipient, ec));
+    authorize(cfg, key, 'kms:GenerateDataKey', ctx, conditionKeys(recipient, ec), { context: ec });
     usable(key);
     dryRun(body);
     const plaintext = randomBytes(size);
@@ -404,11 +328,12 @@ export const OPERATIONS: Record<string, Handler> = {
   },
 
   async GenerateDataKeyWithoutPlaintext(cfg, body, ctx) {
+    grantTokens(cfg, body, ctx);
     const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
     const ec = context(body);
     const size = dataKeyBytes(body);
     ctx.audit.resources.push(key.arn);
-    authorize(key, 'kms:GenerateDataKeyWithoutPlaintext', ctx, conditionKeys(null, ec));
+    authorize(cfg, key, 'kms:GenerateDataKeyWithoutPlaintext', ctx, conditionKeys(null, ec), { context: ec });
     usable(key);
     dryRun(body);
     const plaintext = randomBytes(size);
@@ -418,12 +343,13 @@ export const OPERATIONS: Record<string, Handler> = {
   },
 
   async GenerateDataKeyPair(cfg, body, ctx) {
+    grantTokens(cfg, body, ctx);
     const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
     const ec = context(body);
     const spec = requireString(body, 'KeyPairSpec');
     const recipient = await recipientOf(cfg, body, ctx);
     ctx.audit.resources.push(key.arn);
-    authorize(key, 'kms:GenerateDataKeyPair', ctx, conditionKeys(recipient, ec));
+    authorize(cfg, key, 'kms:GenerateDataKeyPair', ctx, conditionKeys(recipient, ec), { context: ec });
     usable(key);
     keyPairCurve(spec);
     dryRun(body);
@@ -439,20 +365,39 @@ export const OPERATIONS: Record<string, Handler> = {
     };
   },
 
-  async GetPublicKey(cfg, body, ctx) {
+  async GenerateDataKeyPairWithoutPlaintext(cfg, body, ctx) {
+    grantTokens(cfg, body, ctx);
     const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
-    authorize(key, 'kms:GetPublicKey', ctx, {});
+    const ec = context(body);
+    const spec = requireString(body, 'KeyPairSpec');
+    ctx.audit.resources.push(key.arn);
+    authorize(cfg, key, 'kms:GenerateDataKeyPairWithoutPlaintext', ctx, conditionKeys(null, ec), { context: ec });
+    usable(key);
+    keyPairCurve(spec);
+    dryRun(body);
+    const pair = keyPair(spec);
+    const pkcs8 = pair.privateKey.export({ format: 'der', type: 'pkcs8' });
+    const blob = cfg.state.encrypt(key, pkcs8, ec);
+    pkcs8.fill(0);
+    return { KeyId: key.arn, KeyPairSpec: spec, PublicKey: pair.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'), PrivateKeyCiphertextBlob: blob.toString('base64') };
+  },
+
+  async GetPublicKey(cfg, body, ctx) {
+    grantTokens(cfg, body, ctx);
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
+    authorize(cfg, key, 'kms:GetPublicKey', ctx, {});
     usable(key, 'KEY_AGREEMENT');
     const publicKey = createPublicKey(createPrivateKey({ key: key.material, format: 'der', type: 'pkcs8' })).export({ format: 'der', type: 'spki' });
     return { KeyId: key.arn, PublicKey: publicKey.toString('base64'), KeySpec: key.spec, KeyUsage: key.usage, KeyAgreementAlgorithms: ['ECDH'] };
   },
 
   async DeriveSharedSecret(cfg, body, ctx) {
+    grantTokens(cfg, body, ctx);
     const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
     if (body.KeyAgreementAlgorithm !== 'ECDH') throw new KmsError('ValidationException', 'KeyAgreementAlgorithm must be ECDH');
     const recipient = await recipientOf(cfg, body, ctx);
     ctx.audit.resources.push(key.arn);
-    authorize(key, 'kms:DeriveSharedSecret', ctx, conditionKeys(recipient, undefined));
+    authorize(cfg, key, 'kms:DeriveSharedSecret', ctx, conditionKeys(recipient, undefined));
     usable(key, 'KEY_AGREEMENT');
     let peer: KeyObject;
     try {
@@ -487,7 +432,9 @@ function policyName(body: Json): void {
 function blobKey(cfg: OperationConfig, blob: Buffer, keyIdParam: unknown, ctx: CallContext): KeyRecord {
   cfg.state.expire(ctx.now);
   const owner = cfg.state.blobKeyId(blob);
-  const key = owner ? cfg.state.keys.get(owner) : undefined;
+  // The blob names a key id; the key of that id in the request's region decrypts it (any account: a key id is unique,
+  // except that the replicas of a multi-Region key share theirs, one per region, and share its material).
+  const key = owner ? [...cfg.state.keys.values()].find((k) => k.keyId === owner && k.region === ctx.region) : undefined;
   if (!key) throw new KmsError('InvalidCiphertextException', '');
   if (keyIdParam !== undefined) {
     if (typeof keyIdParam !== 'string') throw new KmsError('SerializationException', 'KeyId must be a string');

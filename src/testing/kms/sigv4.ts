@@ -62,8 +62,8 @@ function header(headers: IncomingHttpHeaders, name: string): string | undefined 
  */
 export async function verifySigV4(
   req: { method: string; url: string; headers: IncomingHttpHeaders; body: Uint8Array },
-  opts: { region: string; service: string; principals: ReadonlyMap<string, TestPrincipal>; now: Date },
-): Promise<{ principal: TestPrincipal } | { error: SigV4Failure }> {
+  opts: { region: string | readonly string[]; service: string; principals: ReadonlyMap<string, TestPrincipal>; now: Date },
+): Promise<{ principal: TestPrincipal; region: string } | { error: SigV4Failure }> {
   const auth = header(req.headers, 'authorization');
   if (!auth) return { error: { type: 'MissingAuthenticationTokenException', message: 'Missing Authentication Token' } };
   const m = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, ?SignedHeaders=([a-z0-9;-]+), ?Signature=([0-9a-f]{64})$/.exec(auth);
@@ -71,8 +71,9 @@ export async function verifySigV4(
   const [, accessKeyId, date, region, service, signedHeaderList, signature] = m as unknown as [string, string, string, string, string, string, string];
   const principal = opts.principals.get(accessKeyId);
   if (!principal) return { error: { type: 'UnrecognizedClientException', message: 'The security token included in the request is invalid.' } };
-  if (region !== opts.region || service !== opts.service) {
-    return { error: { type: 'InvalidSignatureException', message: `Credential should be scoped to a valid region and service: expected ${opts.region}/${opts.service}, got ${region}/${service}.` } };
+  const regions = typeof opts.region === 'string' ? [opts.region] : opts.region;
+  if (!regions.includes(region) || service !== opts.service) {
+    return { error: { type: 'InvalidSignatureException', message: `Credential should be scoped to a valid region and service: expected ${regions.join(' or ')}/${opts.service}, got ${region}/${service}.` } };
   }
   const amzDate = header(req.headers, 'x-amz-date') ?? '';
   const when = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(amzDate);
@@ -124,5 +125,5 @@ export async function verifySigV4(
       },
     };
   }
-  return { principal };
+  return { principal, region };
 }

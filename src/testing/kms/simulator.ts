@@ -6,7 +6,7 @@ import type { TrustAnchor } from '../../attestation/trust.js';
 import type { PolicyDocument } from '../../internal/iam-policy.js';
 import type { TLSSocket } from 'node:tls';
 import { FaultInjector } from './faults.js';
-import { accountOfPrincipal, authorizeIam } from './access.js';
+import { accountOfPrincipal, authorizeIam, roleOfSession } from './access.js';
 import { kmsEventRecord, lookupEvents, type CloudTrailRecord } from './cloudtrail.js';
 import { KmsError, OPERATIONS, type CallContext } from './operations.js';
 import { verifySigV4, type TestPrincipal } from './sigv4.js';
@@ -20,7 +20,22 @@ export interface SimulatedPrincipal extends TestPrincipal {
 
 /** Options of {@link startKmsSimulator}. */
 export interface KmsSimulatorOptions {
+  /** The home region. Default `us-east-1`. */
   region?: string;
+  /**
+   * More regions served by the same endpoint (for multi-Region keys and
+   * ReplicateKey): a request belongs to the region of its SigV4 credential
+   * scope, and when its Host names `kms.<region>.amazonaws.com` the two must
+   * agree. Each region has its own keys and aliases.
+   */
+  regions?: string[];
+  /**
+   * How long a new grant takes to work without its grant token (KMS's
+   * eventual consistency, "usually less than five minutes"). Default 5
+   * minutes by the simulator's clock: a test that uses a fresh grant must pass
+   * its grant token, as it must against KMS.
+   */
+  grantPropagationMs?: number;
   /** The home account: `accountId` of the simulator, owner of a single-account state file. Default `accounts[0]`, else {@link TEST_ACCOUNT}. */
   accountId?: string;
   /**
@@ -65,7 +80,10 @@ const CLOUDTRAIL_TARGET = /^(?:com\.amazonaws\.cloudtrail\.v20131101\.)?CloudTra
 
 /** A running KMS simulator ({@link startKmsSimulator}): its endpoint, TLS CA, principals, audit log and fault injector. */
 export interface KmsSimulator {
+  /** The home region. */
   readonly region: string;
+  /** Every region served, home first. */
+  readonly regions: readonly string[];
   /** The home account (the first one). */
   readonly accountId: string;
   /** Every account the simulator serves, home first. */
@@ -183,6 +201,8 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
  */
 export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Promise<KmsSimulator> {
   const region = options.region ?? 'us-east-1';
+  const regions = [...new Set([region, ...(options.regions ?? [])])];
+  for (const r of regions) if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(r)) throw new TypeError(`region ${r} is not an AWS region name`);
   const clock = options.clock ?? (() => new Date());
   const startedAt = clock();
   const accountId = options.accountId ?? options.accounts?.[0] ?? TEST_ACCOUNT;
@@ -200,11 +220,18 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
   for (const a of accounts) existing.add(a).add(`arn:aws:iam::${a}:root`);
   for (const p of principals) existing.add(p.arn).add(roleOfSession(p.arn));
   const hostname = `kms.${region}.amazonaws.com`;
-  const tls = createTestTls([hostname, 'localhost', ...(options.tlsHostnames ?? [])], clock());
+  const tls = createTestTls([...regions.map((r) => `kms.${r}.amazonaws.com`), 'localhost', ...(options.tlsHostnames ?? [])], clock());
   const state = new KmsState(region, accountId, options.stateFile ?? null);
   const faults = new FaultInjector();
   const audit: AuditEvent[] = [];
-  const cfg = { state, trustAnchors: options.trustAnchors ?? [], attestationMaxAgeMs: options.attestationMaxAgeMs ?? 5 * 60_000, principalExists: (arn: string) => existing.has(arn) };
+  const cfg = {
+    state,
+    trustAnchors: options.trustAnchors ?? [],
+    attestationMaxAgeMs: options.attestationMaxAgeMs ?? 5 * 60_000,
+    principalExists: (arn: string) => existing.has(arn),
+    regions,
+    grantPropagationMs: options.grantPropagationMs ?? 5 * 60_000,
+  };
   if (cfg.trustAnchors.length === 0) cfg.trustAnchors = [randomBytes(32).toString('hex')]; // no anchor: every attestation fails closed
 
   const sockets = new Set<Socket>();
@@ -233,13 +260,13 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
     return cloudTrail ? handleCloudTrail(req, res, cloudTrail[1]!) : handleKms(req, res, target);
   }
 
-  /** CloudTrail's API on the same endpoint: LookupEvents over the trail, for the caller's account. Its own calls are not recorded. */
+  /** CloudTrail's API on the same endpoint: LookupEvents over the trail, for the caller's account and the signed region. Its own calls are not recorded. */
   async function handleCloudTrail(req: IncomingMessage, res: ServerResponse, operation: string): Promise<void> {
     try {
       const body = await readBody(req);
       if (req.method !== 'POST' || req.url !== '/') throw new KmsError('UnknownOperationException', '', 404);
       const now = clock();
-      const auth = await verifySigV4({ method: req.method, url: req.url, headers: req.headers, body }, { region, service: 'cloudtrail', principals: byKey, now });
+      const auth = await verifySigV4({ method: req.method, url: req.url, headers: req.headers, body }, { region: regions, service: 'cloudtrail', principals: byKey, now });
       if ('error' in auth) throw new KmsError(auth.error.type, auth.error.message, auth.error.type === 'MissingAuthenticationTokenException' ? 403 : 400);
       if (operation !== 'LookupEvents') throw new KmsError('UnknownOperationException', `The simulator serves only CloudTrail's LookupEvents, not ${operation}`);
       const principal = auth.principal as SimulatedPrincipal;
@@ -252,7 +279,7 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
         throw new KmsError('SerializationException', 'Start of structure or map found where not expected.');
       }
       if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new KmsError('SerializationException', 'Expected a JSON object');
-      send(res, 200, lookupEvents(audit, json, { accountId: caller.accountId, now }));
+      send(res, 200, lookupEvents(audit, json, { accountId: caller.accountId, region: auth.region, now }));
     } catch (err) {
       const e = err instanceof KmsError ? err : new KmsError('InternalFailure', 'An internal error occurred.', 500);
       if (!res.headersSent) sendError(res, e);
@@ -281,8 +308,13 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
         return;
       }
       if (req.method !== 'POST' || req.url !== '/') throw new KmsError('UnknownOperationException', '', 404);
-      const auth = await verifySigV4({ method: req.method, url: req.url, headers: req.headers, body }, { region, service: 'kms', principals: byKey, now });
+      const auth = await verifySigV4({ method: req.method, url: req.url, headers: req.headers, body }, { region: regions, service: 'kms', principals: byKey, now });
       if ('error' in auth) throw new KmsError(auth.error.type, auth.error.message, auth.error.type === 'MissingAuthenticationTokenException' ? 403 : 400);
+      // A regional endpoint answers only for its region: the Host and the credential scope must agree.
+      const hostRegion = /^kms\.([a-z0-9-]+)\.amazonaws\.com(?::\d+)?$/.exec(String(req.headers.host ?? ''))?.[1];
+      if (hostRegion !== undefined && hostRegion !== auth.region) {
+        throw new KmsError('InvalidSignatureException', `Credential should be scoped to a valid region. Expected ${hostRegion}, got ${auth.region}.`);
+      }
       const principal = auth.principal as SimulatedPrincipal;
       // Temporary credentials were issued a session duration before they expire; long-term keys have no session.
       caller = { arn: principal.arn, accessKeyId: principal.accessKeyId, sessionIssuedAt: principal.expiration ? new Date(principal.expiration.getTime() - sessionDurationMs) : startedAt };
@@ -299,6 +331,7 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
       ctx = {
         caller: { arn: principal.arn, accountId: accountOfPrincipal(principal.arn)!, identityPolicies: principal.identityPolicies ?? [] },
         now,
+        region: auth.region,
         audit: { resources: [], requestParameters: {} },
       };
       const result = await handler(cfg, json, ctx);
@@ -321,7 +354,7 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
         kmsEventRecord({
           eventName: operation || target,
           time: now,
-          region,
+          region: ctx?.region ?? region,
           caller,
           sourceIPAddress: req.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '',
           userAgent: String(req.headers['user-agent'] ?? ''),
@@ -346,6 +379,7 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
 
   return {
     region,
+    regions,
     accountId,
     accounts,
     url: `https://${options.host ?? '127.0.0.1'}:${port}`,
@@ -365,12 +399,6 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
       return new Promise((resolve) => server.close(() => resolve()));
     },
   };
-}
-
-/** `arn:aws:sts::A:assumed-role/R/s` → `arn:aws:iam::A:role/R` (the role exists when a session of it does). */
-function roleOfSession(arn: string): string {
-  const m = /^arn:aws:sts::(\d{12}):assumed-role\/([^/]+)\/.+$/.exec(arn);
-  return m ? `arn:aws:iam::${m[1]}:role/${m[2]}` : arn;
 }
 
 /** Validates a principal as AWS would issue it, and gives temporary credentials their expiration. */
