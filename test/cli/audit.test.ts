@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
-import { CreateKeyCommand, DecryptCommand, GenerateDataKeyWithoutPlaintextCommand, PutKeyPolicyCommand, type KMSClient } from '@aws-sdk/client-kms';
+import { CreateGrantCommand, CreateKeyCommand, DecryptCommand, GenerateDataKeyWithoutPlaintextCommand, PutKeyPolicyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import type { Io } from '../../src/cli/io.js';
@@ -147,6 +147,18 @@ describe('nitro-enclave audit', () => {
       [v1.imageSha384, true, 1, 0],
       ['ab'.repeat(48), false, 0, 1],
     ]);
+  });
+
+  it('flags a grant on the key (GRANT_CREATED), naming its grantee and operations; the record shows the grant id, never its token', async () => {
+    const { keyArn } = await tskKey();
+    const grantee = `arn:aws:iam::${sim.accountId}:user/other`;
+    const grant = await admin.send(new CreateGrantCommand({ KeyId: keyArn, GranteePrincipal: grantee, Operations: ['Decrypt'] }));
+    const { code, report } = await audit(keyArn);
+    expect(code).toBe(4);
+    expect(report.findings).toEqual([expect.objectContaining({ code: 'GRANT_CREATED', eventName: 'CreateGrant', message: `a grant gives ${grantee} Decrypt on the key` })]);
+    const record = sim.audit.filter((e) => e.eventName === 'CreateGrant').at(-1)!;
+    expect(record.responseElements).toMatchObject({ grantId: grant.GrantId });
+    expect(JSON.stringify(record)).not.toContain(grant.GrantToken!);
   });
 
   it('refuses bad flags as usage errors, and reports a key it cannot read as an error', async () => {
