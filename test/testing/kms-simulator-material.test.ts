@@ -6,8 +6,12 @@
  * ImportKeyMaterial, DeleteImportedKeyMaterial).
  */
 import { constants, createCipheriv, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   CancelKeyDeletionCommand,
+  CreateGrantCommand,
   CreateKeyCommand,
   DecryptCommand,
   DeleteImportedKeyMaterialCommand,
@@ -216,5 +220,43 @@ describe('imported key material (Origin EXTERNAL)', () => {
     expect((await errorOf(importInto(mrk.KeyId!, randomBytes(32), 'RSAES_OAEP_SHA_256', 'eu-west-1'))).name).toBe('IncorrectKeyMaterialException');
     await importInto(mrk.KeyId!, material, 'RSAES_OAEP_SHA_256', 'eu-west-1');
     expect(Buffer.from((await admin('eu-west-1').send(new DecryptCommand({ CiphertextBlob }))).Plaintext!).toString()).toBe('mrk');
+  });
+});
+
+describe('state file', () => {
+  it('keeps Regions, replicas (sharing material), grants and imported material across a restart', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'nes-kms-state-'));
+    const stateFile = join(dir, 'kms.json');
+    try {
+      const first = await startKmsSimulator({ regions: ['eu-west-1'], stateFile });
+      const c = (s: KmsSimulator, suffix: string, region?: string) => new KMSClient(kmsClientConfig(s, s.principal(suffix), undefined, region));
+      const mrk = (await c(first, 'user/admin').send(new CreateKeyCommand({ MultiRegion: true }))).KeyMetadata!;
+      await c(first, 'user/admin').send(new ReplicateKeyCommand({ KeyId: mrk.KeyId, ReplicaRegion: 'eu-west-1' }));
+      const mrkBlob = (await c(first, 'user/admin').send(new EncryptCommand({ KeyId: mrk.KeyId, Plaintext: Buffer.from('mrk') }))).CiphertextBlob;
+      const grant = await c(first, 'user/admin').send(
+        new CreateGrantCommand({ KeyId: mrk.KeyId, GranteePrincipal: `arn:aws:iam::${first.accountId}:role/EnclaveInstanceRole`, Operations: ['Decrypt'] }),
+      );
+      const ext = (await c(first, 'user/admin').send(new CreateKeyCommand({ Origin: 'EXTERNAL' }))).KeyMetadata!;
+      const params = await c(first, 'user/admin').send(new GetParametersForImportCommand({ KeyId: ext.KeyId, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' }));
+      const material = randomBytes(32);
+      await c(first, 'user/admin').send(
+        new ImportKeyMaterialCommand({ KeyId: ext.KeyId, ImportToken: params.ImportToken, EncryptedKeyMaterial: wrap(material, params.PublicKey!, 'RSAES_OAEP_SHA_256'), ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' }),
+      );
+      const extBlob = (await c(first, 'user/admin').send(new EncryptCommand({ KeyId: ext.KeyId, Plaintext: Buffer.from('ext') }))).CiphertextBlob;
+      await first.close();
+
+      const second = await startKmsSimulator({ regions: ['eu-west-1'], stateFile });
+      try {
+        expect(Buffer.from((await c(second, 'user/admin', 'eu-west-1').send(new DecryptCommand({ CiphertextBlob: mrkBlob }))).Plaintext!).toString()).toBe('mrk');
+        expect((await c(second, 'EnclaveInstanceRole').send(new DecryptCommand({ CiphertextBlob: mrkBlob, GrantTokens: [grant.GrantToken!] }))).Plaintext).toBeDefined();
+        expect(Buffer.from((await c(second, 'user/admin').send(new DecryptCommand({ CiphertextBlob: extBlob }))).Plaintext!).toString()).toBe('ext');
+        const described = (await c(second, 'user/admin', 'eu-west-1').send(new DescribeKeyCommand({ KeyId: mrk.KeyId }))).KeyMetadata!;
+        expect(described.MultiRegionConfiguration).toMatchObject({ MultiRegionKeyType: 'REPLICA', PrimaryKey: { Arn: mrk.Arn } });
+      } finally {
+        await second.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

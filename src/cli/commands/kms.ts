@@ -69,8 +69,10 @@ one line per operation and PASS (exit 0) only when every one is denied; FAIL
 refuses for this key's spec or usage (e.g. DeriveSharedSecret on a symmetric
 key) cannot act on this key at all (spec and usage never change) and counts as
 closed. An (a)/(b) operation whose request takes no DryRun (none in this SDK's
-model today) is judged from the key policy instead (GetKeyPolicy): it must be
-denied by an explicit Deny to every principal.
+model today), or one the endpoint does not serve (a simulator without ML-KEM keys
+answers UnknownOperationException to Encapsulate/Decapsulate), is judged from the
+key policy instead (GetKeyPolicy): it must be denied by an explicit Deny to every
+principal.
 Run it with the credentials the enclave's parent uses (the instance role), and
 once with an administrator's: both must PASS.
 
@@ -274,14 +276,23 @@ export async function checkPolicyCommand(argv: string[], io: Io): Promise<number
         probes.push(unprobed(request));
         continue;
       }
-      probes.push(await dryRunProbe(op, () => kms.send(request.command as Parameters<typeof kms.send>[0]) as Promise<object>, request.isDenial ?? (() => true)));
+      const probe = await dryRunProbe(op, () => kms.send(request.command as Parameters<typeof kms.send>[0]) as Promise<object>, request.isDenial ?? (() => true));
+      if (probe.outcome === 'inconclusive' && probe.message.startsWith('UnknownOperationException')) {
+        // KMS knows every operation of its model; an endpoint that does not (a simulator without ML-KEM keys)
+        // cannot be probed, so the operation is judged as one without DryRun: from the key policy's explicit Deny.
+        policy ??= await kms.send(new GetKeyPolicyCommand({ KeyId: keyId, PolicyName: 'default' })).then((r) => parsePolicy(r.Policy ?? '{}'), (err: Error) => err);
+        const judged = judgedFromPolicy(op, policy, keyId);
+        probes.push({ ...judged, message: `this endpoint does not serve ${op.operation}; ${judged.message.replace('takes no DryRun; ', '').replace('takes no DryRun, and ', '')}` });
+        continue;
+      }
+      probes.push(probe);
     }
     const pass = probes.every((p) => p.outcome === 'denied' || p.outcome === 'not-applicable');
     if (values.json) io.stdout(json({ result: pass ? 'PASS' : 'FAIL', keyArn: keyId ?? null, checks: probes }));
     else {
       for (const p of probes) {
         const what = p.operation === 'ReEncrypt' ? `kms:ReEncrypt (to ${destination})` : p.action;
-        if (p.outcome === 'denied') io.stdout(`✔ ${what.padEnd(42)} denied without attestation\n`);
+        if (p.outcome === 'denied') io.stdout(`✔ ${what.padEnd(42)} denied without attestation${p.message.startsWith('this endpoint') || p.message.startsWith('takes no DryRun') ? ` (${p.message})` : ''}\n`);
         else if (p.outcome === 'not-applicable') io.stdout(`✔ ${what.padEnd(42)} cannot act on this key (${p.message.split(':')[0]})\n`);
         else if (p.outcome === 'allowed') io.stdout(`✘ ${what.padEnd(42)} WOULD SUCCEED without attestation with these credentials (DryRun: nothing was done)\n`);
         else if (p.operation === 'ReEncrypt' && p.message.includes('kms:ReEncryptTo'))
@@ -289,9 +300,11 @@ export async function checkPolicyCommand(argv: string[], io: Io): Promise<number
         else io.stdout(`✘ ${what.padEnd(42)} undecided: ${p.message}\n`);
       }
       const withoutDryRun = minting.filter((o) => !o.takesDryRun).map((o) => o.operation);
+      const unserved = probes.filter((p) => p.message.startsWith('this endpoint does not serve')).map((p) => p.operation);
       io.stdout(
         `  ${probes.length} operations can read the TSK or mint a blob of a key their caller knows (classes (a)/(b), every one of the KMS API model); ` +
           (withoutDryRun.length ? `${withoutDryRun.join(', ')} take no DryRun and were judged from the key policy's explicit Deny statements` : 'each takes DryRun and was sent with it') +
+          (unserved.length ? `; this endpoint does not serve ${unserved.join(', ')}: judged from the key policy's explicit Deny statements` : '') +
           '.\n  Replication, import and alias re-pointing (class (c)) are not probed: nitro-enclave policy denies them outright (docs/security.md).\n',
       );
       io.stdout(

@@ -342,45 +342,8 @@ export const OPERATIONS: Record<string, Handler> = {
     return { KeyId: key.arn, CiphertextBlob: blob.toString('base64') };
   },
 
-  async GenerateDataKeyPair(cfg, body, ctx) {
-    grantTokens(cfg, body, ctx);
-    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
-    const ec = context(body);
-    const spec = requireString(body, 'KeyPairSpec');
-    const recipient = await recipientOf(cfg, body, ctx);
-    ctx.audit.resources.push(key.arn);
-    authorize(cfg, key, 'kms:GenerateDataKeyPair', ctx, conditionKeys(recipient, ec), { context: ec });
-    usable(key);
-    keyPairCurve(spec);
-    dryRun(body);
-    const pair = keyPair(spec);
-    const pkcs8 = pair.privateKey.export({ format: 'der', type: 'pkcs8' });
-    const blob = cfg.state.encrypt(key, pkcs8, ec);
-    return {
-      KeyId: key.arn,
-      KeyPairSpec: spec,
-      PublicKey: pair.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'),
-      PrivateKeyCiphertextBlob: blob.toString('base64'),
-      ...forRecipient(recipient, pkcs8, 'PrivateKeyPlaintext'),
-    };
-  },
-
-  async GenerateDataKeyPairWithoutPlaintext(cfg, body, ctx) {
-    grantTokens(cfg, body, ctx);
-    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
-    const ec = context(body);
-    const spec = requireString(body, 'KeyPairSpec');
-    ctx.audit.resources.push(key.arn);
-    authorize(cfg, key, 'kms:GenerateDataKeyPairWithoutPlaintext', ctx, conditionKeys(null, ec), { context: ec });
-    usable(key);
-    keyPairCurve(spec);
-    dryRun(body);
-    const pair = keyPair(spec);
-    const pkcs8 = pair.privateKey.export({ format: 'der', type: 'pkcs8' });
-    const blob = cfg.state.encrypt(key, pkcs8, ec);
-    pkcs8.fill(0);
-    return { KeyId: key.arn, KeyPairSpec: spec, PublicKey: pair.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'), PrivateKeyCiphertextBlob: blob.toString('base64') };
-  },
+  GenerateDataKeyPair: dataKeyPair(true),
+  GenerateDataKeyPairWithoutPlaintext: dataKeyPair(false),
 
   async GetPublicKey(cfg, body, ctx) {
     grantTokens(cfg, body, ctx);
@@ -421,6 +384,30 @@ export const OPERATIONS: Record<string, Handler> = {
     return forRecipient(recipient, randomBytes(n), 'Plaintext');
   },
 };
+
+/** GenerateDataKeyPair (the private key in clear, or for a Recipient) and GenerateDataKeyPairWithoutPlaintext (only its blob). */
+function dataKeyPair(withPlaintext: boolean): Handler {
+  const action = withPlaintext ? 'kms:GenerateDataKeyPair' : 'kms:GenerateDataKeyPairWithoutPlaintext';
+  return async (cfg, body, ctx) => {
+    grantTokens(cfg, body, ctx);
+    const key = findKey(cfg, requireString(body, 'KeyId'), ctx, 'any', true);
+    const ec = context(body);
+    const spec = requireString(body, 'KeyPairSpec');
+    const recipient = withPlaintext ? await recipientOf(cfg, body, ctx) : null;
+    ctx.audit.resources.push(key.arn);
+    authorize(cfg, key, action, ctx, conditionKeys(recipient, ec), { context: ec });
+    usable(key);
+    keyPairCurve(spec);
+    dryRun(body);
+    const pair = keyPair(spec);
+    const pkcs8 = pair.privateKey.export({ format: 'der', type: 'pkcs8' });
+    const blob = cfg.state.encrypt(key, pkcs8, ec);
+    const common = { KeyId: key.arn, KeyPairSpec: spec, PublicKey: pair.publicKey.export({ format: 'der', type: 'spki' }).toString('base64'), PrivateKeyCiphertextBlob: blob.toString('base64') };
+    if (withPlaintext) return { ...common, ...forRecipient(recipient, pkcs8, 'PrivateKeyPlaintext') };
+    pkcs8.fill(0);
+    return common;
+  };
+}
 
 /** `PolicyName`: KMS keys have one policy, named `default`. */
 function policyName(body: Json): void {
