@@ -62,7 +62,7 @@ export interface ImageUse {
   principals: string[];
 }
 
-/** A refused call on the key. */
+/** A call on the key that failed (refused, or invalid): every failed call but a DryRun's "would have succeeded". */
 export interface DeniedAttempt {
   eventID: string;
   eventTime: string;
@@ -318,7 +318,8 @@ export function auditKeyTrail(records: readonly TrailRecord[], options: AuditOpt
       }
     }
     if (!ok) {
-      if (r.errorCode === 'AccessDeniedException' || r.errorCode === 'DryRunOperationException' || op?.class !== 'none') {
+      // DryRunOperationException means the call would have succeeded (check-policy's probes): not a refusal.
+      if (r.errorCode !== 'DryRunOperationException') {
         denied.push({ eventID: r.eventID ?? '', eventTime: r.eventTime, eventName: r.eventName, principal: principalOf(r), errorCode: r.errorCode!, ...(r.errorMessage ? { errorMessage: r.errorMessage } : {}), ...(image?.pcr0 ? { pcr0: image.pcr0 } : {}) });
       }
       continue;

@@ -91,6 +91,15 @@ describe('auditKeyTrail', () => {
     expect(report.images).toEqual([expect.objectContaining({ image: { pcr0: otherPcr0 }, admitted: false, releases: 1, denied: 1, lastRelease: '2020-07-27T10:00:00Z' })]);
   });
 
+  it('lists failed calls as refused, but not a DryRun that would have succeeded (check-policy probes)', () => {
+    const report = auditKeyTrail(
+      [record('Decrypt', { errorCode: 'AccessDeniedException', errorMessage: 'no' }), record('Encrypt', { errorCode: 'DryRunOperationException' }), record('DescribeKey', { errorCode: 'NotFoundException' })],
+      { keyArn, policy, since, until },
+    );
+    expect(report.denied.map((d) => `${d.eventName} ${d.errorCode}`)).toEqual(['Decrypt AccessDeniedException', 'DescribeKey NotFoundException']);
+    expect(report.findings).toEqual([]);
+  });
+
   it('admittedImages reads every image of a multi-image policy, PCR8 and PCR1/PCR2 included', () => {
     const pcr1 = '11'.repeat(48);
     const pcr8 = '88'.repeat(48);
