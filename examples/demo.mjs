@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
 import { CreateAliasCommand, CreateKeyCommand, DecryptCommand, GenerateDataKeyWithoutPlaintextCommand, KMSClient } from '@aws-sdk/client-kms';
 import { getTrustedSessionKey, prepareTrustedSessionKey } from '../dist/index.js';
 import { buildKeyPolicy } from '../dist/parent/index.js';
@@ -146,10 +147,13 @@ await step("Verify (the seed's step): an unattested Decrypt is denied", async ()
   }
   throw new Error('KMS released the key without attestation!');
 });
-await step('Verify via the audit trail (CloudTrail-like): the Decrypt carried an attestation', () => {
-  const ok = sim.audit.find((e) => e.eventName === 'Decrypt' && !e.errorCode && e.additionalEventData);
-  if (!ok) throw new Error('no attested Decrypt in the audit trail');
-  return [`Decrypt by ${ok.userIdentity.arn.split('/').slice(-2).join('/')} · module ${ok.additionalEventData.recipient.attestationDocumentModuleId} · image ${short(ok.additionalEventData.recipient.attestationDocumentEnclaveImageDigest)}`];
+await step('Verify via CloudTrail (LookupEvents on the simulator): the Decrypt carried an attestation', async () => {
+  const trail = new CloudTrailClient(kmsClientConfig(sim, sim.principal('user/admin')));
+  const { Events } = await trail.send(new LookupEventsCommand({ LookupAttributes: [{ AttributeKey: 'EventName', AttributeValue: 'Decrypt' }] }));
+  trail.destroy();
+  const ok = Events.map((e) => JSON.parse(e.CloudTrailEvent)).find((e) => !e.errorCode && e.additionalEventData?.recipient);
+  if (!ok) throw new Error('no attested Decrypt in CloudTrail');
+  return [`Decrypt by ${ok.userIdentity.arn.split('/').slice(-2).join('/')} · module ${ok.additionalEventData.recipient.attestationDocumentModuleId} · image ${short(Buffer.from(ok.additionalEventData.recipient.attestationDocumentEnclaveImageDigest, 'base64').toString('hex'))}`];
 });
 
 tsk?.dispose();

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { NitroEnclaveError } from '../errors.js';
 
 /** Exit codes of the CLI (documented in docs/cli.md). */
-export const EXIT = { OK: 0, ERROR: 1, USAGE: 2, POLICY_FAIL: 3 } as const;
+export const EXIT = { OK: 0, ERROR: 1, USAGE: 2, POLICY_FAIL: 3, FINDINGS: 4, REFUSED: 5 } as const;
 
 export class UsageError extends Error {
   override name = 'UsageError';

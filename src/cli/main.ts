@@ -3,6 +3,8 @@ import { inspectCommand, inspectHelp, verifyCommand, verifyHelp } from './comman
 import { policyCommand, policyHelp } from './commands/policy.js';
 import { pcr8Command, pcr8Help } from './commands/pcr8.js';
 import { checkPolicyCommand, checkPolicyHelp, provisionCommand, provisionHelp, setupCommand, setupHelp } from './commands/kms.js';
+import { auditCommand, auditHelp } from './commands/audit.js';
+import { rolloutCommand, rolloutHelp } from './commands/rollout.js';
 import { credentialsServerCommand, credentialsServerHelp, kmsSimulatorCommand, kmsSimulatorHelp } from './commands/servers.js';
 
 const COMMANDS: Record<string, { run: (argv: string[], io: Io) => Promise<number>; help: string; summary: string }> = {
@@ -13,6 +15,8 @@ const COMMANDS: Record<string, { run: (argv: string[], io: Io) => Promise<number
   setup: { run: setupCommand, help: setupHelp, summary: 'create the key and alias, apply the policy (idempotent)' },
   provision: { run: provisionCommand, help: provisionHelp, summary: 'generate the TSK; store only its ciphertext' },
   'check-policy': { run: checkPolicyCommand, help: checkPolicyHelp, summary: 'check that no KMS operation reads or mints the TSK unattested' },
+  audit: { run: auditCommand, help: auditHelp, summary: 'report every use of the TSK key from CloudTrail; exit 4 on findings' },
+  rollout: { run: rolloutCommand, help: rolloutHelp, summary: 'admit or drop an enclave image (status | add | remove), drain-aware' },
   'credentials-server': { run: credentialsServerCommand, help: credentialsServerHelp, summary: 'parent side: serve role credentials to the enclave' },
   'kms-simulator': { run: kmsSimulatorCommand, help: kmsSimulatorHelp, summary: 'run the local KMS simulator' },
 };
@@ -22,7 +26,7 @@ const MAIN_HELP = `Usage: nitro-enclave <command> [options]   (nitro-enclave <co
 Commands:
 ${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(20)} ${c.summary}`).join('\n')}
 
-Exit codes: 0 success · 1 error (one line with its code) · 2 usage error · 3 check-policy FAIL
+Exit codes: 0 success · 1 error (one line with its code) · 2 usage error · 3 check-policy FAIL · 4 audit findings · 5 rollout refused
 `;
 
 /** Runs the CLI; returns the exit code. */

@@ -10,3 +10,5 @@ export type { PolicyDocument, PolicyStatement, RequestContext, Decision } from '
 export { serveParentCredentials } from './credentials-server.js';
 export type { CredentialsServerOptions } from './credentials-server.js';
 export { PARENT_CREDENTIALS_PORT } from '../internal/parent-wire.js';
+export { admittedImages, auditKeyTrail, imageAdmits, imageLabel, observedImage, observedLabel } from './audit.js';
+export type { AuditFinding, AuditFindingCode, AuditOptions, AuditReport, DeniedAttempt, ImageUse, KeyChange, TrailRecord } from './audit.js';

@@ -83,7 +83,7 @@ describe('examples/enclave-app against the simulators', () => {
     const decrypts = sim.audit.filter((e) => e.eventName === 'Decrypt' && !e.errorCode);
     expect(decrypts).toHaveLength(1);
     expect(decrypts[0]!.userIdentity!.arn).toContain('EnclaveInstanceRole');
-    expect(decrypts[0]!.additionalEventData?.recipient.attestationDocumentEnclaveImageDigest).toBe(enclave.imageSha384);
+    expect(decrypts[0]!.additionalEventData?.recipient.attestationDocumentEnclaveImageDigest).toBe(Buffer.from(enclave.imageSha384, 'hex').toString('base64')); // CloudTrail writes PCRs in base64
   });
 
   it('seals agent messages over its socket, bound to the agent; verify checks an envelope without returning it', async () => {

@@ -86,7 +86,7 @@ describe('getTrustedSessionKey against the KMS simulator, through the relay and 
     expect(tsk.metadata).toMatchObject({ keyArn, pcr0: enclave.imageSha384, moduleId: enclave.moduleId });
     expect(proxy.connections).toBeGreaterThan(before);
     const event = sim.audit.filter((e) => e.eventName === 'Decrypt').at(-1)!;
-    expect(event.additionalEventData?.recipient.attestationDocumentEnclaveImageDigest).toBe(enclave.imageSha384);
+    expect(event.additionalEventData?.recipient.attestationDocumentEnclaveImageDigest).toBe(Buffer.from(enclave.imageSha384, 'hex').toString('base64')); // CloudTrail writes PCRs in base64
     expect(event.errorCode).toBeUndefined();
     const timings = tsk.metadata.timings!;
     expect(timings.attempts).toBe(1);

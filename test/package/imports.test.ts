@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -30,6 +30,12 @@ describe('each subpath pulls in no more than it needs (built package, by its pub
 
   it('the root and /kms load the AWS SDK, as getTrustedSessionKey needs it', () => {
     expect(packagesLoadedBy('nitro-enclave-sdk')).toContain('@aws-sdk/client-kms');
+  });
+
+  it('nitro-enclave-sdk/parent and the CLI at start load no CloudTrail client: only audit and rollout do, when they run', () => {
+    expect(packagesLoadedBy('nitro-enclave-sdk/parent')).not.toContain('@aws-sdk/client-cloudtrail');
+    expect(packagesLoadedBy(pathToFileURL(join(root, 'dist', 'cli', 'main.js')).href)).not.toContain('@aws-sdk/client-cloudtrail');
+    expect(packagesLoadedBy(pathToFileURL(join(root, 'dist', 'cli', 'trail.js')).href)).not.toContain('@aws-sdk/client-cloudtrail');
   });
 
   it('nitro-enclave-sdk/testing loads no gRPC or Temporal package; /testing/temporal loads them only when a stand-in starts', () => {

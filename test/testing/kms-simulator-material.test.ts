@@ -145,7 +145,7 @@ describe('imported key material (Origin EXTERNAL)', () => {
     expect(imported.KeyMaterialId).toMatch(/^[0-9a-f]{64}$/);
     const event = sim.audit.filter((e) => e.eventName === 'ImportKeyMaterial').at(-1)!;
     expect(event.requestParameters).toEqual({ keyId: key.KeyId, expirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE' }); // no wrapped material, no import token
-    expect(event.resources).toEqual([{ ARN: key.Arn }]);
+    expect(event.resources).toEqual([{ accountId: key.AWSAccountId, type: 'AWS::KMS::Key', ARN: key.Arn }]); // CloudTrail's resource entry
     const described = (await admin().send(new DescribeKeyCommand({ KeyId: key.KeyId }))).KeyMetadata!;
     expect(described).toMatchObject({ KeyState: 'Enabled', Origin: 'EXTERNAL', ExpirationModel: 'KEY_MATERIAL_DOES_NOT_EXPIRE', CurrentKeyMaterialId: imported.KeyMaterialId });
     const { CiphertextBlob } = await admin().send(new EncryptCommand({ KeyId: key.KeyId, Plaintext: Buffer.from('secret') }));

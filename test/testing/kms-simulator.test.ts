@@ -297,23 +297,82 @@ describe('fault injection', () => {
 });
 
 describe('audit trail', () => {
-  it('records attested calls with the recipient facts, and denials with their error, never secrets', async () => {
+  const b64 = (i: number) => Buffer.from(enclave.pcrs.get(i)!).toString('base64');
+
+  it('records an attested Decrypt as CloudTrail does: AssumedRole identity, no request blobs, responseElements null, the recipient fields in base64', async () => {
     const keyId = await newKey(JSON.stringify(buildKeyPolicy({ accountId: sim.accountId, enclaveRole: 'EnclaveInstanceRole', pcr0: enclave.imageSha384 })));
-    const { CiphertextBlob } = await admin.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: keyId, KeySpec: 'AES_256' }));
+    const { CiphertextBlob } = await admin.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: keyId, KeySpec: 'AES_256', EncryptionContext: { purpose: 'tsk' } }));
     const start = sim.audit.length;
-    await role.send(new DecryptCommand({ CiphertextBlob, Recipient: recipient(enclave, rsaPair().spki) }));
-    await errorOf(role.send(new DecryptCommand({ CiphertextBlob })));
+    const answer = await role.send(new DecryptCommand({ CiphertextBlob, EncryptionContext: { purpose: 'tsk' }, Recipient: recipient(enclave, rsaPair().spki) }));
+    await errorOf(role.send(new DecryptCommand({ CiphertextBlob, EncryptionContext: { purpose: 'tsk' } })));
     const [ok, denied] = sim.audit.slice(start);
-    expect(ok).toMatchObject({
+    const keyArn = `arn:aws:kms:us-east-1:${sim.accountId}:key/${keyId}`;
+    const roleArn = `arn:aws:iam::${sim.accountId}:role/EnclaveInstanceRole`;
+    expect(ok).toEqual({
+      eventVersion: '1.11',
+      userIdentity: {
+        type: 'AssumedRole',
+        principalId: expect.stringMatching(/^AROA[A-Z2-7]{17}:i-0123456789abcdef0$/),
+        arn: sim.principal('EnclaveInstanceRole').arn,
+        accountId: sim.accountId,
+        accessKeyId: 'ASIATESTENCLAVEROLE1',
+        sessionContext: {
+          sessionIssuer: { type: 'Role', principalId: expect.stringMatching(/^AROA[A-Z2-7]{17}$/), arn: roleArn, accountId: sim.accountId, userName: 'EnclaveInstanceRole' },
+          webIdFederationData: {},
+          attributes: { creationDate: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/), mfaAuthenticated: 'false' },
+          ec2RoleDelivery: '2.0',
+        },
+      },
+      eventTime: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/),
+      eventSource: 'kms.amazonaws.com',
       eventName: 'Decrypt',
-      userIdentity: { arn: sim.principal('EnclaveInstanceRole').arn },
-      requestParameters: { recipient: { keyEncryptionAlgorithm: 'RSAES_OAEP_SHA_256', attestationDocument: '(present)' } },
-      additionalEventData: { recipient: { attestationDocumentModuleId: enclave.moduleId, attestationDocumentEnclaveImageDigest: enclave.imageSha384 } },
+      awsRegion: 'us-east-1',
+      sourceIPAddress: '127.0.0.1',
+      userAgent: expect.stringContaining('aws-sdk-js'),
+      requestParameters: { encryptionAlgorithm: 'SYMMETRIC_DEFAULT', keyId: keyArn, encryptionContext: { purpose: 'tsk' } },
+      responseElements: null,
+      additionalEventData: {
+        recipient: {
+          attestationDocumentModuleId: enclave.moduleId,
+          attestationDocumentEnclaveImageDigest: b64(0),
+          attestationDocumentEnclavePCR1: b64(1),
+          attestationDocumentEnclavePCR2: b64(2),
+          attestationDocumentEnclavePCR3: b64(3),
+          attestationDocumentEnclavePCR4: b64(4),
+          attestationDocumentEnclavePCR8: b64(8),
+        },
+      },
+      requestID: answer.$metadata.requestId,
+      eventID: expect.stringMatching(/^[0-9a-f-]{36}$/),
+      readOnly: true,
+      resources: [{ accountId: sim.accountId, type: 'AWS::KMS::Key', ARN: keyArn }],
+      eventType: 'AwsApiCall',
+      managementEvent: true,
+      recipientAccountId: sim.accountId,
+      eventCategory: 'Management',
+      tlsDetails: { tlsVersion: expect.stringMatching(/^TLSv1\.[23]$/), cipherSuite: expect.any(String), clientProvidedHostHeader: expect.any(String) },
     });
-    expect(ok!.resources[0]!.ARN).toContain(keyId);
-    expect(denied).toMatchObject({ eventName: 'Decrypt', errorCode: 'AccessDeniedException' });
+    expect(denied).toMatchObject({ eventName: 'Decrypt', errorCode: 'AccessDeniedException', errorMessage: expect.stringContaining('kms:Decrypt'), responseElements: null, resources: [{ ARN: keyArn }] });
     expect(denied!.additionalEventData).toBeUndefined();
-    expect(JSON.stringify(sim.audit)).not.toContain(Buffer.from(CiphertextBlob!).toString('base64'));
+    const text = JSON.stringify(sim.audit);
+    expect(text).not.toContain(Buffer.from(CiphertextBlob!).toString('base64'));
+    expect(text).not.toContain(Buffer.from(answer.CiphertextForRecipient!).toString('base64'));
+  });
+
+  it('records a PutKeyPolicy with the policy text, IAMUser identity, readOnly false', async () => {
+    const keyId = await newKey();
+    const policy = JSON.stringify(buildKeyPolicy({ accountId: sim.accountId, enclaveRole: 'EnclaveInstanceRole', pcr0: enclave.imageSha384 }));
+    const start = sim.audit.length;
+    await admin.send(new PutKeyPolicyCommand({ KeyId: keyId, Policy: policy }));
+    const [put] = sim.audit.slice(start);
+    expect(put).toMatchObject({
+      userIdentity: { type: 'IAMUser', principalId: expect.stringMatching(/^AIDA[A-Z2-7]{17}$/), arn: `arn:aws:iam::${sim.accountId}:user/admin`, accessKeyId: 'AKIATESTADMIN0000001', userName: 'admin' },
+      eventName: 'PutKeyPolicy',
+      requestParameters: { keyId, policyName: 'default', policy, bypassPolicyLockoutSafetyCheck: false },
+      responseElements: null,
+      readOnly: false,
+    });
+    expect(put!.userIdentity!.sessionContext).toBeUndefined();
   });
 });
 

@@ -25,6 +25,8 @@ Starts the KMS simulator (AWS JSON 1.1 over HTTPS on 127.0.0.1) for local
 development and tests; prints its endpoint, region, test credentials and the
 CA file to trust. Keys live in memory, or in --state (JSON, written atomically).
 --trust-anchor: roots accepted for Recipient attestation documents (PEM/DER).
+The same endpoint serves CloudTrail's LookupEvents over every request it saw
+(aws cloudtrail lookup-events --endpoint-url …; nitro-enclave audit).
 Stops on SIGINT/SIGTERM.
 `;
 

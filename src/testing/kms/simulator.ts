@@ -4,8 +4,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { TrustAnchor } from '../../attestation/trust.js';
 import type { PolicyDocument } from '../../internal/iam-policy.js';
+import type { TLSSocket } from 'node:tls';
 import { FaultInjector } from './faults.js';
-import { accountOfPrincipal, roleOfSession } from './access.js';
+import { accountOfPrincipal, authorizeIam, roleOfSession } from './access.js';
+import { kmsEventRecord, lookupEvents, type CloudTrailRecord } from './cloudtrail.js';
 import { KmsError, OPERATIONS, type CallContext } from './operations.js';
 import { verifySigV4, type TestPrincipal } from './sigv4.js';
 import { KmsState } from './state.js';
@@ -66,17 +68,15 @@ export interface KmsSimulatorOptions {
   tlsHostnames?: string[];
 }
 
-/** One CloudTrail-like record. */
-export interface AuditEvent {
-  eventTime: string;
-  eventName: string;
-  userIdentity: { arn: string; accessKeyId: string } | null;
-  requestParameters: Record<string, unknown>;
-  resources: Array<{ ARN: string }>;
-  additionalEventData?: { recipient: Record<string, string> };
-  errorCode?: string;
-  errorMessage?: string;
-}
+/** One record of the simulator's trail: a CloudTrail record of a KMS call ({@link CloudTrailRecord}). */
+export type AuditEvent = CloudTrailRecord;
+
+/**
+ * CloudTrail's API (JSON 1.1, version 2013-11-01) by `X-Amz-Target`: botocore
+ * sends the model's full target prefix, the AWS SDK for JavaScript v3 the
+ * bare service shape name; CloudTrail answers both.
+ */
+const CLOUDTRAIL_TARGET = /^(?:com\.amazonaws\.cloudtrail\.v20131101\.)?CloudTrail_20131101\.(\w+)$/;
 
 /** A running KMS simulator ({@link startKmsSimulator}): its endpoint, TLS CA, principals, audit log and fault injector. */
 export interface KmsSimulator {
@@ -96,6 +96,13 @@ export interface KmsSimulator {
   /** The test CA (PEM) a client must trust to talk to the simulator. */
   readonly caPem: string;
   readonly principals: readonly SimulatedPrincipal[];
+  /**
+   * Every request, as CloudTrail records KMS events, in arrival order. The
+   * same endpoint serves CloudTrail's `LookupEvents` over it (sign for
+   * service `cloudtrail`; the caller needs IAM `cloudtrail:LookupEvents`), so
+   * `aws cloudtrail lookup-events --endpoint-url …` and
+   * `@aws-sdk/client-cloudtrail` read it as they read a real trail.
+   */
   readonly audit: AuditEvent[];
   readonly faults: FaultInjector;
   /** The principal with this ARN suffix (e.g. `role/EnclaveInstanceRole`), in `accountId` (default: the home account), for its credentials. */
@@ -128,7 +135,11 @@ export function defaultPrincipals(accountId = TEST_ACCOUNT): SimulatedPrincipal[
       secretAccessKey: secret('test-admin-secret-key-not-real'),
       arn: `arn:aws:iam::${accountId}:user/admin`,
       // A typical key administrator: IAM grants kms:*, effective where the key policy delegates to IAM.
-      identityPolicies: [{ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'kms:*', Resource: '*' }] }],
+      identityPolicies: [
+        { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'kms:*', Resource: '*' }] },
+        // and reads the account's trail (CloudTrail event history), as an operator who audits the key does
+        { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'cloudtrail:LookupEvents', Resource: '*' }] },
+      ],
     },
     {
       accessKeyId: id('ASIA', 'ASIATESTENCLAVEROLE1', 'ROLE'),
@@ -232,22 +243,58 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
     s.on('close', () => sockets.delete(s));
   });
 
-  const send = (res: ServerResponse, status: number, body: unknown) => {
+  const send = (res: ServerResponse, status: number, body: unknown, requestId: string = randomUUID()) => {
     const text = JSON.stringify(body);
     // The Date header comes from the simulator's clock, as AWS's does from its own: SDKs correct their clock skew from it.
-    res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': randomUUID(), 'content-length': Buffer.byteLength(text), date: clock().toUTCString() });
+    res.writeHead(status, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-requestid': requestId, 'content-length': Buffer.byteLength(text), date: clock().toUTCString() });
     res.end(text);
   };
-  const sendError = (res: ServerResponse, err: KmsError) => {
+  const sendError = (res: ServerResponse, err: KmsError, requestId?: string) => {
     res.setHeader('x-amzn-errortype', `${err.type}:`);
-    send(res, err.status, { __type: err.type, message: err.message });
+    send(res, err.status, { __type: err.type, message: err.message }, requestId);
   };
 
-  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const target = String(req.headers['x-amz-target'] ?? '');
+    const cloudTrail = CLOUDTRAIL_TARGET.exec(target);
+    return cloudTrail ? handleCloudTrail(req, res, cloudTrail[1]!) : handleKms(req, res, target);
+  }
+
+  /** CloudTrail's API on the same endpoint: LookupEvents over the trail, for the caller's account and the signed region. Its own calls are not recorded. */
+  async function handleCloudTrail(req: IncomingMessage, res: ServerResponse, operation: string): Promise<void> {
+    try {
+      const body = await readBody(req);
+      if (req.method !== 'POST' || req.url !== '/') throw new KmsError('UnknownOperationException', '', 404);
+      const now = clock();
+      const auth = await verifySigV4({ method: req.method, url: req.url, headers: req.headers, body }, { region: regions, service: 'cloudtrail', principals: byKey, now });
+      if ('error' in auth) throw new KmsError(auth.error.type, auth.error.message, auth.error.type === 'MissingAuthenticationTokenException' ? 403 : 400);
+      if (operation !== 'LookupEvents') throw new KmsError('UnknownOperationException', `The simulator serves only CloudTrail's LookupEvents, not ${operation}`);
+      const principal = auth.principal as SimulatedPrincipal;
+      const caller = { arn: principal.arn, accountId: accountOfPrincipal(principal.arn)!, identityPolicies: principal.identityPolicies ?? [] };
+      authorizeIam('cloudtrail:LookupEvents', caller);
+      let json: Record<string, unknown>;
+      try {
+        json = JSON.parse(body.toString('utf8') || '{}') as Record<string, unknown>;
+      } catch {
+        throw new KmsError('SerializationException', 'Start of structure or map found where not expected.');
+      }
+      if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new KmsError('SerializationException', 'Expected a JSON object');
+      send(res, 200, lookupEvents(audit, json, { accountId: caller.accountId, region: auth.region, now }));
+    } catch (err) {
+      const e = err instanceof KmsError ? err : new KmsError('InternalFailure', 'An internal error occurred.', 500);
+      if (!res.headersSent) sendError(res, e);
+    }
+  }
+
+  async function handleKms(req: IncomingMessage, res: ServerResponse, target: string): Promise<void> {
     const operation = target.startsWith('TrentService.') ? target.slice('TrentService.'.length) : '';
     const now = clock();
-    const event: AuditEvent = { eventTime: now.toISOString(), eventName: operation || target, userIdentity: null, requestParameters: {}, resources: [] };
+    const requestId = randomUUID();
+    let caller: { arn: string; accessKeyId: string; sessionIssuedAt: Date } | null = null;
+    let json: Record<string, unknown> = {};
+    let response: Record<string, unknown> | undefined;
+    let error: { code: string; message: string } | undefined;
+    let ctx: CallContext | undefined;
     try {
       const body = await readBody(req);
       if (faults.latencyMs) await new Promise((r) => setTimeout(r, faults.latencyMs));
@@ -269,44 +316,58 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
         throw new KmsError('InvalidSignatureException', `Credential should be scoped to a valid region. Expected ${hostRegion}, got ${auth.region}.`);
       }
       const principal = auth.principal as SimulatedPrincipal;
-      event.userIdentity = { arn: principal.arn, accessKeyId: principal.accessKeyId };
+      // Temporary credentials were issued a session duration before they expire; long-term keys have no session.
+      caller = { arn: principal.arn, accessKeyId: principal.accessKeyId, sessionIssuedAt: principal.expiration ? new Date(principal.expiration.getTime() - sessionDurationMs) : startedAt };
       const handler = Object.hasOwn(OPERATIONS, operation) ? OPERATIONS[operation] : undefined;
       if (!handler) throw new KmsError('UnknownOperationException', '');
-      let json: Record<string, unknown>;
+      let parsed: unknown;
       try {
-        json = JSON.parse(body.toString('utf8') || '{}') as Record<string, unknown>;
+        parsed = JSON.parse(body.toString('utf8') || '{}');
       } catch {
         throw new KmsError('SerializationException', 'Start of structure or map found where not expected.');
       }
-      if (typeof json !== 'object' || json === null) throw new KmsError('SerializationException', 'Expected a JSON object');
-      event.requestParameters = redact(json);
-      const ctx: CallContext = {
+      if (typeof parsed !== 'object' || parsed === null) throw new KmsError('SerializationException', 'Expected a JSON object');
+      json = parsed as Record<string, unknown>;
+      ctx = {
         caller: { arn: principal.arn, accountId: accountOfPrincipal(principal.arn)!, identityPolicies: principal.identityPolicies ?? [] },
         now,
         region: auth.region,
-        audit: { resources: [], requestParameters: event.requestParameters },
+        audit: { resources: [], requestParameters: {} },
       };
-      try {
-        const result = await handler(cfg, json, ctx);
-        if (fault?.kind === 'truncate') {
-          const text = JSON.stringify(result);
-          res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1', 'content-length': Buffer.byteLength(text) });
-          res.write(text.slice(0, Math.floor(text.length / 2)));
-          setImmediate(() => req.socket.destroy());
-          return;
-        }
-        send(res, 200, result);
-      } finally {
-        event.resources = ctx.audit.resources.map((ARN) => ({ ARN }));
-        if (ctx.audit.recipient) event.additionalEventData = { recipient: ctx.audit.recipient };
+      const result = await handler(cfg, json, ctx);
+      response = result;
+      if (fault?.kind === 'truncate') {
+        const text = JSON.stringify(result);
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1', 'content-length': Buffer.byteLength(text) });
+        res.write(text.slice(0, Math.floor(text.length / 2)));
+        setImmediate(() => req.socket.destroy());
+        return;
       }
+      send(res, 200, result, requestId);
     } catch (err) {
       const kmsError = err instanceof KmsError ? err : new KmsError('KMSInternalException', 'An internal error occurred.', 500);
-      event.errorCode = kmsError.type;
-      event.errorMessage = kmsError.message;
-      if (!res.headersSent) sendError(res, kmsError);
+      error = { code: kmsError.type, message: kmsError.message };
+      if (!res.headersSent) sendError(res, kmsError, requestId);
     } finally {
-      audit.push(event);
+      const tls = req.socket as TLSSocket;
+      audit.push(
+        kmsEventRecord({
+          eventName: operation || target,
+          time: now,
+          region: ctx?.region ?? region,
+          caller,
+          sourceIPAddress: req.socket.remoteAddress?.replace(/^::ffff:/, '') ?? '',
+          userAgent: String(req.headers['user-agent'] ?? ''),
+          body: json,
+          ...(response ? { response } : {}),
+          ...(error ? { error } : {}),
+          keyArns: ctx?.audit.resources ?? [],
+          ...(ctx?.audit.recipient ? { recipient: ctx.audit.recipient } : {}),
+          requestId,
+          eventId: randomUUID(),
+          ...(typeof tls.getProtocol === 'function' ? { tls: { tlsVersion: tls.getProtocol() ?? '', cipherSuite: tls.getCipher()?.standardName ?? '', clientProvidedHostHeader: String(req.headers.host ?? '') } } : {}),
+        }),
+      );
     }
   }
 
@@ -350,22 +411,4 @@ function checkedPrincipal(p: SimulatedPrincipal, startedAt: Date, sessionDuratio
   }
   if (p.accessKeyId.startsWith('AKIA')) throw new TypeError(`${p.accessKeyId}: long-term keys (AKIA…) never have a sessionToken`);
   return { ...p, expiration: p.expiration ?? new Date(startedAt.getTime() + sessionDurationMs) };
-}
-
-/** Request parameters as CloudTrail shows them: blobs and documents are never recorded. */
-function redact(body: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(body)) {
-    if (k === 'CiphertextBlob' || k === 'Plaintext') continue;
-    if (k === 'Recipient' && typeof v === 'object' && v !== null) {
-      out.recipient = { keyEncryptionAlgorithm: (v as Record<string, unknown>).KeyEncryptionAlgorithm, attestationDocument: '(present)' };
-      continue;
-    }
-    if (k === 'Policy') {
-      out.policy = '(policy document)';
-      continue;
-    }
-    out[k.charAt(0).toLowerCase() + k.slice(1)] = v;
-  }
-  return out;
 }

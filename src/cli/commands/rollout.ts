@@ -1,0 +1,260 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { DescribeKeyCommand, GetKeyPolicyCommand, PutKeyPolicyCommand, type KMSClient } from '@aws-sdk/client-kms';
+import { asArray } from '../../internal/iam-policy.js';
+import { admittedImages, auditKeyTrail, buildKeyPolicy, imageAdmits, imageLabel, observedLabel, parsePolicy, type EnclaveImage, type PolicyDocument } from '../../parent/index.js';
+import { EXIT, UsageError, json, type Io } from '../io.js';
+import { CLIENT_OPTIONS, kmsClient } from '../kms-client.js';
+import { durationMs, fetchKeyTrail, MAX_LOOKBACK_MS } from '../trail.js';
+import { checkPolicyCommand } from './kms.js';
+
+export const rolloutHelp = `Usage: nitro-enclave rollout <status|add|remove> --key-id <id> [<image>] [options]
+
+Changes which enclave images the TSK key releases to, one image at a time,
+on a key policy written by \`nitro-enclave policy\` / \`setup\`:
+
+  status   the admitted images, and each one's last attested use from CloudTrail
+  add      admit <image>: read the policy, add the image, put it (never bypassing
+           KMS's lockout safety check), then run check-policy when --blob is given
+  remove   drop <image>; refused (exit 5) while CloudTrail shows a release of key
+           material to that image within --drain-window, unless --force
+
+add and remove print the policy diff and are idempotent (a second run changes
+nothing). They refuse (exit 5) a policy they cannot reproduce exactly (edited by
+hand or by something else): write that one with \`nitro-enclave policy\` and
+\`setup --policy\` first. The AWS CLI sees the same policy (aws kms get-key-policy).
+
+<image> (add, remove):
+  --pcr0 <hex> [--pcr1 <hex>] [--pcr2 <hex>]   by PCR0, optionally with PCR1 and PCR2
+  --pcr8 <hex>                                 every EIF signed with one certificate
+  --measurements <file>                        PCR0 from nitro-cli build-enclave / describe-eif JSON
+
+Options:
+  --key-id <id>            the TSK key (ARN, id or alias)
+  --since <duration>       status: how far back to look for uses (default 7d, at most 90d)
+  --drain-window <d>       remove: how recent a use blocks removal (default 1h; CloudTrail
+                           shows events after about 5 minutes, up to 15: at least 15m)
+  --force                  remove even though the image was used within the drain window
+  --dry-run                print the diff, change nothing
+  --blob <file>            after add/remove, run check-policy on this TSK blob
+  --cloudtrail-endpoint <url>  CloudTrail endpoint override (default --endpoint)
+  --region, --endpoint, --ca-file   as for the other KMS commands
+  --json                   machine-readable output
+Needs kms:DescribeKey, kms:GetKeyPolicy, kms:PutKeyPolicy and cloudtrail:LookupEvents.
+`;
+
+const OPTIONS = {
+  ...CLIENT_OPTIONS,
+  'key-id': { type: 'string' },
+  pcr0: { type: 'string' },
+  pcr1: { type: 'string' },
+  pcr2: { type: 'string' },
+  pcr8: { type: 'string' },
+  measurements: { type: 'string' },
+  since: { type: 'string' },
+  'drain-window': { type: 'string' },
+  force: { type: 'boolean' },
+  'dry-run': { type: 'boolean' },
+  blob: { type: 'string' },
+  'cloudtrail-endpoint': { type: 'string' },
+  json: { type: 'boolean' },
+} as const;
+
+type Flags = ReturnType<typeof parseArgs<{ args: string[]; options: typeof OPTIONS }>>['values'];
+
+const HEX384 = /^[0-9a-fA-F]{96}$/;
+
+function pcrFlag(name: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const v = value.replace(/^0x/, '');
+  if (!HEX384.test(v)) throw new UsageError(`--${name} must be 96 hex characters (SHA-384)`);
+  return v.toLowerCase();
+}
+
+/** The one image the flags name. */
+function imageOf(values: Flags): EnclaveImage {
+  let pcr0 = pcrFlag('pcr0', values.pcr0);
+  if (values.measurements) {
+    if (pcr0) throw new UsageError('give --pcr0 or --measurements, not both');
+    let parsed: { Measurements?: Record<string, string> };
+    try {
+      parsed = JSON.parse(readFileSync(values.measurements, 'utf8'));
+    } catch {
+      throw new UsageError(`${values.measurements} is not the JSON that nitro-cli prints`);
+    }
+    pcr0 = pcrFlag('measurements PCR0', parsed.Measurements?.PCR0);
+    if (!pcr0) throw new UsageError(`${values.measurements} has no Measurements.PCR0`);
+  }
+  const pcr1 = pcrFlag('pcr1', values.pcr1);
+  const pcr2 = pcrFlag('pcr2', values.pcr2);
+  const pcr8 = pcrFlag('pcr8', values.pcr8);
+  if (pcr8 && (pcr0 || pcr1 || pcr2)) throw new UsageError('an image is PCR0 (with PCR1/PCR2) or PCR8, not both');
+  if (!pcr8 && !pcr0) throw new UsageError('name the image: --pcr0 <hex> [--pcr1 --pcr2], --pcr8 <hex>, or --measurements <file>');
+  if (pcr8) return { pcr8 };
+  return { pcr0: pcr0!, ...(pcr1 ? { pcr1 } : {}), ...(pcr2 ? { pcr2 } : {}) };
+}
+
+const sameImage = (a: EnclaveImage, b: EnclaveImage) => a.pcr0 === b.pcr0 && a.pcr1 === b.pcr1 && a.pcr2 === b.pcr2 && a.pcr8 === b.pcr8;
+
+/** Key order does not matter to KMS, so policies compare as canonical JSON. */
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') return `{${Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  return JSON.stringify(value);
+}
+
+class Refusal extends Error {}
+
+/**
+ * The buildKeyPolicy options a key policy was written from, read back from
+ * it; refused unless buildKeyPolicy rebuilds exactly that policy from them,
+ * so rollout never rewrites a policy it does not fully understand.
+ */
+function optionsOf(policy: PolicyDocument, keyArn: string) {
+  const accountId = /^arn:aws[\w-]*:kms:[^:]+:(\d{12}):key\//.exec(keyArn)![1]!;
+  const gated = policy.Statement.filter((s) => s.Effect === 'Allow' && Object.values(s.Condition ?? {}).some((block) => Object.keys(block).some((k) => /^kms:RecipientAttestation:/i.test(k))));
+  const roles = [...new Set(gated.flatMap((s) => (s.Principal && s.Principal !== '*' ? asArray(s.Principal.AWS) : ['*'])))];
+  const admins = policy.Statement.find((s) => s.Sid === 'Allow Key Administrators');
+  const images = admittedImages(policy);
+  const options = {
+    accountId,
+    enclaveRole: roles[0] ?? '',
+    admins: admins?.Principal && admins.Principal !== '*' ? asArray(admins.Principal.AWS) : [],
+    enclaveActions: asArray(gated[0]?.Action),
+    denyUnattested: policy.Statement.some((s) => s.Effect === 'Deny'),
+    allowDebugPcr0: images.some((i) => /^0+$/.test(i.pcr0 ?? '') || /^0+$/.test(i.pcr8 ?? '')),
+  };
+  let rebuilt: PolicyDocument | undefined;
+  try {
+    if (roles.length === 1 && images.length > 0) rebuilt = buildKeyPolicy({ ...options, images });
+  } catch {
+    rebuilt = undefined;
+  }
+  if (!rebuilt || canonical(rebuilt) !== canonical(policy)) {
+    throw new Refusal(`the key policy of ${keyArn} is not one \`nitro-enclave policy\` writes (edited by hand, by another tool or version); rollout will not rewrite it. Write the policy you want with \`nitro-enclave policy\`, apply it with \`nitro-enclave setup --policy\`, then use rollout`);
+  }
+  return { options, images };
+}
+
+/** A line diff of two pretty-printed policies (longest common subsequence). */
+export function policyDiff(before: PolicyDocument, after: PolicyDocument): string {
+  const a = JSON.stringify(before, null, 2).split('\n');
+  const b = JSON.stringify(after, null, 2).split('\n');
+  const lcs: number[][] = Array.from({ length: a.length + 1 }, () => new Array<number>(b.length + 1).fill(0));
+  for (let i = a.length - 1; i >= 0; i--) for (let j = b.length - 1; j >= 0; j--) lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
+  const out: string[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) {
+    if (i < a.length && j < b.length && a[i] === b[j]) {
+      out.push(`  ${a[i]}`);
+      i++;
+      j++;
+    } else if (j < b.length && (i === a.length || lcs[i]![j + 1]! >= lcs[i + 1]![j]!)) out.push(`+ ${b[j++]}`);
+    else out.push(`- ${a[i++]}`);
+  }
+  // Only the changed lines with two lines of context, as `diff -U2` would.
+  const keep = out.map((line, k) => out.slice(Math.max(0, k - 2), k + 3).some((l) => !l.startsWith('  ')));
+  return `${out.map((line, k) => (keep[k] ? line : keep[k - 1] ? '  …' : null)).filter((l) => l !== null).join('\n')}\n`;
+}
+
+async function readKey(kms: KMSClient, keyId: string): Promise<{ keyArn: string; policy: PolicyDocument }> {
+  const { KeyMetadata } = await kms.send(new DescribeKeyCommand({ KeyId: keyId }));
+  const keyArn = KeyMetadata!.Arn!;
+  const { Policy } = await kms.send(new GetKeyPolicyCommand({ KeyId: keyArn, PolicyName: 'default' }));
+  return { keyArn, policy: parsePolicy(Policy ?? '') };
+}
+
+/** The last release of key material to each admitted image in the trail window. */
+async function lastUses(values: Flags, io: Io, keyArn: string, policy: PolicyDocument, since: Date, until: Date) {
+  const records = await fetchKeyTrail(values, io.env, keyArn, since, until);
+  const report = auditKeyTrail(records, { keyArn, policy, since, until });
+  const last = (image: EnclaveImage) =>
+    report.images
+      .filter((u) => u.lastRelease && imageAdmits(image, u.image))
+      .map((u) => u.lastRelease!)
+      .sort()
+      .at(-1);
+  return { report, last };
+}
+
+async function change(values: Flags, io: Io, kms: KMSClient, keyArn: string, before: PolicyDocument, after: PolicyDocument, what: { do: string; done: string }): Promise<number> {
+  io.stdout(`policy diff (${keyArn}):\n${policyDiff(before, after)}`);
+  if (values['dry-run']) {
+    io.stdout(`dry run: would ${what.do}; nothing changed\n`);
+    return EXIT.OK;
+  }
+  // Never BypassPolicyLockoutSafetyCheck: KMS refuses a policy that would lock these credentials out of PutKeyPolicy.
+  const put = await kms.send(new PutKeyPolicyCommand({ KeyId: keyArn, PolicyName: 'default', Policy: JSON.stringify(after) }));
+  const { Policy } = await kms.send(new GetKeyPolicyCommand({ KeyId: keyArn, PolicyName: 'default' }));
+  if (canonical(parsePolicy(Policy ?? '')) !== canonical(after)) throw new Error(`the key policy read back from KMS is not the one just put (someone else changed it?): run \`nitro-enclave rollout status\``);
+  const requestId = put.$metadata.requestId;
+  io.stdout(`✔ ${what.done}\n  PutKeyPolicy request ${requestId ?? '?'}: \`nitro-enclave audit --ack ${requestId ?? '<request id>'}\` acknowledges this change\n`);
+  if (!values.blob) {
+    io.stdout('  next: nitro-enclave check-policy --blob <TSK blob> (or rerun with --blob)\n');
+    return EXIT.OK;
+  }
+  io.stdout('check-policy:\n');
+  const flags = (['region', 'endpoint', 'ca-file'] as const).flatMap((f) => (values[f] ? [`--${f}`, values[f]!] : []));
+  return checkPolicyCommand(['--blob', values.blob, '--key-id', keyArn, ...flags], io);
+}
+
+export async function rolloutCommand(argv: string[], io: Io, now: () => Date = () => new Date()): Promise<number> {
+  const [action, ...rest] = argv;
+  if (action !== 'status' && action !== 'add' && action !== 'remove') throw new UsageError('give one of: rollout status | add | remove (see --help)');
+  const { values } = parseArgs({ args: rest, options: OPTIONS });
+  if (!values['key-id']) throw new UsageError('--key-id is required');
+  const image = action === 'status' ? undefined : imageOf(values);
+  const sinceMs = durationMs('--since', values.since ?? '7d');
+  const drainMs = durationMs('--drain-window', values['drain-window'] ?? '1h');
+  if (sinceMs > MAX_LOOKBACK_MS || drainMs > MAX_LOOKBACK_MS) throw new UsageError('CloudTrail keeps 90 days of events for LookupEvents: --since and --drain-window are at most 90d');
+  // A release can reach LookupEvents up to 15 minutes after it happened: a shorter window could miss the last one.
+  if (drainMs < 15 * 60_000) throw new UsageError('--drain-window must be at least 15m: CloudTrail shows an event up to 15 minutes after the call');
+  const kms = kmsClient(values, io.env);
+  try {
+    const { keyArn, policy } = await readKey(kms, values['key-id']);
+    const until = now();
+    if (action === 'status') {
+      const images = admittedImages(policy);
+      const { report, last } = await lastUses(values, io, keyArn, policy, new Date(until.getTime() - sinceMs), until);
+      const rows = images.map((i) => ({ image: i, lastRelease: last(i) ?? null }));
+      const others = report.images.filter((u) => !u.admitted);
+      if (values.json) io.stdout(json({ keyArn, since: report.since, admitted: rows, notAdmitted: others }));
+      else {
+        io.stdout(`${keyArn} admits ${images.length} image(s):\n`);
+        for (const r of rows) io.stdout(`  ${imageLabel(r.image)}  last release ${r.lastRelease ?? `none since ${report.since}`}\n`);
+        for (const u of others) io.stdout(`  not admitted: ${observedLabel(u.image)} seen ${u.lastSeen} (${u.releases} release(s), ${u.denied} refused)\n`);
+      }
+      return EXIT.OK;
+    }
+    const { options, images } = optionsOf(policy, keyArn);
+    const present = images.some((i) => sameImage(i, image!));
+    if (action === 'add') {
+      if (present) {
+        io.stdout(`✔ no change: ${imageLabel(image!)} is already admitted by ${keyArn}\n`);
+        return EXIT.OK;
+      }
+      return await change(values, io, kms, keyArn, policy, buildKeyPolicy({ ...options, images: [...images, image!] }), { do: `admit ${imageLabel(image!)}`, done: `admitted ${imageLabel(image!)}` });
+    }
+    if (!present) {
+      io.stdout(`✔ no change: ${imageLabel(image!)} is not admitted by ${keyArn}\n`);
+      return EXIT.OK;
+    }
+    const remaining = images.filter((i) => !sameImage(i, image!));
+    if (remaining.length === 0) throw new Refusal(`${imageLabel(image!)} is the only admitted image: removing it would leave the TSK to no enclave. Add its successor first (rollout add)`);
+    const since = new Date(until.getTime() - drainMs);
+    const { last } = await lastUses(values, io, keyArn, policy, since, until);
+    const used = last(image!);
+    if (used && !values.force) {
+      throw new Refusal(`${imageLabel(image!)} received key material at ${used}, within --drain-window ${values['drain-window'] ?? '1h'}: its enclaves may still be running. Drain them, wait, and run this again (or --force)`);
+    }
+    if (used) io.stderr(`warning: --force: ${imageLabel(image!)} was used at ${used}, within the drain window\n`);
+    return await change(values, io, kms, keyArn, policy, buildKeyPolicy({ ...options, images: remaining }), { do: `remove ${imageLabel(image!)}`, done: `removed ${imageLabel(image!)}` });
+  } catch (err) {
+    if (!(err instanceof Refusal)) throw err;
+    io.stderr(`nitro-enclave rollout ${action}: refused: ${err.message}\n`);
+    return EXIT.REFUSED;
+  } finally {
+    kms.destroy();
+  }
+}
