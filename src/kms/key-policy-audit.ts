@@ -301,7 +301,8 @@ export function judgeKeyPolicy(input: JudgeInput): KeyAuditFinding[] {
     const id = `grant ${grant.GrantId ?? '(no id)'}${grant.Name ? ` ("${grant.Name}")` : ''}`;
     const grantee = grant.GranteePrincipal ?? '';
     for (const name of grant.Operations ?? []) {
-      const info = operations.find((o) => o.operation === name);
+      // A grant names operations, except ReEncrypt, which it names by its two actions (ReEncryptFrom, ReEncryptTo).
+      const info = operations.find((o) => o.operation === name) ?? operations.find((o) => o.actions.includes(`kms:${name}`));
       if (!info) {
         add({ action: `kms:${name}`, path: `through ${id}`, principal: grantee, text: `${id} carries ${name}, an operation the audit does not know` });
         continue;
@@ -312,7 +313,7 @@ export function judgeKeyPolicy(input: JudgeInput): KeyAuditFinding[] {
         continue;
       }
       const contexts = contextsOf(info) ?? [none];
-      for (const action of actionsOf(info)) {
+      for (const action of info.operation === name ? actionsOf(info) : [`kms:${name}`]) {
         const open = openPath(grantee, action, contexts);
         if (open) add({ action, path: `${open.path} through ${id}`, principal: grantee, text: `${id} gives ${action} to ${grantee} ${open.path}, and no Deny statement of the key policy closes it` });
       }

@@ -118,6 +118,14 @@ describe('judgeKeyPolicy: grants', () => {
     expect(texts(policy, { grants })).toEqual([]);
   });
 
+  it('a grant names ReEncrypt by its two actions (ReEncryptFrom, ReEncryptTo): judged as those actions, not refused as unknown', () => {
+    const grants = [{ GrantId: 'g1', Name: 'app', GranteePrincipal: `arn:aws:iam::${account}:role/App`, Operations: ['ReEncryptFrom', 'ReEncryptTo'] }];
+    expect(texts(policy, { grants })).toEqual([]);
+    const open = without(policy, 'Deny Minting');
+    const outsider = [{ ...grants[0]!, GranteePrincipal: 'arn:aws:iam::444455556666:role/App', Operations: ['ReEncryptFrom'] }];
+    expect(texts(open, { grants: outsider })).toContain('grant g1 ("app") gives kms:ReEncryptFrom to arn:aws:iam::444455556666:role/App without attestation, and no Deny statement of the key policy closes it');
+  });
+
   it('a grant of an operation the Deny statements do not close for its grantee is named', () => {
     const open = without(policy, 'Deny Minting');
     const grants = [{ GrantId: 'g1', Name: 'app', GranteePrincipal: 'arn:aws:iam::444455556666:role/App', Operations: ['Encrypt'] }];
