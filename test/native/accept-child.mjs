@@ -6,6 +6,14 @@ import { connectSocket, listenSocket } from '../../dist/vsock/index.js';
 
 const [mode, path] = process.argv.slice(2);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** Waits for `check()` (bounded: on a loaded machine, well past any timing the test means). */
+const until = async (check, what) => {
+  const end = Date.now() + 10_000;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+};
 const calls = () => (existsSync(process.env.ACCEPT_SHIM_COUNT) ? Number(readFileSync(process.env.ACCEPT_SHIM_COUNT, 'utf8').trim()) : 0);
 const errors = [];
 const connections = [];
@@ -27,7 +35,7 @@ const talk = () =>
 if (mode === 'emfile') {
   writeFileSync(process.env.ACCEPT_SHIM_FAIL, '');
   const reply = talk();
-  await sleep(100);
+  await until(() => errors.length > 0, 'the first EMFILE report'); // the accept thread is failing now
   const before = calls();
   const cpu0 = process.cpuUsage();
   await sleep(1000); // the window: a spinning loop calls accept4() tens of thousands of times here
@@ -35,7 +43,7 @@ if (mode === 'emfile') {
   const inWindow = calls() - before;
   const errorsInWindow = errors.length;
   rmSync(process.env.ACCEPT_SHIM_FAIL); // descriptors are free again
-  const recovered = await Promise.race([reply, sleep(5000).then(() => 'no reply')]);
+  const recovered = await Promise.race([reply, sleep(15_000).then(() => 'no reply')]);
   process.stdout.write(JSON.stringify({ inWindow, cpuMs: (cpu.user + cpu.system) / 1000, errorsInWindow, errors: errors.slice(0, 3), recovered, connections }));
 } else if (mode === 'backlog') {
   // argv[4]: an AF_UNIX listener that never accepts (held by the test); fill its backlog first.
@@ -48,7 +56,7 @@ if (mode === 'emfile') {
 } else {
   const refused = await talk(); // the shim reports CID 17
   const allowed = await talk(); // then CID 16
-  await sleep(100);
+  await until(() => errors.length > 0, 'the refused CID report');
   process.stdout.write(JSON.stringify({ refused, allowed, errors, connections }));
 }
 listener.close();

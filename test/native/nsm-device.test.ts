@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -16,13 +16,18 @@ const socketPath = join(tmp, 'nsm.sock');
 const enclave = createSimulatedEnclave();
 const device = createSimulatedNsm(enclave);
 const EMSGSIZE = 90;
+const slowRelease = join(tmp, 'slow-release');
 
-/** What the "device" answers for request #i: the simulated NSM, or a scripted misbehaviour. */
-const overrides: Record<number, { errno?: number; claimedLength?: number; raw?: Uint8Array; delayMs?: number }> = {
+/**
+ * What the "device" answers for request #i: the simulated NSM, or a scripted misbehaviour.
+ * `heldUntil`: no answer until that file exists (the child creates it from a timer, which only
+ * fires if the ioctl left its event loop free), or 15 s have passed.
+ */
+const overrides: Record<number, { errno?: number; claimedLength?: number; raw?: Uint8Array; heldUntil?: string }> = {
   5: { errno: EMSGSIZE },
   6: { claimedLength: 0x4000 },
   7: { raw: Uint8Array.of(0xff, 0xfe) },
-  8: { delayMs: 300 },
+  8: { heldUntil: slowRelease },
   9: { errno: 5 }, // EIO
 };
 
@@ -41,7 +46,10 @@ beforeAll(async () => {
         buffer = buffer.subarray(4 + len);
         const index = seen.push(request) - 1;
         const o = overrides[index] ?? {};
-        if (o.delayMs) await new Promise((r) => setTimeout(r, o.delayMs));
+        if (o.heldUntil) {
+          const end = Date.now() + 15_000;
+          while (!existsSync(o.heldUntil) && Date.now() < end) await new Promise((r) => setTimeout(r, 5));
+        }
         let body: Uint8Array;
         try {
           body = o.errno ? new Uint8Array(0) : (o.raw ?? device.handle(request));
@@ -66,7 +74,8 @@ afterAll(() => {
 });
 
 async function runChild(): Promise<Record<string, { ok: boolean; value?: unknown; code?: string; message?: string }>> {
-  const stdout = await runShimmedChild(join(here, 'nsm-child.mjs'), [], shim, { NSM_SHIM_SOCKET: socketPath, NSM_SHIM_DELAY_FILE: join(tmp, 'delay'), NSM_SHIM_LOG: join(tmp, 'shim.log') });
+  rmSync(slowRelease, { force: true }); // each run of the child releases its own slow request
+  const stdout = await runShimmedChild(join(here, 'nsm-child.mjs'), [], shim, { NSM_SHIM_SOCKET: socketPath, NSM_SHIM_DELAY_FILE: join(tmp, 'delay'), NSM_SHIM_LOG: join(tmp, 'shim.log'), NSM_SLOW_RELEASE: slowRelease });
   return Object.fromEntries(stdout.trim().split('\n').map((l) => { const j = JSON.parse(l); return [j.step, j]; }));
 }
 

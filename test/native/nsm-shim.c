@@ -14,8 +14,10 @@
  * test sets it larger than the body to play a driver whose answer did not fit)
  *
  * close() on the fake fd makes it an ordinary fd number again, as the kernel would. While the
- * file NSM_SHIM_DELAY_FILE exists, ioctl() sleeps 300 ms before it looks the fd up (a call that has
- * started but not reached the driver yet). NSM_SHIM_LOG, if set, gets one line per NSM ioctl and
+ * file NSM_SHIM_DELAY_FILE exists, an NSM ioctl() creates NSM_SHIM_DELAY_FILE.entered and then
+ * waits, before it looks the fd up, until the test removes NSM_SHIM_DELAY_FILE (a call that has
+ * started but not reached the driver yet, held there for as long as the test needs: a fixed sleep
+ * would race the test on a loaded machine). NSM_SHIM_LOG, if set, gets one line per NSM ioctl and
  * per close of the fake fd: "ioctl nsm FD", "ioctl OTHER FD" (the NSM request landed on a file that
  * is not the device) and "close nsm FD".
  */
@@ -59,6 +61,16 @@ static void log_line(const char *what, int fd) {
   static int (*real_close)(int);
   if (!real_close) real_close = dlsym(RTLD_NEXT, "close");
   real_close(f);
+}
+
+/** Creates (or truncates) `path`, with the real open() and close(). */
+static void touch(const char *path) {
+  static int (*real_open)(const char *, int, ...);
+  if (!real_open) real_open = dlsym(RTLD_NEXT, "open");
+  static int (*real_close)(int);
+  if (!real_close) real_close = dlsym(RTLD_NEXT, "close");
+  int f = real_open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (f >= 0) real_close(f);
 }
 
 static const char *device(void) {
@@ -157,7 +169,13 @@ int ioctl(int fd, unsigned long request, ...) {
   void *arg = va_arg(ap, void *);
   va_end(ap);
   const char *delay = getenv("NSM_SHIM_DELAY_FILE");
-  if (request == NSM_IOCTL_REQUEST && delay && access(delay, F_OK) == 0) usleep(300 * 1000);
+  if (request == NSM_IOCTL_REQUEST && delay && access(delay, F_OK) == 0) {
+    char entered[4096];
+    snprintf(entered, sizeof entered, "%s.entered", delay);
+    touch(entered);
+    // Bounded by the test: runShimmedChild kills a child that hangs here.
+    while (access(delay, F_OK) == 0) usleep(1000);
+  }
   if (!is_fake(fd)) {
     if (request == NSM_IOCTL_REQUEST) log_line("ioctl OTHER", fd);
     if (!real) real = dlsym(RTLD_NEXT, "ioctl");

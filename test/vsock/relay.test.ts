@@ -30,7 +30,8 @@ async function stableThreadCount(): Promise<number> {
   }
   return last;
 }
-const settle = async (check: () => boolean, ms = 3000) => {
+// Bounded waits for a condition, not timings: generous so a loaded 2-core CI machine is not a failure.
+const settle = async (check: () => boolean, ms = 10_000) => {
   const end = Date.now() + ms;
   while (!check() && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
 };
@@ -148,7 +149,11 @@ describe('native relay (the vsock code path) against AF_UNIX peers', () => {
         s.on('end', () => resolve(Buffer.concat(chunks)));
         s.on('error', reject);
       });
-      await Promise.race([closed, new Promise((r) => setTimeout(r, 1500))]);
+      // The peer's close is the premise of this test, so wait for it (bounded), not for a fixed time.
+      let timer: NodeJS.Timeout | undefined;
+      const premise = await Promise.race([closed.then(() => 'closed'), new Promise((r) => (timer = setTimeout(r, 10_000, 'still open')))]);
+      clearTimeout(timer);
+      expect(premise, `round ${round}: the peer closes with the answer still queued in the relay`).toBe('closed');
       s.resume();
       const bytes = await got;
       expect(bytes.length, `round ${round}`).toBe(answer.length);
@@ -163,10 +168,8 @@ describe('native relay (the vsock code path) against AF_UNIX peers', () => {
     });
     await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
     const unixPath = join(tmp, 'reset.sock');
-    const unixServer = createServer({ pauseOnConnect: true }, (peer) => {
-      setTimeout(() => peer.destroy(), 100); // closes with our bytes still unread: the kernel reports ECONNRESET
-    });
-    await new Promise<void>((r) => unixServer.listen(unixPath, r));
+    // Closes once our bytes have arrived, with them still unread: the kernel reports ECONNRESET.
+    const unixServer = await resetOnUnreadData(unixPath);
     const port = (tcp.address() as { port: number }).port;
     for (const address of [{ family: 'inet' as const, host: '127.0.0.1', port }, unix(unixPath)]) {
       const s = await connectSocket(address);
@@ -209,9 +212,10 @@ describe('native relay (the vsock code path) against AF_UNIX peers', () => {
 
   it('times out a TCP connect left in progress with ERR_VSOCK_TIMEOUT (not EALREADY from a second connect())', async () => {
     const listener = await rawListenTcp();
-    // Fill the accept queue: the kernel then drops our SYN and the connect stays in progress.
+    // Fill the accept queue (backlog 0 holds one connection): the kernel then drops our SYN and the
+    // connect stays in progress. The queue is full once a filler has connected; the others wait.
     const fillers = Array.from({ length: 4 }, () => netConnect(listener.port, '127.0.0.1').on('error', () => {}));
-    await new Promise((r) => setTimeout(r, 100));
+    await Promise.race(fillers.map((f) => new Promise((r) => f.once('connect', r))));
     const fds = fdCount();
     const t = Date.now();
     await expect(connectSocket({ family: 'inet', host: '127.0.0.1', port: listener.port }, { timeoutMs: 300 })).rejects.toMatchObject({
@@ -296,15 +300,20 @@ describe('native relay (the vsock code path) against AF_UNIX peers', () => {
     const tooLong = `${prefix}€`;
     expect(Buffer.byteLength(tooLong)).toBe(108);
     let reachedPrefix = 0;
-    const decoy = createServer((peer) => { reachedPrefix++; peer.destroy(); });
+    let sentinelSeen: () => void = () => {};
+    const decoy = createServer((peer) => { reachedPrefix++; sentinelSeen(); peer.destroy(); });
     await new Promise<void>((r) => decoy.listen(prefix, r));
     await expect(connectSocket(unix(tooLong), { timeoutMs: 500 })).rejects.toMatchObject({ code: 'ERR_VSOCK_PATH_TOO_LONG', message: expect.stringContaining('108 bytes') });
     expect(() => listenSocket(unix(tooLong), () => {})).toThrow(expect.objectContaining({ code: 'ERR_VSOCK_PATH_TOO_LONG' }));
     expect(() => listenSocket(unix(`${longest}é`), () => {})).toThrow(expect.objectContaining({ code: 'ERR_VSOCK_PATH_TOO_LONG' }));
     // A NUL byte would cut the path as well: invalid, not truncated.
     await expect(connectSocket(unix(join(dir, 'a\0b')))).rejects.toThrow(TypeError);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(reachedPrefix).toBe(0);
+    // The decoy accepts in order: once our own connection reaches it, a stray one made above would
+    // have been counted first.
+    const seen = new Promise<void>((r) => (sentinelSeen = r));
+    netConnect(prefix).on('error', () => {});
+    await seen;
+    expect(reachedPrefix).toBe(1);
     decoy.close();
   });
 
@@ -340,4 +349,4 @@ describe('native relay (the vsock code path) against AF_UNIX peers', () => {
   });
 });
 
-import { rawListen, rawListenTcp } from './native-helpers.js';
+import { rawListen, rawListenTcp, resetOnUnreadData } from './native-helpers.js';
