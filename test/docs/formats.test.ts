@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { CREDENTIALS_REQUEST, FILE_NAME, fileRequest, MAX_ANSWER_BYTES, MAX_REQUEST_BYTES, NOT_FOUND, PARENT_CREDENTIALS_PORT } from '../../src/internal/parent-wire.js';
 import { XAES_NONCE_BYTES, XAES_TAG_BYTES } from '../../src/internal/xaes.js';
 import { openInDomain, TrustedSessionKey, TSK_ENVELOPE_DOMAINS, TSK_ENVELOPE_VERSION, TSK_KEY_ID_LABEL } from '../../src/kms/trusted-session-key.js';
-import { buildInfo, KEY_FORMAT_VERSION, KEY_ID_LENGTH, MESSAGE_VERSION, suiteByName } from '../../src/seal/format.js';
+import { buildInfo, KEY_FORMAT_VERSION, KEY_ID_LENGTH, MESSAGE_ID_LENGTH, MESSAGE_VERSION, MESSAGE_VERSION_UNSTAMPED, suiteByName } from '../../src/seal/format.js';
 import { createTskPayloadCodec, ENCRYPTED_ENCODING, METADATA_CIPHER, METADATA_KEY_ID, TSK_CIPHER_TAG } from '../../src/temporal/index.js';
 import { createSealedActivityClient, SealedActivityError } from '../../src/workflow/parent/client.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, FRAME, FRAME_HEADER_BYTES } from '../../src/workflow/protocol.js';
@@ -88,6 +88,8 @@ describe('docs/formats.md constants', () => {
       'frame.defaultMaxMessageBytes': DEFAULT_MAX_MESSAGE_BYTES,
       'seal.keyFormatVersion': KEY_FORMAT_VERSION,
       'seal.messageVersion': MESSAGE_VERSION,
+      'seal.unstampedMessageVersion': MESSAGE_VERSION_UNSTAMPED,
+      'seal.messageIdBytes': MESSAGE_ID_LENGTH,
       'seal.keyIdBytes': KEY_ID_LENGTH,
       'seal.infoLabel': new TextDecoder().decode(buildInfo(new Uint8Array(0), new Uint8Array(0))),
       ...Object.fromEntries(suites.map((name) => [`seal.suite.${name}`, [suiteByName(name).kemId, suiteByName(name).kdfId, suiteByName(name).aeadId]])),
@@ -267,8 +269,8 @@ describe('a client written from docs/formats.md talks to our servers', () => {
     }
   });
 
-  it('HPKE seal: a message framed by the spec (with @hpke/core) opens in our receiver', async () => {
-    const { receiver, trustAnchors, enclave } = await simulatedReceiver();
+  it('HPKE seal: a version 2 message framed by the spec (with @hpke/core) opens in our receiver with replay protection on', async () => {
+    const { receiver, trustAnchors, enclave } = await simulatedReceiver({}, { replayWindowMs: 60_000 });
     const nonce = randomBytes(32);
     const verified = await verifyAttestationDocument(await receiver.attest(nonce), { trustAnchors, nonce, expectedPcrs: { 0: enclave.imageSha384 } });
     const attestedKey = Buffer.from(verified.publicKey!);
@@ -280,10 +282,15 @@ describe('a client written from docs/formats.md talks to our servers', () => {
     const recipientPublicKey = await suite.kem.deserializePublicKey(new Uint8Array(attestedKey.subarray(7)).buffer);
     const appInfo = enc('agent:planner');
     const sender = await suite.createSenderContext({ recipientPublicKey, info: Buffer.concat([Buffer.from(s('seal.infoLabel'), 'utf8'), keyHash, appInfo]) });
-    const header = Buffer.concat([Buffer.from([n('seal.messageVersion'), kem! >> 8, kem! & 0xff, kdf! >> 8, kdf! & 0xff, aead! >> 8, aead! & 0xff]), keyHash.subarray(0, n('seal.keyIdBytes')), Buffer.from(sender.enc)]);
+    const sealedAt = Buffer.alloc(8);
+    sealedAt.writeBigUInt64BE(BigInt(Date.now()));
+    const header = Buffer.concat([Buffer.from([n('seal.messageVersion'), kem! >> 8, kem! & 0xff, kdf! >> 8, kdf! & 0xff, aead! >> 8, aead! & 0xff]), keyHash.subarray(0, n('seal.keyIdBytes')), sealedAt, randomBytes(n('seal.messageIdBytes')), Buffer.from(sender.enc)]);
     const ciphertext = Buffer.from(await sender.seal(enc('my API key'), header));
-    const plaintext = await receiver.open(new Uint8Array(Buffer.concat([header, ciphertext])), { info: appInfo });
+    const message = new Uint8Array(Buffer.concat([header, ciphertext]));
+    const plaintext = await receiver.open(message, { info: appInfo });
     expect(new TextDecoder().decode(plaintext)).toBe('my API key');
+    // The id the doc places at offset 23 is the one the receiver remembers.
+    await expect(receiver.open(message, { info: appInfo })).rejects.toMatchObject({ code: 'ERR_SEAL_REPLAYED' });
   });
 
   it('parent credentials and files: request lines and JSON answers as the doc says', async () => {
