@@ -141,7 +141,7 @@ describe.skipIf(!haveChromium)('examples/browser-gateway: the demo page in headl
 
   it('the parent cannot replay the request, nor run a fresh one under a workflow id of its choosing', async () => {
     const link = createEnclaveLink(demo.enclaveGatewayAddress);
-    const [{ workflowId, history: bytes }] = demo.standIn.storedHistories();
+    const { workflowId, history: bytes } = demo.standIn.storedHistories()[0]!;
     const history = demo.standIn.history(workflowId);
     const sealedRequest = history.events[0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!.data!;
     const b64 = Buffer.from(sealedRequest).toString('base64');
@@ -152,7 +152,7 @@ describe.skipIf(!haveChromium)('examples/browser-gateway: the demo page in headl
     // A request the parent never saw opened: sealed here like the page does, started under another id.
     const nonce = crypto.getRandomValues(new Uint8Array(32));
     const { document } = await link.request({ op: 'attest', nonce: Buffer.from(nonce).toString('base64') });
-    const keyPair = (await crypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveBits'])) as CryptoKeyPair;
+    const keyPair = (await crypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveBits'])) as import('node:crypto').webcrypto.CryptoKeyPair;
     const responseKey = new Uint8Array(await crypto.subtle.exportKey('raw', keyPair.publicKey));
     const requestId = 'ab'.repeat(16);
     const sealed = await sealToEnclave(new Uint8Array(Buffer.from(document, 'base64')), encodeRequest({ requestId, responseKey, question, sources }), {

@@ -37,8 +37,8 @@ async function verifiedSealer() {
   const pcr0 = $('pcr0').value.trim();
   const anchor = $('anchor').value.trim();
   const nonce = crypto.getRandomValues(new Uint8Array(32));
-  const { document } = await post('attest', { nonce: base64.encode(nonce) });
-  const sealer = await createEnclaveSealer(base64.decode(document), {
+  const answer = await post('attest', { nonce: base64.encode(nonce) });
+  const sealer = await createEnclaveSealer(base64.decode(answer.document), {
     expected: { pcrs: { 0: pcr0 }, nonce, maxAgeMs: 5 * 60_000 },
     ...(anchor ? { trustAnchors: [anchor] } : {}),
     info: encoder.encode(REQUEST_INFO),
