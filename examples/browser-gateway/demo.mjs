@@ -56,7 +56,8 @@ export async function startBrowserDemo({ log = console.log, workflowBundle, port
     const worker = await createBrowserWorker({ connection: workerConnection, taskQueue, agents, link, workflowBundle, maxCachedWorkflows: 0 });
     const running = worker.run();
     cleanup.push(async () => {
-      worker.shutdown();
+      // On Ctrl-C the Temporal runtime has already begun the worker's shutdown itself.
+      if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
     });
     const connection = await Connection.connect({ address: standIn.address });
