@@ -170,6 +170,28 @@ describe.skipIf(!haveChromium)('examples/browser-gateway: the demo page in headl
     expect(await link.request({ op: 'intake', workflowId: `browser-${requestId}`, sealed: Buffer.from(other).toString('base64') })).toEqual({ ok: false, error: 'ERR_SEAL_DECRYPT_FAILED' });
   }, 30_000);
 
+  it('the parent cannot hand the report of one request to another, and a workflow that fails tells the page its code only', async () => {
+    const link = createEnclaveLink(demo.enclaveGatewayAddress);
+    const { workflowId } = demo.standIn.storedHistories()[0]!;
+    const reportState = demo.standIn
+      .history(workflowId)
+      .events.map((e) => e.activityTaskCompletedEventAttributes?.result?.payloads?.[0]?.data)
+      .filter((d): d is Uint8Array => d instanceof Uint8Array)
+      .at(-2)!; // the last is deliver's response; before it, the report agent's state
+    const state = Buffer.from(reportState).toString('base64');
+    expect(await link.request({ op: 'deliver', workflowId: `browser-${'ef'.repeat(16)}`, state })).toEqual({ ok: false, error: 'ERR_SEALED_WRONG_WORKFLOW' });
+    // Delivered again under its own workflow: sealed anew to the same page's key, which only that page opens.
+    expect(await link.request({ op: 'deliver', workflowId, state })).toMatchObject({ ok: true });
+
+    const requestId = '12'.repeat(16);
+    const ask = await fetch(`${demo.origin}/ask`, { method: 'POST', body: JSON.stringify({ requestId, sealed: Buffer.from('not a sealed request').toString('base64') }) });
+    expect(await ask.json()).toEqual({ ok: true, workflowId: `browser-${requestId}` });
+    const result = await fetch(`${demo.origin}/result`, { method: 'POST', body: JSON.stringify({ requestId }) });
+    expect([result.status, await result.json()]).toEqual([502, { ok: false, error: 'ERR_SEAL_UNSUPPORTED_VERSION' }]);
+    const bad = await fetch(`${demo.origin}/ask`, { method: 'POST', body: JSON.stringify({ requestId: '../x', sealed: '' }) });
+    expect([bad.status, await bad.json()]).toEqual([400, { ok: false, error: 'BAD_REQUEST' }]);
+  }, 30_000);
+
   it('a page expecting another image refuses the enclave and sends no question', async () => {
     const hash = new URLSearchParams(new URL(demo.url).hash.slice(1));
     hash.set('pcr0', 'ab'.repeat(48));
