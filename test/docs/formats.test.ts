@@ -134,6 +134,12 @@ describe('docs/formats.md constants', () => {
     expect(new Set(labels).size).toBe(labels.length);
     for (const label of labels) expect(doc).toContain(`| \`${label}\` |`);
   });
+
+  it('every label string the doc states (TSK domains, seal, browser gateway) is distinct, and none is a prefix of another', () => {
+    const labels = [...docConstants(doc)].filter(([name, v]) => typeof v === 'string' && /(Label|label|Info|domain\.)/.test(name)).map(([, v]) => (v as string).replace(/\0$/, ''));
+    expect(labels).toEqual(expect.arrayContaining(['nitro-enclave-sdk/seal v1', gatewayWire.REQUEST_INFO, gatewayWire.RESPONSE_INFO_LABEL, ...Object.values(TSK_ENVELOPE_DOMAINS)]));
+    for (const a of labels) for (const b of labels) if (a !== b) expect(b.startsWith(a), `${b} starts with ${a}`).toBe(false);
+  });
 });
 
 describe('the doc’s test vectors', () => {
