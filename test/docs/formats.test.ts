@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { CREDENTIALS_REQUEST, FILE_NAME, fileRequest, MAX_ANSWER_BYTES, MAX_REQUEST_BYTES, NOT_FOUND, PARENT_CREDENTIALS_PORT } from '../../src/internal/parent-wire.js';
 import { XAES_NONCE_BYTES, XAES_TAG_BYTES } from '../../src/internal/xaes.js';
 import { openInDomain, TrustedSessionKey, TSK_ENVELOPE_DOMAINS, TSK_ENVELOPE_VERSION, TSK_KEY_ID_LABEL } from '../../src/kms/trusted-session-key.js';
-import { buildInfo, KEY_FORMAT_VERSION, KEY_ID_LENGTH, MESSAGE_ID_LENGTH, MESSAGE_VERSION, suiteByName } from '../../src/seal/format.js';
+import { buildInfo, KEY_FORMAT_VERSION, KEY_ID_LENGTH, MESSAGE_ID_LENGTH, MESSAGE_VERSION, MESSAGE_VERSION_UNSTAMPED, suiteByName } from '../../src/seal/format.js';
 import { createTskPayloadCodec, ENCRYPTED_ENCODING, METADATA_CIPHER, METADATA_KEY_ID, TSK_CIPHER_TAG } from '../../src/temporal/index.js';
 import { createSealedActivityClient, SealedActivityError } from '../../src/workflow/parent/client.js';
 import { DEFAULT_MAX_MESSAGE_BYTES, FRAME, FRAME_HEADER_BYTES } from '../../src/workflow/protocol.js';
@@ -23,6 +23,13 @@ import { verifyAttestationDocument } from '../../src/attestation/index.js';
 import { serveParentCredentials } from '../../src/parent/credentials-server.js';
 import { simulatedReceiver } from '../helpers/seal.js';
 import { serve, tempDir } from '../workflow/helpers.js';
+import { sealToEnclave } from '../../src/seal/index.js';
+// The example imports the built package (by self-reference), so its key must come from there too.
+import { TrustedSessionKey as BuiltTrustedSessionKey } from 'nitro-enclave-sdk/kms';
+// @ts-expect-error: plain ESM example without type declarations
+import * as gatewayWire from '../../examples/browser-gateway/wire.mjs';
+// @ts-expect-error: plain ESM example without type declarations
+import { createBrowserService } from '../../examples/browser-gateway/enclave/service.mjs';
 
 const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'formats.md'), 'utf8');
 const meta = { keyArn: 'arn:aws:kms:us-east-1:111122223333:key/tsk', pcr0: 'aa'.repeat(48), moduleId: 'i-0-enc0', obtainedAt: new Date(0) };
@@ -88,10 +95,17 @@ describe('docs/formats.md constants', () => {
       'frame.defaultMaxMessageBytes': DEFAULT_MAX_MESSAGE_BYTES,
       'seal.keyFormatVersion': KEY_FORMAT_VERSION,
       'seal.messageVersion': MESSAGE_VERSION,
+      'seal.unstampedMessageVersion': MESSAGE_VERSION_UNSTAMPED,
+      'seal.messageIdBytes': MESSAGE_ID_LENGTH,
       'seal.keyIdBytes': KEY_ID_LENGTH,
       'seal.messageIdBytes': MESSAGE_ID_LENGTH,
       'seal.infoLabel': new TextDecoder().decode(buildInfo(new Uint8Array(0), new Uint8Array(0))),
       ...Object.fromEntries(suites.map((name) => [`seal.suite.${name}`, [suiteByName(name).kemId, suiteByName(name).kdfId, suiteByName(name).aeadId]])),
+      'browser.requestInfo': gatewayWire.REQUEST_INFO,
+      'browser.responseInfoLabel': gatewayWire.RESPONSE_INFO_LABEL,
+      'browser.responseVersion': gatewayWire.RESPONSE_VERSION,
+      'browser.plaintextVersion': gatewayWire.PLAINTEXT_VERSION,
+      'browser.workflowIdPrefix': gatewayWire.WORKFLOW_ID_PREFIX,
       'codec.encoding': ENCRYPTED_ENCODING,
       'codec.metadataKeyId': METADATA_KEY_ID,
       'codec.metadataCipher': METADATA_CIPHER,
@@ -120,6 +134,12 @@ describe('docs/formats.md constants', () => {
     const labels = Object.values(TSK_ENVELOPE_DOMAINS);
     expect(new Set(labels).size).toBe(labels.length);
     for (const label of labels) expect(doc).toContain(`| \`${label}\` |`);
+  });
+
+  it('every label string the doc states (TSK domains, seal, browser gateway) is distinct, and none is a prefix of another', () => {
+    const labels = [...docConstants(doc)].filter(([name, v]) => typeof v === 'string' && /(Label|label|Info|domain\.)/.test(name)).map(([, v]) => (v as string).replace(/\0$/, ''));
+    expect(labels).toEqual(expect.arrayContaining(['nitro-enclave-sdk/seal v1', gatewayWire.REQUEST_INFO, gatewayWire.RESPONSE_INFO_LABEL, ...Object.values(TSK_ENVELOPE_DOMAINS)]));
+    for (const a of labels) for (const b of labels) if (a !== b) expect(b.startsWith(a), `${b} starts with ${a}`).toBe(false);
   });
 });
 
@@ -268,8 +288,8 @@ describe('a client written from docs/formats.md talks to our servers', () => {
     }
   });
 
-  it('HPKE seal: a message framed by the spec (with @hpke/core) opens in our receiver', async () => {
-    const { receiver, trustAnchors, enclave } = await simulatedReceiver();
+  it('HPKE seal: a version 2 message framed by the spec (with @hpke/core) opens in our receiver with replay protection on', async () => {
+    const { receiver, trustAnchors, enclave } = await simulatedReceiver({}, { replayWindowMs: 60_000 });
     const nonce = randomBytes(32);
     const verified = await verifyAttestationDocument(await receiver.attest(nonce), { trustAnchors, nonce, expectedPcrs: { 0: enclave.imageSha384 } });
     const attestedKey = Buffer.from(verified.publicKey!);
@@ -282,12 +302,54 @@ describe('a client written from docs/formats.md talks to our servers', () => {
     const appInfo = enc('agent:planner');
     const sender = await suite.createSenderContext({ recipientPublicKey, info: Buffer.concat([Buffer.from(s('seal.infoLabel'), 'utf8'), keyHash, appInfo]) });
     const sealedAt = Buffer.alloc(8);
-    sealedAt.writeBigUInt64BE(BigInt(Date.now())); // u64 ms since the epoch
-    const messageId = randomBytes(n('seal.messageIdBytes'));
-    const header = Buffer.concat([Buffer.from([n('seal.messageVersion'), kem! >> 8, kem! & 0xff, kdf! >> 8, kdf! & 0xff, aead! >> 8, aead! & 0xff]), keyHash.subarray(0, n('seal.keyIdBytes')), sealedAt, messageId, Buffer.from(sender.enc)]);
+    sealedAt.writeBigUInt64BE(BigInt(Date.now()));
+    const header = Buffer.concat([Buffer.from([n('seal.messageVersion'), kem! >> 8, kem! & 0xff, kdf! >> 8, kdf! & 0xff, aead! >> 8, aead! & 0xff]), keyHash.subarray(0, n('seal.keyIdBytes')), sealedAt, randomBytes(n('seal.messageIdBytes')), Buffer.from(sender.enc)]);
     const ciphertext = Buffer.from(await sender.seal(enc('my API key'), header));
-    const plaintext = await receiver.open(new Uint8Array(Buffer.concat([header, ciphertext])), { info: appInfo });
+    const message = new Uint8Array(Buffer.concat([header, ciphertext]));
+    const plaintext = await receiver.open(message, { info: appInfo });
     expect(new TextDecoder().decode(plaintext)).toBe('my API key');
+    // The id the doc places at offset 23 is the one the receiver remembers.
+    await expect(receiver.open(message, { info: appInfo })).rejects.toMatchObject({ code: 'ERR_SEAL_REPLAYED' });
+  });
+
+  it('browser gateway: a request written from the doc goes through intake; a report state sealed by the spec comes out of deliver as a response the spec opens; a spec-made response opens in the page', async () => {
+    const raw = randomBytes(32);
+    const tsk = new BuiltTrustedSessionKey(Uint8Array.from(raw), meta);
+    const { receiver, trustAnchors, enclave } = await simulatedReceiver({}, { replayWindowMs: 60_000 });
+    const service = createBrowserService({ tsk, receiver });
+    const suite = new CipherSuite({ kem: new DhkemP256HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes256Gcm() });
+    const browserKeys = await suite.kem.generateKeyPair();
+    const responseKey = Buffer.from(await suite.kem.serializePublicKey(browserKeys.publicKey));
+    const requestId = randomBytes(16).toString('hex');
+    const workflowId = `${s('browser.workflowIdPrefix')}${requestId}`;
+    const plaintext = enc(JSON.stringify({ v: n('browser.plaintextVersion'), requestId, responseKey: responseKey.toString('base64url'), question: 'q?', sources: ['s1'] }));
+    const nonce = randomBytes(32);
+    const sealedRequest = await sealToEnclave(await receiver.attest(nonce), plaintext, { expected: { pcrs: { 0: enclave.imageSha384 }, nonce }, trustAnchors, info: enc(s('browser.requestInfo')) });
+    const first = openSealedStateBySpec(raw, await service.intake(workflowId, sealedRequest))!;
+    expect(first.binding).toMatchObject({ workflowId, activity: 'research', seq: 1, producer: 'intake' });
+    const carried = JSON.parse(first.plaintext.toString('utf8'));
+    expect(carried).toEqual({
+      reply: { requestId, chainId: first.binding.chainId, responseKey: responseKey.toString('base64url'), requestHash: createHash('sha256').update(sealedRequest).digest('base64url') },
+      data: { question: 'q?', sources: ['s1'] },
+    });
+    const report = { title: 'T', verdict: 'V', confidence: 0.5, citations: ['[1] s1'] };
+    const last = sealStateBySpec(raw, randomBytes(24), { workflowId, chainId: first.binding.chainId, activity: 'deliver', seq: 4, producer: 'report' }, enc(JSON.stringify({ reply: carried.reply, data: report })));
+    const response = Buffer.from(await service.deliver(workflowId, last));
+    expect(response[0]).toBe(n('browser.responseVersion'));
+    const info = Buffer.concat([Buffer.from(s('browser.responseInfoLabel')), Buffer.from([0]), createHash('sha256').update(sealedRequest).digest()]);
+    const recipient = await suite.createRecipientContext({ recipientKey: browserKeys, enc: new Uint8Array(response.subarray(1, 66)).buffer, info });
+    const opened = JSON.parse(Buffer.from(await recipient.open(new Uint8Array(response.subarray(66)).buffer, new Uint8Array(response.subarray(0, 66)).buffer)).toString('utf8'));
+    expect(opened).toEqual({ v: 1, requestId, chainId: first.binding.chainId, report });
+
+    // The other way: a response framed by the spec opens in the page's code (with a WebCrypto key pair, as the page makes).
+    const pageKeys = (await crypto.subtle.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveBits'])) as import('node:crypto').webcrypto.CryptoKeyPair;
+    const pagePublic = await suite.kem.deserializePublicKey(await crypto.subtle.exportKey('raw', pageKeys.publicKey));
+    const sender = await suite.createSenderContext({ recipientPublicKey: pagePublic, info });
+    const header = Buffer.concat([Buffer.from([n('browser.responseVersion')]), Buffer.from(sender.enc)]);
+    const ciphertext = Buffer.from(await sender.seal(enc(JSON.stringify({ v: 1, requestId, chainId: 'c', report })), header));
+    const framed = new Uint8Array(Buffer.concat([header, ciphertext]));
+    expect(await gatewayWire.openResponse(framed, { keyPair: pageKeys, sealedRequest, requestId })).toEqual({ chainId: 'c', report });
+    await expect(gatewayWire.openResponse(framed, { keyPair: pageKeys, sealedRequest: Uint8Array.from(sealedRequest).reverse(), requestId })).rejects.toMatchObject({ code: 'E_GATEWAY_FORMAT' });
   });
 
   it('parent credentials and files: request lines and JSON answers as the doc says', async () => {

@@ -1,10 +1,10 @@
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connectSocket } from '../../src/vsock/index.js';
-import { openState, sealState, serveSealedActivities, type SealedActivityServer } from '../../src/workflow/index.js';
+import { newChainId, openState, sealState, serveSealedActivities, type SealedActivityServer } from '../../src/workflow/index.js';
 import { createSealedActivityClient } from '../../src/workflow/parent/client.js';
 import { CONNECTION_ID, decodeError, decodeResult, encodeCallPrefix, FRAME, frameHeader, FrameReader } from '../../src/workflow/protocol.js';
-import { agents, CHAIN, codeOf, dec, enc, newEvents, newKey, tempDir, until } from './helpers.js';
+import { agents, codeOf, dec, enc, newEvents, newKey, tempDir, until } from './helpers.js';
 
 const tsk = newKey();
 let cleanup: Array<() => Promise<void> | void> = [];
@@ -50,7 +50,8 @@ async function raw(path: string) {
   };
 }
 
-const stateFor = (activity: string, workflowId = 'wf-l', text = 'x') => sealState(tsk, enc(text), { chainId: CHAIN, workflowId, activity, seq: 0, producer: 'client' });
+const CHAIN = newChainId();
+const stateFor = (activity: string, workflowId = 'wf-l', text = 'x') => sealState(tsk, enc(text), { workflowId, chainId: CHAIN, activity, seq: 0, producer: 'client' });
 
 describe('frame limits that close the connection', () => {
   it('a header claiming 4 GiB closes the connection at once, after a coded ERROR with its id', async () => {
@@ -74,7 +75,7 @@ describe('frame limits that close the connection', () => {
     expect([local.code, local.message]).toEqual(['ERR_ACTIVITY_TOO_LARGE', `frame of ${huge.length + 36} bytes is over the 65536-byte limit (maxMessageBytes; match the enclave's)`]);
     expect(await codeOf(big.call({ activity: 'research', workflowId: 'wf-l', seq: 0, state: huge }))).toBe('ERR_ACTIVITY_TOO_LARGE');
     const r = await big.call({ activity: 'research', workflowId: 'wf-l', seq: 0, state: stateFor('research', 'wf-l', 'small') });
-    expect(dec(openState(tsk, r.state, { chainId: CHAIN, workflowId: 'wf-l', activity: 'analysis', seq: 1, producer: 'research' }).plaintext)).toBe('notes on small');
+    expect(dec(openState(tsk, r.state, { workflowId: 'wf-l', chainId: CHAIN, activity: 'analysis', seq: 1, producer: 'research' }).plaintext)).toBe('notes on small');
   });
 
   it('refuses the connection beyond maxConnections with a connection-level ERR_ACTIVITY_OVERLOADED', async () => {
@@ -204,7 +205,7 @@ describe('calls keyed by call, cancellation that counts', () => {
     p.socket.write(p.call(1, 'research', 'wf-b', 0, stateFor('research', 'wf-b', 'new')));
     await until(() => p.frames.length === 3);
     const r = decodeResult(p.frames[2]!.body);
-    expect(dec(openState(tsk, r.state, { chainId: CHAIN, workflowId: 'wf-b', activity: 'analysis', seq: 1, producer: 'research' }).plaintext)).toBe('notes on new');
+    expect(dec(openState(tsk, r.state, { workflowId: 'wf-b', chainId: CHAIN, activity: 'analysis', seq: 1, producer: 'research' }).plaintext)).toBe('notes on new');
     expect(p.frames.map((f) => f.id)).toEqual([1, 1, 1]);
   });
 });
