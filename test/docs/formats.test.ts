@@ -98,7 +98,6 @@ describe('docs/formats.md constants', () => {
       'seal.unstampedMessageVersion': MESSAGE_VERSION_UNSTAMPED,
       'seal.messageIdBytes': MESSAGE_ID_LENGTH,
       'seal.keyIdBytes': KEY_ID_LENGTH,
-      'seal.messageIdBytes': MESSAGE_ID_LENGTH,
       'seal.infoLabel': new TextDecoder().decode(buildInfo(new Uint8Array(0), new Uint8Array(0))),
       ...Object.fromEntries(suites.map((name) => [`seal.suite.${name}`, [suiteByName(name).kemId, suiteByName(name).kdfId, suiteByName(name).aeadId]])),
       'browser.requestInfo': gatewayWire.REQUEST_INFO,
