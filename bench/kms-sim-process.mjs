@@ -10,7 +10,7 @@ process.once('message', async ({ trustAnchor, proxyPath }) => {
     const p = sim.principal(name);
     return { accessKeyId: p.accessKeyId, secretAccessKey: p.secretAccessKey, sessionToken: p.sessionToken, arn: p.arn };
   };
-  process.send({ region: sim.region, accountId: sim.accountId, port: sim.port, hostname: sim.hostname, caPem: sim.caPem, admin: principal('user/admin'), role: principal('EnclaveInstanceRole') });
+  process.send({ region: sim.region, regions: sim.regions, accountId: sim.accountId, port: sim.port, hostname: sim.hostname, caPem: sim.caPem, admin: principal('user/admin'), role: principal('EnclaveInstanceRole') });
   process.once('message', async () => {
     await proxy.close();
     await sim.close();

@@ -102,6 +102,7 @@ await step('Inside the enclave: getTrustedSessionKey() — attest, Decrypt with 
   return [
     `key pair ${t.keyPairMs.toFixed(1)} ms · NSM attestation ${t.attestationMs.toFixed(1)} ms · KMS ${t.kmsMs.toFixed(1)} ms (offline self-check ${t.verifyMs.toFixed(1)} ms, during it) · CMS ${t.cmsMs.toFixed(1)} ms`,
     `released to PCR0 ${short(tsk.metadata.pcr0)} · ${String(tsk)}`,
+    `key audited alongside the Decrypt: ${['DescribeKey', 'GetKeyPolicy', 'ListGrants'].map((op) => `${op} ×${sim.audit.filter((e) => e.eventName === op).length}`).join(' · ')}`,
   ];
 });
 await step('Use the TSK: seal and open an agent message (XAES-256-GCM envelope v2)', () => {
@@ -120,6 +121,20 @@ await step('Verify: an enclave with another PCR0 is denied', async () => {
     return [`${err.code}: ${err.message.split('. ')[0]}.`];
   }
   throw new Error('KMS released the key to the wrong image!');
+});
+await step("Verify: the enclave audits its key and refuses one under the seed's unhardened policy (the parent could mint a TSK it knows)", async () => {
+  // The seed's statements as published (root kms:* through IAM, the attested Decrypt, the administrators), plus the audit's reads.
+  const seedShaped = buildKeyPolicy({ accountId: sim.accountId, enclaveRole: 'EnclaveInstanceRole', pcr0: enclave.imageSha384, denyUnattested: false });
+  const weak = (await admin.send(new CreateKeyCommand({ Policy: JSON.stringify(seedShaped) }))).KeyMetadata;
+  const { CiphertextBlob } = await admin.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: weak.Arn, KeySpec: 'AES_256' }));
+  try {
+    (await getTrustedSessionKey({ ...enclaveOptions(enclave), ciphertextBlob: CiphertextBlob, keyId: weak.Arn })).dispose();
+  } catch (err) {
+    if (err.code !== 'ERR_KMS_KEY_UNSAFE') throw err;
+    const encrypt = err.message.split('; ').find((m) => m.includes('kms:Encrypt is allowed'));
+    return [`${err.code}: ${encrypt?.replace(/^also /, '') ?? err.message.slice(0, 140)}`];
+  }
+  throw new Error('the enclave adopted a key whose policy lets others mint a TSK!');
 });
 await step("Verify (the seed's step): an unattested Decrypt is denied", async () => {
   const roleClient = new KMSClient(kmsClientConfig(sim, role));

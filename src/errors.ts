@@ -68,7 +68,8 @@ export type KmsErrorCode =
   | 'ERR_KMS_TIMEOUT'
   | 'ERR_KMS_ABORTED'
   | 'ERR_KMS_PROTOCOL'
-  | 'ERR_KMS_KEY_MISMATCH';
+  | 'ERR_KMS_KEY_MISMATCH'
+  | 'ERR_KMS_KEY_UNSAFE';
 
 /** Codes raised by TrustedSessionKey. */
 export type TskErrorCode = 'ERR_TSK_CLIENT_CLOSED' | 'ERR_TSK_DISPOSED' | 'ERR_TSK_INVALID_KEY' | 'ERR_TSK_MALFORMED' | 'ERR_TSK_WRONG_KEY' | 'ERR_TSK_DECRYPT_FAILED';
@@ -179,6 +180,10 @@ export const ERROR_INFO: { readonly [C in NitroEnclaveErrorCode]: ErrorInfo } = 
   ERR_KMS_INVALID_CIPHERTEXT: { when: 'the blob is not KMS\'s, was altered, or the encryption context differs', remedy: 'pass the blob and the context used at provisioning' },
   ERR_KMS_INCORRECT_KEY: { when: 'the blob belongs to another key than `keyId`', remedy: 'provision the blob under the pinned key; if the parent served it, it served the wrong (or a hostile) blob' },
   ERR_KMS_KEY_MISMATCH: { when: 'KMS answered for another key than the pinned `keyId` (partition, region, account, or key id for a key ARN); the released envelope was zeroed unopened', remedy: 'something between the enclave and KMS is not what it should be: investigate; never relax `keyId`' },
+  ERR_KMS_KEY_UNSAFE: {
+    when: 'the enclave\'s audit of the pinned key (before anything KMS released is used) found a path by which someone other than the admitted enclave can learn or mint the key: an operation of the classification not closed by an explicit Deny of the key policy, or a grant (the message names the operation, the path and the statement or grant); or the key is not a single-Region, enabled, customer managed `SYMMETRIC_DEFAULT` key with KMS-generated material (Origin `AWS_KMS`); or the enclave\'s role may not read it (`kms:DescribeKey`, `kms:GetKeyPolicy`, `kms:ListGrants`). What KMS released was zeroed unused',
+    remedy: 'apply the policy `buildKeyPolicy` / `nitro-enclave policy` writes (its Deny statements close every path and it grants the role the three reads), retire the named grant; a key with imported material or a multi-Region key cannot be made safe: provision the TSK under a new key. `keyAudit: false` turns the check off and is dangerous',
+  },
   ERR_KMS_NOT_FOUND: { when: 'no such key or alias', remedy: 'run `nitro-enclave setup`; check the region' },
   ERR_KMS_DISABLED: { when: 'the key is disabled or pending deletion', remedy: 'enable it, or cancel its deletion' },
   ERR_KMS_VALIDATION: { when: 'KMS rejected a parameter (e.g. the document or its public key)', remedy: 'see the message' },

@@ -16,8 +16,10 @@ const engine = () => (defaultEngine ??= new TskEngine());
  * {@link createTrustedSessionKeyClient} that builds its KMS client and opens the NSM for this call
  * only. It makes an ephemeral RSA key pair, asks the NSM for an attestation document binding its
  * public key, calls KMS `Decrypt` with `Recipient` over vsock to the parent's vsock-proxy (TLS end to
- * end) while checking that document offline, checks that KMS answered for the pinned key ARN, and
- * opens the returned CMS envelope with the ephemeral private key. `tsk.metadata.timings` has the steps.
+ * end) while checking that document offline and auditing the pinned key (`auditKmsKey`, once per
+ * key and `keyAuditIntervalMs` on the default client; `ERR_KMS_KEY_UNSAFE` when someone other than the
+ * admitted enclave could learn or mint it), checks that KMS answered for the pinned and audited key,
+ * and opens the returned CMS envelope with the ephemeral private key. `tsk.metadata.timings` has the steps.
  *
  * Concurrent calls for the same blob, key, region and context share one KMS
  * request; each caller gets its own {@link TrustedSessionKey} copy to dispose,

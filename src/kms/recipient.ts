@@ -44,6 +44,12 @@ export interface CallOptions {
   timeoutMs?: number;
   /** Called with each failed attempt's error (e.g. to report the last one when a caller's own deadline passes first). */
   onAttemptError?: (err: unknown) => void;
+  /**
+   * Called once KMS has answered for the pinned key, before the released envelope is opened: if it
+   * rejects, the envelope is zeroed unopened and the call fails with its error. The Trusted Session
+   * Key client waits here for the audit of the key (`auditKmsKey`) that runs alongside the request.
+   */
+  admit?: (answer: { readonly KeyId?: string }) => Promise<void>;
 }
 
 interface AttestedCall extends CallOptions {
@@ -225,6 +231,14 @@ export function createRecipientClient(options: RecipientOptions) {
         // Checked before the envelope is opened, so no plaintext of a foreign key ever exists here.
         zeroSecrets(answer);
         throw new NitroEnclaveError('ERR_KMS_KEY_MISMATCH', `KMS ${operation} answered for key ${String(answer.KeyId ?? '(none)')}, not the pinned ${call.pinned.arn}; the released key material was zeroed unused`);
+      }
+      if (call.admit) {
+        try {
+          await call.admit({ KeyId: answer.KeyId });
+        } catch (err) {
+          zeroSecrets(answer);
+          throw err;
+        }
       }
       mark();
       const plaintext = await decryptCiphertextForRecipient(answer.CiphertextForRecipient, pair.privateKey);

@@ -12,6 +12,7 @@ import type { NsmTransport } from '../nsm/transport.js';
 import { AWS_REGION, createKmsRequestHandler, type KmsTransportOptions } from './request-handler.js';
 import { EphemeralKeyPool, checkModulus, type RsaModulusLength } from './keypair.js';
 import { checkRegion, parsePinnedKeyArn } from './key-arn.js';
+import { auditKmsKey, type AuditedKey } from './key-audit.js';
 import { createRecipientClient } from './recipient.js';
 import { describeError, type RetryPolicy } from './retry.js';
 import { TrustedSessionKey } from './trusted-session-key.js';
@@ -58,6 +59,18 @@ export interface TrustedSessionKeyClientOptions {
   cacheTtlMs?: number;
   /** Default deadline of a `get` in ms (all attempts). Default 30 000. */
   timeoutMs?: number;
+  /**
+   * Audit the pinned key before anything KMS releases for it is used (`auditKmsKey`: DescribeKey,
+   * GetKeyPolicy, ListGrants, alongside the first Decrypt). Default `true`. Setting `false` is
+   * DANGEROUS: the enclave then adopts a key whose policy lets the parent (or an IAM administrator)
+   * mint a TSK it knows with Encrypt or GenerateDataKey, a key with imported material, a
+   * multi-Region key. See docs/trusted-session-key.md#key-audit.
+   */
+  keyAudit?: boolean;
+  /** How long a passed audit holds before the next `get` audits the key again (ms). Default 300 000 (5 min). */
+  keyAuditIntervalMs?: number;
+  /** Accept a multi-Region key (see `KeyAuditOptions.allowMultiRegionKey`). Default `false`; dangerous. */
+  allowMultiRegionKey?: boolean;
 }
 
 /** What one {@link TrustedSessionKeyClient.get} asks for: the blob, the pinned key, and this call's signal and deadline. */
@@ -172,6 +185,9 @@ export interface TskSettings {
   timeoutMs: number;
   rsaModulusLength: RsaModulusLength;
   trustAnchors: TrustAnchor[] | undefined;
+  keyAudit: boolean;
+  keyAuditIntervalMs: number;
+  allowMultiRegionKey: boolean;
 }
 
 const defaultTimers: TskTimers = { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
@@ -184,6 +200,9 @@ export function settingsOf(o: TrustedSessionKeyClientOptions): TskSettings {
   if (o.cacheTtlMs !== undefined && (!Number.isFinite(o.cacheTtlMs) || o.cacheTtlMs < 0)) throw new TypeError('cacheTtlMs must be a non-negative number of ms');
   if (o.timers !== undefined && (typeof o.timers?.setTimeout !== 'function' || typeof o.timers?.clearTimeout !== 'function')) throw new TypeError('timers must have setTimeout and clearTimeout');
   if (o.clock !== undefined && typeof o.clock !== 'function') throw new TypeError('clock must be a function returning a Date');
+  if (o.keyAudit !== undefined && typeof o.keyAudit !== 'boolean') throw new TypeError('keyAudit must be a boolean');
+  if (o.keyAuditIntervalMs !== undefined && (!Number.isFinite(o.keyAuditIntervalMs) || o.keyAuditIntervalMs <= 0)) throw new TypeError('keyAuditIntervalMs must be a positive number of ms');
+  if (o.allowMultiRegionKey !== undefined && typeof o.allowMultiRegionKey !== 'boolean') throw new TypeError('allowMultiRegionKey must be a boolean');
   for (const old of ['timeout', 'cacheTtl'] as const) {
     if (old in o) throw new TypeError(`${old} was renamed ${old}Ms in 0.2 (durations end in Ms)`);
   }
@@ -196,6 +215,9 @@ export function settingsOf(o: TrustedSessionKeyClientOptions): TskSettings {
     timeoutMs: o.timeoutMs ?? 30_000,
     rsaModulusLength: checkModulus(o.rsaModulusLength ?? 2048),
     trustAnchors: o.attestationTrustAnchors,
+    keyAudit: o.keyAudit ?? true,
+    keyAuditIntervalMs: o.keyAuditIntervalMs ?? 300_000,
+    allowMultiRegionKey: o.allowMultiRegionKey ?? false,
   };
 }
 
@@ -249,13 +271,44 @@ function validateRequest(o: TrustedSessionKeyRequest, settings: TskSettings): vo
  * an identity: `{"a=b":"c"}` and `{"a":"b=c"}` are different contexts, and a
  * caller with the wrong context must go to KMS and be refused there.
  */
-function flightKey(o: TrustedSessionKeyRequest, region: string | undefined, blob: Uint8Array): string {
+function flightKey(o: TrustedSessionKeyRequest, settings: TskSettings, blob: Uint8Array): string {
   const context = Object.entries(o.encryptionContext ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  // The audit settings too: a call that audits must never join (or be served the cache of) one that does not.
   return createHash('sha256')
     .update(`${blob.length}:`)
     .update(blob)
-    .update(JSON.stringify([o.keyId, region ?? null, context]))
+    .update(JSON.stringify([o.keyId, settings.region ?? null, context, auditId(o.keyId, settings)]))
     .digest('hex');
+}
+
+/** Which audit covers a request: the pinned key and the settings that change the verdict (null: no audit). */
+function auditId(keyId: string, settings: TskSettings): string | null {
+  return settings.keyAudit ? JSON.stringify([keyId, settings.allowMultiRegionKey]) : null;
+}
+
+/** A passed, running or failed audit of one pinned key, shared by the requests of an engine. */
+interface AuditEntry {
+  readonly promise: Promise<AuditedKey>;
+  /** Cancels the audit when no request waits for it any more (before it passed). */
+  readonly controller: AbortController;
+  /** The requests waiting for it. */
+  users: number;
+  /** When the audit that passed started (its facts are as old as that). */
+  readonly startedAt: number;
+  passed: boolean;
+}
+
+/** Waits for `promise`, or rejects with the signal's reason when it fires first. */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => (signal.removeEventListener('abort', onAbort), resolve(v)),
+      (e: unknown) => (signal.removeEventListener('abort', onAbort), reject(e)),
+    );
+  });
 }
 
 /**
@@ -269,6 +322,9 @@ export class TskEngine {
   readonly #verifier: AttestationVerifier;
   readonly #inflight = new Map<string, Flight>();
   readonly #cache = new Map<string, CacheEntry>();
+  readonly #audits = new Map<string, AuditEntry>();
+  /** Cancels the audits in flight on close(). */
+  readonly #closing = new AbortController();
   #closed = false;
   /** Bumped by clear(): a request that started before it does not fill the cache after it. */
   #generation = 0;
@@ -288,6 +344,7 @@ export class TskEngine {
   clear(): void {
     this.#generation++;
     for (const key of [...this.#cache.keys()]) this.#evict(key);
+    this.#audits.clear();
     this.#pool.clear();
   }
 
@@ -295,6 +352,7 @@ export class TskEngine {
   close(): void {
     this.#closed = true;
     this.clear();
+    this.#closing.abort(new NitroEnclaveError('ERR_TSK_CLIENT_CLOSED', 'this Trusted Session Key client was closed'));
     for (const flight of this.#inflight.values()) {
       flight.controller.abort(new NitroEnclaveError('ERR_TSK_CLIENT_CLOSED', 'this Trusted Session Key client was closed'));
       const waiters = [...flight.waiters];
@@ -309,9 +367,9 @@ export class TskEngine {
     const blob = await blobOf(request);
     // close() may have run while the blob was read: no new request on a closed client.
     if (this.#closed) throw new NitroEnclaveError('ERR_TSK_CLIENT_CLOSED', 'this Trusted Session Key client was closed');
-    const key = flightKey(request, settings.region, blob);
+    const key = flightKey(request, settings, blob);
     const cached = this.#cache.get(key);
-    if (cached && cached.expires > settings.clock().getTime()) return new TrustedSessionKey(new Uint8Array(cached.shared.key), cached.shared.metadata);
+    if (cached && cached.expires > settings.clock().getTime() && this.#auditFresh(request.keyId, settings)) return new TrustedSessionKey(new Uint8Array(cached.shared.key), cached.shared.metadata);
     if (cached) this.#evict(key);
 
     const timeoutMs = request.timeoutMs ?? settings.timeoutMs;
@@ -363,8 +421,74 @@ export class TskEngine {
     });
   }
 
+  /** Whether a passed audit of this key is still within `keyAuditIntervalMs` (always true with the audit off). */
+  #auditFresh(keyId: string, settings: TskSettings): boolean {
+    const id = auditId(keyId, settings);
+    if (id === null) return true;
+    const entry = this.#audits.get(id);
+    return entry !== undefined && entry.passed && settings.clock().getTime() - entry.startedAt < settings.keyAuditIntervalMs;
+  }
+
+  /**
+   * The audit of the pinned key: a fresh passed one, the one running, or a new one on `kms`. The
+   * caller holds it until `release()`; an audit nobody holds any more before it passed is cancelled
+   * (as a shared KMS request is when its last waiter leaves). `started` says whether it is new.
+   */
+  #audit(keyId: string, settings: TskSettings, kms: KMSClient): { promise: Promise<AuditedKey>; started: boolean; release(): void } {
+    const id = auditId(keyId, settings)!;
+    const now = settings.clock().getTime();
+    const hold = (entry: AuditEntry, started: boolean) => {
+      entry.users++;
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        if (--entry.users > 0 || entry.passed) return;
+        entry.controller.abort(new Error('no request waits for this key audit any more'));
+        if (this.#audits.get(id) === entry) this.#audits.delete(id);
+      };
+      return { promise: entry.promise, started, release };
+    };
+    const current = this.#audits.get(id);
+    if (current && (!current.passed || now - current.startedAt < settings.keyAuditIntervalMs)) return hold(current, false);
+    const controller = new AbortController();
+    const promise = auditKmsKey(kms, keyId, {
+      allowMultiRegionKey: settings.allowMultiRegionKey,
+      timeoutMs: settings.timeoutMs,
+      clock: settings.clock,
+      signal: AbortSignal.any([this.#closing.signal, controller.signal]),
+      ...(settings.retry ? { retry: settings.retry } : {}),
+    });
+    const entry: AuditEntry = { promise, controller, users: 0, startedAt: now, passed: false };
+    this.#audits.set(id, entry);
+    promise.then(
+      () => {
+        entry.passed = true;
+      },
+      () => {
+        // A failed audit is never remembered: the next request audits again (the operator may have fixed the key).
+        if (this.#audits.get(id) === entry) this.#audits.delete(id);
+      },
+    );
+    return hold(entry, true);
+  }
+
   async #fetch(request: TrustedSessionKeyRequest, settings: TskSettings, connect: () => TskConnection, blob: Uint8Array, timeoutMs: number, flight: Flight): Promise<Shared> {
     const connection = connect();
+    // The audit runs alongside the attested Decrypt, on the same connection; the released envelope
+    // is opened only once it has passed and KMS's answer names the key it examined (see admit).
+    const audit = settings.keyAudit ? this.#audit(request.keyId, settings, connection.kms) : undefined;
+    const admit = audit
+      ? async (answer: { readonly KeyId?: string }) => {
+          const audited = await untilAborted(audit.promise, flight.controller.signal);
+          if (answer.KeyId !== audited.keyArn) {
+            // An alias re-pointed between the audit and the Decrypt: the key that answered was not audited.
+            const id = auditId(request.keyId, settings)!;
+            if (this.#audits.get(id)?.promise === audit.promise) this.#audits.delete(id);
+            throw new NitroEnclaveError('ERR_KMS_KEY_UNSAFE', `KMS Decrypt answered for key ${String(answer.KeyId)}, but the audit examined ${audited.keyArn} (was the alias re-pointed?): the key that answered is not audited, so what it released was zeroed unused; the next request audits again`);
+          }
+        }
+      : undefined;
     const recipient = createRecipientClient({
       kms: connection.kms,
       nsm: connection.nsm,
@@ -378,7 +502,7 @@ export class TskEngine {
     try {
       const result = await recipient.decrypt(
         { ciphertextBlob: blob, keyId: request.keyId, ...(request.encryptionContext ? { encryptionContext: request.encryptionContext } : {}) },
-        { timeoutMs, signal: flight.controller.signal, onAttemptError: (err) => (flight.lastError = err) },
+        { timeoutMs, signal: flight.controller.signal, onAttemptError: (err) => (flight.lastError = err), ...(admit ? { admit } : {}) },
       );
       if (result.plaintext.length !== 32) {
         result.plaintext.fill(0);
@@ -395,6 +519,10 @@ export class TskEngine {
         },
       };
     } finally {
+      // An audit this request started runs on its connection: let it finish (it may be shared with
+      // other requests) before the connection is let go.
+      audit?.release();
+      if (audit?.started) await audit.promise.catch(() => {});
       await connection.release();
     }
   }
@@ -460,11 +588,13 @@ export class TskEngine {
 
 /**
  * Creates a Trusted Session Key client: one object holds the KMS client, the NSM, prepared key pairs,
- * the self-check's verifier, requests in flight and the cache. `get` makes an ephemeral RSA key pair,
- * asks the NSM for an attestation document binding its public key, calls KMS `Decrypt` with
- * `Recipient` over vsock to the parent's vsock-proxy (TLS end to end) while checking that document
- * offline, checks that KMS answered for the pinned key ARN, and opens the returned CMS envelope with
- * the ephemeral private key.
+ * the self-check's verifier, requests in flight, key audits and the cache. `get` makes an ephemeral
+ * RSA key pair, asks the NSM for an attestation document binding its public key, calls KMS `Decrypt`
+ * with `Recipient` over vsock to the parent's vsock-proxy (TLS end to end) while checking that
+ * document offline and (once per client, then every `keyAuditIntervalMs`) auditing the pinned key
+ * ({@link auditKmsKey}: nobody but the admitted enclave may learn or mint it), checks that KMS answered
+ * for the pinned and audited key, and only then opens the returned CMS envelope with the ephemeral
+ * private key. A key that fails the audit is refused with `ERR_KMS_KEY_UNSAFE`.
  *
  * Concurrent `get`s for the same blob, key and context share one KMS request; each caller gets its
  * own {@link TrustedSessionKey} copy to dispose, and keeps its own `signal` and `timeoutMs`.

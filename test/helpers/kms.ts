@@ -80,8 +80,9 @@ export function answerForKey(kms: KMSClient, keyArn: string): { readonly envelop
     (next) => async (args) => {
       const result = await next(args);
       const out = result.output as { KeyId?: string; CiphertextForRecipient?: Uint8Array };
-      seen.envelope = out.CiphertextForRecipient;
-      out.KeyId = keyArn;
+      // Only answers that carry an envelope: the key audit's reads (DescribeKey…) may come back after it.
+      if (out.CiphertextForRecipient) seen.envelope = out.CiphertextForRecipient;
+      if ('KeyId' in out) out.KeyId = keyArn;
       return result;
     },
     { step: 'initialize', name: 'answerForKey' },

@@ -3,7 +3,8 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const seedPath = resolve(here, '../../../shared/seed/kms-configuration.md');
+// ../shared from the main checkout; a worktree under /work/wt/<name> has it one level further up.
+const seedPath = [resolve(here, '../../../shared/seed/kms-configuration.md'), resolve(here, '../../../../shared/seed/kms-configuration.md')].find((p) => existsSync(p)) ?? resolve(here, '../../../shared/seed/kms-configuration.md');
 
 export const seedAvailable = existsSync(seedPath);
 

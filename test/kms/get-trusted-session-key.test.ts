@@ -423,7 +423,7 @@ describe('deadlines', () => {
     const other = createSimulatedEnclave({ pcrs: { 0: 'ef'.repeat(48) }, pki: enclave.pki });
     const kms = roleClient((op, forward, signal) => (op === 'GetKeyPolicy' ? untilAborted(signal) : forward()));
     const started = Date.now();
-    const err = await codeOf(getTrustedSessionKey(options({ kms, timeoutMs: 1500 }, other)));
+    const err = await codeOf(getTrustedSessionKey(options({ kms, timeoutMs: 1500, keyAudit: false }, other))); // the diagnosis's GetKeyPolicy, not the audit's
     expect(Date.now() - started).toBeLessThan(2900); // the old fixed 3 s budget ran past the deadline
     expect(err.code).toMatch(/ERR_KMS_ACCESS_DENIED|ERR_KMS_TIMEOUT/);
     expect(err.message).toMatch(/AccessDenied/);
@@ -440,7 +440,8 @@ describe('deadlines', () => {
       abort.abort();
       return untilAborted(signal);
     });
-    const err = await codeOf(getTrustedSessionKey(options({ kms, signal: abort.signal }, other)));
+    // keyAudit off: this is about the diagnosis's GetKeyPolicy, not the audit's (the audit's own cancellation: trusted-session-key-audit.test.ts).
+    const err = await codeOf(getTrustedSessionKey(options({ kms, signal: abort.signal, keyAudit: false }, other)));
     expect(err.code).toBe('ERR_KMS_ABORTED');
     await until(() => policySignal?.aborted === true); // old code: a fixed 3 s timeout, deaf to the caller
     kms.destroy();

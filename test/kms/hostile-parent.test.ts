@@ -389,7 +389,7 @@ describe('the hostile parent cannot mint a TSK it knows', () => {
     expect(sim.audit.at(-1)).toMatchObject({ eventName: 'PutKeyPolicy', userIdentity: { arn: admin.arn } });
   });
 
-  it('on the previous policy (Decrypt and ReEncrypt closed only), the role\'s Encrypt makes the enclave adopt a key the parent chose; on the default policy it is denied', async () => {
+  it('on the previous policy (Decrypt and ReEncrypt closed only), the role\'s Encrypt would make the enclave adopt a key the parent chose: the key audit refuses it (without the audit it is adopted); on the default policy it is denied', async () => {
     const admin = client(sim, sim.principal('user/admin', VICTIM));
     const hardened = buildKeyPolicy({ accountId: VICTIM, enclaveRole: 'EnclaveInstanceRole', pcr0: enclave.imageSha384 });
     const previous = {
@@ -404,7 +404,13 @@ describe('the hostile parent cannot mint a TSK it knows', () => {
     const parentKms = client(sim, role(VICTIM));
     const { CiphertextBlob } = await parentKms.send(new EncryptCommand({ KeyId: key.Arn!, Plaintext: CHOSEN, EncryptionContext: { tsk: 'v2' } }));
     const parent = await parentServing(role(VICTIM), CiphertextBlob!);
-    const adopted = await enclaveStarts(parent, key.Arn!);
+    // The enclave's audit of its key sees that Encrypt (and GenerateDataKey…) is open, and uses nothing KMS released.
+    const refused = await failure(enclaveStarts(parent, key.Arn!));
+    expect(refused.code).toBe('ERR_KMS_KEY_UNSAFE');
+    expect(refused.message).toContain(`kms:Encrypt is allowed without attestation via "Enable IAM User Permissions" (for arn:aws:iam::${VICTIM}:root)`);
+    expect(refused.message).toContain(`kms:GenerateDataKey is allowed without attestation via "Enable IAM User Permissions"`);
+    // Without the audit (keyAudit: false, documented as dangerous; main's behaviour before it), the parent's key is adopted.
+    const adopted = await enclaveStarts(parent, key.Arn!, { keyAudit: false });
     expect(adopted.keyObject.export()).toEqual(Buffer.from(CHOSEN)); // the parent now opens every sealed state
     adopted.dispose();
     parent.close();
