@@ -110,7 +110,7 @@ describe('provision --rotate', () => {
 describe('the enclave loads the rotation as a key ring', () => {
   it('getKeyRing decrypts each blob with its context (attested); the newest seals, every key opens by key id; the codec decodes old payloads', async () => {
     const c = tskClient();
-    const blob = (v: number) => ({ ciphertextBlobPath: file(`tsk.v${v}.bin`), encryptionContext: v === 1 ? { app: 'research' } : { app: 'research', tsk: `v${v}` } });
+    const blob = (v: number) => ({ ciphertextBlobPath: file(`tsk.v${v}.bin`), encryptionContext: v === 1 ? { app: 'research' } : ({ app: 'research', tsk: `v${v}` } as Record<string, string>) });
     const before = decryptContexts().length;
     const old = await c.getKeyRing({ keyId: aliasArn, blobs: [blob(1)] });
     const codec = createTskPayloadCodec({ keys: old });
