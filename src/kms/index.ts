@@ -7,7 +7,7 @@ export type { RecipientClient, RecipientOptions, RecipientResult, CallOptions } 
 export { generateEphemeralKeyPair, EphemeralKeyPool } from './keypair.js';
 export type { EphemeralKeyPair, RsaModulusLength } from './keypair.js';
 export { createTrustedSessionKeyClient } from './trusted-session-key-client.js';
-export { createTskKeyRing } from './key-ring.js';
+export { createTskKeyRing, encryptWithKeyRing, decryptWithKeyRing } from './key-ring.js';
 export type { TskKeyRing, TrustedSessionKeyRing } from './key-ring.js';
 export { auditKmsKey } from './key-audit.js';
 export type { AuditedKey, KeyAuditOptions } from './key-audit.js';

@@ -1,3 +1,4 @@
+import { NitroEnclaveError } from '../errors.js';
 import { isTrustedSessionKey, type TrustedSessionKey } from './trusted-session-key.js';
 
 /**
@@ -96,4 +97,45 @@ export function toKeyRing(keys: unknown): TskKeyRing {
   if (keys && typeof (keys as Iterable<unknown>)[Symbol.iterator] === 'function') return createTskKeyRing(keys as Iterable<CodecKey>);
   checkKey(keys);
   return createTskKeyRing([keys]);
+}
+
+function ringOf(ring: TskKeyRing): TskKeyRing {
+  if (!isTskKeyRing(ring)) throw new TypeError('ring must be a TskKeyRing (createTskKeyRing, or TrustedSessionKeyClient.getKeyRing)');
+  return ring;
+}
+
+/**
+ * `tsk.encrypt(plaintext, aad)` with the ring's newest key: envelopes made after a rotation use the
+ * new key, and {@link decryptWithKeyRing} opens them and the older ones.
+ *
+ * @example
+ * ```ts
+ * const envelope = encryptWithKeyRing(ring, new TextEncoder().encode('note'), aad);
+ * ```
+ */
+export function encryptWithKeyRing(ring: TskKeyRing, plaintext: Uint8Array, aad?: Uint8Array): Uint8Array {
+  const key = ringOf(ring).newest;
+  if (!isTrustedSessionKey(key)) throw new TypeError('ring is empty: add a key before encrypting');
+  return key.encrypt(plaintext, aad);
+}
+
+/**
+ * `tsk.decrypt(envelope, aad)` with the ring's key that the envelope names (its clear key id, v1 or
+ * v2): an envelope of a key the ring does not hold is `ERR_TSK_WRONG_KEY`, naming the keys it holds
+ * (decided from clear bytes: it tells the operator which key to load, and nothing opens).
+ *
+ * @example
+ * ```ts
+ * const plaintext = decryptWithKeyRing(ring, envelope, aad); // sealed before or after the rotation
+ * ```
+ */
+export function decryptWithKeyRing(ring: TskKeyRing, envelope: Uint8Array, aad?: Uint8Array): Uint8Array {
+  ringOf(ring);
+  if (!(envelope instanceof Uint8Array)) throw new TypeError('envelope must be a Uint8Array');
+  if (envelope.length < 9) throw new NitroEnclaveError('ERR_TSK_MALFORMED', `envelope is ${envelope.length} bytes, shorter than its header`);
+  const id = Buffer.from(envelope.subarray(1, 9)).toString('hex');
+  const key = ring.get(id);
+  if (key === undefined) throw new NitroEnclaveError('ERR_TSK_WRONG_KEY', `envelope was sealed with key id ${id}, not in this key ring (${ring.keyIds.join(', ')})`);
+  checkKey(key);
+  return key.decrypt(envelope, aad);
 }

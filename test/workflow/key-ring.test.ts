@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { createTskKeyRing } from '../../src/kms/key-ring.js';
+import { createTskKeyRing, decryptWithKeyRing, encryptWithKeyRing } from '../../src/kms/key-ring.js';
 import { openState, sealState, serveSealedActivities, type ExpectedBinding } from '../../src/workflow/index.js';
 import { CHAIN, enc, dec, newKey } from './helpers.js';
 
@@ -55,5 +55,32 @@ describe('sealed state with a key ring', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('TSK envelopes with a key ring', () => {
+  it('encrypts with the newest key and decrypts by the envelope’s key id, before and after a rotation', () => {
+    const v1 = newKey();
+    const v2 = newKey();
+    const ring = createTskKeyRing([v1]);
+    const aad = enc('note-7');
+    const old = encryptWithKeyRing(ring, enc('old'), aad);
+    const legacy = v1.encrypt(enc('direct'));
+    ring.add(v2);
+    const current = encryptWithKeyRing(ring, enc('new'), aad);
+    expect(Buffer.from(current.subarray(1, 9)).toString('hex')).toBe(v2.metadata.keyId);
+    expect(dec(decryptWithKeyRing(ring, old, aad))).toBe('old');
+    expect(dec(decryptWithKeyRing(ring, current, aad))).toBe('new');
+    expect(dec(decryptWithKeyRing(ring, legacy))).toBe('direct');
+    const retired = createTskKeyRing([v2]);
+    expect(() => decryptWithKeyRing(retired, old, aad)).toThrow(`envelope was sealed with key id ${v1.metadata.keyId}, not in this key ring (${v2.metadata.keyId})`);
+    expect(codeOf(() => decryptWithKeyRing(retired, old, aad))).toBe('ERR_TSK_WRONG_KEY');
+    expect(codeOf(() => decryptWithKeyRing(ring, old, enc('other')))).toBe('ERR_TSK_DECRYPT_FAILED');
+    expect(codeOf(() => decryptWithKeyRing(ring, old.subarray(0, 5)))).toBe('ERR_TSK_MALFORMED');
+    // A sealed state's envelope is in another domain: the ring's decrypt does not open it.
+    const state = sealState(ring, enc('s'), binding);
+    expect(codeOf(() => decryptWithKeyRing(ring, state.subarray(state.length - (33 + 1 + 16))))).toBe('ERR_TSK_DECRYPT_FAILED');
+    expect(() => encryptWithKeyRing(createTskKeyRing(), enc('x'))).toThrow(new TypeError('ring is empty: add a key before encrypting'));
+    expect(() => encryptWithKeyRing(v1 as never, enc('x'))).toThrow(TypeError);
   });
 });
