@@ -7,9 +7,11 @@ export type { RecipientClient, RecipientOptions, RecipientResult, CallOptions } 
 export { generateEphemeralKeyPair, EphemeralKeyPool } from './keypair.js';
 export type { EphemeralKeyPair, RsaModulusLength } from './keypair.js';
 export { createTrustedSessionKeyClient } from './trusted-session-key-client.js';
+export { createTskKeyRing, encryptWithKeyRing, decryptWithKeyRing } from './key-ring.js';
+export type { TskKeyRing, TrustedSessionKeyRing } from './key-ring.js';
 export { auditKmsKey } from './key-audit.js';
 export type { AuditedKey, KeyAuditOptions } from './key-audit.js';
-export type { TrustedSessionKeyClient, TrustedSessionKeyClientOptions, TrustedSessionKeyRequest, KmsTransport, TskTimings, TskTimers } from './trusted-session-key-client.js';
+export type { TrustedSessionKeyClient, TrustedSessionKeyClientOptions, TrustedSessionKeyRequest, TrustedSessionKeyRingRequest, TrustedSessionKeyBlob, KmsTransport, TskTimings, TskTimers } from './trusted-session-key-client.js';
 export { getTrustedSessionKey, prepareTrustedSessionKey, clearTrustedSessionKeyCache } from './get-trusted-session-key.js';
 export type { GetTrustedSessionKeyOptions } from './get-trusted-session-key.js';
 export { TrustedSessionKey, TSK_ENVELOPE_VERSION, TSK_ENVELOPE_DOMAINS, TSK_KEY_ID_LABEL } from './trusted-session-key.js';

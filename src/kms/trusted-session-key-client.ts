@@ -13,6 +13,7 @@ import { AWS_REGION, createKmsRequestHandler, type KmsTransportOptions } from '.
 import { EphemeralKeyPool, checkModulus, type RsaModulusLength } from './keypair.js';
 import { checkRegion, parsePinnedKeyArn } from './key-arn.js';
 import { auditKmsKey, type AuditedKey } from './key-audit.js';
+import { createOwningKeyRing, type TrustedSessionKeyRing } from './key-ring.js';
 import { createRecipientClient } from './recipient.js';
 import { describeError, type RetryPolicy } from './retry.js';
 import { TrustedSessionKey } from './trusted-session-key.js';
@@ -93,6 +94,30 @@ export interface TrustedSessionKeyRequest {
   timeoutMs?: number;
 }
 
+/** One blob of a {@link TrustedSessionKeyRingRequest}: its bytes (or file) and the encryption context it was provisioned with. */
+export interface TrustedSessionKeyBlob {
+  /** The stored `CiphertextBlob`: bytes, or base64 text. */
+  ciphertextBlob?: Uint8Array | string;
+  /** …or a file holding the raw blob. */
+  ciphertextBlobPath?: string;
+  /** The blob's encryption context, e.g. `{ app: 'research', tsk: 'v3' }` as `nitro-enclave provision --rotate` wrote it. */
+  encryptionContext?: Record<string, string>;
+}
+
+/**
+ * What {@link TrustedSessionKeyClient.getKeyRing} asks for: the blobs of one pinned KMS key, oldest
+ * first (the last is the newest and seals), and this call's signal and deadline.
+ */
+export interface TrustedSessionKeyRingRequest {
+  /** The pinned KMS key ARN or alias ARN of every blob (as {@link TrustedSessionKeyRequest.keyId}). */
+  keyId: string;
+  /** Oldest first; at least one. Keep a blob here while any workflow history or sealed state still needs its key. */
+  blobs: readonly TrustedSessionKeyBlob[];
+  signal?: AbortSignal;
+  /** Deadline of each blob's `get` in ms. Default: the client's `timeoutMs`. */
+  timeoutMs?: number;
+}
+
 /**
  * The timer functions a Trusted Session Key client uses (injectable so tests control time).
  *
@@ -133,6 +158,13 @@ export interface TrustedSessionKeyClient {
    * copies a cached key) and returns a {@link TrustedSessionKey} the caller owns and disposes.
    */
   get(request: TrustedSessionKeyRequest): Promise<TrustedSessionKey>;
+  /**
+   * The keys of a TSK rotation as a key ring: each blob is obtained as by `get` (attested, audited,
+   * all at once), and the ring holds them oldest first, so the last blob's key seals and every key
+   * opens what it sealed (by key id). The ring owns the keys: `ring.dispose()` zeroes them. If any
+   * blob fails, the keys already obtained are zeroed and the first error is thrown.
+   */
+  getKeyRing(request: TrustedSessionKeyRingRequest): Promise<TrustedSessionKeyRing>;
   /** Generates the next ephemeral key pair in the background, so the next `get` skips RSA key generation. */
   prepare(): Promise<void>;
   /** Zeroes cached keys and drops prepared key pairs. */
@@ -219,6 +251,15 @@ export function settingsOf(o: TrustedSessionKeyClientOptions): TskSettings {
     keyAuditIntervalMs: o.keyAuditIntervalMs ?? 300_000,
     allowMultiRegionKey: o.allowMultiRegionKey ?? false,
   };
+}
+
+function checkRingRequest(r: TrustedSessionKeyRingRequest): void {
+  if (typeof r !== 'object' || r === null) throw new TypeError('request must be an object');
+  if (!Array.isArray(r.blobs) || r.blobs.length === 0) throw new TypeError('blobs must be a non-empty array of { ciphertextBlob | ciphertextBlobPath, encryptionContext? }, oldest first');
+  r.blobs.forEach((b, i) => {
+    if (typeof b !== 'object' || b === null) throw new TypeError(`blobs[${i}] must be an object`);
+    if ((b.ciphertextBlob === undefined) === (b.ciphertextBlobPath === undefined)) throw new TypeError(`blobs[${i}]: give exactly one of ciphertextBlob and ciphertextBlobPath`);
+  });
 }
 
 /** Builds the KMS client the options describe (the caller destroys it). */
@@ -631,6 +672,41 @@ export function createTrustedSessionKeyClient(options: TrustedSessionKeyClientOp
     async get(request) {
       live();
       return engine.get(request, settings, connection);
+    },
+    async getKeyRing(request) {
+      live();
+      checkRingRequest(request);
+      const { keyId, signal, timeoutMs } = request;
+      const results = await Promise.allSettled(
+        request.blobs.map((b) =>
+          engine.get(
+            {
+              keyId,
+              ...(b.ciphertextBlob !== undefined ? { ciphertextBlob: b.ciphertextBlob } : {}),
+              ...(b.ciphertextBlobPath !== undefined ? { ciphertextBlobPath: b.ciphertextBlobPath } : {}),
+              ...(b.encryptionContext ? { encryptionContext: b.encryptionContext } : {}),
+              ...(signal ? { signal } : {}),
+              ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+            },
+            settings,
+            connection,
+          ),
+        ),
+      );
+      const keys = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) {
+        for (const k of keys) k.dispose();
+        throw failed.reason;
+      }
+      // Two blobs of one key (the same blob listed twice) make one entry: the spare copy is zeroed.
+      const ring = createOwningKeyRing();
+      for (const k of keys) {
+        const held = ring.get(k.metadata.keyId);
+        if (held && held !== k) held.dispose();
+        ring.add(k);
+      }
+      return ring;
     },
     async prepare() {
       live();

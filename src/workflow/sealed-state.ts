@@ -1,12 +1,15 @@
 import { NitroEnclaveError, type WorkflowErrorCode } from '../errors.js';
+import { isTskKeyRing, type TskKeyRing } from '../kms/key-ring.js';
 import { isTrustedSessionKey, openInDomain, sealInDomain, TSK_ENVELOPE_VERSION, type TrustedSessionKey } from '../kms/trusted-session-key.js';
 import { checkChainId, decodeBinding, encodeBinding, type StateBinding } from './binding.js';
 
 /**
- * The key(s) for sealed state: one {@link TrustedSessionKey}, or a key ring for rotation. With a
- * ring, the first key seals and any key opens (chosen by the key id in the envelope).
+ * The key(s) for sealed state: one {@link TrustedSessionKey}, or several for a rotation. A
+ * {@link TskKeyRing} (e.g. from `TrustedSessionKeyClient.getKeyRing`) seals with its newest key
+ * and may grow while in use; an array seals with its first key. Either opens with the key its
+ * envelope names by key id.
  */
-export type SealingKeys = TrustedSessionKey | readonly TrustedSessionKey[];
+export type SealingKeys = TrustedSessionKey | readonly TrustedSessionKey[] | TskKeyRing;
 
 /** What the opener expects; every field is required, so no binding goes unchecked. */
 export interface ExpectedBinding {
@@ -54,10 +57,39 @@ export const SEALED_STATE_FORMAT = 1;
 const PREFIX = 3;
 const MIN_ENVELOPE = 1 + 8 + 24 + 16; // the shortest TSK envelope v2 (header and tag)
 
+const KEYS_TYPE = 'key must be a TrustedSessionKey, a non-empty array of them or a non-empty TskKeyRing';
+
 function sealingKey(keys: SealingKeys): TrustedSessionKey {
-  const key = Array.isArray(keys) ? (keys as readonly TrustedSessionKey[])[0] : (keys as TrustedSessionKey);
-  if (!isTrustedSessionKey(key)) throw new TypeError('key must be a TrustedSessionKey or a non-empty array of them');
+  const key = Array.isArray(keys) ? (keys as readonly TrustedSessionKey[])[0] : isTskKeyRing(keys) ? keys.newest : keys;
+  if (!isTrustedSessionKey(key)) throw new TypeError(KEYS_TYPE);
   return key;
+}
+
+/**
+ * Checks the shape of sealing keys up front (a TypeError, as for any bad option), e.g. when a
+ * server starts; a ring is checked as it is now (it may still grow).
+ *
+ * @example
+ * ```ts
+ * checkSealingKeys(ring); // throws TypeError while the ring is empty
+ * ```
+ */
+export function checkSealingKeys(keys: SealingKeys): void {
+  sealingKey(keys);
+  if (Array.isArray(keys) && !keys.every(isTrustedSessionKey)) throw new TypeError(KEYS_TYPE);
+}
+
+/** The key the envelope's key id names, from one key, an array or a ring. */
+function openingKey(keys: SealingKeys, id: string): { key: TrustedSessionKey | undefined; held: readonly string[] } {
+  if (isTskKeyRing(keys)) {
+    if (keys.newest === undefined) throw new TypeError(KEYS_TYPE);
+    const key = keys.get(id);
+    if (key !== undefined && !isTrustedSessionKey(key)) throw new TypeError(KEYS_TYPE);
+    return { key, held: keys.keyIds };
+  }
+  const list = Array.isArray(keys) ? (keys as readonly TrustedSessionKey[]) : [keys as TrustedSessionKey];
+  if (list.length === 0 || !list.every(isTrustedSessionKey)) throw new TypeError(KEYS_TYPE);
+  return { key: list.find((k) => k.metadata.keyId === id), held: list.map((k) => k.metadata.keyId) };
 }
 
 /**
@@ -146,16 +178,15 @@ function checkExpected(expect: ExpectedBinding): readonly string[] {
  */
 export function openState(key: SealingKeys, sealed: Uint8Array, expect: ExpectedBinding): OpenedState {
   const producers = checkExpected(expect);
-  const keys = Array.isArray(key) ? (key as readonly TrustedSessionKey[]) : [sealingKey(key)];
-  if (keys.length === 0 || !keys.every(isTrustedSessionKey)) throw new TypeError('key must be a TrustedSessionKey or a non-empty array of them');
+  checkSealingKeys(key);
   const { prefix, binding: bindingBytes, envelope } = split(sealed);
   if (envelope[0] !== TSK_ENVELOPE_VERSION) throw new NitroEnclaveError('ERR_SEALED_MALFORMED', `sealed state holds a TSK envelope of version ${envelope[0]}; sealed state takes only version ${TSK_ENVELOPE_VERSION}`);
   if (envelope.length < MIN_ENVELOPE) throw new NitroEnclaveError('ERR_SEALED_MALFORMED', `sealed state envelope is ${envelope.length} bytes, shorter than a TSK envelope's header and tag`);
   // Choosing the key by the (unauthenticated) id only selects which key tries; a wrong pick cannot open.
   // ERR_SEALED_WRONG_KEY is therefore decided before authentication (see above).
   const id = Buffer.from(envelope.subarray(1, 9)).toString('hex');
-  const tsk = keys.find((k) => k.metadata.keyId === id);
-  if (!tsk) throw new NitroEnclaveError('ERR_SEALED_WRONG_KEY', `sealed with key id ${id}, not in this key ring (${keys.map((k) => k.metadata.keyId).join(', ')})`);
+  const { key: tsk, held } = openingKey(key, id);
+  if (!tsk) throw new NitroEnclaveError('ERR_SEALED_WRONG_KEY', `sealed with key id ${id}, not in this key ring (${held.join(', ')})`);
   let plaintext: Uint8Array;
   try {
     plaintext = openInDomain(tsk, 'sealedState', envelope, prefix);

@@ -4,7 +4,7 @@ import type { NsmClient } from '../nsm/client.js';
 import { listenSocket, type StreamListener } from '../vsock/listen.js';
 import { VMADDR_CID_ANY, type SocketAddress, type VsockSocket } from '../vsock/connect.js';
 import { CONNECTION_ID, DEFAULT_MAX_MESSAGE_BYTES, decodeCall, encodeErrorBody, FRAME, FRAME_PIECE_BYTES, FrameBudget, frameHeader, FrameReader, type CallFrame } from './protocol.js';
-import { openState, sealState, type SealingKeys } from './sealed-state.js';
+import { checkSealingKeys, openState, sealState, type SealingKeys } from './sealed-state.js';
 
 /** What a handler sees besides the plaintext. */
 export interface SealedActivityContext {
@@ -112,7 +112,7 @@ type Limits = { -readonly [K in keyof typeof DEFAULT_ACTIVITY_LIMITS]: number };
 
 function checkOptions(o: ServeSealedActivitiesOptions): Limits {
   if (!o || typeof o !== 'object') throw new TypeError('options must be an object');
-  if (!o.key) throw new TypeError('key is required (a TrustedSessionKey or a key ring)');
+  checkSealingKeys(o.key);
   if (!o.handlers || typeof o.handlers !== 'object' || Object.keys(o.handlers).length === 0) throw new TypeError('handlers must name at least one handler');
   for (const [name, h] of Object.entries(o.handlers)) {
     if (name.startsWith('!')) throw new TypeError(`handler name ${JSON.stringify(name)} is reserved`);

@@ -20,11 +20,15 @@ import {
 import { KMS_OPERATIONS, kmsOperation, type KmsOperationClass, type KmsOperationInfo } from '../../internal/kms-operations.js';
 import { evaluatePolicy, parsePolicy, type PolicyDocument } from '../../parent/index.js';
 import { EXIT, UsageError, json, type Io } from '../io.js';
-import { CLIENT_OPTIONS, kmsClient } from '../kms-client.js';
+import { CLIENT_OPTIONS, kmsClient, type ClientFlags } from '../kms-client.js';
 import { writeFileAtomic } from '../write-atomic.js';
 import { POLICY_OPTIONS, policyFromFlags } from './policy.js';
 
 const DEFAULT_ALIAS = 'alias/confidential-workflow-tsk';
+/** The encryption context entry that names a rotated TSK's version: `tsk: v3`. */
+export const ROTATION_CONTEXT_KEY = 'tsk';
+/** `provision --rotate` writes the blob's key and context beside it, in `<blob>.context.json`. */
+export const CONTEXT_SUFFIX = '.context.json';
 
 const CLIENT_HELP = `  --region <region>        AWS region (default: the AWS SDK chain: AWS_REGION, profile…)
   --endpoint <url>         KMS endpoint override (e.g. the kms-simulator)
@@ -46,16 +50,29 @@ Options:
 ${CLIENT_HELP}`;
 
 export const provisionHelp = `Usage: nitro-enclave provision --out <file> [--key-id <id>] [--encryption-context k=v]... [--force]
+       nitro-enclave provision --rotate --from <current blob> --out <new file> [--version <n>] [--encryption-context k=v]...
 
 Generates the Trusted Session Key with GenerateDataKeyWithoutPlaintext (AES-256):
 the plaintext never exists outside the enclave. Writes the CiphertextBlob to
 <file> atomically (temp file + rename, mode 0600); refuses to overwrite
 without --force.
 
+With --rotate it generates the next TSK of a rotation: a new blob under the same
+KMS key whose encryption context is the current blob's with ${ROTATION_CONTEXT_KEY}=v<n>. The
+current blob's context is read from <current blob>${CONTEXT_SUFFIX} (written by a previous
+--rotate), else it is the --encryption-context given (a blob without ${ROTATION_CONTEXT_KEY}=v<n> is
+version 1). The new version is --version, else the current one plus 1. Writes
+<new file> and <new file>${CONTEXT_SUFFIX} ({"keyArn","encryptionContext","version"}:
+what the enclave passes to getKeyRing); never overwrites a file (no --force).
+
 Options:
   --key-id <id>            key ARN or alias ARN (preferred), key id or alias (default ${DEFAULT_ALIAS}, resolved
                            in the account of these operator credentials); the enclave pins the ARN it prints
-  --encryption-context k=v bind the blob to this context (repeatable; the enclave must pass the same)
+  --encryption-context k=v bind the blob to this context (repeatable; the enclave must pass the same);
+                           with --rotate: the current blob's context, when it has no ${CONTEXT_SUFFIX} file
+  --rotate                 generate the next version of a rotation (needs --from)
+  --from <file>            the current (newest) blob of the rotation; it is read, never written
+  --version <n>            the new version (an integer above the current one; default current + 1)
 ${CLIENT_HELP}`;
 
 export const checkPolicyHelp = `Usage: nitro-enclave check-policy --blob <file> [--key-id <id>] [--destination-key-id <id>] [--encryption-context k=v]...
@@ -168,9 +185,97 @@ export async function setupCommand(argv: string[], io: Io): Promise<number> {
   return EXIT.OK;
 }
 
+/** What `<blob>.context.json` holds: enough for the enclave to ask KMS for the blob's key. */
+export interface BlobContextFile {
+  keyArn: string;
+  encryptionContext: Record<string, string>;
+  version: number;
+}
+
+/** The version a context names (`tsk: v3` → 3); a context without one is version 1. */
+function versionOf(ec: Record<string, string>, where: string): number {
+  const v = ec[ROTATION_CONTEXT_KEY];
+  if (v === undefined) return 1;
+  const m = /^v([1-9][0-9]{0,8})$/.exec(v);
+  if (!m) throw new UsageError(`${where}: ${ROTATION_CONTEXT_KEY}=${v} is not a rotation version (v1, v2, …)`);
+  return Number(m[1]);
+}
+
+function readContextFile(file: string): BlobContextFile {
+  let parsed: Partial<BlobContextFile>;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<BlobContextFile>;
+  } catch (err) {
+    throw new UsageError(`${file} is not a blob context file: ${(err as Error).message}`);
+  }
+  const ec = parsed.encryptionContext;
+  if (typeof parsed.keyArn !== 'string' || !ec || typeof ec !== 'object' || Object.values(ec).some((v) => typeof v !== 'string')) throw new UsageError(`${file} must hold { "keyArn": string, "encryptionContext": { string: string }, "version": n }`);
+  return { keyArn: parsed.keyArn, encryptionContext: ec, version: versionOf(ec, file) };
+}
+
+async function rotateCommand(values: ClientFlags & { out: string; from?: string; version?: string; force?: boolean; 'key-id'?: string; 'encryption-context'?: string[]; json?: boolean }, io: Io): Promise<number> {
+  const { existsSync } = await import('node:fs');
+  const { resolve } = await import('node:path');
+  if (!values.from) throw new UsageError('--rotate needs --from <current blob>: the newest blob of the rotation');
+  if (values.force) throw new UsageError('--rotate never overwrites a blob: --force is refused (the previous blobs stay until they are retired)');
+  if (!existsSync(values.from)) throw new UsageError(`--from ${values.from} does not exist`);
+  const sidecar = `${values.out}${CONTEXT_SUFFIX}`;
+  if (resolve(values.out) === resolve(values.from)) throw new UsageError('--out must be a new file, not the --from blob');
+  for (const f of [values.out, sidecar]) if (existsSync(f)) throw new UsageError(`${f} exists; --rotate never overwrites a file: choose a new --out`);
+  const flags = contextArgs(values['encryption-context']);
+  const fromFile = `${values.from}${CONTEXT_SUFFIX}`;
+  const current = existsSync(fromFile) ? readContextFile(fromFile) : undefined;
+  if (current && flags) throw new UsageError(`${fromFile} names the current blob's encryption context: drop --encryption-context`);
+  const currentContext = current?.encryptionContext ?? flags ?? {};
+  const currentVersion = current?.version ?? versionOf(currentContext, '--encryption-context');
+  let version = currentVersion + 1;
+  if (values.version !== undefined) {
+    if (!/^[1-9][0-9]{0,8}$/.test(values.version)) throw new UsageError(`--version must be a positive integer, got "${values.version}"`);
+    version = Number(values.version);
+    if (version <= currentVersion) throw new UsageError(`--version ${version} is not above the current version ${currentVersion} (of ${values.from})`);
+  }
+  const keyId = values['key-id'] ?? current?.keyArn ?? DEFAULT_ALIAS;
+  if (current && values['key-id'] && values['key-id'] !== current.keyArn) throw new UsageError(`--key-id ${values['key-id']} is not the key of ${values.from} (${current.keyArn}): a rotation stays on one KMS key`);
+  const encryptionContext = { ...currentContext, [ROTATION_CONTEXT_KEY]: `v${version}` };
+  const kms = kmsClient(values, io.env);
+  let out;
+  try {
+    out = await kms.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: keyId, KeySpec: 'AES_256', EncryptionContext: encryptionContext }));
+  } finally {
+    kms.destroy();
+  }
+  const { CiphertextBlob, KeyId } = out;
+  writeFileAtomic(values.out, CiphertextBlob!, { mode: 0o600, force: false });
+  const context: BlobContextFile = { keyArn: KeyId!, encryptionContext, version };
+  writeFileAtomic(sidecar, `${JSON.stringify(context, null, 2)}\n`, { mode: 0o644, force: false });
+  if (values.json) io.stdout(json({ file: values.out, contextFile: sidecar, bytes: CiphertextBlob!.length, keyArn: KeyId, encryptionContext, version, previousVersion: currentVersion, from: values.from }));
+  else
+    io.stdout(
+      `✔ wrote TSK version ${version} (${CiphertextBlob!.length} bytes, mode 0600) to ${values.out}, its context to ${sidecar}\n` +
+        `  key ${KeyId}, encryption context ${JSON.stringify(encryptionContext)}; no plaintext was returned or stored\n` +
+        `  ${values.from} (version ${currentVersion}) is unchanged: keep it in the enclave's key ring until it is retired (docs/operations.md#rotate-the-tsk)\n`,
+    );
+  return EXIT.OK;
+}
+
 export async function provisionCommand(argv: string[], io: Io): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { ...CLIENT_OPTIONS, 'key-id': { type: 'string' }, out: { type: 'string' }, force: { type: 'boolean' }, 'encryption-context': { type: 'string', multiple: true }, json: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      ...CLIENT_OPTIONS,
+      'key-id': { type: 'string' },
+      out: { type: 'string' },
+      force: { type: 'boolean' },
+      'encryption-context': { type: 'string', multiple: true },
+      json: { type: 'boolean' },
+      rotate: { type: 'boolean' },
+      from: { type: 'string' },
+      version: { type: 'string' },
+    },
+  });
   if (!values.out) throw new UsageError('--out <file> is required');
+  if (values.rotate) return rotateCommand({ ...values, out: values.out }, io);
+  if (values.from !== undefined || values.version !== undefined) throw new UsageError('--from and --version go with --rotate');
   const { existsSync } = await import('node:fs');
   if (existsSync(values.out) && !values.force) throw new UsageError(`${values.out} exists; refusing to overwrite it (use --force)`);
   const kms = kmsClient(values, io.env);
