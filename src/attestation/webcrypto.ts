@@ -23,6 +23,12 @@ export interface CryptoBackend {
   ecdsaVerify(key: VerifyKey, hash: ShaName, signature: Uint8Array, data: Uint8Array): Promise<boolean>;
   /** The key's curve when it is an ECDSA public key, else `null`. */
   keyCurve(key: VerifyKey): string | null;
+  /**
+   * {@link ecdsaVerify} off the calling thread, for the chain links, which then run alongside each
+   * other and the COSE check. Absent when `ecdsaVerify` already is (WebCrypto runs every verify on
+   * a worker thread).
+   */
+  ecdsaVerifyConcurrent?(key: VerifyKey, hash: ShaName, signature: Uint8Array, data: Uint8Array): Promise<boolean>;
 }
 
 interface WebCryptoKey {
