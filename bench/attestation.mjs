@@ -13,18 +13,16 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { generateKeyPairSync, KeyObject, sign, verify, webcrypto } from 'node:crypto';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
 import { createAttestationVerifier as portableVerifier } from '../dist/attestation/index.js';
 import { createAttestationVerifier as nodeVerifier } from '../dist/attestation/index.node.js';
 import { decodeDocument } from '../dist/attestation/document.js';
 import { parseCertificate } from '../dist/attestation/certificate.js';
 import { sigStructure } from '../dist/attestation/cose-sign1.js';
-import { line, repeated, row } from './lib.mjs';
+import { line, repeated, row, fixturesDir } from './lib.mjs';
 import { benchRuntimes } from './runtimes.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const fixtures = process.env.NITRO_FIXTURES_DIR ?? resolve(here, '../../shared/fixtures');
+const fixtures = fixturesDir();
 // A non-debug AWS document that evervault's verifier also accepts (it refuses the 1024-byte nonce of blocky's).
 const FILE = 'sequence-tee-verifier-2025-04.cbor';
 const EVERVAULT_QUOTED_MS = '23-24';

@@ -3,7 +3,10 @@
 // and the ratios stay meaningful on a shared 2-core machine. Every figure is measured in several
 // repetitions: a row prints the median over the repetitions and their spread (min–max), never
 // one number, and a goal is judged on every repetition, not on a lucky one.
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
 
 /** One repetition: `rounds` interleaved samples of every case after `warmup` untimed ones; the median of each. */
 export async function interleaved(cases, { rounds = 300, warmup = 30 } = {}) {
@@ -105,4 +108,12 @@ export function judge(q, goal) {
 /** Printed by a part run as a child of run.mjs: its judged goals, for the summary. */
 export function reportGoals() {
   if (process.env.NES_BENCH_CHILD) console.log(`@@goals ${JSON.stringify(goals)}`);
+}
+
+/** The shared fixtures: NITRO_FIXTURES_DIR, or `shared/fixtures` beside the checkout (or beside its worktree folder). */
+export function fixturesDir() {
+  if (process.env.NITRO_FIXTURES_DIR) return process.env.NITRO_FIXTURES_DIR;
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [resolve(here, '../../shared/fixtures'), resolve(here, '../../../shared/fixtures')];
+  return candidates.find((dir) => existsSync(dir)) ?? candidates[0];
 }
