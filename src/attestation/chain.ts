@@ -10,14 +10,21 @@ const ECDSA_HASH: Record<string, ShaName> = {
 };
 
 /**
- * A cheap lookup key (length + FNV-1a). It only finds a candidate: a hit counts only when
- * the cached DER equals the input byte for byte, so a collision costs a re-parse, never trust.
- * (SHA-256 through WebCrypto is asynchronous and a thread hop per certificate on the warm path.)
+ * A cheap lookup key: the length and the last 12 bytes, which lie in the certificate's signature
+ * (random per certificate). It only finds a candidate: a hit counts only when the cached DER
+ * equals the input byte for byte, so a collision costs a re-parse, never trust; anyone can make
+ * one (as with the FNV-1a hash of the whole DER this replaced, which read every byte twice per
+ * lookup). SHA-256 through WebCrypto is asynchronous and a thread hop per certificate on the warm path.
  */
 function lookupKey(der: Uint8Array): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < der.length; i++) h = Math.imul(h ^ der[i]!, 0x01000193);
-  return `${der.length}:${(h >>> 0).toString(16)}`;
+  const n = der.length;
+  let a = 0;
+  let b = 0;
+  let c = 0;
+  for (let i = Math.max(0, n - 12); i < n - 8; i++) a = a * 256 + der[i]!;
+  for (let i = Math.max(0, n - 8); i < n - 4; i++) b = b * 256 + der[i]!;
+  for (let i = Math.max(0, n - 4); i < n; i++) c = c * 256 + der[i]!;
+  return `${n}:${a}:${b}:${c}`;
 }
 
 /**
