@@ -15,7 +15,7 @@ import { buildKeyPolicy } from '../dist/parent/index.js';
 import { createNsmClient } from '../dist/nsm/index.js';
 import { createSimulatedEnclave, createSimulatedNsm, kmsClientConfig, startKmsSimulator, startVsockProxyStandIn } from '../dist/testing/index.js';
 import { connectSocket, createStreamHttpsAgent } from '../dist/vsock/index.js';
-import { fmt, line } from './lib.mjs';
+import { fmt, line, row } from './lib.mjs';
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -102,7 +102,9 @@ async function benchTskWith({ rounds, separate }) {
     }
   }
   for (const k of Object.keys(steps)) steps[k].splice(0, 8);
-  const r = Object.fromEntries(Object.entries(samples).map(([k, xs]) => [k, { median: median(xs) }]));
+  // Five repetitions: the rounds in five consecutive blocks, a median per block (rows print the median and spread of those).
+  const blocks = (xs) => [0, 1, 2, 3, 4].map((b) => median(xs.slice((b * xs.length) / 5, ((b + 1) * xs.length) / 5)));
+  const per = Object.fromEntries(Object.entries(samples).map(([k, xs]) => [k, blocks(xs)]));
   const cold = [];
   for (let i = 0; i < (separate ? 0 : 6); i++) {
     clearTrustedSessionKeyCache(); // no prepared pair: this one pays for key generation
@@ -110,12 +112,11 @@ async function benchTskWith({ rounds, separate }) {
     (await getTrustedSessionKey({ ...request, region: sim.region, kms: roleClient, nsm: nsmTransport, attestationTrustAnchors: [enclave.trustAnchor] })).dispose();
     cold.push(performance.now() - t);
   }
-  const f = r.floor.median;
-  const h = r.byHand.median;
-  const c = r.client.median;
-  line('floor: bare KMS Decrypt round trip, same client/transport', fmt(f));
-  line('by hand: NSM attest, Decrypt+Recipient, open CMS (bare SDK)', fmt(h), `${(h / f).toFixed(2)} x floor`);
-  line('TSK client get(), key pair prepared', fmt(c), `${(c / h).toFixed(2)} x by hand${separate ? ' (goal <= 1.15)' : ' (no goal: KMS\'s CPU work shares the thread)'} · ${(c / f).toFixed(2)} x floor`);
+  const f = median(samples.floor);
+  row('floor: bare KMS Decrypt round trip, same client/transport', per.floor);
+  row('by hand: NSM attest, Decrypt+Recipient, open CMS (bare SDK)', per.byHand, { vs: per.floor });
+  if (separate) row('TSK client get(), key pair prepared', per.client, { vs: per.byHand, vsName: 'by hand', goal: { max: 1.15 }, name: 'TSK client get(), prepared, KMS in its own process (x by hand)' });
+  else row('TSK client get(), key pair prepared', per.client, { vs: per.byHand, vsName: "by hand (no goal: KMS's CPU work shares the thread)" });
   if (cold.length) line('getTrustedSessionKey, cold (includes RSA-2048 keygen)', fmt(median(cold)), `${(median(cold) / f).toFixed(2)} x floor`);
   console.log(`  client steps (medians): ${Object.entries(steps).map(([k, xs]) => `${k.replace('Ms', '')} ${median(xs).toFixed(2)} ms`).join(' · ')}`);
   console.log('  note: the self-check ("verify") runs during the KMS request, so it overlaps "kms". "attestation" is the simulated NSM (a fresh P-384 leaf and signature, as AWS does); "kms" includes the simulator verifying the document and building the envelope.');
