@@ -20,7 +20,7 @@ export async function benchSeal() {
   const suite = new CipherSuite({ kem: new DhkemP256HkdfSha256(), kdf: new HkdfSha256(), aead: new Aes256Gcm() });
   const recipientPublicKey = await suite.kem.deserializePublicKey(receiver.publicKey.subarray(7));
   const info = new Uint8Array(26 + 32);
-  const aad = new Uint8Array(15 + 65);
+  const aad = new Uint8Array(39 + 65); // the version 2 header (with sealed-at and message id) and enc
   const warmVerifier = createAttestationVerifier();
   await warmVerifier.verify(document, { trustAnchors: options.trustAnchors });
 

@@ -90,7 +90,10 @@ export type WorkflowErrorCode =
   | 'ERR_ACTIVITY_CANCELLED'
   | 'ERR_ACTIVITY_TIMEOUT'
   | 'ERR_ACTIVITY_UNAVAILABLE'
-  | 'ERR_ACTIVITY_ATTESTATION';
+  | 'ERR_ACTIVITY_ATTESTATION'
+  | 'ERR_ACTIVITY_OVERLOADED'
+  | 'ERR_ACTIVITY_FRAME_TIMEOUT'
+  | 'ERR_ACTIVITY_DUPLICATE_ID';
 
 /** Codes raised by attested sealing (nitro-enclave-sdk/seal). */
 export type SealErrorCode =
@@ -99,7 +102,9 @@ export type SealErrorCode =
   | 'ERR_SEAL_UNSUPPORTED_SUITE'
   | 'ERR_SEAL_ATTESTED_KEY_INVALID'
   | 'ERR_SEAL_KEY_NOT_FOUND'
-  | 'ERR_SEAL_DECRYPT_FAILED';
+  | 'ERR_SEAL_DECRYPT_FAILED'
+  | 'ERR_SEAL_REPLAYED'
+  | 'ERR_SEAL_STALE';
 
 /** Codes raised by the Temporal payload codec (`nitro-enclave-sdk/temporal`). */
 export type CodecErrorCode = 'ERR_CODEC_UNKNOWN_KEY' | 'ERR_CODEC_DECRYPT_FAILED' | 'ERR_CODEC_MALFORMED' | 'ERR_CODEC_UNENCRYPTED';
@@ -186,10 +191,13 @@ export const ERROR_INFO: { readonly [C in NitroEnclaveErrorCode]: ErrorInfo } = 
   ERR_TSK_DECRYPT_FAILED: { when: 'authentication failed (wrong associated data, tampered, or an envelope of another domain such as a sealed state or a Temporal payload)', remedy: 'the envelope was altered or belongs to another context' },
   ERR_ACTIVITY_ATTESTATION: { when: 'an attestation document was asked for and could not be made', remedy: 'check the NSM' },
   ERR_ACTIVITY_CANCELLED: { when: 'the activity was cancelled and the enclave aborted the step', remedy: '— (Temporal cancellation)' },
+  ERR_ACTIVITY_DUPLICATE_ID: { when: 'a CALL reused a request id whose run has not settled on this connection (in flight, queued, or cancelled and still running)', remedy: 'use a fresh id per call (the SDK\'s client does); a hostile relay only refuses itself' },
+  ERR_ACTIVITY_FRAME_TIMEOUT: { when: 'a frame was not complete within `limits.frameTimeoutMs` of its first byte; the enclave closed the connection', remedy: 'retryable: the parent stalled mid-frame' },
+  ERR_ACTIVITY_OVERLOADED: { when: 'the enclave closed the connection: over `limits.maxConnections`, or a frame would exceed the server-wide `limits.maxBufferedBytes`', remedy: 'retryable: fewer connections or smaller states; raise the limits inside the enclave' },
   ERR_ACTIVITY_FRAME_MALFORMED: { when: 'a relay frame does not parse (type, lengths, fields)', remedy: 'a broken or hostile relay; the server keeps serving' },
   ERR_ACTIVITY_HANDLER_FAILED: { when: 'the handler threw; its message and stack are sealed in the failure\'s details (no plaintext leaves the enclave)', remedy: 'open the details inside an enclave with `openHandlerError`' },
   ERR_ACTIVITY_TIMEOUT: { when: 'no answer within `timeoutMs` (the enclave is told to cancel)', remedy: 'retryable; raise `timeoutMs` for long steps' },
-  ERR_ACTIVITY_TOO_LARGE: { when: 'a frame is over `limits.maxMessageBytes` (default 8 MiB)', remedy: 'raise the limit on both sides, or keep state smaller (Temporal itself caps payloads at a few MiB)' },
+  ERR_ACTIVITY_TOO_LARGE: { when: 'a frame is over `limits.maxMessageBytes` (default 8 MiB): the client refuses to send it; a header claiming more closes the enclave\'s connection', remedy: 'raise the limit on both sides, or keep state smaller (Temporal itself caps payloads at a few MiB)' },
   ERR_ACTIVITY_UNAVAILABLE: { when: 'the enclave is unreachable or the connection dropped mid-step (restart)', remedy: 'retryable: Temporal retries the activity' },
   ERR_ACTIVITY_UNKNOWN_HANDLER: { when: 'no handler of that activity name in the enclave', remedy: 'register it in `serveSealedActivities({ handlers })`' },
   ERR_SEALED_DECRYPT_FAILED: { when: 'the state failed authentication: tampered, truncated, its clear binding rewritten, or not a sealed state', remedy: 'the host altered it: refuse the step' },
@@ -201,10 +209,12 @@ export const ERROR_INFO: { readonly [C in NitroEnclaveErrorCode]: ErrorInfo } = 
   ERR_SEALED_WRONG_CHAIN: { when: 'authentic and of this workflow id, but of another chain: another run of the same workflow id (Temporal reuses ids after a run closes, for cron and continue-as-new)', remedy: 'the host replayed a state from another run: refuse it' },
   ERR_SEALED_WRONG_WORKFLOW: { when: 'authentic, but bound to another workflow id (message names both)', remedy: 'the host replayed another workflow\'s state' },
   ERR_SEAL_MALFORMED: { when: 'the sealed message is not bytes, or too short for its header, `enc` and tag', remedy: 'corrupted in transit' },
-  ERR_SEAL_UNSUPPORTED_VERSION: { when: 'the message (or the document\'s attested key) has a version this release does not read', remedy: 'upgrade the side that is older' },
+  ERR_SEAL_UNSUPPORTED_VERSION: { when: 'the message (or the document\'s attested key) has a version this release does not read, or a receiver with `replayWindowMs` got an unstamped version 1 message', remedy: 'upgrade the side that is older' },
   ERR_SEAL_UNSUPPORTED_SUITE: { when: 'HPKE suite ids other than DHKEM(P-256 or P-384) / AES-256-GCM', remedy: 'seal with a supported suite' },
   ERR_SEAL_ATTESTED_KEY_INVALID: { when: 'the verified document binds no `public_key`, or not a valid attested HPKE key', remedy: 'attest with `createAttestedReceiver().attest()`' },
   ERR_SEAL_KEY_NOT_FOUND: { when: 'the message is for a key this receiver does not hold: rotated away past its grace, or another enclave\'s', remedy: 'fetch a fresh document and seal again' },
+  ERR_SEAL_REPLAYED: { when: 'a receiver with `replayWindowMs` opened a message with this id before (the parent, or whoever relays, sent it again)', remedy: 'seal every message anew; a replay is refused by design' },
+  ERR_SEAL_STALE: { when: 'a receiver with `replayWindowMs`: the message\'s authenticated sealing time is outside the window around its clock, or older than the full replay cache still covers', remedy: 'seal it again now; check the sender\'s and the enclave\'s clocks' },
   ERR_SEAL_DECRYPT_FAILED: { when: 'HPKE open failed: tampered, sealed with other `info`, or not for this key (indistinguishable on purpose)', remedy: 'seal with the `info` the enclave opens with' },
 
   ERR_CODEC_DECRYPT_FAILED: { when: 'an encrypted payload failed authentication: altered ciphertext or metadata, or an envelope made for something else', remedy: 'no key fixes it: reset the workflow before that event or terminate it; find who writes your history' },

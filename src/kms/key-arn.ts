@@ -12,17 +12,27 @@ export interface PinnedKey {
   resource: string;
 }
 
-const ARN = /^arn:(aws[a-z-]*):kms:([a-z]{2}(?:-[a-z]+)+-\d+):(\d{12}):(key\/(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})|alias\/[a-zA-Z0-9/_-]{1,250})$/;
+/**
+ * Every partition KMS runs in, with its region pattern: the `regionRegex` of the AWS SDK's partition
+ * table (`@aws-sdk/core`, `partitions.json`), lower-case only as KMS ARNs are. A test compares this
+ * table with the SDK's, so a partition AWS adds fails CI until it is added here.
+ */
+export const KMS_PARTITIONS: Readonly<Record<string, RegExp>> = {
+  aws: /^(?:us|eu|ap|sa|ca|me|af|il|mx)-[a-z0-9]+-\d+$/,
+  'aws-cn': /^cn-[a-z0-9]+-\d+$/,
+  'aws-eusc': /^eusc-de-[a-z0-9]+-\d+$/,
+  'aws-iso': /^us-iso-[a-z0-9]+-\d+$/,
+  'aws-iso-b': /^us-isob-[a-z0-9]+-\d+$/,
+  'aws-iso-e': /^eu-isoe-[a-z0-9]+-\d+$/,
+  'aws-iso-f': /^us-isof-[a-z0-9]+-\d+$/,
+  'aws-us-gov': /^us-gov-[a-z0-9]+-\d+$/,
+};
 
-/** The partition a region belongs to (KMS ARNs name both, and they must agree). */
-export function partitionOf(region: string): string {
-  if (region.startsWith('cn-')) return 'aws-cn';
-  if (region.startsWith('us-gov-')) return 'aws-us-gov';
-  if (region.startsWith('us-isob-')) return 'aws-iso-b';
-  if (region.startsWith('us-isof-')) return 'aws-iso-f';
-  if (region.startsWith('eu-isoe-')) return 'aws-iso-e';
-  if (region.startsWith('us-iso-')) return 'aws-iso';
-  return 'aws';
+const ARN = /^arn:(aws(?:-[a-z]+)*):kms:([a-z0-9-]{1,40}):(\d{12}):(key\/(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})|alias\/[a-zA-Z0-9/_-]{1,250})$/;
+
+/** The partition a region belongs to (KMS ARNs name both, and they must agree); `undefined` for a region of no known partition. */
+export function partitionOf(region: string): string | undefined {
+  return Object.keys(KMS_PARTITIONS).find((p) => KMS_PARTITIONS[p]!.test(region));
 }
 
 const SUBSTITUTION = 'The key must come from the enclave image (measured in PCR0), named by a key ARN or alias ARN with its account and region: a bare alias or key id is resolved in whatever account the credentials belong to, and the parent serves those credentials, so it could make a bare alias name a key of its own account, to which it holds the plaintext.';
@@ -30,7 +40,8 @@ const SUBSTITUTION = 'The key must come from the enclave image (measured in PCR0
 /**
  * Parses the key the enclave pins. Throws `TypeError` unless `keyId` is a KMS
  * key ARN (`arn:aws:kms:<region>:<account>:key/<id>`) or alias ARN
- * (`…:alias/<name>`) whose partition fits its region.
+ * (`…:alias/<name>`) of a partition KMS runs in ({@link KMS_PARTITIONS}) whose
+ * region fits it. An alias under `alias/aws/` (an AWS managed key) is refused.
  *
  * @example
  * ```ts
@@ -47,7 +58,13 @@ export function parsePinnedKeyArn(keyId: unknown, what = 'keyId'): PinnedKey {
     throw new TypeError(`${what} "${shown}" is not a KMS key ARN or alias ARN (arn:aws:kms:<region>:<account>:key/<key-id> or …:alias/<name>). ${SUBSTITUTION}`);
   }
   const [, partition, region, account, resource] = m as unknown as [string, string, string, string, string];
-  if (partitionOf(region) !== partition) throw new TypeError(`${what}: region ${region} belongs to partition ${partitionOf(region)}, not ${partition}`);
+  if (!Object.hasOwn(KMS_PARTITIONS, partition)) throw new TypeError(`${what}: ${partition} is not a partition KMS runs in (${Object.keys(KMS_PARTITIONS).join(', ')})`);
+  const regionPartition = partitionOf(region);
+  if (regionPartition === undefined) throw new TypeError(`${what}: ${region} is not a region of any partition (${partition} regions look like ${KMS_PARTITIONS[partition]!.source})`);
+  if (regionPartition !== partition) throw new TypeError(`${what}: region ${region} belongs to partition ${regionPartition}, not ${partition}`);
+  if (resource.startsWith('alias/aws/')) {
+    throw new TypeError(`${what}: ${resource} names an AWS managed key, whose key policy AWS writes: it can never carry the attestation conditions that keep the TSK inside the enclave. Pin a customer managed key.`);
+  }
   const kind = resource.startsWith('key/') ? 'key' : 'alias';
   return { arn: keyId, partition, region, account, kind, resource: kind === 'key' ? resource.slice(4) : resource };
 }

@@ -1,6 +1,7 @@
 import { memoize } from '@smithy/property-provider';
 import type { AwsCredentialIdentity, AwsCredentialIdentityProvider } from '@smithy/types';
 import { NitroEnclaveError } from '../errors.js';
+import { PieceBuffer } from '../internal/pieces.js';
 import { CREDENTIALS_REQUEST, FILE_NAME, MAX_ANSWER_BYTES, NOT_FOUND, PARENT_CREDENTIALS_PORT, fileRequest, type WireCredentials, type WireFile } from '../internal/parent-wire.js';
 import { connectSocket, VMADDR_CID_PARENT, type SocketAddress, type VsockSocket } from '../vsock/connect.js';
 
@@ -32,19 +33,20 @@ function millis(value: number | undefined, fallback: number, name: string): numb
 
 function readAnswer(socket: VsockSocket, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
+    // Copied into fixed pieces: a parent dripping one byte per write costs the enclave a byte each, not a Buffer each.
+    const answer = new PieceBuffer();
     let size = 0;
     const timer = setTimeout(() => socket.destroy(new NitroEnclaveError('ERR_PARENT_TIMEOUT', `the parent's credentials server did not answer within ${timeoutMs} ms`)), timeoutMs);
     socket.on('data', (d: Buffer) => {
       size += d.length;
       if (size > MAX_ANSWER_BYTES) socket.destroy(new NitroEnclaveError('ERR_PARENT_PROTOCOL', `the parent's answer is over ${MAX_ANSWER_BYTES} bytes`));
-      else chunks.push(d);
+      else answer.push(d);
     });
     socket.on('end', () => {
       clearTimeout(timer);
       socket.end(); // we asked with a half-open socket: close our side too
       if (size === 0) reject(new NitroEnclaveError('ERR_PARENT_REFUSED', "the parent's credentials server closed the connection without an answer: was this enclave's CID refused? (see the server's log)"));
-      else resolve(Buffer.concat(chunks).toString('utf8'));
+      else resolve(answer.take().toString('utf8'));
     });
     socket.on('error', (err) => {
       clearTimeout(timer);

@@ -12,13 +12,17 @@ import { NitroEnclaveError } from '../errors.js';
  *   7..    Npk  pkR, SerializePublicKey(pk) of the KEM (65 bytes for P-256, 97 for P-384)
  * The suite is inside the signed document, so the parent cannot downgrade it.
  *
- * Sealed message (made by the client):
- *   0      1  message version (0x01)
+ * Sealed message (made by the client), version 2 (written) and 1 (still read):
+ *   0      1  message version (0x02; 0x01)
  *   1..6   6  kem_id, kdf_id, aead_id (equal to the attested key's)
  *   7..14  8  key id: the first 8 bytes of SHA-256(attested key)
- *   15..   Nenc  enc, the KEM's encapsulated key
+ *   v2 only:
+ *   15..22 8  sealed at: ms since the Unix epoch (u64), the sealer's clock
+ *   23..38 16 message id: random
+ *   next   Nenc  enc, the KEM's encapsulated key
  *   ..end  the HPKE ciphertext (plaintext length + 16-byte AES-GCM tag)
- * HPKE base mode, single shot. aad = every byte before the ciphertext.
+ * HPKE base mode, single shot. aad = every byte before the ciphertext (so the version, the time and
+ * the id are authenticated: a receiver with `replayWindowMs` trusts them only after opening).
  * info = "nitro-enclave-sdk/seal v1" ‖ 0x00 ‖ SHA-256(attested key) ‖ application info,
  * so a message opens only under the attested key it was sealed to, and only in the
  * application context (info) it was sealed for.
@@ -32,10 +36,17 @@ export interface WebCryptoKeyPair {
 }
 
 export const KEY_FORMAT_VERSION = 1;
-export const MESSAGE_VERSION = 1;
+/** The message version sealers write. */
+export const MESSAGE_VERSION = 2;
+/** The version without a timestamp and id, still opened by receivers without `replayWindowMs`. */
+export const MESSAGE_VERSION_UNSTAMPED = 1;
 export const KEY_HEADER_LENGTH = 7;
 export const KEY_ID_LENGTH = 8;
+/** Bytes before `enc` in a version 1 message. */
 export const MESSAGE_HEADER_LENGTH = 7 + KEY_ID_LENGTH;
+export const MESSAGE_ID_LENGTH = 16;
+/** Bytes before `enc` in a version 2 message: the v1 header, the u64 time and the message id. */
+export const STAMPED_HEADER_LENGTH = MESSAGE_HEADER_LENGTH + 8 + MESSAGE_ID_LENGTH;
 const TAG_LENGTH = 16;
 const INFO_LABEL = new TextEncoder().encode('nitro-enclave-sdk/seal v1\0');
 
@@ -174,19 +185,33 @@ export function buildInfo(keyHash: Uint8Array, appInfo: Uint8Array): Uint8Array 
   return out;
 }
 
-/** The bytes before the ciphertext: version, suite ids, key id, enc. */
-export function encodeHeader(suite: SealSuite, keyId: Uint8Array, enc: Uint8Array): Uint8Array {
-  const out = new Uint8Array(MESSAGE_HEADER_LENGTH + enc.length);
+/** When and under which id a message was sealed (version 2); authenticated once the message opens. */
+export interface MessageStamp {
+  /** ms since the Unix epoch, by the sealer's clock. */
+  readonly sealedAtMs: number;
+  readonly messageId: Uint8Array;
+}
+
+/** The bytes before the ciphertext: version 2, suite ids, key id, time, message id, enc. */
+export function encodeHeader(suite: SealSuite, keyId: Uint8Array, enc: Uint8Array, stamp: MessageStamp): Uint8Array {
+  if (!Number.isSafeInteger(stamp.sealedAtMs) || stamp.sealedAtMs < 0) throw new TypeError('the sealing time must be a non-negative integer of ms since the epoch');
+  if (stamp.messageId.length !== MESSAGE_ID_LENGTH) throw new TypeError(`a message id is ${MESSAGE_ID_LENGTH} bytes`);
+  const out = new Uint8Array(STAMPED_HEADER_LENGTH + enc.length);
   out[0] = MESSAGE_VERSION;
   putIds(out, 1, suite);
   out.set(keyId.subarray(0, KEY_ID_LENGTH), 7);
-  out.set(enc, MESSAGE_HEADER_LENGTH);
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setBigUint64(MESSAGE_HEADER_LENGTH, BigInt(stamp.sealedAtMs));
+  out.set(stamp.messageId, MESSAGE_HEADER_LENGTH + 8);
+  out.set(enc, STAMPED_HEADER_LENGTH);
   return out;
 }
 
 export interface ParsedMessage {
+  version: number;
   suite: SealSuite;
   keyId: Uint8Array;
+  /** Version 2 only; not authenticated until the message opened. */
+  stamp: MessageStamp | undefined;
   enc: Uint8Array;
   /** Header bytes, the AEAD's aad. */
   aad: Uint8Array;
@@ -199,18 +224,29 @@ export function parseMessage(message: unknown): ParsedMessage {
   if (message.length < MESSAGE_HEADER_LENGTH) {
     throw new NitroEnclaveError('ERR_SEAL_MALFORMED', `the sealed message is ${message.length} bytes, shorter than its ${MESSAGE_HEADER_LENGTH}-byte header`);
   }
-  if (message[0] !== MESSAGE_VERSION) {
-    throw new NitroEnclaveError('ERR_SEAL_UNSUPPORTED_VERSION', `the sealed message has version ${message[0]}; this version opens ${MESSAGE_VERSION}`);
+  const version = message[0]!;
+  if (version !== MESSAGE_VERSION && version !== MESSAGE_VERSION_UNSTAMPED) {
+    throw new NitroEnclaveError('ERR_SEAL_UNSUPPORTED_VERSION', `the sealed message has version ${version}; this version opens ${MESSAGE_VERSION_UNSTAMPED} and ${MESSAGE_VERSION}`);
   }
   const suite = suiteByIds(u16(message, 1), u16(message, 3), u16(message, 5), 'the sealed message');
-  const encEnd = MESSAGE_HEADER_LENGTH + suite.publicKeyLength;
+  const headerLength = version === MESSAGE_VERSION ? STAMPED_HEADER_LENGTH : MESSAGE_HEADER_LENGTH;
+  const encEnd = headerLength + suite.publicKeyLength;
   if (message.length < encEnd + TAG_LENGTH) {
     throw new NitroEnclaveError('ERR_SEAL_MALFORMED', `the sealed message is ${message.length} bytes; ${suite.name} needs at least ${encEnd + TAG_LENGTH}`);
   }
+  const stamp =
+    version === MESSAGE_VERSION
+      ? {
+          sealedAtMs: Number(new DataView(message.buffer, message.byteOffset, message.byteLength).getBigUint64(MESSAGE_HEADER_LENGTH)),
+          messageId: message.slice(MESSAGE_HEADER_LENGTH + 8, STAMPED_HEADER_LENGTH),
+        }
+      : undefined;
   return {
+    version,
     suite,
     keyId: message.slice(7, MESSAGE_HEADER_LENGTH),
-    enc: message.slice(MESSAGE_HEADER_LENGTH, encEnd),
+    stamp,
+    enc: message.slice(headerLength, encEnd),
     aad: message.slice(0, encEnd),
     ciphertext: message.subarray(encEnd),
   };

@@ -1,6 +1,6 @@
 import type { CipherSuite } from '@hpke/core';
 import { NitroEnclaveError } from '../errors.js';
-import { buildInfo, DEFAULT_SUITE, encodeAttestedKey, optionalInfo, parseMessage, sameBytes, sha256, suiteByName, KEY_ID_LENGTH, type SealSuite, type SealSuiteName, type WebCryptoKeyPair } from './format.js';
+import { buildInfo, DEFAULT_SUITE, encodeAttestedKey, optionalInfo, parseMessage, sameBytes, sha256, suiteByName, KEY_ID_LENGTH, MESSAGE_VERSION, type MessageStamp, type SealSuite, type SealSuiteName, type WebCryptoKeyPair } from './format.js';
 
 /** The part of an NSM client the receiver needs: `NsmClient` from `nitro-enclave-sdk/nsm` fits. */
 export interface AttestingNsm {
@@ -19,8 +19,22 @@ export interface AttestedReceiverOptions {
    * cut off. `0` drops it at once. Default 60 000 (one minute).
    */
   previousKeyGraceMs?: number;
-  /** The clock that times the grace period. Default `() => new Date()`. */
+  /** The clock that times the grace period and the replay window. Default `() => new Date()`. */
   clock?: () => Date;
+  /**
+   * Replay protection (opt-in). When set, `open()` accepts only messages stamped (version 2, as
+   * `sealToEnclave` writes) within this many ms of the receiver's clock, either way, and each message
+   * id once: a second `open()` of the same message fails with `ERR_SEAL_REPLAYED`, one stamped outside
+   * the window with `ERR_SEAL_STALE`, an unstamped version 1 message with `ERR_SEAL_UNSUPPORTED_VERSION`.
+   * The time and id are trusted only after the message authenticated. Without it (the default), the
+   * same message opens any number of times: whoever relays it (the parent) can replay it.
+   */
+  replayWindowMs?: number;
+  /**
+   * Message ids remembered for `replayWindowMs` (default 100 000, about 9 MB). When full, the oldest is forgotten and
+   * every message stamped at or before its time is refused as `ERR_SEAL_STALE` (fails closed).
+   */
+  maxReplayCacheEntries?: number;
 }
 
 /** An enclave-side HPKE key pair that attests itself; see {@link createAttestedReceiver}. */
@@ -85,6 +99,13 @@ export async function createAttestedReceiver(options: AttestedReceiverOptions): 
   const clock = options.clock ?? (() => new Date());
   if (typeof clock !== 'function') throw new TypeError('clock must be a function returning a Date');
 
+  const replayWindowMs = options.replayWindowMs;
+  if (replayWindowMs !== undefined && (!Number.isSafeInteger(replayWindowMs) || replayWindowMs <= 0)) throw new TypeError('replayWindowMs must be a positive integer of milliseconds');
+  const maxEntries = options.maxReplayCacheEntries ?? 100_000;
+  if (!Number.isSafeInteger(maxEntries) || maxEntries < 1) throw new TypeError('maxReplayCacheEntries must be a positive integer');
+  if (options.maxReplayCacheEntries !== undefined && replayWindowMs === undefined) throw new TypeError('maxReplayCacheEntries needs replayWindowMs');
+  const replay = replayWindowMs === undefined ? undefined : new ReplayCache(replayWindowMs, maxEntries);
+
   let current = await makeSlot(suite);
   let previous: KeySlot | null = null;
 
@@ -128,8 +149,21 @@ export async function createAttestedReceiver(options: AttestedReceiverOptions): 
       if (parsed.suite.name !== suite.name) {
         throw new NitroEnclaveError('ERR_SEAL_KEY_NOT_FOUND', `the sealed message uses ${parsed.suite.name}; this receiver's keys are ${suite.name}`);
       }
+      if (replay && !parsed.stamp) {
+        throw new NitroEnclaveError('ERR_SEAL_UNSUPPORTED_VERSION', `the sealed message has version ${parsed.version}, which carries no time or message id; this receiver refuses replays and needs version ${MESSAGE_VERSION}`);
+      }
       const slot = slotFor(parsed.keyId);
-      return open(suite.hpke, slot, parsed.enc, parsed.aad, parsed.ciphertext, appInfo);
+      const plaintext = await open(suite.hpke, slot, parsed.enc, parsed.aad, parsed.ciphertext, appInfo);
+      if (replay) {
+        // Only now are the time and id authenticated (they are in the aad).
+        try {
+          replay.admit(parsed.stamp!, clock().getTime());
+        } catch (err) {
+          plaintext.fill(0);
+          throw err;
+        }
+      }
+      return plaintext;
     },
     async rotate() {
       const next = await makeSlot(suite);
@@ -137,4 +171,49 @@ export async function createAttestedReceiver(options: AttestedReceiverOptions): 
       current = next;
     },
   };
+}
+
+/**
+ * The message ids seen within the replay window, at most `maxEntries`. Entries leave when their time
+ * falls out of the window (a replay of them is then stale anyway) or, when full, oldest first; a
+ * forgotten entry raises `floor`, and nothing stamped at or before it opens any more.
+ */
+class ReplayCache {
+  readonly #seen = new Map<string, number>();
+  #floor = -Infinity;
+
+  constructor(
+    readonly windowMs: number,
+    readonly maxEntries: number,
+  ) {}
+
+  admit(stamp: MessageStamp, nowMs: number): void {
+    const at = stamp.sealedAtMs;
+    if (Math.abs(nowMs - at) > this.windowMs) {
+      throw new NitroEnclaveError('ERR_SEAL_STALE', `the message was sealed at ${new Date(at).toISOString()}, outside the ${this.windowMs} ms replay window around ${new Date(nowMs).toISOString()}`);
+    }
+    if (at <= this.#floor) {
+      throw new NitroEnclaveError('ERR_SEAL_STALE', `the message was sealed at ${new Date(at).toISOString()}, before the oldest time the full replay cache still covers`);
+    }
+    // Expired entries first (roughly in arrival order; the size bound covers the rest).
+    for (const [id, t] of this.#seen) {
+      if (nowMs - t <= this.windowMs) break;
+      this.#seen.delete(id);
+    }
+    const key = cacheKey(stamp.messageId);
+    if (this.#seen.has(key)) throw new NitroEnclaveError('ERR_SEAL_REPLAYED', 'this message was opened before (same message id within the replay window)');
+    if (this.#seen.size >= this.maxEntries) {
+      const [oldest, t] = this.#seen.entries().next().value as [string, number];
+      this.#seen.delete(oldest);
+      this.#floor = Math.max(this.#floor, t);
+      if (at <= this.#floor) throw new NitroEnclaveError('ERR_SEAL_STALE', `the message was sealed at ${new Date(at).toISOString()}, before the oldest time the full replay cache still covers`);
+    }
+    this.#seen.set(key, at);
+  }
+}
+
+// A flat 16-character string (one char per byte): about 86 bytes per cache entry with the Map's own,
+// where a hex string built by concatenation would keep a rope of 16 pieces (about 640 bytes).
+function cacheKey(b: Uint8Array): string {
+  return String.fromCharCode(...b);
 }

@@ -1,6 +1,6 @@
 import { verifyAttestationDocument, type AttestationVerifier, type TrustAnchor, type VerifiedAttestation } from '../attestation/index.js';
 import { NitroEnclaveError } from '../errors.js';
-import { buildInfo, encodeHeader, optionalInfo, parseAttestedKey, sha256, type SealSuite, type WebCryptoKey } from './format.js';
+import { buildInfo, encodeHeader, MESSAGE_ID_LENGTH, optionalInfo, parseAttestedKey, sha256, type SealSuite, type WebCryptoKey } from './format.js';
 
 /** What the enclave's attestation document must show before anything is sealed to it. */
 export interface SealExpectations {
@@ -29,6 +29,11 @@ export interface SealToEnclaveOptions {
   info?: Uint8Array;
   /** A verifier to use (its own certificate cache); default the shared one of `verifyAttestationDocument`. */
   verifier?: AttestationVerifier;
+  /**
+   * The time written into each message (authenticated), which a receiver with `replayWindowMs`
+   * checks against its own clock. Default `() => new Date()`.
+   */
+  clock?: () => Date;
 }
 
 /** The verified enclave key, ready to seal any number of messages. See {@link createEnclaveSealer}. */
@@ -61,7 +66,8 @@ function resolveExpectations(options: SealToEnclaveOptions) {
     ...(options.currentDate !== undefined && { currentDate: options.currentDate }),
   };
   if (options.verifier !== undefined && typeof options.verifier?.verify !== 'function') throw new TypeError('verifier must have a verify() method');
-  return { verifyOptions, info: optionalInfo(options.info) };
+  if (options.clock !== undefined && typeof options.clock !== 'function') throw new TypeError('clock must be a function returning a Date');
+  return { verifyOptions, info: optionalInfo(options.info), clock: options.clock ?? (() => new Date()) };
 }
 
 /**
@@ -85,7 +91,7 @@ function resolveExpectations(options: SealToEnclaveOptions) {
  * ```
  */
 export async function createEnclaveSealer(document: Uint8Array, options: SealToEnclaveOptions): Promise<EnclaveSealer> {
-  const { verifyOptions, info: defaultInfo } = resolveExpectations(options);
+  const { verifyOptions, info: defaultInfo, clock } = resolveExpectations(options);
   const attestation = options.verifier ? await options.verifier.verify(document, verifyOptions) : await verifyAttestationDocument(document, verifyOptions);
   const attestedKey = attestation.publicKey;
   const { suite, publicKey } = parseAttestedKey(attestedKey);
@@ -98,14 +104,16 @@ export async function createEnclaveSealer(document: Uint8Array, options: SealToE
   }
   return {
     attestation,
-    seal: (plaintext, sealOptions) => sealWith(suite, recipientPublicKey, keyHash, plaintext, sealOptions?.info === undefined ? defaultInfo : optionalInfo(sealOptions.info)),
+    seal: (plaintext, sealOptions) => sealWith(suite, recipientPublicKey, keyHash, plaintext, sealOptions?.info === undefined ? defaultInfo : optionalInfo(sealOptions.info), clock),
   };
 }
 
-async function sealWith(suite: SealSuite, recipientPublicKey: WebCryptoKey, keyHash: Uint8Array, plaintext: Uint8Array, appInfo: Uint8Array): Promise<Uint8Array> {
+async function sealWith(suite: SealSuite, recipientPublicKey: WebCryptoKey, keyHash: Uint8Array, plaintext: Uint8Array, appInfo: Uint8Array, clock: () => Date): Promise<Uint8Array> {
   if (!(plaintext instanceof Uint8Array)) throw new TypeError('plaintext must be a Uint8Array');
+  const sealedAtMs = clock().getTime();
+  const messageId = crypto.getRandomValues(new Uint8Array(MESSAGE_ID_LENGTH));
   const sender = await suite.hpke.createSenderContext({ recipientPublicKey, info: buildInfo(keyHash, appInfo) });
-  const header = encodeHeader(suite, keyHash, new Uint8Array(sender.enc));
+  const header = encodeHeader(suite, keyHash, new Uint8Array(sender.enc), { sealedAtMs, messageId });
   const ciphertext = new Uint8Array(await sender.seal(plaintext, header));
   const out = new Uint8Array(header.length + ciphertext.length);
   out.set(header, 0);
@@ -118,7 +126,7 @@ async function sealWith(suite: SealSuite, recipientPublicKey: WebCryptoKey, keyH
  * nonce and/or `maxAgeMs`, the chain to the pinned AWS root) and then
  * encrypts `plaintext` with HPKE (RFC 9180, base mode) to the public key the
  * document binds. Returns the compact sealed message (version, suite ids,
- * key id, enc, ciphertext) that only that enclave can open, with
+ * key id, sealing time, random message id, enc, ciphertext) that only that enclave can open, with
  * `receiver.open()` from {@link createAttestedReceiver}. Runs in browsers,
  * Deno, Bun, workerd and Node (WebCrypto only).
  *

@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import { JSONToPayload, payloadToJSON, type JSONPayload } from '@temporalio/common/lib/proto-utils.js';
 import { NitroEnclaveError } from '../errors.js';
+import { PieceBuffer } from '../internal/pieces.js';
 
 /** What `authorize` sees of a request; the body is not read before it answers. */
 export interface CodecServerRequest {
@@ -33,6 +34,8 @@ export interface CodecServerOptions {
 }
 
 const ALLOW_HEADERS = 'Authorization, Authorization-Extras, X-Namespace, Content-Type';
+/** Headers `authorize` relies on: each may appear at most once (400 otherwise). */
+const SINGLE_HEADERS = ['x-namespace', 'authorization', 'authorization-extras', 'origin'] as const;
 
 class HttpError extends Error {
   constructor(
@@ -52,20 +55,19 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
 
 function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
+    // Copied into fixed pieces: a body dripped one byte per packet costs its bytes, not a Buffer each.
+    const body = new PieceBuffer();
     const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
+      if (body.length + chunk.length > limit) {
         req.off('data', onData);
         req.resume(); // discard the rest; the connection closes after the 413
         reject(new HttpError(413, `request body exceeds ${limit} bytes`));
         return;
       }
-      chunks.push(chunk);
+      body.push(chunk);
     };
     req.on('data', onData);
-    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('end', () => resolve(body.take()));
     req.once('error', reject);
   });
 }
@@ -93,8 +95,8 @@ function parsePayloads(body: Buffer): Payload[] {
  * A `node:http` request handler for Temporal's Codec Server protocol, used by the Web UI (from the
  * user's browser) and the CLI (`--codec-endpoint`): `POST …/encode` and `POST …/decode` (matched on
  * the last path segment) with the proto-JSON body `{"payloads": [...]}` and the `X-Namespace`
- * header; CORS preflights for `allowedOrigins` with credentials. Answers 400 on bad JSON or a codec
- * error (the body carries the error's code and message, never plaintext), 413 over `maxBodyBytes`,
+ * header; CORS preflights for `allowedOrigins` with credentials. Answers 400 on bad JSON, a codec
+ * error, or a repeated `X-Namespace` / `Authorization` / `Authorization-Extras` / `Origin` header (the body carries the error's code and message, never plaintext), 413 over `maxBodyBytes`,
  * 401/403 from `authorize`, 403 for an origin not allowed.
  *
  * Exposure: whoever passes `authorize` reads every payload the codec's keys can open. In an enclave
@@ -131,6 +133,11 @@ export function createCodecServer(options: CodecServerOptions): (req: IncomingMe
   const origins = new Set(allowedOrigins);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // Node joins a repeated X-Namespace into "prod, dev" and keeps only the first Authorization:
+    // either way `authorize` would judge something other than what was sent.
+    for (const name of SINGLE_HEADERS) {
+      if ((req.headersDistinct[name]?.length ?? 0) > 1) throw new HttpError(400, `the ${name} header appears more than once`);
+    }
     const origin = req.headers.origin;
     if (origin !== undefined && !origins.has(origin)) throw new HttpError(403, 'origin not allowed');
     if (origin !== undefined) {

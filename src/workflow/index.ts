@@ -6,6 +6,6 @@ export { sealState, openState, peekStateBinding, SEALED_STATE_FORMAT } from './s
 export type { SealingKeys, ExpectedBinding, OpenedState } from './sealed-state.js';
 export { MAX_BINDING_FIELD_BYTES, CHAIN_ID_BYTES, newChainId, encodeBinding } from './binding.js';
 export type { StateBinding } from './binding.js';
-export { serveSealedActivities, openHandlerError } from './server.js';
-export type { SealedActivityContext, SealedActivityHandler, SealedActivityLimits, SealedActivityResult, SealedActivityServer, ServeSealedActivitiesOptions, HandlerErrorDetails } from './server.js';
-export { DEFAULT_MAX_MESSAGE_BYTES } from './protocol.js';
+export { serveSealedActivities, openHandlerError, DEFAULT_ACTIVITY_LIMITS } from './server.js';
+export type { SealedActivityContext, SealedActivityHandler, SealedActivityLimits, SealedActivityResult, SealedActivityServer, ServeSealedActivitiesOptions, HandlerErrorDetails, RelayTimers } from './server.js';
+export { DEFAULT_MAX_MESSAGE_BYTES, FRAME_PIECE_BYTES } from './protocol.js';

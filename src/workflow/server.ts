@@ -3,7 +3,7 @@ import { NitroEnclaveError, type NitroEnclaveErrorCode } from '../errors.js';
 import type { NsmClient } from '../nsm/client.js';
 import { listenSocket, type StreamListener } from '../vsock/listen.js';
 import { VMADDR_CID_ANY, type SocketAddress, type VsockSocket } from '../vsock/connect.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, decodeCall, encodeErrorBody, FRAME, frameHeader, FrameReader, type CallFrame } from './protocol.js';
+import { CONNECTION_ID, DEFAULT_MAX_MESSAGE_BYTES, decodeCall, encodeErrorBody, FRAME, FRAME_PIECE_BYTES, FrameBudget, frameHeader, FrameReader, type CallFrame } from './protocol.js';
 import { openState, sealState, type SealingKeys } from './sealed-state.js';
 
 /** What a handler sees besides the plaintext. */
@@ -34,15 +34,48 @@ export interface SealedActivityHandler {
   run(input: Uint8Array, context: SealedActivityContext): SealedActivityResult | Promise<SealedActivityResult>;
 }
 
-/** Bounds of {@link serveSealedActivities}: frame size, concurrency per connection and heartbeat interval. */
+/** Timers of the relay server (partial-frame timeouts, heartbeats). Default: the global ones. */
+export interface RelayTimers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+/**
+ * Bounds of {@link serveSealedActivities}. Together they bound what a hostile parent can make the
+ * enclave hold: at most `maxBufferedBytes` of received frames that have not started (plus about
+ * 16 KiB per connection, see docs/workflow.md), and per connection `maxConcurrent` running calls.
+ */
 export interface SealedActivityLimits {
-  /** Largest frame accepted or sent, in bytes. Default 8 MiB. */
+  /** Largest frame accepted or sent, in bytes. A header claiming more closes the connection. Default 8 MiB. */
   readonly maxMessageBytes?: number;
-  /** Calls run at once per connection; further frames wait in the socket (backpressure). Default 16. */
+  /** Calls running at once per connection, counting cancelled ones until they settle; further frames wait in the socket (backpressure). Default 16. */
   readonly maxConcurrent?: number;
   /** Heartbeat frames while a handler runs. Default 1000 ms. */
   readonly heartbeatIntervalMs?: number;
+  /** Connections at once; one more gets ERR_ACTIVITY_OVERLOADED and is closed. Default 64. */
+  readonly maxConnections?: number;
+  /**
+   * Bytes of unfinished frames and of received calls not yet started, across all connections (the
+   * server-wide budget). A frame that would exceed it: ERR_ACTIVITY_OVERLOADED, connection closed.
+   * At least `maxMessageBytes`. Default 64 MiB.
+   */
+  readonly maxBufferedBytes?: number;
+  /** A frame must be complete this long after its first byte arrived (time spent paused by backpressure does not count); otherwise ERR_ACTIVITY_FRAME_TIMEOUT and the connection closes. Default 30 000 ms. */
+  readonly frameTimeoutMs?: number;
 }
+
+/**
+ * Default {@link SealedActivityLimits}: 8 MiB frames, 16 calls per connection, heartbeats every
+ * second, 64 connections, a 64 MiB server-wide budget for frames not yet started, 30 s per frame.
+ */
+export const DEFAULT_ACTIVITY_LIMITS = {
+  maxMessageBytes: DEFAULT_MAX_MESSAGE_BYTES,
+  maxConcurrent: 16,
+  heartbeatIntervalMs: 1000,
+  maxConnections: 64,
+  maxBufferedBytes: 64 * 1024 * 1024,
+  frameTimeoutMs: 30_000,
+} as const;
 
 /** Options of {@link serveSealedActivities}: where to listen, the sealing key (or key ring), the agent handlers and limits. */
 export interface ServeSealedActivitiesOptions {
@@ -55,20 +88,29 @@ export interface ServeSealedActivitiesOptions {
   readonly nsm?: Pick<NsmClient, 'attestation'>;
   /** Notified of connection-level problems (never with plaintext). */
   readonly onError?: (err: Error) => void;
+  /** Timers for heartbeats and the partial-frame timeout. Default: the global `setTimeout` / `clearTimeout`. */
+  readonly timers?: RelayTimers;
 }
 
 /** A running sealed-activity server ({@link serveSealedActivities}). */
 export interface SealedActivityServer {
   /** The bound port (vsock or TCP; 0 for AF_UNIX). */
   readonly port: number;
+  /** Open connections. */
+  readonly connections: number;
+  /** Bytes of unfinished frames and calls not yet started, across connections (at most `limits.maxBufferedBytes`). */
+  readonly bufferedBytes: number;
   /** Stops accepting, aborts running handlers and closes every connection. */
   close(): Promise<void>;
 }
 
 const ERROR_ACTIVITY = '!error';
 const HANDLER_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
+const defaultTimers: RelayTimers = { setTimeout: (fn, ms) => setTimeout(fn, ms), clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout) };
 
-function checkOptions(o: ServeSealedActivitiesOptions): Required<SealedActivityLimits> {
+type Limits = { -readonly [K in keyof typeof DEFAULT_ACTIVITY_LIMITS]: number };
+
+function checkOptions(o: ServeSealedActivitiesOptions): Limits {
   if (!o || typeof o !== 'object') throw new TypeError('options must be an object');
   if (!o.key) throw new TypeError('key is required (a TrustedSessionKey or a key ring)');
   if (!o.handlers || typeof o.handlers !== 'object' || Object.keys(o.handlers).length === 0) throw new TypeError('handlers must name at least one handler');
@@ -79,14 +121,18 @@ function checkOptions(o: ServeSealedActivitiesOptions): Required<SealedActivityL
     if (!Array.isArray(from) || from.length === 0 || from.some((p) => typeof p !== 'string' || !p)) throw new TypeError(`handlers.${name}.from must name the producer(s) it accepts`);
     if (h.next !== undefined && (typeof h.next !== 'string' || !h.next)) throw new TypeError(`handlers.${name}.next must be a non-empty string`);
   }
-  const l = o.limits ?? {};
-  const maxMessageBytes = l.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-  const maxConcurrent = l.maxConcurrent ?? 16;
-  const heartbeatIntervalMs = l.heartbeatIntervalMs ?? 1000;
-  if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 1024 || maxMessageBytes > 0xffffffff) throw new TypeError('limits.maxMessageBytes must be an integer between 1 KiB and 4 GiB');
-  if (!Number.isInteger(maxConcurrent) || maxConcurrent < 1) throw new TypeError('limits.maxConcurrent must be a positive integer');
-  if (!Number.isInteger(heartbeatIntervalMs) || heartbeatIntervalMs < 1) throw new TypeError('limits.heartbeatIntervalMs must be a positive integer');
-  return { maxMessageBytes, maxConcurrent, heartbeatIntervalMs };
+  if (o.timers !== undefined && (typeof o.timers?.setTimeout !== 'function' || typeof o.timers?.clearTimeout !== 'function')) throw new TypeError('timers must have setTimeout and clearTimeout');
+  const l: Limits = { ...DEFAULT_ACTIVITY_LIMITS };
+  for (const [k, v] of Object.entries(o.limits ?? {})) {
+    if (!(k in l)) throw new TypeError(`limits.${k} is not a limit (${Object.keys(l).join(', ')})`);
+    if (v !== undefined) l[k as keyof Limits] = v as number;
+  }
+  if (!Number.isInteger(l.maxMessageBytes) || l.maxMessageBytes < 1024 || l.maxMessageBytes > 0xffffffff) throw new TypeError('limits.maxMessageBytes must be an integer between 1 KiB and 4 GiB');
+  for (const k of ['maxConcurrent', 'heartbeatIntervalMs', 'maxConnections', 'frameTimeoutMs'] as const) {
+    if (!Number.isInteger(l[k]) || l[k] < 1) throw new TypeError(`limits.${k} must be a positive integer`);
+  }
+  if (!Number.isSafeInteger(l.maxBufferedBytes) || l.maxBufferedBytes < l.maxMessageBytes) throw new TypeError('limits.maxBufferedBytes must be an integer of at least limits.maxMessageBytes');
+  return l;
 }
 
 /**
@@ -95,7 +141,11 @@ function checkOptions(o: ServeSealedActivitiesOptions): Required<SealedActivityL
  * this step and an accepted producer, runs the handler on the plaintext, seals the result for the
  * next step (same workflow, `seq + 1`, produced by this activity), and zeroes both plaintexts.
  * A handler's failure goes back as ERR_ACTIVITY_HANDLER_FAILED with its details sealed; bad frames,
- * oversized messages, unknown handlers and wrong keys each get their code, and the server keeps serving.
+ * unknown handlers, wrong keys and reused request ids each get their code, and the connection keeps
+ * serving. What a parent could use to make the enclave hold memory closes its connection after a coded
+ * ERROR: a header over `maxMessageBytes`, a frame beyond the server-wide `maxBufferedBytes`, a frame
+ * not complete within `frameTimeoutMs`, a connection beyond `maxConnections` (see
+ * {@link SealedActivityLimits}).
  *
  * @example
  * ```ts
@@ -114,16 +164,29 @@ export function serveSealedActivities(options: ServeSealedActivitiesOptions): Se
   const limits = checkOptions(options);
   const address: SocketAddress = 'family' in options.listen ? options.listen : { family: 'vsock', cid: options.listen.cid ?? VMADDR_CID_ANY, port: options.listen.port };
   const connections = new Set<Connection>();
+  const shared: Shared = { options, limits, budget: new FrameBudget(limits.maxBufferedBytes), timers: options.timers ?? defaultTimers };
   const listener: StreamListener = listenSocket(
     address,
     (socket) => {
-      const c = new Connection(socket, options, limits, () => connections.delete(c));
+      if (connections.size >= limits.maxConnections) {
+        socket.on('error', () => {});
+        closeWith(socket, shared.timers, CONNECTION_ID, 'ERR_ACTIVITY_OVERLOADED', `this server takes at most ${limits.maxConnections} connections`);
+        options.onError?.(new NitroEnclaveError('ERR_ACTIVITY_OVERLOADED', `refused a connection: ${limits.maxConnections} are open`));
+        return;
+      }
+      const c = new Connection(socket, shared, () => connections.delete(c));
       connections.add(c);
     },
     { onError: (err) => options.onError?.(err) },
   );
   return {
     port: listener.port,
+    get connections() {
+      return connections.size;
+    },
+    get bufferedBytes() {
+      return shared.budget.used;
+    },
     async close() {
       listener.close();
       await Promise.all([...connections].map((c) => c.close()));
@@ -131,33 +194,79 @@ export function serveSealedActivities(options: ServeSealedActivitiesOptions): Se
   };
 }
 
+interface Shared {
+  readonly options: ServeSealedActivitiesOptions;
+  readonly limits: Limits;
+  readonly budget: FrameBudget;
+  readonly timers: RelayTimers;
+}
+
+/** How long a connection the enclave ends keeps being read (and discarded) so its last frame arrives before the close. */
+export const LINGER_MS = 1000;
+
+// A coded ERROR for the frame that caused it (when it has an id), one with the connection's id, then
+// the end of the connection. What the peer still sends is read and dropped for LINGER_MS: closing a
+// socket with unread bytes resets it, and a reset can discard the ERROR frames before the peer reads them.
+function closeWith(socket: VsockSocket, timers: RelayTimers, id: number, code: NitroEnclaveErrorCode, message: string): void {
+  socket.removeAllListeners('data');
+  socket.on('data', () => {});
+  socket.resume();
+  if (socket.destroyed) return;
+  const body = encodeErrorBody({ code, message, handlerCode: '' });
+  socket.cork();
+  for (const to of id === CONNECTION_ID ? [CONNECTION_ID] : [id, CONNECTION_ID]) {
+    socket.write(frameHeader(FRAME.ERROR, to, body.length));
+    socket.write(body);
+  }
+  socket.uncork();
+  socket.end();
+  const timer = timers.setTimeout(() => socket.destroy(), LINGER_MS);
+  socket.once('close', () => timers.clearTimeout(timer));
+}
+
+/** A call the enclave runs: identity matters, not the id (an id can be reused once its run settled). */
+interface Run {
+  readonly id: number;
+  readonly abort: AbortController;
+  /** Cancelled by the parent and answered; still running until the handler settles. */
+  cancelled: boolean;
+}
+
 class Connection {
   readonly #reader: FrameReader;
-  readonly #inflight = new Map<number, { abort: AbortController }>();
-  // One heartbeat timer per connection (not one per call), running while any call does.
-  #beat: NodeJS.Timeout | undefined;
-  // Calls read while maxConcurrent already run (at most one chunk's worth: reading pauses meanwhile).
-  readonly #queue: Array<{ id: number; body: Buffer }> = [];
+  readonly #shared: Shared;
+  readonly #limits: Limits;
+  // Every run not yet settled, cancelled or not: they all count against maxConcurrent.
+  readonly #runs = new Map<number, Run>();
+  #beat: unknown;
+  #beating = false;
+  #frameTimer: unknown;
+  // Calls read while maxConcurrent already run (at most one chunk's worth: reading pauses meanwhile); their bytes stay charged to the budget.
+  readonly #queue: Array<{ id: number; body: Buffer; held: number }> = [];
   #paused = false;
+  #ending = false;
   #closed: Promise<void>;
 
   constructor(
     readonly socket: VsockSocket,
-    readonly options: ServeSealedActivitiesOptions,
-    readonly limits: Required<SealedActivityLimits>,
+    shared: Shared,
     onClose: () => void,
   ) {
-    this.#reader = new FrameReader(limits.maxMessageBytes);
+    this.#shared = shared;
+    this.#limits = shared.limits;
+    this.#reader = new FrameReader(shared.limits.maxMessageBytes, { budget: shared.budget });
     this.#closed = new Promise((resolve) => socket.once('close', () => resolve()));
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('drain', () => this.#flow());
-    socket.on('error', (err) => options.onError?.(err));
+    socket.on('error', (err) => shared.options.onError?.(err));
     socket.once('close', () => {
-      clearInterval(this.#beat);
-      for (const r of this.#inflight.values()) {
+      this.#stopBeat();
+      this.#setFrameTimer(false);
+      this.#reader.dispose();
+      for (const q of this.#queue.splice(0)) shared.budget.release(q.held);
+      for (const r of this.#runs.values()) {
         r.abort.abort(new NitroEnclaveError('ERR_ACTIVITY_UNAVAILABLE', 'the parent connection closed'));
       }
-      this.#inflight.clear();
       onClose();
     });
   }
@@ -167,46 +276,97 @@ class Connection {
     return this.#closed;
   }
 
+  get #running(): number {
+    return this.#runs.size;
+  }
+
   // Backpressure: start queued calls and read more only while the parent reads our answers and
   // fewer than maxConcurrent calls run; otherwise pause, so unread calls wait in the socket.
   #flow(): void {
-    while (this.#queue.length && this.#inflight.size < this.limits.maxConcurrent && !this.socket.writableNeedDrain && !this.socket.destroyed) {
+    if (this.#ending) return;
+    while (this.#queue.length && this.#running < this.#limits.maxConcurrent && !this.socket.writableNeedDrain && !this.socket.destroyed) {
       const next = this.#queue.shift()!;
+      this.#shared.budget.release(next.held);
       this.#call(next.id, next.body);
     }
-    const stop = this.socket.writableNeedDrain || this.#inflight.size >= this.limits.maxConcurrent || this.#queue.length > 0;
+    const stop = this.socket.writableNeedDrain || this.#running >= this.#limits.maxConcurrent || this.#queue.length > 0;
     if (stop && !this.#paused) this.socket.pause();
     if (!stop && this.#paused) this.socket.resume();
     this.#paused = stop;
+    // Time paused by our own backpressure is not the parent's: the partial-frame clock restarts on resume.
+    this.#setFrameTimer(!stop && this.#reader.partial);
+  }
+
+  #setFrameTimer(on: boolean): void {
+    const { timers } = this.#shared;
+    if (!on) {
+      if (this.#frameTimer !== undefined) timers.clearTimeout(this.#frameTimer);
+      this.#frameTimer = undefined;
+      return;
+    }
+    this.#frameTimer ??= timers.setTimeout(() => {
+      this.#frameTimer = undefined;
+      this.#end(this.#reader.partialId, 'ERR_ACTIVITY_FRAME_TIMEOUT', `a frame was not complete within ${this.#limits.frameTimeoutMs} ms of its first byte`);
+    }, this.#limits.frameTimeoutMs);
+  }
+
+  /** Answers `id` with a coded ERROR, then closes the connection (running handlers are aborted). */
+  #end(id: number, code: NitroEnclaveErrorCode, message: string): void {
+    if (this.#ending) return;
+    this.#ending = true;
+    this.#setFrameTimer(false);
+    this.#reader.dispose();
+    this.#shared.options.onError?.(new NitroEnclaveError(code, `closing a parent connection: ${message}`));
+    closeWith(this.socket, this.#shared.timers, id, code, message);
   }
 
   #onData(chunk: Buffer): void {
-    for (const f of this.#reader.push(chunk)) {
-      if (f.oversized !== undefined) {
-        this.#error(f.id, 'ERR_ACTIVITY_TOO_LARGE', `frame of ${f.oversized} bytes is over the ${this.limits.maxMessageBytes}-byte limit`);
-      } else if (f.type === FRAME.CALL) {
-        if (this.#inflight.size >= this.limits.maxConcurrent || this.#queue.length || this.socket.writableNeedDrain) this.#queue.push({ id: f.id, body: f.body });
-        else this.#call(f.id, f.body);
-      } else if (f.type === FRAME.CANCEL) {
-        const r = this.#inflight.get(f.id);
+    const frames = this.#reader.push(chunk);
+    const completed = frames.length > 0;
+    for (const f of frames) {
+      if (f.error) {
+        this.#end(f.id, f.error.code, f.error.message);
+        return;
+      }
+      if (f.type === FRAME.CALL) {
+        if (this.#runs.has(f.id) || this.#queue.some((q) => q.id === f.id)) {
+          this.#shared.budget.release(f.held);
+          const run = this.#runs.get(f.id);
+          this.#error(f.id, 'ERR_ACTIVITY_DUPLICATE_ID', `request id ${f.id} is still in use on this connection${run?.cancelled ? ' (its cancelled run has not settled yet)' : ''}`);
+        } else if (this.#running >= this.#limits.maxConcurrent || this.#queue.length || this.socket.writableNeedDrain) {
+          // A frame that arrived whole is a view into the socket's chunk: copy it, so a waiting call holds its bytes, not the chunk.
+          const body = f.body.buffer.byteLength > f.body.length + FRAME_PIECE_BYTES ? Buffer.from(f.body) : f.body;
+          this.#queue.push({ id: f.id, body, held: f.held });
+        } else {
+          this.#shared.budget.release(f.held);
+          this.#call(f.id, f.body);
+        }
+        continue;
+      }
+      this.#shared.budget.release(f.held);
+      if (f.type === FRAME.CANCEL) {
         const queued = this.#queue.findIndex((q) => q.id === f.id);
+        const run = this.#runs.get(f.id);
         if (queued >= 0) {
-          this.#queue.splice(queued, 1);
+          this.#shared.budget.release(this.#queue.splice(queued, 1)[0]!.held);
           this.#error(f.id, 'ERR_ACTIVITY_CANCELLED', 'the step was cancelled');
-        } else if (r) {
-          this.#finish(f.id);
-          r.abort.abort(new NitroEnclaveError('ERR_ACTIVITY_CANCELLED', 'cancelled by the parent'));
+        } else if (run && !run.cancelled) {
+          // Answered now; the run keeps its id and its slot until the handler settles.
+          run.cancelled = true;
+          run.abort.abort(new NitroEnclaveError('ERR_ACTIVITY_CANCELLED', 'cancelled by the parent'));
           this.#error(f.id, 'ERR_ACTIVITY_CANCELLED', 'the step was cancelled');
         }
       } else {
         this.#error(f.id, 'ERR_ACTIVITY_FRAME_MALFORMED', `unknown frame type ${f.type}`);
       }
     }
+    // Each frame has its own clock: a completed frame stops it, #flow starts it for the next partial one.
+    if (completed || !this.#reader.partial) this.#setFrameTimer(false);
     this.#flow();
   }
 
   #send(type: number, id: number, parts: Uint8Array[]): void {
-    if (this.socket.destroyed) return;
+    if (this.socket.destroyed || this.#ending) return;
     const length = parts.reduce((n, p) => n + p.length, 0);
     // cork + separate writes: a 16 MiB state goes out without being copied into one frame buffer.
     this.socket.cork();
@@ -219,8 +379,32 @@ class Connection {
     this.#send(FRAME.ERROR, id, [encodeErrorBody({ code, message, handlerCode }), details]);
   }
 
-  #finish(id: number): boolean {
-    return this.#inflight.delete(id);
+  /** Sends the run's one answer, unless it was cancelled (then it was answered already). */
+  #answer(run: Run, send: () => void): void {
+    if (!run.cancelled && this.#runs.get(run.id) === run && !this.socket.destroyed) send();
+  }
+
+  // One heartbeat timer per connection (not one per call), running while any call does.
+  #startBeat(): void {
+    if (this.#beating) return;
+    this.#beating = true;
+    const tick = () => {
+      const live = [...this.#runs.values()].filter((r) => !r.cancelled);
+      if (live.length === 0) {
+        this.#beating = false;
+        this.#beat = undefined;
+        return;
+      }
+      for (const r of live) this.#send(FRAME.HEARTBEAT, r.id, []);
+      this.#beat = this.#shared.timers.setTimeout(tick, this.#limits.heartbeatIntervalMs);
+    };
+    this.#beat = this.#shared.timers.setTimeout(tick, this.#limits.heartbeatIntervalMs);
+  }
+
+  #stopBeat(): void {
+    if (this.#beat !== undefined) this.#shared.timers.clearTimeout(this.#beat);
+    this.#beat = undefined;
+    this.#beating = false;
   }
 
   #call(id: number, body: Buffer): void {
@@ -231,31 +415,21 @@ class Connection {
       this.#error(id, 'ERR_ACTIVITY_FRAME_MALFORMED', (err as Error).message);
       return;
     }
-    if (this.#inflight.has(id) || this.#queue.some((q) => q.id === id)) {
-      this.#error(id, 'ERR_ACTIVITY_FRAME_MALFORMED', `request id ${id} is already in flight on this connection`);
-      return;
-    }
-    const abort = new AbortController();
-    this.#inflight.set(id, { abort });
-    // Stops itself on a tick with nothing running, so back-to-back calls do not re-arm a timer each.
-    this.#beat ??= setInterval(() => {
-      if (this.#inflight.size === 0) {
-        clearInterval(this.#beat);
-        this.#beat = undefined;
-      }
-      for (const running of this.#inflight.keys()) this.#send(FRAME.HEARTBEAT, running, []);
-    }, this.limits.heartbeatIntervalMs);
-    void this.#run(id, call, abort.signal).finally(() => {
-      this.#finish(id);
+    const run: Run = { id, abort: new AbortController(), cancelled: false };
+    this.#runs.set(id, run);
+    this.#startBeat();
+    void this.#run(run, call).finally(() => {
+      if (this.#runs.get(id) === run) this.#runs.delete(id);
       this.#flow();
     });
   }
 
-  async #run(id: number, call: CallFrame, signal: AbortSignal): Promise<void> {
-    const handler = Object.hasOwn(this.options.handlers, call.activity) ? this.options.handlers[call.activity] : undefined;
+  async #run(run: Run, call: CallFrame): Promise<void> {
+    const { id } = run;
+    const { options } = this.#shared;
+    const handler = Object.hasOwn(options.handlers, call.activity) ? options.handlers[call.activity] : undefined;
     if (!handler) {
-      this.#finish(id);
-      this.#error(id, 'ERR_ACTIVITY_UNKNOWN_HANDLER', `no handler for activity ${JSON.stringify(call.activity)}`);
+      this.#answer(run, () => this.#error(id, 'ERR_ACTIVITY_UNKNOWN_HANDLER', `no handler for activity ${JSON.stringify(call.activity)}`));
       return;
     }
     let input: Uint8Array;
@@ -263,15 +437,14 @@ class Connection {
     let chainId: string;
     try {
       // Mid-chain: any chain (null); its id is copied to the output, and the chain's last opener checks it.
-      const opened = openState(this.options.key, call.state, { workflowId: call.workflowId, chainId: null, activity: call.activity, seq: call.seq, producer: handler.from });
+      const opened = openState(options.key, call.state, { workflowId: call.workflowId, chainId: null, activity: call.activity, seq: call.seq, producer: handler.from });
       input = opened.plaintext;
       producer = opened.binding.producer;
       chainId = opened.binding.chainId;
     } catch (err) {
-      this.#finish(id);
       // A TypeError is the call's own fields (e.g. an empty workflow id), not the state's authenticity.
       const code = err instanceof NitroEnclaveError ? err.code : err instanceof TypeError ? 'ERR_ACTIVITY_FRAME_MALFORMED' : 'ERR_SEALED_DECRYPT_FAILED';
-      this.#error(id, code, err instanceof NitroEnclaveError || err instanceof TypeError ? err.message : 'the sealed input could not be opened');
+      this.#answer(run, () => this.#error(id, code, err instanceof NitroEnclaveError || err instanceof TypeError ? err.message : 'the sealed input could not be opened'));
       return;
     }
     let output: Uint8Array | undefined;
@@ -283,10 +456,8 @@ class Connection {
         activity: call.activity,
         seq: call.seq,
         producer,
-        signal,
-        heartbeat: () => {
-          if (this.#inflight.has(id)) this.#send(FRAME.HEARTBEAT, id, []);
-        },
+        signal: run.abort.signal,
+        heartbeat: () => this.#answer(run, () => this.#send(FRAME.HEARTBEAT, id, [])),
       };
       const result = await handler.run(input, context);
       const r = result instanceof Uint8Array ? { state: result, next: undefined } : result;
@@ -294,43 +465,39 @@ class Connection {
       output = r.state;
       next = r.next ?? handler.next;
       if (!next) throw new TypeError(`handler ${call.activity} has no next step: set handlers.${call.activity}.next or return { state, next }`);
-      if (!this.#inflight.has(id)) return; // cancelled or disconnected meanwhile: the answer was already given
-      const sealed = sealState(this.options.key, output, { workflowId: call.workflowId, chainId, activity: next, seq: call.seq + 1, producer: call.activity });
+      if (run.cancelled || this.socket.destroyed) return; // cancelled or disconnected meanwhile: the answer was already given
+      const sealed = sealState(options.key, output, { workflowId: call.workflowId, chainId, activity: next, seq: call.seq + 1, producer: call.activity });
       let attestation: Uint8Array = new Uint8Array(0);
       if (call.attest) {
-        if (!this.options.nsm) {
-          this.#finish(id);
-          this.#error(id, 'ERR_ACTIVITY_ATTESTATION', 'this server has no NSM to attest with');
+        if (!options.nsm) {
+          this.#answer(run, () => this.#error(id, 'ERR_ACTIVITY_ATTESTATION', 'this server has no NSM to attest with'));
           return;
         }
         try {
-          attestation = await this.options.nsm.attestation({ nonce: call.nonce, userData: createHash('sha256').update(sealed).digest() });
+          attestation = await options.nsm.attestation({ nonce: call.nonce, userData: createHash('sha256').update(sealed).digest() });
         } catch (err) {
-          this.#finish(id);
-          this.#error(id, 'ERR_ACTIVITY_ATTESTATION', `the NSM could not attest: ${(err as { code?: string }).code ?? 'error'}`);
+          this.#answer(run, () => this.#error(id, 'ERR_ACTIVITY_ATTESTATION', `the NSM could not attest: ${(err as { code?: string }).code ?? 'error'}`));
           return;
         }
       }
-      if (5 + 4 + 4 + attestation.length + sealed.length > this.limits.maxMessageBytes) {
-        this.#finish(id);
-        this.#error(id, 'ERR_ACTIVITY_TOO_LARGE', `the sealed result (${sealed.length} bytes) is over the ${this.limits.maxMessageBytes}-byte limit`);
+      if (5 + 4 + 4 + attestation.length + sealed.length > this.#limits.maxMessageBytes) {
+        this.#answer(run, () => this.#error(id, 'ERR_ACTIVITY_TOO_LARGE', `the sealed result (${sealed.length} bytes) is over the ${this.#limits.maxMessageBytes}-byte limit`));
         return;
       }
-      if (!this.#finish(id)) return;
       const n = Buffer.allocUnsafe(4);
       n.writeUInt32BE(attestation.length);
-      this.#send(FRAME.RESULT, id, [n, attestation, sealed]);
+      this.#answer(run, () => this.#send(FRAME.RESULT, id, [n, attestation, sealed]));
     } catch (err) {
-      if (!this.#finish(id)) return;
+      if (run.cancelled || this.socket.destroyed) return;
       // The handler's message and stack may hold plaintext: they leave only sealed, for this step's
       // workflow, readable by an enclave with the key (openHandlerError). Its code, if it is a
       // plain identifier, travels in clear so the workflow can switch on it.
       const e = err as { name?: unknown; message?: unknown; stack?: unknown; code?: unknown };
       const handlerCode = typeof e?.code === 'string' && HANDLER_CODE.test(e.code) ? e.code : '';
       const detail = new TextEncoder().encode(JSON.stringify({ name: String(e?.name ?? 'Error'), message: String(e?.message ?? err), stack: String(e?.stack ?? ''), code: handlerCode || undefined }));
-      const details = sealState(this.options.key, detail, { workflowId: call.workflowId, chainId, activity: ERROR_ACTIVITY, seq: call.seq, producer: call.activity });
+      const details = sealState(options.key, detail, { workflowId: call.workflowId, chainId, activity: ERROR_ACTIVITY, seq: call.seq, producer: call.activity });
       detail.fill(0);
-      this.#error(id, 'ERR_ACTIVITY_HANDLER_FAILED', `handler ${JSON.stringify(call.activity)} failed${handlerCode ? ` (${handlerCode})` : ''}; details are sealed`, handlerCode, details);
+      this.#answer(run, () => this.#error(id, 'ERR_ACTIVITY_HANDLER_FAILED', `handler ${JSON.stringify(call.activity)} failed${handlerCode ? ` (${handlerCode})` : ''}; details are sealed`, handlerCode, details));
     } finally {
       input.fill(0);
       output?.fill(0);

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { checkRegion, parsePinnedKeyArn, partitionOf, responseMatches } from '../../src/kms/key-arn.js';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { partition as sdkPartition } from '@aws-sdk/core/client';
+import { checkRegion, KMS_PARTITIONS, parsePinnedKeyArn, partitionOf, responseMatches } from '../../src/kms/key-arn.js';
+
+// The AWS SDK's own partition table (what `partition()` above resolves with), read from the installed @aws-sdk/core.
+const core = dirname(createRequire(import.meta.url).resolve('@aws-sdk/core/package.json'));
+const sdkPartitions = ((await import(join(core, 'dist-es/submodules/client/util-endpoints/lib/aws/partitions.js'))) as { partitionsInfo: { partitions: Array<{ id: string; regions: Record<string, unknown> }> } }).partitionsInfo;
 
 const KEY = 'arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab';
 const ALIAS = 'arn:aws:kms:us-east-1:111122223333:alias/confidential-workflow-tsk';
@@ -34,6 +41,37 @@ describe('parsePinnedKeyArn', () => {
 
   it('partitionOf knows the partitions KMS ARNs name', () => {
     expect([partitionOf('us-east-1'), partitionOf('cn-north-1'), partitionOf('us-gov-west-1'), partitionOf('us-iso-east-1'), partitionOf('us-isob-east-1')]).toEqual(['aws', 'aws-cn', 'aws-us-gov', 'aws-iso', 'aws-iso-b']);
+    expect(partitionOf('xx-foo-1')).toBeUndefined();
+  });
+
+  it('accepts every partition of the AWS SDK\'s partition table, each with its own region pattern (enumerated: a new partition fails here)', () => {
+    const sdk = sdkPartitions.partitions.filter((p) => p.id !== 'aws-global');
+    expect(Object.keys(KMS_PARTITIONS).sort()).toEqual(sdk.map((p) => p.id).sort());
+    for (const p of sdk) {
+      const regions = Object.keys(p.regions).filter((r) => !r.startsWith('aws-'));
+      expect(regions.length).toBeGreaterThan(0);
+      for (const region of regions) {
+        expect([region, sdkPartition(region).name, partitionOf(region)]).toEqual([region, p.id, p.id]);
+        const arn = `arn:${p.id}:kms:${region}:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+        expect(parsePinnedKeyArn(arn)).toMatchObject({ partition: p.id, region });
+        expect(parsePinnedKeyArn(`arn:${p.id}:kms:${region}:111122223333:alias/tsk`).kind).toBe('alias');
+      }
+    }
+    // main refused these: a region pattern that did not know eusc, and no aws-eusc partition.
+    expect(parsePinnedKeyArn('arn:aws-eusc:kms:eusc-de-east-1:111122223333:alias/tsk').partition).toBe('aws-eusc');
+    expect(() => parsePinnedKeyArn('arn:aws-eusc:kms:us-east-1:111122223333:alias/tsk')).toThrow('keyId: region us-east-1 belongs to partition aws, not aws-eusc');
+    expect(() => parsePinnedKeyArn('arn:aws-moon:kms:us-east-1:111122223333:alias/tsk')).toThrow('keyId: aws-moon is not a partition KMS runs in');
+    expect(() => parsePinnedKeyArn('arn:aws:kms:xx-foo-1:111122223333:alias/tsk')).toThrow('keyId: xx-foo-1 is not a region of any partition');
+  });
+
+  it('refuses an alias of an AWS managed key (alias/aws/…): its policy can never carry attestation conditions', () => {
+    for (const arn of ['arn:aws:kms:us-east-1:111122223333:alias/aws/kms', 'arn:aws:kms:us-east-1:111122223333:alias/aws/ebs', 'arn:aws-us-gov:kms:us-gov-west-1:111122223333:alias/aws/s3']) {
+      expect(() => parsePinnedKeyArn(arn)).toThrow(TypeError);
+      expect(() => parsePinnedKeyArn(arn)).toThrow(/names an AWS managed key, whose key policy AWS writes: it can never carry the attestation conditions/);
+    }
+    // Only the reserved prefix: customer aliases that merely start with "aws" are fine.
+    expect(parsePinnedKeyArn('arn:aws:kms:us-east-1:111122223333:alias/aws-tsk').resource).toBe('alias/aws-tsk');
+    expect(parsePinnedKeyArn('arn:aws:kms:us-east-1:111122223333:alias/awsome/tsk').resource).toBe('alias/awsome/tsk');
   });
 });
 

@@ -18,7 +18,8 @@ let ctx: Awaited<ReturnType<typeof simulatedReceiver>>;
 beforeAll(async () => {
   // @hpke/common keeps a Node <= 18 `import("crypto")` fallback, dead wherever globalThis.crypto exists.
   script = await bundleScript(join(import.meta.dirname, 'seal-script.ts'), { plugins: [hpkeNodeFallbackShim as Plugin] });
-  ctx = await simulatedReceiver();
+  // Replay protection on: the version 2 time and id written in each runtime are read and checked in Node.
+  ctx = await simulatedReceiver({}, { replayWindowMs: 300_000 });
 }, 60_000);
 
 for (const runtime of RUNTIMES) {
@@ -38,6 +39,9 @@ for (const runtime of RUNTIMES) {
       expect(out).toMatchObject({ wrongNonce: 'ERR_ATTESTATION_NONCE_MISMATCH', wrongPcr: 'ERR_ATTESTATION_PCR_MISMATCH', defaultRoot: 'ERR_ATTESTATION_UNTRUSTED_ROOT' });
       const opened = await ctx.receiver.open(new Uint8Array(Buffer.from(out.message, 'base64')), { info: new TextEncoder().encode(`runtime:${runtime.name}`) });
       expect(new TextDecoder().decode(opened)).toBe(plaintext);
+      const message = new Uint8Array(Buffer.from(out.message, 'base64'));
+      expect(message[0]).toBe(2);
+      await expect(ctx.receiver.open(message, { info: new TextEncoder().encode(`runtime:${runtime.name}`) })).rejects.toMatchObject({ code: 'ERR_SEAL_REPLAYED' });
     }, 120_000);
   });
 }

@@ -19,8 +19,8 @@ function labeledExpand(suiteId: Buffer, prk: Buffer, label: string, info: Buffer
   return createHmac('sha256', prk).update(Buffer.concat([labeledInfo, Buffer.from([1])])).digest().subarray(0, length);
 }
 
-describe('sealed message layout (v1, P-256) read independently', () => {
-  it('version ‖ suite ids ‖ key id ‖ enc ‖ ciphertext; info and aad as documented; opens with a hand-written RFC 9180 base-mode open', async () => {
+describe('sealed message layout (v2, P-256) read independently', () => {
+  it('version ‖ suite ids ‖ key id ‖ sealed-at ms ‖ message id ‖ enc ‖ ciphertext; info and aad as documented; opens with a hand-written RFC 9180 base-mode open', async () => {
     const recipient = createECDH('prime256v1');
     const pkR = recipient.generateKeys(); // uncompressed, 65 bytes
     const attestedKey = Buffer.concat([Buffer.from([1, 0x00, 0x10, 0x00, 0x01, 0x00, 0x02]), pkR]);
@@ -29,15 +29,18 @@ describe('sealed message layout (v1, P-256) read independently', () => {
     const document = enclave.attest({ publicKey: attestedKey, nonce });
     const appInfo = enc8('agent:planner');
     const plaintext = enc8('independently checked');
+    const sealedAt = Date.parse('2026-06-01T12:00:00.123Z');
     const message = Buffer.from(
-      await sealToEnclave(document, plaintext, { expected: { pcrs: { 0: enclave.imageSha384 }, nonce }, trustAnchors: [enclave.trustAnchor], info: appInfo }),
+      await sealToEnclave(document, plaintext, { expected: { pcrs: { 0: enclave.imageSha384 }, nonce }, trustAnchors: [enclave.trustAnchor], info: appInfo, clock: () => new Date(sealedAt) }),
     );
 
-    expect([...message.subarray(0, 7)]).toEqual([1, 0x00, 0x10, 0x00, 0x01, 0x00, 0x02]);
+    expect([...message.subarray(0, 7)]).toEqual([2, 0x00, 0x10, 0x00, 0x01, 0x00, 0x02]);
     expect(message.subarray(7, 15)).toEqual(sha256(attestedKey).subarray(0, 8));
-    const enc = message.subarray(15, 80);
+    expect(message.readBigUInt64BE(15)).toBe(BigInt(sealedAt)); // ms since the epoch, big-endian
+    expect(message.subarray(23, 39).length).toBe(16); // random message id
+    const enc = message.subarray(39, 104);
     expect(enc[0]).toBe(0x04);
-    const ciphertext = message.subarray(80);
+    const ciphertext = message.subarray(104);
     expect(ciphertext.length).toBe(plaintext.length + 16);
 
     // DHKEM(P-256, HKDF-SHA256) Decap
@@ -58,7 +61,7 @@ describe('sealed message layout (v1, P-256) read independently', () => {
     const baseNonce = labeledExpand(suite, secret, 'base_nonce', context, 12);
     // AES-256-GCM, sequence 0, aad = every byte before the ciphertext
     const decipher = createDecipheriv('aes-256-gcm', key, baseNonce);
-    decipher.setAAD(message.subarray(0, 80));
+    decipher.setAAD(message.subarray(0, 104));
     decipher.setAuthTag(ciphertext.subarray(-16));
     const opened = Buffer.concat([decipher.update(ciphertext.subarray(0, -16)), decipher.final()]);
     expect(opened.toString('utf8')).toBe('independently checked');

@@ -13,9 +13,9 @@ describe('sealToEnclave → receiver.open on the simulated enclave', () => {
     const n = nonce();
     const document = await receiver.attest(n);
     const message = await sealToEnclave(document, text('my API key'), { expected: expected(n), trustAnchors });
-    expect(message[0]).toBe(1);
-    // 15-byte header + 65-byte P-256 enc + plaintext + 16-byte tag
-    expect(message.length).toBe(15 + 65 + 10 + 16);
+    expect(message[0]).toBe(2);
+    // 39-byte header (15 + u64 time + 16-byte id) + 65-byte P-256 enc + plaintext + 16-byte tag
+    expect(message.length).toBe(39 + 65 + 10 + 16);
     const plaintext = await receiver.open(message);
     expect(new TextDecoder().decode(plaintext)).toBe('my API key');
     plaintext.fill(0);
@@ -26,7 +26,7 @@ describe('sealToEnclave → receiver.open on the simulated enclave', () => {
     const n = nonce();
     const sealer = await createEnclaveSealer(await receiver.attest(n), { expected: expected(n), trustAnchors, info: text('order 42') });
     const message = await sealer.seal(new Uint8Array(0));
-    expect(message.length).toBe(15 + 97 + 16);
+    expect(message.length).toBe(39 + 97 + 16);
     expect(await receiver.open(message, { info: text('order 42') })).toEqual(new Uint8Array(0));
     await expect(receiver.open(message)).rejects.toMatchObject({ code: 'ERR_SEAL_DECRYPT_FAILED' });
     await expect(receiver.open(message, { info: text('order 43') })).rejects.toMatchObject({ code: 'ERR_SEAL_DECRYPT_FAILED' });
@@ -171,9 +171,9 @@ describe('receiver.open refuses what it must', () => {
   it('truncated, empty and non-byte messages: ERR_SEAL_MALFORMED', async () => {
     const { receiver, message } = await sealed();
     await expect(receiver.open(new Uint8Array(0))).rejects.toMatchObject({ code: 'ERR_SEAL_MALFORMED' });
-    await expect(receiver.open(message.subarray(0, 15 + 65 + 15))).rejects.toMatchObject({
+    await expect(receiver.open(message.subarray(0, 39 + 65 + 15))).rejects.toMatchObject({
       code: 'ERR_SEAL_MALFORMED',
-      message: 'the sealed message is 95 bytes; P256-SHA256-AES256GCM needs at least 96',
+      message: 'the sealed message is 119 bytes; P256-SHA256-AES256GCM needs at least 120',
     });
     await expect(receiver.open('x' as never)).rejects.toMatchObject({ code: 'ERR_SEAL_MALFORMED' });
     await expect(receiver.open(message.subarray(0, message.length - 1))).rejects.toMatchObject({ code: 'ERR_SEAL_DECRYPT_FAILED' });
@@ -276,3 +276,94 @@ describe('property: no plaintext in any error', () => {
     );
   });
 });
+
+describe('replay protection (createAttestedReceiver({ replayWindowMs }))', () => {
+  async function setup(receiverOptions: Record<string, unknown> = {}) {
+    let now = Date.parse('2026-06-01T12:00:00Z');
+    const ctx = await simulatedReceiver({}, { clock: () => new Date(now), ...receiverOptions });
+    const n = nonce();
+    let sealerNow = now;
+    const sealer = await createEnclaveSealer(await ctx.receiver.attest(n), { expected: { ...ctx.expected(n), maxAgeMs: 10 * 365 * 86_400_000 }, trustAnchors: ctx.trustAnchors, clock: () => new Date(sealerNow) });
+    return {
+      ...ctx,
+      sealer,
+      advance: (ms: number) => (now += ms),
+      setSealerClock: (ms: number) => (sealerNow = ms),
+      now: () => now,
+    };
+  }
+
+  it('without it, the same message opens any number of times (what docs/seal.md warns about)', async () => {
+    const { receiver, sealer } = await setup();
+    const message = await sealer.seal(text('transfer 100'));
+    for (let i = 0; i < 3; i++) expect(new TextDecoder().decode(await receiver.open(message))).toBe('transfer 100');
+  });
+
+  it('with it, a message opens once: the replay is ERR_SEAL_REPLAYED; another message with the same plaintext opens', async () => {
+    const { receiver, sealer } = await setup({ replayWindowMs: 60_000 });
+    const message = await sealer.seal(text('transfer 100'));
+    expect(new TextDecoder().decode(await receiver.open(message))).toBe('transfer 100');
+    await expect(receiver.open(message)).rejects.toMatchObject({ code: 'ERR_SEAL_REPLAYED', message: 'this message was opened before (same message id within the replay window)' });
+    expect(new TextDecoder().decode(await receiver.open(await sealer.seal(text('transfer 100'))))).toBe('transfer 100');
+  });
+
+  it('refuses a message stamped outside the window (either way) with ERR_SEAL_STALE, and an unstamped v1 message', async () => {
+    const { receiver, sealer, advance, setSealerClock, now } = await setup({ replayWindowMs: 60_000 });
+    const message = await sealer.seal(text('late'));
+    advance(60_001); // the parent held it back
+    await expect(receiver.open(message)).rejects.toMatchObject({ code: 'ERR_SEAL_STALE', message: 'the message was sealed at 2026-06-01T12:00:00.000Z, outside the 60000 ms replay window around 2026-06-01T12:01:00.001Z' });
+    setSealerClock(now() + 60_001);
+    await expect(receiver.open(await sealer.seal(text('future')))).rejects.toMatchObject({ code: 'ERR_SEAL_STALE' });
+    setSealerClock(now() - 59_000);
+    expect(new TextDecoder().decode(await receiver.open(await sealer.seal(text('in time'))))).toBe('in time');
+    // A v1 message (no time, no id), as a 0.1 client sealed it: the v1 layout with the same HPKE.
+    const v1 = await sealV1(receiver.publicKey, text('old client'));
+    await expect(receiver.open(v1)).rejects.toMatchObject({ code: 'ERR_SEAL_UNSUPPORTED_VERSION', message: 'the sealed message has version 1, which carries no time or message id; this receiver refuses replays and needs version 2' });
+    const lenient = await setup();
+    expect(new TextDecoder().decode(await lenient.receiver.open(await sealV1(lenient.receiver.publicKey, text('old client'))))).toBe('old client');
+  });
+
+  it('the time and id are authenticated: rewriting them fails to open (ERR_SEAL_DECRYPT_FAILED), and a failed open does not burn the id', async () => {
+    const { receiver, sealer, now } = await setup({ replayWindowMs: 60_000 });
+    const message = await sealer.seal(text('x'));
+    const retimed = message.slice();
+    new DataView(retimed.buffer).setBigUint64(15, BigInt(now() + 1));
+    await expect(receiver.open(retimed)).rejects.toMatchObject({ code: 'ERR_SEAL_DECRYPT_FAILED' });
+    const renamed = message.slice();
+    renamed[23]! ^= 1;
+    await expect(receiver.open(renamed)).rejects.toMatchObject({ code: 'ERR_SEAL_DECRYPT_FAILED' });
+    expect(new TextDecoder().decode(await receiver.open(message))).toBe('x');
+  });
+
+  it('the cache is bounded: when full, the oldest id is forgotten and everything stamped at or before it is ERR_SEAL_STALE (fails closed)', async () => {
+    const { receiver, sealer, setSealerClock, now } = await setup({ replayWindowMs: 60_000, maxReplayCacheEntries: 2 });
+    const t0 = now();
+    const m = [];
+    for (let i = 0; i < 3; i++) {
+      setSealerClock(t0 - 3000 + i * 1000);
+      m.push(await sealer.seal(text(`m${i}`)));
+    }
+    await receiver.open(m[0]!);
+    await receiver.open(m[1]!);
+    await receiver.open(m[2]!); // m0 is forgotten
+    await expect(receiver.open(m[0]!)).rejects.toMatchObject({ code: 'ERR_SEAL_STALE', message: expect.stringContaining('before the oldest time the full replay cache still covers') });
+    await expect(receiver.open(m[1]!)).rejects.toMatchObject({ code: 'ERR_SEAL_REPLAYED' });
+  });
+
+  it('options are checked (TypeError)', async () => {
+    await expect(setup({ replayWindowMs: 0 })).rejects.toThrow(new TypeError('replayWindowMs must be a positive integer of milliseconds'));
+    await expect(setup({ maxReplayCacheEntries: 5 })).rejects.toThrow(new TypeError('maxReplayCacheEntries needs replayWindowMs'));
+  });
+});
+
+/** The version 1 layout (no time, no id), sealed with @hpke/core as 0.1 did: for the compatibility checks. */
+async function sealV1(attestedKey: Uint8Array, plaintext: Uint8Array): Promise<Uint8Array> {
+  const { suiteByName, buildInfo, sha256 } = await import('../../src/seal/format.js');
+  const suite = suiteByName('P256-SHA256-AES256GCM');
+  const keyHash = await sha256(attestedKey);
+  const recipientPublicKey = await suite.hpke.kem.deserializePublicKey(attestedKey.slice(7));
+  const sender = await suite.hpke.createSenderContext({ recipientPublicKey, info: buildInfo(keyHash, new Uint8Array(0)) });
+  const header = new Uint8Array([1, 0x00, 0x10, 0x00, 0x01, 0x00, 0x02, ...keyHash.subarray(0, 8), ...new Uint8Array(sender.enc)]);
+  const ct = new Uint8Array(await sender.seal(plaintext, header));
+  return new Uint8Array([...header, ...ct]);
+}

@@ -1,5 +1,5 @@
 import { createServer, request, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { payloadToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -112,6 +112,32 @@ describe('createCodecServer: the Web UI and CLI over real HTTP', () => {
     const broken = await fetch(`${base}/decode`, { method: 'POST', headers: uiHeaders({ Authorization: 'Bearer throw' }), body });
     expect(broken.status).toBe(500);
     expect(await broken.text()).not.toContain('token service down');
+  });
+
+  it('400 for a repeated X-Namespace (Node would join it into "prod, dev") or Authorization, before authorize runs', async () => {
+    const body = JSON.stringify({ payloads: [await sealedJson(SECRET)] });
+    const { port } = new URL(base);
+    const rawPost = (headerLines: string[]) =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const socket = connect(Number(port), '127.0.0.1');
+        let text = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (d) => (text += d));
+        socket.on('end', () => resolve({ status: Number(/^HTTP\/1\.1 (\d+)/.exec(text)?.[1]), text }));
+        socket.on('error', reject);
+        socket.end([`POST /decode HTTP/1.1`, 'Host: codec', 'Connection: close', 'Content-Type: application/json', `Content-Length: ${Buffer.byteLength(body)}`, ...headerLines, '', body].join('\r\n'));
+      });
+    const before = seen.length;
+    const ns = await rawPost(['Authorization: Bearer good', 'X-Namespace: agents', 'X-Namespace: dev']);
+    expect(ns.status).toBe(400);
+    expect(ns.text).toContain('{"error":"BAD_REQUEST","message":"the x-namespace header appears more than once"}');
+    const auth = await rawPost(['Authorization: Bearer good', 'Authorization: Bearer other', 'X-Namespace: agents']);
+    expect(auth.status).toBe(400);
+    expect(auth.text).toContain('the authorization header appears more than once');
+    expect(seen.length).toBe(before); // authorize never saw them
+    expect(ns.text + auth.text).not.toContain(SECRET);
+    // One of each is served as before.
+    expect((await rawPost(['Authorization: Bearer good', 'X-Namespace: agents'])).status).toBe(200);
   });
 
   it('400 on bad JSON, a wrong shape or a non-payload; 415 on another content type; 404/405 elsewhere', async () => {

@@ -246,7 +246,7 @@ describe('a hostile host on the relay', () => {
     const slow = sealState(tsk, enc('x'), { chainId: CHAIN, workflowId: 'wf-f', activity: 'slow', seq: 0, producer: 'client' });
     raw.socket.write(raw.call(6, 'slow', 'wf-f', 0, slow));
     raw.socket.write(raw.call(6, 'research', 'wf-f', 0, good));
-    expect(await raw.errorCode(6)).toBe('ERR_ACTIVITY_FRAME_MALFORMED');
+    expect(await raw.errorCode(6)).toBe('ERR_ACTIVITY_DUPLICATE_ID');
     expect((await raw.answer(6)).type).toBe(FRAME.RESULT);
     // half a frame, then the host hangs up: the server drops it and serves the next connection
     const whole = raw.call(7, 'research', 'wf-f', 0, good);

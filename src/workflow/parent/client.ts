@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { NitroEnclaveError, type NitroEnclaveErrorCode } from '../../errors.js';
 import { connectSocket, type SocketAddress } from '../../vsock/connect.js';
-import { DEFAULT_MAX_MESSAGE_BYTES, decodeError, decodeResult, encodeCallPrefix, FRAME, frameHeader, FrameReader } from '../protocol.js';
+import { CONNECTION_ID, DEFAULT_MAX_MESSAGE_BYTES, decodeError, decodeResult, encodeCallPrefix, FRAME, frameHeader, FrameReader } from '../protocol.js';
 
 /** An answer from the enclave. */
 export interface SealedCallResult {
@@ -25,7 +25,7 @@ export interface SealedCallResult {
  * ```
  */
 export class SealedActivityError extends NitroEnclaveError {
-  /** Worth retrying: the enclave was unreachable, restarted, or did not answer in time. */
+  /** Worth retrying: the enclave was unreachable, restarted, overloaded, or did not answer (or receive) in time. */
   readonly retryable: boolean;
   /** The handler's own error code, when it threw one that is a plain identifier. */
   readonly handlerCode: string | undefined;
@@ -35,7 +35,7 @@ export class SealedActivityError extends NitroEnclaveError {
   constructor(code: NitroEnclaveErrorCode, message: string, extra: { handlerCode?: string; details?: Uint8Array; cause?: unknown } = {}) {
     super(code, message, { cause: extra.cause });
     this.name = 'SealedActivityError';
-    this.retryable = code === 'ERR_ACTIVITY_UNAVAILABLE' || code === 'ERR_ACTIVITY_TIMEOUT';
+    this.retryable = code === 'ERR_ACTIVITY_UNAVAILABLE' || code === 'ERR_ACTIVITY_TIMEOUT' || code === 'ERR_ACTIVITY_OVERLOADED' || code === 'ERR_ACTIVITY_FRAME_TIMEOUT';
     this.handlerCode = extra.handlerCode || undefined;
     this.details = extra.details?.length ? extra.details : undefined;
   }
@@ -47,7 +47,7 @@ export interface SealedActivityClientOptions {
   readonly address: SocketAddress;
   /** Default 5000. */
   readonly connectTimeoutMs?: number;
-  /** Largest frame accepted from the enclave. Default 8 MiB (match the server's limit). */
+  /** Largest frame sent to or accepted from the enclave. Default 8 MiB (match the server's limit: a larger CALL is refused here, before it is sent). */
   readonly maxMessageBytes?: number;
   /** Replaces the native connect (tests, or a custom transport). */
   readonly connect?: (address: SocketAddress, options: { timeoutMs: number }) => Promise<Duplex>;
@@ -132,13 +132,40 @@ export class SealedActivityClient {
     const attempt = connect(this.#options.address, { timeoutMs }).then(
       (socket) => {
         const reader = new FrameReader(this.#options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES);
+        // Why the enclave is closing this connection (an ERROR with the connection's id): the calls still pending fail with it.
+        let closing: SealedActivityError | undefined;
         socket.on('data', (chunk: Buffer) => {
-          for (const f of reader.push(chunk)) this.#onFrame(f.type, f.id, f.body, f.oversized);
+          for (const f of reader.push(chunk)) {
+            if (f.error) {
+              // An answer over this side's limit: its call fails; the rest of the stream cannot be read in step.
+              this.#onFrame(f.type, f.id, undefined, f.error.message);
+              socket.destroy();
+              return;
+            }
+            if (f.id === CONNECTION_ID && f.type === FRAME.ERROR) {
+              // The enclave is closing this connection: new calls go to a new one; the calls still
+              // pending fail with the reason when it is retryable, else as ERR_ACTIVITY_UNAVAILABLE.
+              if (this.#socket === attempt) this.#socket = undefined;
+              if (this.#live === socket) this.#live = undefined;
+              closing = new SealedActivityError('ERR_ACTIVITY_UNAVAILABLE', 'the enclave closed the connection');
+              try {
+                const e = decodeError(f.body);
+                const reason = new SealedActivityError(e.code as NitroEnclaveErrorCode, `the enclave closed the connection: ${e.message}`);
+                closing = reason.retryable ? reason : new SealedActivityError('ERR_ACTIVITY_UNAVAILABLE', `the enclave closed the connection (${e.code}: ${e.message})`);
+              } catch {
+                // a malformed connection error still ends in the close below
+              }
+              continue;
+            }
+            this.#onFrame(f.type, f.id, f.body, undefined);
+          }
+          if (closing) socket.destroy();
         });
         const lost = (err?: Error) => {
           if (this.#socket === attempt) this.#socket = undefined;
           if (this.#live === socket) this.#live = undefined;
-          this.#failAll(new SealedActivityError('ERR_ACTIVITY_UNAVAILABLE', `the enclave connection was lost${err ? `: ${(err as { code?: string }).code ?? err.message}` : ''}`, { cause: err }));
+          reader.dispose();
+          this.#failAll(closing ?? new SealedActivityError('ERR_ACTIVITY_UNAVAILABLE', `the enclave connection was lost${err ? `: ${(err as { code?: string }).code ?? err.message}` : ''}`, { cause: err }));
         };
         socket.on('error', lost);
         socket.on('close', () => lost());
@@ -168,12 +195,12 @@ export class SealedActivityClient {
     for (const p of pending) p.reject(err);
   }
 
-  #onFrame(type: number, id: number, body: Buffer | undefined, oversized: number | undefined): void {
+  #onFrame(type: number, id: number, body: Buffer | undefined, tooLarge: string | undefined): void {
     const p = this.#pending.get(id);
     if (!p) return; // late answer to a call already cancelled or timed out
-    if (oversized !== undefined || !body) {
+    if (tooLarge !== undefined || !body) {
       this.#pending.delete(id);
-      p.reject(new SealedActivityError('ERR_ACTIVITY_TOO_LARGE', `the enclave's answer of ${oversized} bytes is over this side's ${this.#options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES}-byte limit`));
+      p.reject(new SealedActivityError('ERR_ACTIVITY_TOO_LARGE', `the enclave's answer: ${tooLarge}`));
       return;
     }
     try {
@@ -207,11 +234,16 @@ export class SealedActivityClient {
     if (!Number.isInteger(timeoutMs) || timeoutMs < 0) throw new TypeError('timeoutMs must be a non-negative integer');
     const { signal } = options;
     if (signal?.aborted) throw new SealedActivityError('ERR_ACTIVITY_CANCELLED', 'cancelled before it was sent', { cause: signal.reason });
+    const maxMessageBytes = this.#options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    const nonce = call.attestationNonce ?? new Uint8Array(0);
+    // Not sent: the enclave would close the connection (and every call on it) on such a header.
+    const frameBytes = encodeCallPrefix(0, { activity: call.activity, workflowId: call.workflowId, seq: call.seq, attest: false, nonce }, 0).length + call.state.length;
+    if (frameBytes > maxMessageBytes) throw new SealedActivityError('ERR_ACTIVITY_TOO_LARGE', `frame of ${frameBytes} bytes is over the ${maxMessageBytes}-byte limit (maxMessageBytes; match the enclave's)`);
     const socket = this.#live ?? (await this.#connect());
+    if (socket.destroyed) throw new SealedActivityError('ERR_ACTIVITY_UNAVAILABLE', 'the enclave connection closed as it opened');
     let id = this.#nextId;
     while (this.#pending.has(id)) id = id >= 0xffffffff ? 1 : id + 1;
     this.#nextId = id >= 0xffffffff ? 1 : id + 1;
-    const nonce = call.attestationNonce ?? new Uint8Array(0);
     const prefix = encodeCallPrefix(id, { activity: call.activity, workflowId: call.workflowId, seq: call.seq, attest: call.attestationNonce !== undefined, nonce }, call.state.length);
     return new Promise<SealedCallResult>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
