@@ -16,6 +16,8 @@ import { generateKeyPairSync, KeyObject, sign, verify, webcrypto } from 'node:cr
 import { dirname, join } from 'node:path';
 import { createAttestationVerifier as portableVerifier } from '../dist/attestation/index.js';
 import { createAttestationVerifier as nodeVerifier } from '../dist/attestation/index.node.js';
+import { createVerifierWith } from '../dist/attestation/verify.js';
+import { nodeCryptoBackend } from '../dist/attestation/node-crypto.js';
 import { decodeDocument } from '../dist/attestation/document.js';
 import { parseCertificate } from '../dist/attestation/certificate.js';
 import { sigStructure } from '../dist/attestation/cose-sign1.js';
@@ -109,6 +111,7 @@ export async function benchAttestation({ reps = 5 } = {}) {
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
   const data = doc.subarray(0, doc.length - 96);
   const signature = sign('sha384', data, privateKey);
+  const inlineBackend = { ...nodeCryptoBackend, ecdsaVerifyConcurrent: undefined };
   const warmNode = nodeVerifier();
   const warmPortable = portableVerifier();
   await warmNode.verify(doc, { currentDate });
@@ -121,13 +124,15 @@ export async function benchAttestation({ reps = 5 } = {}) {
       for (let i = 0; i < 5; i++) verify('sha384', data, publicKey, signature);
     },
     cold: () => nodeVerifier().verify(doc, { currentDate }),
+    // The node:crypto path with every verify inline (no thread pool): what the links-on-the-pool choice is judged against.
+    coldInline: () => createVerifierWith(inlineBackend).verify(doc, { currentDate }),
     warm: () => warmNode.verify(doc, { currentDate }),
     coldPortable: () => portableVerifier().verify(doc, { currentDate }),
     warmPortable: () => warmPortable.verify(doc, { currentDate }),
   };
   const r = await repeated(cases, { reps, rounds: 80, warmup: 10 });
   // evervault blocks for tens of ms per call: measured in repetitions of its own, beside our cold path.
-  const e = ev ? await repeated({ evervault: ev, cold: cases.cold }, { reps, rounds: 8, warmup: 2 }) : null;
+  const e = ev ? await repeated({ evervault: ev, cold: cases.cold }, { reps, rounds: 8, warmup: 2, prime: 2 }) : null;
 
   console.log(`medians over ${reps} interleaved repetitions, [min–max]; ratios per repetition against the floor of the same repetition`);
   row('floor, cold: 4 key imports + 5 P-384 verifies (node:crypto)', r.work);
@@ -135,6 +140,7 @@ export async function benchAttestation({ reps = 5 } = {}) {
   row('5 bare P-384 verifies, document-sized payload', r.bare5, { vs: r.work, vsName: 'cold floor' });
   row('cold, node condition: fresh verifier', r.cold, { vs: r.work, vsName: 'the work', goal: { max: 1.05 }, name: 'attestation, Node, cold (x its work)' });
   row('warm, node condition: CA chain cached', r.warm, { vs: r.one, vsName: 'one verify', goal: { max: 1.1 }, name: 'attestation, Node, warm (x one verify)' });
+  row('cold, node:crypto with every verify inline', r.coldInline, { vs: r.cold, vsName: 'node condition' });
   row('cold, portable (WebCrypto) in Node', r.coldPortable, { vs: r.cold, vsName: 'node condition' });
   row('warm, portable (WebCrypto) in Node', r.warmPortable, { vs: r.warm, vsName: 'node condition' });
   if (e) {

@@ -34,7 +34,7 @@ export async function benchCodec({ reps = 5 } = {}) {
           if (decoded.data.length !== size) throw new Error('codec round trip lost bytes');
         },
       },
-      { reps, rounds, warmup: Math.ceil(rounds / 10) },
+      { reps, rounds, warmup: Math.ceil(rounds / 10), prime: Math.max(50, rounds) },
     );
     row(`floor: raw AES-256-GCM encrypt+decrypt, ${label}`, r.floor);
     row(`codec encode+decode, ${label}`, r.codec, { vs: r.floor, goal, name: `Temporal codec encode+decode, ${label} (x raw GCM)` });

@@ -33,8 +33,10 @@ export async function interleaved(cases, { rounds = 300, warmup = 30 } = {}) {
  * `reps` repetitions of {@link interleaved} (warm-up in each). Returns, per case, the list of
  * per-repetition medians; {@link spread} and {@link ratio} summarise them.
  */
-export async function repeated(cases, { reps = 5, rounds = 100, warmup = 10 } = {}) {
+export async function repeated(cases, { reps = 5, rounds = 100, warmup = 10, prime = warmup * 3 } = {}) {
   const out = Object.fromEntries(Object.keys(cases).map((n) => [n, []]));
+  // Untimed first, so that no repetition measures the JIT compiling the case (the first one did).
+  for (let i = 0; i < prime; i++) for (const run of Object.values(cases)) await run(i);
   for (let i = 0; i < reps; i++) {
     const r = await interleaved(cases, { rounds, warmup });
     for (const n of Object.keys(cases)) out[n].push(r[n].median);
