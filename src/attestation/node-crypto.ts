@@ -25,18 +25,6 @@ export const nodeCryptoBackend: CryptoBackend = {
       return false;
     }
   },
-  // crypto.verify with a callback runs on the libuv pool (inputs copied first): a cold chain's four
-  // links then share the machine's cores with each other and with the COSE check, which stays inline
-  // (a lone warm verify would only pay the thread hop).
-  ecdsaVerifyConcurrent(key, hash, signature, data) {
-    return new Promise<boolean>((resolve) => {
-      try {
-        verify(HASH[hash], data, { key: key as KeyObject, dsaEncoding: 'ieee-p1363' }, signature, (err, ok) => resolve(!err && ok === true));
-      } catch {
-        resolve(false);
-      }
-    });
-  },
   keyCurve(key) {
     if (!(key instanceof KeyObject) || key.asymmetricKeyType !== 'ec') return null;
     // asymmetricKeyDetails is a native call that builds a new object each time: once per key.
