@@ -1,8 +1,7 @@
 // The dependency choices, measured: each alternative does the same job on the same input.
 import 'reflect-metadata';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { webcrypto, X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import * as pkijs from 'pkijs';
@@ -13,10 +12,9 @@ import { createAttestationVerifier as createNodeAttestationVerifier } from '../d
 import { parseAttestationDocument } from '../dist/attestation/index.js';
 import { parseEnvelopedData } from '../dist/kms/index.js';
 import { decodeCbor } from '../dist/internal/cbor.js';
-import { fmt, interleaved, line } from './lib.mjs';
+import { fmt, interleaved, line, fixturesDir } from './lib.mjs';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const fixtures = process.env.NITRO_FIXTURES_DIR ?? resolve(here, '../../shared/fixtures');
+const fixtures = fixturesDir();
 
 export async function benchDeps() {
   console.log('\n## Dependency choices (same input, same job)');

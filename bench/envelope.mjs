@@ -1,22 +1,23 @@
-// TSK envelope v2 (XAES-256-GCM) encrypt against raw AES-256-GCM at 64 KiB, interleaved in one run.
-//   floor:   bare node:crypto AES-256-GCM: a cipher under a random 96-bit nonce, update, final, tag
-//            (ciphertext and tag left in two buffers, no message assembled);
+// TSK envelope v2 (XAES-256-GCM) encrypt against raw AES-256-GCM at 64 KiB, interleaved, 5 repetitions.
+//   floor:   the leanest raw node:crypto AES-256-GCM: a cipher under a random 96-bit nonce, the
+//            caller's AAD, one update(), final(), the tag (ciphertext and tag left in two buffers,
+//            no message assembled, no concat);
 //   message: the same written as nonce ‖ ciphertext ‖ tag into one fresh buffer: the least any
-//            envelope costs with node:crypto, which has no encrypt-into-buffer.
-// The former v1 encrypt is replayed for reference (why it was slow: see the README's Performance).
+//            one-buffer envelope costs with node:crypto, which has no encrypt-into-buffer.
+// The former v1 encrypt is replayed for reference (why it was slow: docs/performance-notes.md).
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { TrustedSessionKey } from '../dist/kms/index.js';
-import { fmt, interleaved, line } from './lib.mjs';
+import { repeated, row } from './lib.mjs';
 
-export async function benchEnvelope({ size = 64 * 1024, batch = 20 } = {}) {
-  console.log(`\n## TSK envelope encrypt, ${size / 1024} KiB plaintext (per message, medians of batches of ${batch})`);
+export async function benchEnvelope({ size = 64 * 1024, batch = 20, reps = 5 } = {}) {
+  console.log(`\n## TSK envelope encrypt, ${size / 1024} KiB plaintext (per message: medians of batches of ${batch}; ${reps} interleaved repetitions, [min–max])`);
   const key = randomBytes(32);
   const tsk = new TrustedSessionKey(Buffer.from(key), { keyArn: 'bench', pcr0: '00', moduleId: 'bench', obtainedAt: new Date() });
   const plaintext = randomBytes(size);
   const aad = Buffer.from('workflow-binding');
   const keyId = Buffer.from(tsk.metadata.keyId, 'hex');
   let sink = 0;
-  const results = await interleaved(
+  const r = await repeated(
     {
       floor() {
         for (let i = 0; i < batch; i++) {
@@ -57,24 +58,14 @@ export async function benchEnvelope({ size = 64 * 1024, batch = 20 } = {}) {
         }
       },
     },
-    { rounds: 300, warmup: 30 },
+    { reps, rounds: 60, warmup: 10 },
   );
-  const per = (r) => r.median / batch;
-  const ratio = (a, b) => (results[a].median / results[b].median).toFixed(2);
-  line('floor: bare AES-256-GCM (node:crypto, no message)', fmt(per(results.floor)));
-  line('AES-256-GCM message nonce‖ct‖tag in one buffer', fmt(per(results.message)), `${ratio('message', 'floor')} x floor`);
-  line('TSK envelope v2 encrypt (XAES-256-GCM)', fmt(per(results.v2)), `${ratio('v2', 'floor')} x floor (goal <= 1.1) · ${ratio('v2', 'message')} x message`);
-  line('former v1 encrypt (concatenations, extra copy)', fmt(per(results.v1)), `${ratio('v1', 'floor')} x floor`);
+  row('floor: raw AES-256-GCM (one update, no message)', r.floor, { scale: batch });
+  row('AES-256-GCM message nonce‖ct‖tag in one buffer', r.message, { scale: batch, vs: r.floor });
+  row('TSK envelope v2 encrypt (XAES-256-GCM)', r.v2, { scale: batch, vs: r.floor, goal: { max: 1.1 }, name: `TSK envelope encrypt, ${size / 1024} KiB (x raw GCM)` });
+  row('former v1 encrypt (concatenations, extra copy)', r.v1, { scale: batch, vs: r.floor });
   tsk.dispose();
   return sink;
 }
 
-// Run in a fresh process by `npm run bench`: after the earlier sections (the KMS simulator, TLS,
-// thousands of allocations) the allocator's state alone moved every 64 KiB case here by 4-6 x,
-// floor included, which measures the heap's history rather than the envelope.
-export async function benchEnvelopeIsolated() {
-  const { execFileSync } = await import('node:child_process');
-  console.log(execFileSync(process.execPath, [new URL(import.meta.url).pathname, '--run'], { encoding: 'utf8' }).trimEnd());
-}
-
-if (process.argv[2] === '--run' && import.meta.url === new URL(process.argv[1], 'file://').href) await benchEnvelope();
+if (import.meta.url === new URL(process.argv[1], 'file://').href) await benchEnvelope();

@@ -5,7 +5,7 @@ import { createAttestationVerifier } from '../dist/attestation/index.js';
 import { createNsmClient } from '../dist/nsm/index.js';
 import { createAttestedReceiver, createEnclaveSealer, sealToEnclave } from '../dist/seal/index.js';
 import { createSimulatedEnclave, createSimulatedNsm } from '../dist/testing/index.js';
-import { fmt, interleaved, line } from './lib.mjs';
+import { repeated, row } from './lib.mjs';
 
 export async function benchSeal() {
   console.log('\n## Attested sealing (HPKE DHKEM(P-256)/HKDF-SHA256/AES-256-GCM, @hpke/core)');
@@ -24,27 +24,20 @@ export async function benchSeal() {
   const warmVerifier = createAttestationVerifier();
   await warmVerifier.verify(document, { trustAnchors: options.trustAnchors });
 
-  const ratios = [];
   for (const size of [64, 4096, 65536]) {
     const plaintext = crypto.getRandomValues(new Uint8Array(size));
-    const r = await interleaved(
+    const r = await repeated(
       {
         floor: () => suite.seal({ recipientPublicKey, info }, plaintext, aad),
         sealer: () => sealer.seal(plaintext),
       },
-      { rounds: 400, warmup: 100 },
+      { reps: 5, rounds: 80, warmup: 20 },
     );
-    const ratio = r.sealer.median / r.floor.median;
-    ratios.push(ratio);
-    line(`floor: bare HPKE seal, ${size} B`, fmt(r.floor.median));
-    line(`sealToEnclave after verification, ${size} B`, fmt(r.sealer.median), `${ratio.toFixed(2)} x floor (goal <= 1.3)`);
+    row(`floor: bare HPKE seal, ${size} B`, r.floor);
+    row(`sealToEnclave after verification, ${size} B`, r.sealer, { vs: r.floor, goal: { max: 1.3 }, name: `sealToEnclave after verification, ${size} B (x bare HPKE)` });
   }
   // For scale: the whole call with verification (warm verifier: the CA chain is cached).
   const plaintext = new Uint8Array(64);
-  const whole = await interleaved(
-    { sealToEnclave: () => sealToEnclave(document, plaintext, { ...options, verifier: warmVerifier }) },
-    { rounds: 100, warmup: 10 },
-  );
-  line('sealToEnclave with verification (warm verifier), 64 B', fmt(whole.sealToEnclave.median));
-  return { ratios };
+  const whole = await repeated({ sealToEnclave: () => sealToEnclave(document, plaintext, { ...options, verifier: warmVerifier }) }, { reps: 5, rounds: 20, warmup: 5 });
+  row('sealToEnclave with verification (warm verifier), 64 B', whole.sealToEnclave);
 }

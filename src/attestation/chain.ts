@@ -1,5 +1,5 @@
 import { NitroEnclaveError } from '../errors.js';
-import { bytesEqual } from '../internal/bytes.js';
+import { bytesEqual, copyBytes } from '../internal/bytes.js';
 import { CertificateParseError, parseCertificate, type ParsedCertificate } from './certificate.js';
 import { derSignatureToP1363, webCryptoBackend, type CryptoBackend, type ShaName, type VerifyKey } from './webcrypto.js';
 
@@ -10,14 +10,21 @@ const ECDSA_HASH: Record<string, ShaName> = {
 };
 
 /**
- * A cheap lookup key (length + FNV-1a). It only finds a candidate: a hit counts only when
- * the cached DER equals the input byte for byte, so a collision costs a re-parse, never trust.
- * (SHA-256 through WebCrypto is asynchronous and a thread hop per certificate on the warm path.)
+ * A cheap lookup key: the length and the last 12 bytes, which lie in the certificate's signature
+ * (random per certificate). It only finds a candidate: a hit counts only when the cached DER
+ * equals the input byte for byte, so a collision costs a re-parse, never trust; anyone can make
+ * one (as with the FNV-1a hash of the whole DER this replaced, which read every byte twice per
+ * lookup). SHA-256 through WebCrypto is asynchronous and a thread hop per certificate on the warm path.
  */
 function lookupKey(der: Uint8Array): string {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < der.length; i++) h = Math.imul(h ^ der[i]!, 0x01000193);
-  return `${der.length}:${(h >>> 0).toString(16)}`;
+  const n = der.length;
+  let a = 0;
+  let b = 0;
+  let c = 0;
+  for (let i = Math.max(0, n - 12); i < n - 8; i++) a = a * 256 + der[i]!;
+  for (let i = Math.max(0, n - 8); i < n - 4; i++) b = b * 256 + der[i]!;
+  for (let i = Math.max(0, n - 4); i < n; i++) c = c * 256 + der[i]!;
+  return `${n}:${a}:${b}:${c}`;
 }
 
 /**
@@ -44,7 +51,9 @@ export class ChainCache {
       this.parsed.set(key, hit);
       return hit;
     }
-    const cert = parseCertificate(der, this.backend);
+    // Parsed from a private copy: the DER a caller holds (in the verified facts) can be changed by
+    // them later, and a cached certificate must keep the bytes its verified links were made for.
+    const cert = parseCertificate(copyBytes(der), this.backend);
     if (hit) this.parsed.delete(key);
     else if (this.parsed.size >= this.capacity) this.parsed.delete(this.parsed.keys().next().value!);
     this.parsed.set(key, cert);
@@ -59,6 +68,35 @@ export class ChainCache {
     let set = this.links.get(subject);
     if (!set) this.links.set(subject, (set = new WeakSet()));
     set.add(issuer);
+  }
+}
+
+/**
+ * Trust anchors are the same bytes in every verifier: their parsed form, fingerprint and imported
+ * key are shared by the verifiers of one backend, so a fresh verifier does not import the pinned
+ * root's key again (one P-384 key import, about a tenth of a cold verification's crypto, measured).
+ * Only a certificate whose SHA-256 was a trust anchor of the verification that met it enters, as a
+ * private copy, found again only by identical bytes; each verification still checks the
+ * fingerprint against its own anchors.
+ */
+const sharedAnchors = new WeakMap<CryptoBackend, Map<string, ParsedCertificate>>();
+const SHARED_ANCHORS_MAX = 16;
+
+function knownAnchor(backend: CryptoBackend, der: Uint8Array, key: string): ParsedCertificate | null {
+  const hit = sharedAnchors.get(backend)?.get(key);
+  return hit && bytesEqual(hit.der, der) ? hit : null;
+}
+
+function rememberAnchor(backend: CryptoBackend, der: Uint8Array, key: string): ParsedCertificate | null {
+  let anchors = sharedAnchors.get(backend);
+  if (!anchors) sharedAnchors.set(backend, (anchors = new Map()));
+  if (anchors.size >= SHARED_ANCHORS_MAX) return null;
+  try {
+    const cert = parseCertificate(copyBytes(der), backend);
+    anchors.set(key, cert);
+    return cert;
+  } catch {
+    return null;
   }
 }
 
@@ -84,24 +122,26 @@ function label(cert: ParsedCertificate, index: number, count: number): string {
 /** Settles to an error or null: never rejects, so work started in parallel cannot leak an unhandled rejection. */
 type Job = Promise<NitroEnclaveError | null>;
 
-async function keyOf(cert: ParsedCertificate, what: string): Promise<VerifyKey> {
+async function keyOf(cert: ParsedCertificate, what: string | (() => string)): Promise<VerifyKey> {
   try {
     return await cert.publicKey();
   } catch (err) {
-    throw chainError(`${what} has an unusable public key: ${err instanceof Error ? err.message : String(err)}`);
+    throw chainError(`${typeof what === 'string' ? what : what()} has an unusable public key: ${err instanceof Error ? err.message : String(err)}`);
   }
 }
 
-async function verifyLink(issuer: ParsedCertificate, subject: ParsedCertificate, hash: ShaName, issuerLabel: string, subjectLabel: string, cache: ChainCache | null, backend: CryptoBackend): Job {
+async function verifyLink(issuer: ParsedCertificate, subject: ParsedCertificate, hash: ShaName, issuerLabel: () => string, subjectLabel: () => string, cache: ChainCache | null, backend: CryptoBackend): Job {
   try {
     const key = await keyOf(issuer, issuerLabel);
     const signature = issuer.keyType.curve ? derSignatureToP1363(subject.signature, issuer.keyType.curve) : null;
-    const ok = signature !== null && (await backend.ecdsaVerify(key, hash, signature, subject.tbs));
-    if (!ok) return chainError(`signature of ${subjectLabel} does not verify with the key of ${issuerLabel}`);
+    // Off the event loop where the backend can: the links and the COSE check then run at once.
+    const verify = backend.ecdsaVerifyConcurrent ?? backend.ecdsaVerify;
+    const ok = signature !== null && (await verify(key, hash, signature, subject.tbs));
+    if (!ok) return chainError(`signature of ${subjectLabel()} does not verify with the key of ${issuerLabel()}`);
     cache?.addLink(issuer, subject);
     return null;
   } catch (err) {
-    return err instanceof NitroEnclaveError ? err : chainError(`signature of ${subjectLabel} cannot be checked`);
+    return err instanceof NitroEnclaveError ? err : chainError(`signature of ${subjectLabel()} cannot be checked`);
   }
 }
 
@@ -127,7 +167,9 @@ export async function verifyChain(
     }
   };
   // The root is judged by its fingerprint first, before anything else about the chain.
-  const root = parse(ders[0]!);
+  const rootKey = lookupKey(ders[0]!);
+  const shared = knownAnchor(opts.backend, ders[0]!, rootKey);
+  let root = shared ?? parse(ders[0]!);
   const rootFingerprint = root instanceof CertificateParseError ? await opts.backend.sha256Hex(ders[0]!) : await root.fingerprint();
   if (!opts.anchors.has(rootFingerprint)) {
     throw new NitroEnclaveError(
@@ -135,6 +177,7 @@ export async function verifyChain(
       `cabundle[0] (SHA-256 ${rootFingerprint}) is not a trusted root; expected one of: ${[...opts.anchors].join(', ')}`,
     );
   }
+  if (!shared && !(root instanceof CertificateParseError)) root = rememberAnchor(opts.backend, ders[0]!, rootKey) ?? root;
   const chain = ders.map((der, i) => {
     const cert = i === 0 ? root : parse(der);
     if (cert instanceof CertificateParseError) {
@@ -151,24 +194,26 @@ export async function verifyChain(
     for (let i = 1; i < count; i++) {
       const issuer = chain[i - 1]!;
       const subject = chain[i]!;
-      const issuerLabel = label(issuer, i - 1, count);
-      if (!issuer.basicConstraints?.ca) throw chainError(`${issuerLabel} issues a certificate but is not a CA (basicConstraints)`);
-      if (!issuer.keyUsage?.keyCertSign) throw chainError(`${issuerLabel} lacks the keyCertSign key usage`);
+      // Labels only for messages: reading a subject CN is not free, and the warm path throws nothing.
+      const issuerLabel = () => label(issuer, i - 1, count);
+      const subjectLabel = () => label(subject, i, count);
+      if (!issuer.basicConstraints?.ca) throw chainError(`${issuerLabel()} issues a certificate but is not a CA (basicConstraints)`);
+      if (!issuer.keyUsage?.keyCertSign) throw chainError(`${issuerLabel()} lacks the keyCertSign key usage`);
       const following = count - 2 - (i - 1);
       const pathLength = issuer.basicConstraints.pathLength;
       if (pathLength !== null && following > pathLength) {
-        throw chainError(`${issuerLabel} allows ${pathLength} CA certificate(s) below it, the chain has ${following}`);
+        throw chainError(`${issuerLabel()} allows ${pathLength} CA certificate(s) below it, the chain has ${following}`);
       }
       if (!bytesEqual(subject.issuer, issuer.subject)) {
-        throw chainError(`${label(subject, i, count)} was not issued by ${issuerLabel} (names differ): wrong chain order?`);
+        throw chainError(`${subjectLabel()} was not issued by ${issuerLabel()} (names differ): wrong chain order?`);
       }
       if (opts.cache?.hasLink(issuer, subject)) continue;
       const hash = ECDSA_HASH[subject.signatureAlgorithm];
       if (!hash) {
-        throw new NitroEnclaveError('ERR_ATTESTATION_UNSUPPORTED_ALGORITHM', `${label(subject, i, count)} is signed with ${subject.signatureAlgorithm}; only ECDSA is supported`);
+        throw new NitroEnclaveError('ERR_ATTESTATION_UNSUPPORTED_ALGORITHM', `${subjectLabel()} is signed with ${subject.signatureAlgorithm}; only ECDSA is supported`);
       }
-      if (issuer.keyType.algorithm !== 'ec') throw chainError(`${issuerLabel} does not hold an EC key`);
-      run(verifyLink(issuer, subject, hash, issuerLabel, label(subject, i, count), opts.cache, opts.backend));
+      if (issuer.keyType.algorithm !== 'ec') throw chainError(`${issuerLabel()} does not hold an EC key`);
+      run(verifyLink(issuer, subject, hash, issuerLabel, subjectLabel, opts.cache, opts.backend));
     }
     const leaf = chain[count - 1]!;
     const leafProblem = leaf.basicConstraints?.ca

@@ -70,11 +70,14 @@ export function decodeCoseSign1(bytes: Uint8Array): CoseSign1 {
 }
 
 /** CBOR encoding of `["Signature1", protected, external_aad, payload]`, built from the bytes as received. */
-export function sigStructure(protectedBytes: Uint8Array, payload: Uint8Array, externalAad: Uint8Array = new Uint8Array(0)): Uint8Array {
-  const context = new TextEncoder().encode('Signature1');
-  const parts = [Uint8Array.of(0x84), head(3, context.length), context, head(2, protectedBytes.length), protectedBytes, head(2, externalAad.length), externalAad, head(2, payload.length), payload];
+export function sigStructure(protectedBytes: Uint8Array, payload: Uint8Array, externalAad: Uint8Array = EMPTY): Uint8Array {
+  const parts = [SIG_STRUCTURE_START, head(2, protectedBytes.length), protectedBytes, head(2, externalAad.length), externalAad, head(2, payload.length), payload];
   return concatBytes(parts);
 }
+
+const EMPTY = new Uint8Array(0);
+/** `84 6A "Signature1"`: the array head and the context string, the same in every Sig_structure. */
+const SIG_STRUCTURE_START = Uint8Array.of(0x84, 0x6a, ...[...'Signature1'].map((c) => c.charCodeAt(0)));
 
 function head(major: number, length: number): Uint8Array {
   const m = major << 5;

@@ -8,6 +8,8 @@ import type { CryptoBackend, EcCurve, ShaName } from './webcrypto.js';
 const HASH: Record<ShaName, string> = { 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512' };
 const CURVE: Record<string, EcCurve> = { prime256v1: 'P-256', secp384r1: 'P-384', secp521r1: 'P-521' };
 
+const curves = new WeakMap<KeyObject, EcCurve | null>();
+
 export const nodeCryptoBackend: CryptoBackend = {
   async sha256Hex(bytes) {
     return createHash('sha256').update(bytes).digest('hex');
@@ -25,6 +27,9 @@ export const nodeCryptoBackend: CryptoBackend = {
   },
   keyCurve(key) {
     if (!(key instanceof KeyObject) || key.asymmetricKeyType !== 'ec') return null;
-    return CURVE[key.asymmetricKeyDetails?.namedCurve ?? ''] ?? null;
+    // asymmetricKeyDetails is a native call that builds a new object each time: once per key.
+    let curve = curves.get(key);
+    if (curve === undefined) curves.set(key, (curve = CURVE[key.asymmetricKeyDetails?.namedCurve ?? ''] ?? null));
+    return curve;
   },
 };

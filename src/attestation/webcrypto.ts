@@ -23,6 +23,13 @@ export interface CryptoBackend {
   ecdsaVerify(key: VerifyKey, hash: ShaName, signature: Uint8Array, data: Uint8Array): Promise<boolean>;
   /** The key's curve when it is an ECDSA public key, else `null`. */
   keyCurve(key: VerifyKey): string | null;
+  /**
+   * {@link ecdsaVerify} off the calling thread, for the chain links, which then run alongside each
+   * other and the COSE check. No backend sets it: on node:crypto (crypto.verify with a callback, on
+   * the libuv pool) it measured slower than inline on a shared 2-core machine (bench/attestation.mjs
+   * keeps measuring it; docs/performance-notes.md). WebCrypto already runs every verify off-thread.
+   */
+  ecdsaVerifyConcurrent?(key: VerifyKey, hash: ShaName, signature: Uint8Array, data: Uint8Array): Promise<boolean>;
 }
 
 interface WebCryptoKey {

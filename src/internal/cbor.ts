@@ -80,6 +80,12 @@ class Reader {
       this.fail(`reserved additional information ${info}`, start);
     }
     if (this.pos + size > this.buf.length) this.fail('unexpected end of input');
+    if (size <= 4) {
+      // Up to 32 bits fit a double exactly: no BigInt on the common path (every length and PCR index).
+      let small = 0;
+      for (let i = 0; i < size; i++) small = small * 256 + this.buf[this.pos++]!;
+      return small;
+    }
     let value = 0n;
     for (let i = 0; i < size; i++) value = (value << 8n) | BigInt(this.buf[this.pos++]!);
     return value <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value) : value;
@@ -135,6 +141,14 @@ class Reader {
           raw = this.bytes(this.length(arg, 1, start));
         }
         if (major === 2) return raw;
+        // Short ASCII (every map key of an attestation document) is its own UTF-8: read it here,
+        // where a TextDecoder call costs more than the string (measured: docs/performance-notes.md).
+        if (raw.length <= 32) {
+          let ascii = '';
+          let i = 0;
+          for (; i < raw.length && raw[i]! < 0x80; i++) ascii += String.fromCharCode(raw[i]!);
+          if (i === raw.length) return ascii;
+        }
         try {
           return utf8.decode(raw);
         } catch {
