@@ -221,6 +221,12 @@ export async function runRolloutDemo({ log = console.log, workflowBundle } = {})
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   // ERROR: the worker logs the aborted step 2 attempt as a WARN; the demo says it itself.
   Runtime.install({ logger: new DefaultLogger('ERROR') });
-  const { ok } = await runRolloutDemo();
+  const ok = await runRolloutDemo().then(
+    (r) => r.ok,
+    (err) => {
+      console.log(`\n✘ rollout demo stopped: ${err.code ?? err.name}: ${err.message}`);
+      return false;
+    },
+  );
   process.exit(ok ? 0 : 1);
 }
