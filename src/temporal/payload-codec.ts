@@ -70,6 +70,9 @@ export interface TskPayloadCodecOptions {
   rejectUnencrypted?: boolean;
 }
 
+/** Scratch buffers up to this size are kept and reused (zeroed after every use); larger payloads get their own. */
+const SCRATCH_MAX = 8 * 1024 * 1024;
+
 function varintLength(n: number): number {
   let len = 1;
   while (n >= 0x80) {
@@ -80,33 +83,38 @@ function varintLength(n: number): number {
 }
 
 /**
- * Temporal's Payload message for `payload`, as the parts its serialization is the concatenation of:
- * every field but `data`, encoded by @temporalio/proto, then `data`'s key and length (field 2,
- * bytes: protobuf allows fields in any order), then `data` itself, not copied. The envelope is
- * sealed over these parts without ever concatenating them. Why: a serialization buffer per payload
- * (protobufjs's own, or a reused one that must be zeroed) cost a copy and a clear of the whole
- * payload, and at 1 MiB their allocation and page faults as much as the AES-GCM pass itself
- * (measured: docs/performance-notes.md). The first part holds plaintext metadata: the caller zeroes it.
+ * Serializes `payload` as Temporal's Payload message into `scratch` (grown as needed) and returns the
+ * bytes used. Every field but `data` is encoded by @temporalio/proto; `data` (field 2, bytes) is
+ * appended by hand, which protobuf allows (fields may come in any order). Why: protobufjs allocates a
+ * fresh buffer per message, and for large payloads that allocation (page faults, GC pressure) cost as
+ * much as the AES-GCM pass itself (measured: codec/raw GCM at 1 MiB 2.4 x with it; see bench/codec.mjs).
  */
-function serializeParts(payload: Payload): [head: Uint8Array, data: Uint8Array] | [head: Uint8Array] {
+function serialize(payload: Payload, scratch: { buffer: Buffer }): Buffer {
   const data = payload.data ?? undefined;
-  const fields = ProtoPayload.encode({ ...payload, data: undefined }).finish();
+  const head = ProtoPayload.encode({ ...payload, data: undefined }).finish();
   const dataLength = data?.length ?? 0;
-  if (dataLength === 0) return [fields];
-  const head = Buffer.allocUnsafeSlow(fields.length + 1 + varintLength(dataLength));
-  head.set(fields, 0);
-  fields.fill(0);
-  let at = fields.length;
-  head[at++] = 0x12; // field 2, wire type 2 (length-delimited)
-  for (let n = dataLength; ; ) {
-    if (n < 0x80) {
-      head[at++] = n;
-      break;
-    }
-    head[at++] = (n & 0x7f) | 0x80;
-    n = Math.floor(n / 128);
+  const size = head.length + (dataLength > 0 ? 1 + varintLength(dataLength) + dataLength : 0);
+  let out = scratch.buffer;
+  if (out.length < size) {
+    out = Buffer.alloc(size);
+    if (size <= SCRATCH_MAX) scratch.buffer = out;
   }
-  return [head, data!];
+  out.set(head, 0);
+  let at = head.length;
+  if (dataLength > 0) {
+    out[at++] = 0x12; // field 2, wire type 2 (length-delimited)
+    for (let n = dataLength; ; ) {
+      if (n < 0x80) {
+        out[at++] = n;
+        break;
+      }
+      out[at++] = (n & 0x7f) | 0x80;
+      n = Math.floor(n / 128);
+    }
+    out.set(data!, at);
+  }
+  head.fill(0);
+  return out.subarray(0, size);
 }
 
 const show = (s: string) => JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}…` : s);
@@ -192,16 +200,17 @@ export function createTskPayloadCodec(options: TskPayloadCodecOptions): PayloadC
     }
   }
 
+  const scratch = { buffer: Buffer.alloc(0) };
   return {
     async encode(payloads: Payload[]): Promise<Payload[]> {
       const key = encodeKey();
       return payloads.map((payload) => {
-        const parts = serializeParts(payload);
+        const plain = serialize(payload, scratch);
         let sealed: Uint8Array;
         try {
-          sealed = sealInDomain(key, 'temporalPayload', undefined, parts, undefined);
+          sealed = sealInDomain(key, 'temporalPayload', undefined, plain, undefined);
         } finally {
-          parts[0].fill(0);
+          plain.fill(0);
         }
         return {
           metadata: {

@@ -62,11 +62,8 @@ describe.skipIf(!awsAvailable)('with the AWS CLI', { timeout: 240_000 }, () => {
     expect((await aws(other(), ['retire-grant', '--grant-token', grant.GrantToken])).code).toBe(0);
     expect(json(await aws(admin(), ['list-grants', '--key-id', KeyId])).Grants).toEqual([]);
     const second = json(await aws(admin(), ['create-grant', '--key-id', KeyId, '--grantee-principal', roleArn, '--operations', 'Decrypt']));
-    expect(cliError(await aws(admin(), ['revoke-grant', '--key-id', KeyId, '--grant-id', second.GrantId, '--dry-run']))).toEqual({
-      code: 'DryRunOperationException',
-      operation: 'RevokeGrant',
-      message: 'The request would have succeeded, but the DryRun option is set.',
-    });
+    // No --dry-run here: Debian bookworm's AWS CLI (2.9.19, what .ci/run installs) predates RevokeGrant's DryRun;
+    // the simulator's DryRun on RevokeGrant is checked against the SDK's model in kms-simulator-model.test.ts.
     expect((await aws(admin(), ['revoke-grant', '--key-id', KeyId, '--grant-id', second.GrantId])).code).toBe(0);
     expect(cliError(await aws(role(), ['decrypt', '--ciphertext-blob', `fileb://${writeBlob('g.bin', json(encrypted).CiphertextBlob)}`, '--grant-tokens', second.GrantToken])).code).toBe('InvalidGrantTokenException');
   });
