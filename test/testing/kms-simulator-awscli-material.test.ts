@@ -51,21 +51,21 @@ describe.skipIf(!awsAvailable)('with the AWS CLI', { timeout: 240_000 }, () => {
     expect(listed.Grants).toEqual([
       expect.objectContaining({ KeyId: Arn, GrantId: grant.GrantId, Name: 'cli-grant', GranteePrincipal: roleArn, RetiringPrincipal: other().arn, IssuingAccount: `arn:aws:iam::${sim.accountId}:root`, Operations: ['Encrypt', 'Decrypt'] }),
     ]);
-    const encrypted = await aws(role(), ['encrypt', '--key-id', Arn, '--plaintext', plaintextFile('hello'), '--grant-tokens', grant.GrantToken]);
+    const encrypted = await aws(role(), ['encrypt', '--key-id', Arn, '--plaintext', plaintextFile('hello'), `--grant-tokens=${grant.GrantToken}`]);
     expect(json(encrypted).KeyId).toBe(Arn);
     expect(cliError(await aws(role(), ['encrypt', '--key-id', Arn, '--plaintext', plaintextFile('hello')]))).toEqual({
       code: 'AccessDeniedException',
       operation: 'Encrypt',
       message: `User: ${role().arn} is not authorized to perform: kms:Encrypt on resource: ${Arn} because no identity-based policy allows the kms:Encrypt action`,
     });
-    expect(cliError(await aws(role(), ['retire-grant', '--grant-token', grant.GrantToken])).code).toBe('AccessDeniedException');
-    expect((await aws(other(), ['retire-grant', '--grant-token', grant.GrantToken])).code).toBe(0);
+    expect(cliError(await aws(role(), ['retire-grant', `--grant-token=${grant.GrantToken}`])).code).toBe('AccessDeniedException');
+    expect((await aws(other(), ['retire-grant', `--grant-token=${grant.GrantToken}`])).code).toBe(0);
     expect(json(await aws(admin(), ['list-grants', '--key-id', KeyId])).Grants).toEqual([]);
     const second = json(await aws(admin(), ['create-grant', '--key-id', KeyId, '--grantee-principal', roleArn, '--operations', 'Decrypt']));
     // No --dry-run here: Debian bookworm's AWS CLI (2.9.19, what .ci/run installs) predates RevokeGrant's DryRun;
     // the simulator's DryRun on RevokeGrant is checked against the SDK's model in kms-simulator-model.test.ts.
     expect((await aws(admin(), ['revoke-grant', '--key-id', KeyId, '--grant-id', second.GrantId])).code).toBe(0);
-    expect(cliError(await aws(role(), ['decrypt', '--ciphertext-blob', `fileb://${writeBlob('g.bin', json(encrypted).CiphertextBlob)}`, '--grant-tokens', second.GrantToken])).code).toBe('InvalidGrantTokenException');
+    expect(cliError(await aws(role(), ['decrypt', '--ciphertext-blob', `fileb://${writeBlob('g.bin', json(encrypted).CiphertextBlob)}`, `--grant-tokens=${second.GrantToken}`])).code).toBe('InvalidGrantTokenException');
   });
 
   it('create-key --multi-region, replicate-key with its own policy, decrypt in the replica Region, update-primary-region', async () => {
