@@ -23,11 +23,14 @@ export const hpkeNodeFallbackShim = {
   },
 };
 
-/** Builds `client.js` (and copies nothing else: index.html is served beside it). */
-export async function buildBrowserClient(outdir = here) {
+/**
+ * Bundles a page module that imports `nitro-enclave-sdk/seal` (resolved to this repository's
+ * src/seal) into one browser ESM file: used by this page and by examples/browser-gateway.
+ */
+export async function bundleSealPage(entry, outfile) {
   await build({
-    entryPoints: [join(here, 'client.mjs')],
-    outfile: join(outdir, 'client.js'),
+    entryPoints: [entry],
+    outfile,
     bundle: true,
     format: 'esm',
     platform: 'browser',
@@ -36,7 +39,12 @@ export async function buildBrowserClient(outdir = here) {
     plugins: [hpkeNodeFallbackShim],
     logLevel: 'silent',
   });
-  return join(outdir, 'client.js');
+  return outfile;
+}
+
+/** Builds `client.js` (and copies nothing else: index.html is served beside it). */
+export async function buildBrowserClient(outdir = here) {
+  return bundleSealPage(join(here, 'client.mjs'), join(outdir, 'client.js'));
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

@@ -9,14 +9,13 @@ import { join } from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { CreateGrantCommand, CreateKeyCommand, DecryptCommand, GenerateDataKeyWithoutPlaintextCommand, PutKeyPolicyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
-import type { Io } from '../../src/cli/io.js';
 import { buildKeyPolicy } from '../../src/parent/key-policy.js';
 import type { AuditReport } from '../../src/parent/audit.js';
 import { createSimulatedEnclave, defaultPrincipals, startKmsSimulator, type KmsSimulator, type SimulatedPrincipal } from '../../src/testing/index.js';
 import { awsAgainst, awsAvailable } from '../helpers/aws-cli.js';
 import { client, recipient, rsaPair } from '../helpers/kms.js';
 import { seedAvailable, seedKeyPolicy } from '../helpers/seed.js';
+import { runCli } from '../helpers/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nes-audit-'));
 const v1 = createSimulatedEnclave();
@@ -44,21 +43,7 @@ afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-async function run(args: string[], principal: SimulatedPrincipal): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: Io = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), readStdin: async () => new Uint8Array(), env: process.env };
-  const saved = { ...process.env };
-  process.env.AWS_ACCESS_KEY_ID = principal.accessKeyId;
-  process.env.AWS_SECRET_ACCESS_KEY = principal.secretAccessKey;
-  if (principal.sessionToken) process.env.AWS_SESSION_TOKEN = principal.sessionToken;
-  else delete process.env.AWS_SESSION_TOKEN;
-  try {
-    return { code: await main(args, io), stdout, stderr };
-  } finally {
-    process.env = saved;
-  }
-}
+const run = (args: string[], principal: SimulatedPrincipal) => runCli(args, principal);
 
 const flags = () => ['--endpoint', `https://localhost:${sim.port}`, '--ca-file', caFile, '--region', sim.region];
 const audit = async (keyArn: string, ...extra: string[]) => {

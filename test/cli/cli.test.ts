@@ -5,15 +5,14 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CreateKeyCommand, DescribeKeyCommand, GenerateDataKeyWithoutPlaintextCommand, GetKeyPolicyCommand, KMSClient, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { judgedFromPolicy, PROBES } from '../../src/cli/commands/kms.js';
 import { KMS_OPERATIONS } from '../../src/internal/kms-operations.js';
-import type { Io } from '../../src/cli/io.js';
 import { fetchParentFile, fromParentCredentials } from '../../src/kms/parent-credentials.js';
 import { createSimulatedEnclave, startKmsSimulator, type KmsSimulator, type SimulatedPrincipal } from '../../src/testing/index.js';
 import { fixture, fixturesDir } from '../helpers/fixtures.js';
 import { client } from '../helpers/kms.js';
 import { seedAvailable, seedKeyPolicy } from '../helpers/seed.js';
+import { runCli, type CliRun } from '../helpers/cli.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const tmp = mkdtempSync(join(tmpdir(), 'nes-cli-'));
@@ -31,31 +30,9 @@ afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
-/** Runs the CLI in-process as `principal` (credentials through the normal SDK chain: environment variables). */
-async function run(args: string[], principal?: SimulatedPrincipal, stdin?: Uint8Array): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const io: Io = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), readStdin: async () => stdin ?? new Uint8Array(), env: process.env };
-  const saved = { ...process.env };
-  if (principal) {
-    process.env.AWS_ACCESS_KEY_ID = principal.accessKeyId;
-    process.env.AWS_SECRET_ACCESS_KEY = principal.secretAccessKey;
-    if (principal.sessionToken) process.env.AWS_SESSION_TOKEN = principal.sessionToken;
-    else delete process.env.AWS_SESSION_TOKEN;
-  }
-  try {
-    const code = await main(args, io);
-    return { code, stdout, stderr };
-  } finally {
-    process.env = saved;
-  }
-}
+const run = (args: string[], principal?: SimulatedPrincipal, stdin?: Uint8Array): Promise<Run> => runCli(args, principal, { stdin });
 
 const kmsFlags = () => ['--endpoint', `https://localhost:${sim.port}`, '--ca-file', caFile, '--region', sim.region];
 const admin = () => sim.principal('user/admin');

@@ -8,13 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CreateKeyCommand, DecryptCommand, GenerateDataKeyWithoutPlaintextCommand, GetKeyPolicyCommand, PutKeyPolicyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { rolloutCommand } from '../../src/cli/commands/rollout.js';
-import type { Io } from '../../src/cli/io.js';
 import { buildKeyPolicy } from '../../src/parent/key-policy.js';
 import { createSimulatedEnclave, startKmsSimulator, type KmsSimulator } from '../../src/testing/index.js';
 import { awsAgainst, awsAvailable } from '../helpers/aws-cli.js';
 import { client, recipient, rsaPair } from '../helpers/kms.js';
+import { runCli } from '../helpers/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'nes-rollout-'));
 const v1 = createSimulatedEnclave();
@@ -48,22 +47,7 @@ afterAll(async () => {
 
 const policyFor = (images: Array<{ pcr0: string }>) => buildKeyPolicy({ accountId: sim.accountId, enclaveRole: 'EnclaveInstanceRole', images });
 
-async function run(args: string[], now?: () => Date): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: Io = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), readStdin: async () => new Uint8Array(), env: process.env };
-  const saved = { ...process.env };
-  const who = sim.principal('user/admin');
-  process.env.AWS_ACCESS_KEY_ID = who.accessKeyId;
-  process.env.AWS_SECRET_ACCESS_KEY = who.secretAccessKey;
-  delete process.env.AWS_SESSION_TOKEN;
-  try {
-    const code = now ? await rolloutCommand(args.slice(1), io, now) : await main(args, io);
-    return { code, stdout, stderr };
-  } finally {
-    process.env = saved;
-  }
-}
+const run = (args: string[], now?: () => Date) => runCli(args, sim.principal('user/admin'), now ? { invoke: (a, io) => rolloutCommand(a.slice(1), io, now) } : {});
 
 const flags = () => ['--key-id', keyArn, '--endpoint', `https://localhost:${sim.port}`, '--ca-file', caFile, '--region', sim.region];
 const currentPolicy = async () => JSON.parse((await admin.send(new GetKeyPolicyCommand({ KeyId: keyArn, PolicyName: 'default' }))).Policy!);

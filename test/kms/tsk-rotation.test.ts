@@ -8,14 +8,13 @@ import { join } from 'node:path';
 import { CreateAliasCommand, CreateKeyCommand, PutKeyPolicyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
-import type { Io } from '../../src/cli/io.js';
 import { createTrustedSessionKeyClient, type TrustedSessionKeyClient } from '../../src/kms/index.js';
 import { createTskPayloadCodec, METADATA_KEY_ID } from '../../src/temporal/payload-codec.js';
 import { createSimulatedEnclave, createSimulatedNsm, defaultPrincipals, kmsClientConfig, startKmsSimulator, type KmsSimulator, type SimulatedPrincipal } from '../../src/testing/index.js';
 import { openState, sealState } from '../../src/workflow/index.js';
 import { auditablePolicy } from '../helpers/audited-policy.js';
 import { client } from '../helpers/kms.js';
+import { runCli } from '../helpers/cli.js';
 
 const enclave = createSimulatedEnclave();
 const account = '111122223333';
@@ -45,20 +44,7 @@ afterAll(async () => {
   rmSync(tmp, { recursive: true, force: true });
 });
 
-async function cli(args: string[], principal: SimulatedPrincipal = sim.principal('user/admin')): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const io: Io = { stdout: (t) => void (stdout += t), stderr: (t) => void (stderr += t), readStdin: async () => new Uint8Array(), env: process.env };
-  const saved = { ...process.env };
-  process.env.AWS_ACCESS_KEY_ID = principal.accessKeyId;
-  process.env.AWS_SECRET_ACCESS_KEY = principal.secretAccessKey;
-  delete process.env.AWS_SESSION_TOKEN;
-  try {
-    return { code: await main(args, io), stdout, stderr };
-  } finally {
-    process.env = saved;
-  }
-}
+const cli = (args: string[], principal: SimulatedPrincipal = sim.principal('user/admin')) => runCli(args, principal);
 const flags = () => ['--endpoint', `https://localhost:${sim.port}`, '--ca-file', caFile, '--region', sim.region];
 const file = (name: string) => join(tmp, name);
 

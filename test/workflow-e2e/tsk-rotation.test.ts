@@ -25,13 +25,12 @@ import { runConfidentialWorkflow } from '../../examples/confidential-workflow/en
 import { FIRST_STEP } from '../../examples/confidential-workflow/enclave/steps.mjs';
 // @ts-expect-error: plain ESM example without type declarations
 import { createParentWorker } from '../../examples/confidential-workflow/parent/worker.mjs';
-import { main } from '../../src/cli/main.js';
-import type { Io } from '../../src/cli/io.js';
 import { createSimulatedEnclave, createSimulatedNsm, defaultPrincipals, kmsClientConfig, startKmsSimulator, type KmsSimulator } from '../../src/testing/index.js';
 import { auditablePolicy } from '../helpers/audited-policy.js';
 import { client as kmsClient, gate } from '../helpers/kms.js';
 import { cachedWorkflowBundle } from './helpers/bundle.js';
 import { serverHolds, startTemporal, type TemporalUnderTest } from './helpers/temporal.js';
+import { runCli } from '../helpers/cli.js';
 
 const exampleDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'examples', 'confidential-workflow');
 const account = '111122223333';
@@ -74,17 +73,8 @@ afterAll(async () => {
 
 /** The operator's CLI, in-process, with the admin's credentials. */
 async function operator(args: string[]): Promise<void> {
-  let stderr = '';
-  const io: Io = { stdout: () => {}, stderr: (t) => void (stderr += t), readStdin: async () => new Uint8Array(), env: process.env };
-  const saved = { ...process.env };
-  const admin = sim.principal('user/admin');
-  Object.assign(process.env, { AWS_ACCESS_KEY_ID: admin.accessKeyId, AWS_SECRET_ACCESS_KEY: admin.secretAccessKey });
-  try {
-    const code = await main([...args, '--endpoint', `https://localhost:${sim.port}`, '--ca-file', join(dir, 'ca.pem'), '--region', sim.region], io);
-    expect(code, stderr).toBe(0);
-  } finally {
-    process.env = saved;
-  }
+  const r = await runCli([...args, '--endpoint', `https://localhost:${sim.port}`, '--ca-file', join(dir, 'ca.pem'), '--region', sim.region], sim.principal('user/admin'));
+  expect(r.code, r.stderr).toBe(0);
 }
 
 /** The enclave's TSK client (attested Decrypt through the simulated NSM). */

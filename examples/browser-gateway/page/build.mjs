@@ -2,25 +2,14 @@
 // @hpke/core: `node examples/browser-gateway/page/build.mjs [outdir]`.
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
-import { hpkeNodeFallbackShim } from '../../browser-client/build.mjs';
+import { bundleSealPage } from '../../browser-client/build.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
 /** Builds `client.js` into `outdir` (index.html is served beside it). */
 export async function buildGatewayPage(outdir = here) {
-  await build({
-    entryPoints: [join(here, 'client.mjs')],
-    outfile: join(outdir, 'client.js'),
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2022',
-    alias: { 'nitro-enclave-sdk/seal': resolve(here, '../../../src/seal/index.ts') },
-    plugins: [hpkeNodeFallbackShim],
-    logLevel: 'silent',
-  });
-  return { html: join(here, 'index.html'), js: join(outdir, 'client.js') };
+  const js = await bundleSealPage(join(here, 'client.mjs'), join(outdir, 'client.js'));
+  return { html: join(here, 'index.html'), js };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
