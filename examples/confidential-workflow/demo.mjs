@@ -32,7 +32,7 @@ export const demoBrief = {
 };
 
 /** A sealed state as the server holds it: the clear (authenticated) binding, then ciphertext. */
-function describeSealed(data) {
+export function describeSealed(data) {
   try {
     const b = peekStateBinding(data);
     return `${data.length} bytes, sealed for ${b.activity} #${b.seq} from ${b.producer}, chain ${b.chainId.slice(0, 8)}…: …${Buffer.from(data.subarray(-20)).toString('hex')}`;
@@ -42,7 +42,7 @@ function describeSealed(data) {
 }
 
 /** Is a Temporal frontend answering at `address`? */
-async function temporalAnswers(address) {
+export async function temporalAnswers(address) {
   try {
     const connection = await Connection.connect({ address, connectTimeout: 3000 });
     await connection.close();

@@ -12,3 +12,10 @@ export const ROUTES = {
   analysis: { from: 'research', next: 'report' },
   report: { from: 'analysis', next: 'client' },
 };
+/**
+ * Two-enclave variant (two-enclaves.mjs): results that go from one image to the other over attested
+ * TLS instead of through Temporal, by producing agent. The receiver accepts exactly these.
+ */
+export const HANDOFFS = {
+  analysis: { activity: 'report', producer: 'analysis' },
+};
