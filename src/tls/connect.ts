@@ -108,7 +108,8 @@ function peerCertificate(socket: TLSSocket, sessions: SessionCache | undefined):
     if (!original) throw new NitroEnclaveError('ERR_TLS_ATTESTATION_MISSING', 'a resumed TLS session whose original certificate this client did not check');
     return original;
   }
-  const cert = socket.getPeerCertificate(true);
+  // The leaf's DER only: the detailed form (`true`) also converts the issuer chain (see peer.ts).
+  const cert = socket.getPeerCertificate();
   const raw = cert && typeof cert === 'object' && 'raw' in cert ? cert.raw : undefined;
   if (!raw || raw.length === 0) throw new NitroEnclaveError('ERR_TLS_ATTESTATION_MISSING', 'the peer presented no certificate');
   return new Uint8Array(raw);
