@@ -19,6 +19,8 @@ import { createAttestedTlsIdentity, type AttestedTlsIdentity } from 'nitro-encla
 import { connectSocket, forwardTcpToVsock } from 'nitro-enclave-sdk/vsock';
 import { newChainId, openHandlerError, openState, peekStateBinding } from 'nitro-enclave-sdk/workflow';
 // @ts-expect-error: plain ESM example without type declarations
+import { demoBrief } from '../../examples/confidential-workflow/demo.mjs';
+// @ts-expect-error: plain ESM example without type declarations
 import { agents } from '../../examples/confidential-workflow/enclave/agents.mjs';
 // @ts-expect-error: plain ESM example without type declarations
 import { createHandoffSender, startHandoffReceiver } from '../../examples/confidential-workflow/enclave/handoff.mjs';
@@ -27,7 +29,7 @@ import { runConfidentialWorkflow } from '../../examples/confidential-workflow/en
 // @ts-expect-error: plain ESM example without type declarations
 import { HANDOFFS } from '../../examples/confidential-workflow/enclave/steps.mjs';
 // @ts-expect-error: plain ESM example without type declarations
-import { startTwoEnclaveDeployment } from '../../examples/confidential-workflow/demo-two-enclaves.mjs';
+import { runTwoEnclaveDemo, startTwoEnclaveDeployment } from '../../examples/confidential-workflow/demo-two-enclaves.mjs';
 // @ts-expect-error: plain ESM example without type declarations
 import { createParentWorker } from '../../examples/confidential-workflow/parent/worker.mjs';
 import { cachedWorkflowBundle } from './helpers/bundle.js';
@@ -218,6 +220,19 @@ describe.each(targets)('two agent enclaves of different images, through a relayi
     }
   });
 });
+
+it('`npm run demo:two-enclaves` runs the same flow and says what the parent and the server saw', async () => {
+  const workflowBundle = await cachedWorkflowBundle(join(exampleDir, 'workflows', 'pipeline.ts'), [join(exampleDir, 'workflows')]);
+  const lines: string[] = [];
+  const result = await runTwoEnclaveDemo({ log: (line: string) => lines.push(line), workflowBundle, temporalAddress: '127.0.0.1:1' });
+  const out = lines.join('\n');
+  expect(result.leaked).toEqual([]);
+  expect(result.report).toEqual(agents.report(agents.analysis(agents.research(demoBrief))));
+  expect(onlyTlsRecords(result.relayed.up)).toBe(true);
+  expect(out).toContain('Workflow completed: research (A) → analysis (A) ⇒ attested TLS ⇒ report (B)');
+  expect(out).toMatch(/ sealed for report #3 from analysis, chain /);
+  expect(out).toContain('→ no plaintext at the parent or the server');
+}, 60_000);
 
 describe.skipIf(realServerConfigured)('real Temporal server', () => {
   it.skip(realServerSkipNote, () => {});

@@ -37,7 +37,7 @@ const bindingOf = (b) => ({ workflowId: b.workflowId, chainId: b.chainId, activi
  * receipt `{ transfer, sha256 }`. `redeem(receipt, context)` gives the result to the step it was
  * sent for, and to no other.
  */
-export function startHandoffReceiver({ identity, senders, accepts, listen, maxResultBytes = DEFAULT_MAX_RESULT_BYTES, maxTransfers = 256, ttlMs = 15 * 60_000, clock = () => Date.now(), onRefused = () => {} }) {
+export function startHandoffReceiver({ identity, senders, accepts, listen, maxResultBytes = DEFAULT_MAX_RESULT_BYTES, maxTransfers = 256, ttlMs = 15 * 60_000, idleTimeoutMs = 30_000, clock = () => Date.now(), onRefused = () => {} }) {
   const transfers = new Map();
   const refused = [];
   const evict = () => {
@@ -62,6 +62,8 @@ export function startHandoffReceiver({ identity, senders, accepts, listen, maxRe
       let buffered = Buffer.alloc(0);
       let header = null;
       socket.on('error', () => {});
+      // A relay that stalls mid-result must not make the enclave hold its bytes forever.
+      socket.setTimeout(idleTimeoutMs, () => fail('ERR_HANDOFF_TIMEOUT', `no byte for ${idleTimeoutMs} ms`));
       socket.on('data', (chunk) => {
         buffered = Buffer.concat([buffered, chunk]);
         if (header === null) {
