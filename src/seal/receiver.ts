@@ -1,4 +1,5 @@
 import type { CipherSuite } from '@hpke/core';
+import { isReservedUserData, RESERVED_USER_DATA_PREFIX } from '../internal/reserved.js';
 import { NitroEnclaveError } from '../errors.js';
 import { buildInfo, DEFAULT_SUITE, encodeAttestedKey, optionalInfo, parseMessage, sameBytes, sha256, suiteByName, KEY_ID_LENGTH, MESSAGE_VERSION, type MessageStamp, type SealSuite, type SealSuiteName, type WebCryptoKeyPair } from './format.js';
 
@@ -137,6 +138,9 @@ export async function createAttestedReceiver(options: AttestedReceiverOptions): 
       if (nonce !== undefined && !(nonce instanceof Uint8Array)) throw new TypeError('nonce must be a Uint8Array');
       const userData = attestOptions?.userData;
       if (userData !== undefined && !(userData instanceof Uint8Array)) throw new TypeError('userData must be a Uint8Array');
+      // Caller-chosen bytes never enter a domain the library uses: a document whose user_data is,
+      // say, an attested-TLS certificate binding would vouch for a key the caller chose.
+      if (userData !== undefined && isReservedUserData(userData)) throw new TypeError(`userData must not begin with "${RESERVED_USER_DATA_PREFIX}": that prefix is reserved for the library's own bindings`);
       return nsm.attestation({
         publicKey: current.attestedKey,
         ...(nonce !== undefined && { nonce }),

@@ -134,6 +134,9 @@ export function createAttestedPeerVerifier(options: AttestedPeerOptions): Attest
     } catch (err) {
       throw translate(err, "the peer's attestation");
     }
+    // A certificate's document carries only the binding: one with a public_key or a nonce was
+    // made for another purpose (e.g. an HPKE receiver's document), whatever its user_data says.
+    if (facts.publicKey !== null || facts.nonce !== null) throw foreignDocument("the peer's attestation", facts.publicKey !== null ? 'public_key' : 'nonce');
     if (cacheSize > 0) {
       const chainNotAfter = Math.min(facts.certificateNotAfter.getTime(), ...facts.cabundle.map((c) => certificateNotAfter(c).getTime()));
       if (cache.size >= cacheSize) cache.delete(cache.keys().next().value!);
@@ -163,8 +166,9 @@ export function createAttestedPeerVerifier(options: AttestedPeerOptions): Attest
         throw new NitroEnclaveError('ERR_TLS_ATTESTATION_SESSION', "the session attestation cannot be checked: this runtime's node:tls has no exportKeyingMaterial (RFC 5705)");
       }
       const ekm = new Uint8Array(socket.exportKeyingMaterial(SESSION_EXPORTER_LENGTH, SESSION_EXPORTER_LABEL, NO_CONTEXT));
+      let facts: VerifiedAttestation;
       try {
-        return await verifier.verify(document, {
+        facts = await verifier.verify(document, {
           expectedPcrs,
           maxAgeMs,
           clockToleranceMs,
@@ -181,6 +185,12 @@ export function createAttestedPeerVerifier(options: AttestedPeerOptions): Attest
         }
         throw translated;
       }
+      if (facts.publicKey !== null) throw foreignDocument('the session attestation', 'public_key');
+      return facts;
     },
   };
+}
+
+function foreignDocument(what: string, field: 'public_key' | 'nonce'): NitroEnclaveError {
+  return new NitroEnclaveError('ERR_TLS_ATTESTATION_KEY_MISMATCH', `${what} refused: the document has a ${field}, so it was not made for this binding`);
 }

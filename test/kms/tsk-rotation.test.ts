@@ -27,8 +27,6 @@ const aliasArn = `arn:aws:kms:us-east-1:${account}:alias/rotated-tsk`;
 
 beforeAll(async () => {
   const principals = defaultPrincipals(account);
-  const role = principals.find((p) => p.arn.includes('EnclaveInstanceRole'))!;
-  role.identityPolicies = [{ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['kms:Decrypt', 'kms:DescribeKey', 'kms:GetKeyPolicy', 'kms:ListGrants'], Resource: '*' }] }];
   sim = await startKmsSimulator({ trustAnchors: [enclave.trustAnchor], principals });
   admin = client(sim, sim.principal('user/admin'));
   const m = (await admin.send(new CreateKeyCommand({}))).KeyMetadata!;
