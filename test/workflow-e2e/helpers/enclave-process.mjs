@@ -13,6 +13,9 @@
 //  - `{ loadKey: { blob, encryptionContext }, keepSealing }`: a rotated TSK joins the running ring
 //    (it seals from now on, unless keepSealing); answers { keyLoaded: keyId } or { loadFailed };
 //  - `{ sealWith: keyId }`: that key of the ring seals from now on; answers { sealing: keyId }.
+// With `waitForStart`, the process loads its code, says { warm: true } and waits for `{ start: true }`
+// before it asks KMS for anything or listens: a test forks it while the enclave it replaces is still
+// down, so the replacement's outage is the test's delay, not this machine's process start-up.
 import { writeFileSync } from 'node:fs';
 import { createTrustedSessionKeyClient, fromParentCredentials } from 'nitro-enclave-sdk';
 import { connectSocket } from 'nitro-enclave-sdk/vsock';
@@ -21,6 +24,16 @@ import { handlers } from '../../../examples/confidential-workflow/enclave/app.mj
 
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 const config = JSON.parse(process.argv[2]);
+if (config.waitForStart) {
+  await new Promise((resolve) => {
+    process.on('message', function started(m) {
+      if (!m.start) return;
+      process.off('message', started);
+      resolve();
+    });
+    process.send({ warm: true });
+  });
+}
 
 let nextNsmId = 1;
 const nsmWaiting = new Map();

@@ -9,11 +9,14 @@ import { fileURLToPath } from 'node:url';
 import { CreateKeyCommand, GenerateDataKeyWithoutPlaintextCommand, KMSClient } from '@aws-sdk/client-kms';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
+import { NativeConnection, type Worker } from '@temporalio/worker';
 import { expect } from 'vitest';
 // @ts-expect-error: plain ESM example without type declarations
 import { agents, fromBytes, toBytes } from '../../../examples/confidential-workflow/enclave/agents.mjs';
 // @ts-expect-error: plain ESM example without type declarations
 import { FINAL_STEP, FIRST_STEP } from '../../../examples/confidential-workflow/enclave/steps.mjs';
+// @ts-expect-error: plain ESM example without type declarations
+import { createParentWorker as createExampleWorker } from '../../../examples/confidential-workflow/parent/worker.mjs';
 import { createTrustedSessionKeyClient, fromParentCredentials, type GetTrustedSessionKeyOptions, type TrustedSessionKeyClient } from '../../../src/index.js';
 import { buildKeyPolicy, serveParentCredentials } from '../../../src/parent/index.js';
 import { createSimulatedNsm, kmsClientConfig, startKmsSimulator, startVsockProxyStandIn, type KmsSimulator, type SimulatedEnclave, type SimulatedNsm } from '../../../src/testing/index.js';
@@ -25,9 +28,11 @@ import { startChild, type Child } from './processes.js';
 
 const exampleDir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'examples', 'confidential-workflow');
 const { EventType: E } = temporal.api.enums.v1;
+const createParentWorker = createExampleWorker as (options: object) => Promise<Worker>;
 
 export type EnclaveMessage = {
   ready?: string;
+  warm?: true;
   keyIds?: string[];
   sealing?: string;
   failed?: string;
@@ -146,9 +151,14 @@ export async function startFleet<I extends string>(options: FleetOptions<I>) {
       return c;
     },
 
-    /** An enclave process `name` running `image`, listening where the worker of `slot` relays to; its ring: `blobs` (default: the first blob). */
-    async startEnclave(name: string, image: I, slot: string, ring: { blobs?: BlobSpec[]; sealWith?: string } = {}): Promise<Enclave> {
+    /**
+     * An enclave process `name` running `image`, listening where the worker of `slot` relays to; its
+     * ring: `blobs` (default: the first blob). With `after`, the process is forked now and starts
+     * (asks KMS, listens) only once `after` resolves: a replacement whose outage the test decides.
+     */
+    async startEnclave(name: string, image: I, slot: string, ring: { blobs?: BlobSpec[]; sealWith?: string; after?: Promise<unknown> } = {}): Promise<Enclave> {
       const config = {
+        waitForStart: ring.after !== undefined,
         blobs: ring.blobs ?? [{ blob: Buffer.from(blob).toString('base64') }],
         ...(ring.sealWith ? { sealWith: ring.sealWith } : {}),
         keyArn,
@@ -162,7 +172,11 @@ export async function startFleet<I extends string>(options: FleetOptions<I>) {
       };
       const child = await startChild<EnclaveMessage>('enclave-process.mjs', config, {
         isReady: (m) => m.ready !== undefined || m.failed !== undefined,
+        // Forked ahead, it is ready only after `after` and its own start.
+        boundMs: ring.after ? 90_000 : 30_000,
         onMessage: (m, proc) => {
+          // Forked ahead: it starts (gets its keys, listens) once `after` resolves.
+          if (m.warm) void ring.after!.then(() => proc.send({ start: true }));
           // The NSM is the hypervisor's: the test process answers for the image this enclave runs.
           if (m.nsm !== undefined) proc.send({ nsmReply: m.nsm, message: Buffer.from(nsms[image].handle(new Uint8Array(Buffer.from(m.message!, 'base64')))).toString('base64') });
           if (m.step?.phase === 'opened') opened.push(`${name}|${m.step.workflowId}|${m.step.seq}`);
@@ -185,8 +199,20 @@ export async function startFleet<I extends string>(options: FleetOptions<I>) {
       return Object.assign(child, { name, image, ask });
     },
 
-    async startWorker(identity: string, slot: string, taskQueue: string): Promise<Child<{ ready: string }>> {
-      const child = await startChild<{ ready: string }>('worker-process.mjs', { kind: 'sealed', address: standIn.address, taskQueue, bundlePath, identity, enclavePath: join(dir, `enclave-${slot}.sock`) });
+    /**
+     * A parent worker process relaying to the enclave of `slot`. With `after`, it is forked now and
+     * starts (connects, polls) once `after` resolves, as `{ identity, slot }` if the replacement's
+     * identity and slot are known only then.
+     */
+    async startWorker(identity: string, slot: string, taskQueue: string, after?: Promise<{ identity: string; slot: string } | void>): Promise<Child<{ ready: string; warm?: true }>> {
+      const config = { kind: 'sealed', address: standIn.address, taskQueue, bundlePath, identity, enclavePath: join(dir, `enclave-${slot}.sock`), waitForStart: after !== undefined };
+      const child = await startChild<{ ready: string; warm?: true }>('worker-process.mjs', config, {
+        isReady: (m) => m.ready !== undefined,
+        boundMs: after ? 90_000 : 30_000,
+        onMessage: (m, proc) => {
+          if (m.warm) void after!.then((late) => proc.send({ start: true, config: late ? { identity: late.identity, enclavePath: join(dir, `enclave-${late.slot}.sock`) } : {} }));
+        },
+      });
       cleanup.push(() => child.kill9());
       return child;
     },
@@ -198,6 +224,21 @@ export async function startFleet<I extends string>(options: FleetOptions<I>) {
       const sealedInput = sealState(key, toBytes(brief(i)), { workflowId, chainId, ...FIRST_STEP, producer: 'client' });
       // 2 s instead of 10 s: a workflow task held by a killed worker is handed on sooner.
       return client.workflow.start('confidentialPipeline', { taskQueue, workflowId, args: [sealedInput], workflowTaskTimeout: '2s' });
+    },
+
+    /**
+     * A parent worker in this process (for a replica whose worker the test never kills: one process
+     * less to start), relaying to the enclave of `slot`; shut down with the fleet.
+     */
+    async startInProcessWorker(identity: string, slot: string, taskQueue: string): Promise<void> {
+      const nativeConnection = await NativeConnection.connect({ address: standIn.address });
+      const worker = await createParentWorker({ connection: nativeConnection, taskQueue, enclave: { family: 'unix', path: join(dir, `enclave-${slot}.sock`) }, workflowBundle, maxCachedWorkflows: 0, identity });
+      const running = worker.run();
+      cleanup.push(async () => {
+        worker.shutdown();
+        await running;
+        await nativeConnection.close();
+      });
     },
 
     /** The chain id the starter chose for `workflowId`. */
