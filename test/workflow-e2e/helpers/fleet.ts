@@ -172,8 +172,8 @@ export async function startFleet<I extends string>(options: FleetOptions<I>) {
       };
       const child = await startChild<EnclaveMessage>('enclave-process.mjs', config, {
         isReady: (m) => m.ready !== undefined || m.failed !== undefined,
-        // Forked ahead, it is ready only after `after` and its own start.
-        boundMs: ring.after ? 90_000 : 30_000,
+        // A bound, not an assertion: six processes starting at once on a loaded 2-core machine took 30 s.
+        boundMs: 90_000,
         onMessage: (m, proc) => {
           // Forked ahead: it starts (gets its keys, listens) once `after` resolves.
           if (m.warm) void ring.after!.then(() => proc.send({ start: true }));
@@ -208,7 +208,7 @@ export async function startFleet<I extends string>(options: FleetOptions<I>) {
       const config = { kind: 'sealed', address: standIn.address, taskQueue, bundlePath, identity, enclavePath: join(dir, `enclave-${slot}.sock`), waitForStart: after !== undefined };
       const child = await startChild<{ ready: string; warm?: true }>('worker-process.mjs', config, {
         isReady: (m) => m.ready !== undefined,
-        boundMs: after ? 90_000 : 30_000,
+        boundMs: 90_000,
         onMessage: (m, proc) => {
           if (m.warm) void after!.then((late) => proc.send({ start: true, config: late ? { identity: late.identity, enclavePath: join(dir, `enclave-${late.slot}.sock`) } : {} }));
         },
