@@ -90,9 +90,10 @@ it('workflows run through a rolling v1 → v2 replacement and a TSK rotation: ea
   phase('v2 admitted; enclave B replaced by v2; wave 2 started');
 
   // --- 3. the TSK is rotated while steps run. One step is held open across the switch: it opened a
-  // state sealed with v1 and seals its result after the switch.
+  // state sealed with v1 and seals its result after the switch (wave 3, started now, has steps to hold).
   const running: Enclave[] = [enclaveA, enclaveB2];
   for (const e of running) e.process.send({ holdNextStep: true });
+  await wave(6, 8);
   const heldSteps = () => running.flatMap((e) => e.messages.filter((m) => m.step?.phase === 'held').map((m) => m.step!));
   await until(() => heldSteps().length > 0, 'a step held open');
   const rotated = await operator(['provision', '--rotate', '--from', v1Path, '--out', join(dir, 'tsk.v2.bin')]);
@@ -110,18 +111,18 @@ it('workflows run through a rolling v1 → v2 replacement and a TSK rotation: ea
   expect(await Promise.all(running.map((e) => e.ask({ sealWith: v2 }, (m) => m.sealing !== undefined)))).toEqual([{ sealing: v2 }, { sealing: v2 }]);
   const held = heldSteps();
   for (const e of running) e.process.send({ releaseHeld: true });
-  await wave(6, 9);
-  phase(`TSK rotated (v1 ${v1} → v2 ${v2}) with ${held.map((s) => `${s.workflowId} ${s.activity}`).join(', ')} held open; wave 3 sealed with v2`);
+  await wave(8, 10);
+  phase(`TSK rotated (v1 ${v1} → v2 ${v2}) with ${held.map((s) => `${s.workflowId} ${s.activity}`).join(', ')} held open; wave 4 sealed with v2`);
 
-  // --- 4. enclave A replaced by v2, loading both blobs (v1 states are still in flight); wave 4.
+  // --- 4. enclave A replaced by v2, loading both blobs (v1 states are still in flight); wave 5.
   const aReplaced = gate();
   const startingA2 = fleet.startEnclave('A2', 'v2', 'A', { blobs: [v1Blob, v2Blob], after: aReplaced.wait() });
   await enclaveA.stop();
-  await wave(9, 12);
+  await wave(10, 12);
   aReplaced.open();
   const enclaveA2 = await startingA2;
   expect([enclaveA2.ready.keyIds, enclaveA2.ready.sealing]).toEqual([[v1, v2], v2]);
-  phase('enclave A replaced by v2 (ring v1, v2): the fleet runs image v2 only; wave 4 started');
+  phase('enclave A replaced by v2 (ring v1, v2): the fleet runs image v2 only; wave 5 started');
 
   // --- 5. v1 leaves the policy: refused while CloudTrail shows v1 received key material within the
   // drain window; done once the window has passed (the CLI's clock, an hour on: no enclave of v1 ran since).
@@ -153,8 +154,8 @@ it('workflows run through a rolling v1 → v2 replacement and a TSK rotation: ea
     expect(keys, id).toEqual([...keys].sort()); // v1…v1 v2…v2, each 'v1' or 'v2'
     expect(keys.every((k) => k === 'v1' || k === 'v2'), id).toBe(true);
   }
-  for (let i = 0; i < 6; i++) expect(keysOf.get(`day-two-${i}`)![0], `day-two-${i}`).toBe('v1');
-  for (let i = 6; i < 12; i++) expect(keysOf.get(`day-two-${i}`), `day-two-${i}`).toEqual(Array(6).fill('v2'));
+  for (let i = 0; i < 8; i++) expect(keysOf.get(`day-two-${i}`)![0], `day-two-${i}`).toBe('v1');
+  for (let i = 8; i < 12; i++) expect(keysOf.get(`day-two-${i}`), `day-two-${i}`).toEqual(Array(6).fill('v2'));
   expect(held.length).toBeGreaterThanOrEqual(1);
   for (const step of held) {
     const keys = keysOf.get(step.workflowId)!;
