@@ -135,9 +135,9 @@ it('workflows run through a rolling v1 → v2 replacement and a TSK rotation: ea
   expect(removed.stdout).toContain(`-           "kms:RecipientAttestation:ImageSha384": "${fleet.pcr0('v1')}"`);
   const v1Late = await fleet.tskClient('v1').getKeyRing({ keyId: keyArn, blobs: [{ ciphertextBlob: readFileSync(join(dir, 'tsk.v2.bin')), encryptionContext: context.encryptionContext }] }).then(
     () => 'released',
-    (err: { code?: string }) => err.code,
+    (err: { code?: string; message?: string }) => err,
   );
-  expect(v1Late).toBe('ERR_KMS_ACCESS_DENIED');
+  expect(v1Late).toMatchObject({ code: 'ERR_KMS_ACCESS_DENIED', message: expect.stringMatching(new RegExp(`^KMS denied kms:Decrypt to this enclave \\(PCR0 ${fleet.pcr0('v1')}\\)\\. .*KMS said: `, 's')) });
   phase('v1 removed from the key policy (refused within the drain window first); a v1 enclave gets no TSK');
 
   // --- every workflow completes with the report the agents make from its brief.
