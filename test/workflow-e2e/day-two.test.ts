@@ -66,8 +66,9 @@ it('workflows run through a rolling v1 → v2 replacement and a TSK rotation: ea
     starterClient.getKeyRing({ keyId: keyArn, blobs: [{ ciphertextBlob: fleet.blob }] }),
     fleet.startEnclave('A', 'v1', 'A'),
     fleet.startEnclave('B', 'v1', 'B'),
-    fleet.startWorker('worker-A@day-two', 'A', taskQueue),
-    fleet.startWorker('worker-B@day-two', 'B', taskQueue),
+    // No worker is killed here: they run in this process (two process start-ups less).
+    fleet.startInProcessWorker('worker-A@day-two', 'A', taskQueue),
+    fleet.startInProcessWorker('worker-B@day-two', 'B', taskQueue),
   ]);
   const v1 = starter.newest!.metadata.keyId;
   expect([enclaveA.ready.keyIds, enclaveB.ready.keyIds]).toEqual([[v1], [v1]]);
