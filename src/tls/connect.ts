@@ -10,7 +10,11 @@ import { MIN_TLS_VERSION, SESSION_NONCE_LENGTH, WELL_KNOWN_PATH } from './wire.j
 
 /** Options shared by the attested clients (agent, dispatcher, {@link connectAttested}). */
 export interface AttestedClientOptions extends AttestedPeerOptions {
-  /** A peer verifier to share between clients (its cache); default one per client, built from these options. */
+  /**
+   * A peer verifier to share between clients (its cache); default one per client, built from these
+   * options. With `peers`, what is admitted is the verifier's `expectedPcrs`; an `expectedPcrs` given
+   * beside it must name the same sets (a `TypeError` otherwise).
+   */
   peers?: AttestedPeerVerifier;
   /**
    * Per-session freshness: after the certificate check, ask the server (HTTP, on this connection,
@@ -29,9 +33,28 @@ export function clientPeers(options: AttestedClientOptions): AttestedPeerVerifie
   if (options.identity !== undefined && typeof options.identity?.tlsOptions !== 'function') throw new TypeError('identity must be an AttestedTlsIdentity');
   if (options.peers !== undefined) {
     if (typeof options.peers?.verifySocket !== 'function') throw new TypeError('peers must be an AttestedPeerVerifier');
+    // The shared verifier decides what is admitted. `expectedPcrs` beside it is what the caller
+    // believes is admitted: a difference would be silently ignored, so it is refused instead.
+    if (options.expectedPcrs !== undefined && canonicalPcrs(options.expectedPcrs) !== canonicalPcrs(options.peers.expectedPcrs)) {
+      throw new TypeError('expectedPcrs differs from the expectedPcrs of `peers`, which is what the client checks: give one of them, or the same sets');
+    }
     return options.peers;
   }
   return createAttestedPeerVerifier(options);
+}
+
+/** PCR sets in one comparable form: each set's entries by index, hex in lower case; the order of alternatives kept. */
+function canonicalPcrs(pcrs: unknown): string {
+  const sets = Array.isArray(pcrs) ? pcrs : [pcrs];
+  return JSON.stringify(
+    sets.map((set) =>
+      typeof set === 'object' && set !== null
+        ? Object.entries(set as Record<string, unknown>)
+            .map(([k, v]) => [Number(k), typeof v === 'string' ? v.toLowerCase() : v instanceof Uint8Array ? toHex(v) : v] as const)
+            .sort((a, b) => a[0] - b[0])
+        : set,
+    ),
+  );
 }
 
 /** TLS options every attested client uses: the CA check is replaced by the attestation check, never skipped. */

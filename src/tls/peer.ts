@@ -30,6 +30,8 @@ export interface AttestedPeerOptions {
 
 /** Checks peers' attested certificates; see {@link createAttestedPeerVerifier}. */
 export interface AttestedPeerVerifier {
+  /** The PCR sets this verifier admits (as given to {@link createAttestedPeerVerifier}). */
+  readonly expectedPcrs: ExpectedPcrs;
   /** Verifies a DER certificate the peer proved it holds the key of (it completed a TLS handshake with it, or resumed a session of one that did). */
   verifyCertificate(der: Uint8Array): Promise<VerifiedAttestation>;
   /** Verifies the certificate of a connected TLS socket. */
@@ -155,6 +157,7 @@ export function createAttestedPeerVerifier(options: AttestedPeerOptions): Attest
   }
 
   return {
+    expectedPcrs,
     verifyCertificate,
     async verifySocket(socket) {
       return verifyCertificate(peerCertificate(socket));

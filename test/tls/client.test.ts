@@ -209,4 +209,14 @@ describe('client options', () => {
     expect(() => createAttestedHttpsAgent({ expectedPcrs: {} })).toThrow(new TypeError(msg));
     await expect(createAttestedDispatcher({ expectedPcrs: { 0: 'aa'.repeat(48) }, maxAgeMs: -1 })).rejects.toThrow(new TypeError('maxAgeMs must be a non-negative finite number'));
   });
+
+  it('a shared `peers` verifier decides what is admitted; expectedPcrs beside it must name the same sets, never be silently ignored', () => {
+    const peers = createAttestedPeerVerifier({ expectedPcrs: [{ 0: 'AA'.repeat(48) }, { 0: 'bb'.repeat(48), 1: 'cc'.repeat(48) }] });
+    const differs = new TypeError('expectedPcrs differs from the expectedPcrs of `peers`, which is what the client checks: give one of them, or the same sets');
+    expect(() => createAttestedHttpsAgent({ peers, expectedPcrs: { 0: 'dd'.repeat(48) } })).toThrow(differs);
+    expect(() => createAttestedHttpsAgent({ peers, expectedPcrs: [{ 0: 'aa'.repeat(48) }] })).toThrow(differs);
+    // the same sets, written in another case and key order
+    expect(() => createAttestedHttpsAgent({ peers, expectedPcrs: [{ 0: 'aa'.repeat(48) }, { 1: 'CC'.repeat(48), 0: 'bb'.repeat(48) }] }).destroy()).not.toThrow();
+    expect(() => createAttestedHttpsAgent({ peers } as never).destroy()).not.toThrow();
+  });
 });
