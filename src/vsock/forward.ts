@@ -61,8 +61,9 @@ function abort(stream: Duplex): void {
 /**
  * Whether a client whose socket reported 'end' reset the connection. libuv (Node 20: 1.46) turns
  * bytes and a RST that arrive in one poll wake-up into a clean EOF without reading the error
- * (libuv#4992); the kernel still holds it, so ask. A socket without a descriptor cannot be asked
- * and counts as reset: an abort must not be passed on as a clean end.
+ * (the POLLHUP short-cut after a partial read, reworked upstream in libuv#4997); the kernel still
+ * holds it, so ask. A socket without a descriptor cannot be asked and counts as reset: an abort
+ * must not be passed on as a clean end.
  */
 function endedByReset(native: NativeBinding, client: Socket): boolean {
   const fd = (client as unknown as { _handle?: { fd?: unknown } })._handle?.fd;

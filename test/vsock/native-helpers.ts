@@ -92,7 +92,7 @@ export interface Observed {
 
 // A plain recv() loop. Node's own sockets cannot be the observer: libuv 1.46 (Node 20) reports bytes
 // and a RST that arrive in one poll wake-up as a clean end (the POLLHUP short-cut after a partial
-// read, libuv#4992, fixed upstream by libuv#4997), whoever sent them.
+// read in uv__stream_io, reworked upstream in libuv#4997), whoever sent them.
 const OBSERVER = `import errno,json,socket,sys
 def drain(c,data=b""):
     try:
