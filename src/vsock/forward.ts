@@ -87,6 +87,8 @@ function coded(err: unknown, target: VsockTarget): NitroEnclaveError {
  * both directions at once), and the parent relays every byte, so it can end a stream cleanly at any
  * point: completeness comes from the protocol inside (TLS close_notify, HTTP/2 and gRPC framing).
  * TLS (e.g. to Temporal Cloud) stays end to end: the parent's `vsock-proxy` sees only ciphertext.
+ * Needs the native helper (`ERR_NATIVE_UNAVAILABLE` without it), also with an injected `connect`:
+ * it is what tells a client's reset from its clean end.
  *
  * @example
  * ```ts
@@ -113,8 +115,7 @@ export async function forwardTcpToVsock(options: ForwardTcpToVsockOptions): Prom
       // a throwing observer must not take the forwarder down
     }
   };
-  // The native helper tells a client's reset from its clean end (endedByReset); it is also what the default connector uses.
-  const native = loadNative();
+  const native = loadNative(); // endedByReset asks it; the default connector needs it anyway
   const live = new Set<{ client: Socket; upstream?: Duplex }>();
 
   const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (client) => {
