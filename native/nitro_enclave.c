@@ -278,7 +278,8 @@ typedef struct {
   int local;        /* our end of the socketpair; JavaScript owns the other */
   int threads_left; /* the last pump to finish closes both fds */
   int refs;         /* two pumps + the JavaScript handle; the last frees */
-  int error;        /* first errno seen while relaying, 0 if none */
+  int error;        /* first errno seen on the remote side, 0 if none */
+  int ended;        /* the whole stream was shut down (relay_end): no half-close may follow */
   pthread_mutex_t lock;
 } relay;
 
@@ -322,52 +323,115 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
   return 0;
 }
 
-/* Copies src -> dst until EOF (passed on as a half-close), an error, or dst going away. */
+/* Aborts the remote connection. TCP: a RST now, ahead of anything still queued (SO_LINGER 0 for
+ * the final close, and connect(AF_UNSPEC), which disconnects with a RST at once and wakes a pump
+ * blocked in send() or poll() on it). vsock and AF_UNIX have no reset on the wire: a virtio-vsock
+ * RST on a connected socket only marks it done, and AF_UNIX reports ECONNRESET only for bytes the
+ * closer left unread. There an abort shuts both directions at once: the peer reads EOF and its
+ * writes fail (EPIPE), where a clean end is a half-close it can still answer. */
+static void abort_remote(int fd) {
+  int domain = 0;
+  socklen_t len = sizeof domain;
+  if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) == 0 && (domain == AF_INET || domain == AF_INET6)) {
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    if (connect(fd, &unspec, sizeof unspec) == 0) return;
+  }
+  shutdown(fd, SHUT_RDWR);
+}
+
+/* Ends the whole stream, once: the first caller decides between a close (the remote sees end of
+ * stream; a FIN on TCP) and an abort. Caller holds r->lock and both fds are still open. */
+static void relay_end_locked(relay *r, int abort) {
+  if (r->ended) return;
+  __atomic_store_n(&r->ended, 1, __ATOMIC_RELEASE);
+  if (abort) abort_remote(r->remote);
+  else shutdown(r->remote, SHUT_RDWR);
+  shutdown(r->local, SHUT_RDWR); /* wakes both pumps; JavaScript reads EOF and asks relayError() */
+}
+
+/* JavaScript closed its end of the socketpair: an abort if it left bytes unread (the kernel flags
+ * that as ECONNRESET on our end, as a TCP close with unread data sends a RST), else a plain close.
+ * Reading the flag clears it, so this runs under r->lock, like the up pump's reads. */
+static void local_gone_locked(relay *r) {
+  int soerr = 0;
+  socklen_t len = sizeof soerr;
+  relay_end_locked(r, getsockopt(r->local, SOL_SOCKET, SO_ERROR, &soerr, &len) == 0 && soerr != 0);
+}
+
+/* Copies src -> dst until EOF (passed on as a half-close), an error, or dst going away.
+ * Up (JavaScript -> remote) reads under r->lock, so that its EOF or error and the decision it leads
+ * to (half-close, abort) are one step against relayAbort and the other pump. */
 static void *pump(void *arg) {
   direction d = *(direction *)arg;
   free(arg);
   relay *r = d.r;
+  const int up = d.src == r->local;
   uint8_t buf[65536];
-  int err = 0, clean = 0;
   for (;;) {
     /* dst is polled with no events: poll still reports POLLHUP/POLLERR, i.e. the far end is gone. */
     struct pollfd p[2] = {{.fd = d.src, .events = POLLIN}, {.fd = d.dst, .events = 0}};
     if (poll(p, 2, -1) < 0) {
       if (errno == EINTR) continue;
-      err = errno;
+      pthread_mutex_lock(&r->lock);
+      if (!r->error) r->error = errno;
+      relay_end_locked(r, 0);
+      pthread_mutex_unlock(&r->lock);
       break;
     }
+    /* Ended (or reset) by the other pump or by relayAbort: what is still queued is dropped. */
+    if (__atomic_load_n(&r->ended, __ATOMIC_ACQUIRE)) break;
     if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
-      if (p[1].revents & (POLLHUP | POLLERR | POLLNVAL)) {
-        /* The remote end is gone: end only this direction, and leave the other pump to read what
-         * is left and the reason (a reset stays pending on the socket for it to report).
-         * Our local end is gone (JavaScript destroyed the socket): end the whole stream. */
-        clean = d.dst == r->remote;
+      if (!(p[1].revents & (POLLHUP | POLLERR | POLLNVAL))) continue;
+      /* The remote end is gone: end only this direction, and leave the other pump to read what is
+       * left and the reason (a reset stays pending on the socket for it to report).
+       * Our local end is gone (JavaScript destroyed the socket): end the whole stream. */
+      if (!up) {
+        pthread_mutex_lock(&r->lock);
+        local_gone_locked(r);
+        pthread_mutex_unlock(&r->lock);
+      }
+      break;
+    }
+    ssize_t n;
+    if (up) {
+      pthread_mutex_lock(&r->lock);
+      n = r->ended ? 0 : recv(d.src, buf, sizeof buf, MSG_DONTWAIT);
+      int e = errno;
+      if (n == 0 && !r->ended) shutdown(d.dst, SHUT_WR); /* half-close: pass the FIN on, keep the other direction */
+      if (n < 0 && e != EINTR && e != EAGAIN) relay_end_locked(r, 1); /* ECONNRESET: JavaScript closed with bytes unread */
+      pthread_mutex_unlock(&r->lock);
+      if (n < 0 && (e == EINTR || e == EAGAIN)) continue;
+      if (n <= 0) break;
+    } else {
+      n = read(d.src, buf, sizeof buf);
+      if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+      if (n < 0) {
+        pthread_mutex_lock(&r->lock);
+        if (!r->ended && !r->error) r->error = errno; /* the remote's reset or failure, for relayError() */
+        relay_end_locked(r, 0);
+        pthread_mutex_unlock(&r->lock);
         break;
       }
-      continue;
+      if (n == 0) {
+        pthread_mutex_lock(&r->lock);
+        if (!r->ended) shutdown(d.dst, SHUT_WR); /* half-close: pass the FIN on, keep the other direction */
+        pthread_mutex_unlock(&r->lock);
+        break;
+      }
     }
-    ssize_t n = read(d.src, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      err = errno;
+    int err = write_all(d.dst, buf, (size_t)n); /* blocks while the receiver is full: backpressure */
+    if (err) {
+      pthread_mutex_lock(&r->lock);
+      if (!up) local_gone_locked(r); /* EPIPE from our socketpair: JavaScript closed it */
+      else if (!r->ended) {
+        if (!r->error) r->error = err;
+        relay_end_locked(r, 0);
+      }
+      pthread_mutex_unlock(&r->lock);
       break;
     }
-    if (n == 0) { /* half-close: pass the FIN on and keep the other direction open */
-      shutdown(d.dst, SHUT_WR);
-      clean = 1;
-      break;
-    }
-    err = write_all(d.dst, buf, (size_t)n); /* blocks while the receiver is full: backpressure */
-    if (err) break;
-  }
-  if (!clean) {
-    pthread_mutex_lock(&r->lock);
-    if (err && !r->error) r->error = err;
-    pthread_mutex_unlock(&r->lock);
-    /* Wake the other pump: this stream is over in both directions. */
-    shutdown(r->remote, SHUT_RDWR);
-    shutdown(r->local, SHUT_RDWR);
   }
   pump_finished(r);
   return NULL;
@@ -433,6 +497,39 @@ static int start_relay(int remote, relay **out) {
 static void relay_finalize(napi_env env, void *data, void *hint) {
   (void)env, (void)hint;
   relay_release(data);
+}
+
+/* relayAbort(handle): JavaScript reset the stream (socket.resetAndDestroy()). Aborts the remote
+ * (abort_remote) unless the stream already ended; whatever is still queued in the relay is dropped:
+ * a reset means the sender did not finish, and waiting to flush would tie the reset to a reader
+ * that may have stopped. */
+static napi_value relay_abort(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  relay *r;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_external(env, argv[0], (void **)&r) != napi_ok) return NULL;
+  pthread_mutex_lock(&r->lock);
+  if (r->threads_left > 0) relay_end_locked(r, 1); /* with no pump left, the fds are closed */
+  pthread_mutex_unlock(&r->lock);
+  return NULL;
+}
+
+/* socketError(fd) -> the socket's pending error (SO_ERROR, which clears it), 0 if none. */
+static napi_value socket_error(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  int32_t fd;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "fd must be an integer");
+    return NULL;
+  }
+  int soerr = 0;
+  socklen_t len = sizeof soerr;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) < 0) soerr = errno;
+  CHECK(env, napi_create_int32(env, soerr, &result));
+  return result;
 }
 
 /* relayError(handle) -> errno of the remote side, 0 if none */
@@ -917,6 +1014,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"connect", NULL, do_connect, NULL, NULL, NULL, napi_default, NULL},
       {"listen", NULL, do_listen, NULL, NULL, NULL, napi_default, NULL},
       {"relayError", NULL, relay_error, NULL, NULL, NULL, napi_default, NULL},
+      {"relayAbort", NULL, relay_abort, NULL, NULL, NULL, napi_default, NULL},
+      {"socketError", NULL, socket_error, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

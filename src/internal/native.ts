@@ -30,6 +30,10 @@ export interface NativeBinding {
     allowedCids?: readonly number[],
   ): { close(): void; port: number };
   relayError(handle: object): number;
+  /** Resets the relayed connection (a RST on TCP; both directions shut at once on vsock and AF_UNIX), dropping what is still queued. */
+  relayAbort(handle: object): void;
+  /** A socket's pending error (getsockopt SO_ERROR, which clears it): an errno, 0 if none. */
+  socketError(fd: number): number;
 }
 
 const HOW_TO_BUILD =
@@ -84,5 +88,7 @@ function guarded(addon: NativeBinding): NativeBinding {
     connect: wrap(addon.connect),
     listen: wrap(addon.listen),
     relayError: wrap(addon.relayError),
+    relayAbort: wrap(addon.relayAbort),
+    socketError: wrap(addon.socketError),
   };
 }

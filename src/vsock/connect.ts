@@ -18,7 +18,12 @@ export interface ConnectOptions {
   allowHalfOpen?: boolean;
 }
 
-/** A connected stream: a `net.Socket` over the relay, plus the peer's vsock address when known. */
+/**
+ * A connected stream: a `net.Socket` over the relay, plus the peer's vsock address when known.
+ * `end()` passes a half-close on (the peer can still answer), `destroy()` closes, and
+ * `resetAndDestroy()` aborts: a RST on TCP; vsock and AF_UNIX have no reset on the wire, so there
+ * both directions are shut at once.
+ */
 export type VsockSocket = Socket & { readonly peerCid?: number; readonly peerPort?: number };
 
 const ERRNO_NAMES: Record<number, string> = { 1: 'EPERM', 2: 'ENOENT', 13: 'EACCES', 19: 'ENODEV', 22: 'EINVAL', 97: 'EAFNOSUPPORT', 104: 'ECONNRESET', 110: 'ETIMEDOUT', 111: 'ECONNREFUSED', 113: 'EHOSTUNREACH', 32: 'EPIPE' };
@@ -47,7 +52,11 @@ export function addressError(err: unknown, address: SocketAddress): Error {
   return err as Error;
 }
 
-/** Wraps the JavaScript end of the native relay as a net.Socket, turning a relayed reset into an error. */
+/**
+ * Wraps the JavaScript end of the native relay as a net.Socket, turning a relayed reset into an
+ * error, and giving it the `resetAndDestroy()` a TCP socket has: the remote connection is aborted,
+ * not closed (net.Socket's own method refuses the AF_UNIX socketpair under the relay).
+ */
 export function adoptStream(stream: NativeStream, address: SocketAddress, allowHalfOpen = false): VsockSocket {
   const native = loadNative();
   const socket = new Socket({ fd: stream.fd, readable: true, writable: true, allowHalfOpen }) as VsockSocket;
@@ -69,6 +78,12 @@ export function adoptStream(stream: NativeStream, address: SocketAddress, allowH
       }
     }
     return push(chunk, encoding);
+  };
+  // An abort must never reach the remote as a clean end: the relay resets it before the socketpair
+  // closes (its EOF would otherwise be passed on as a half-close).
+  socket.resetAndDestroy = () => {
+    if (!socket.destroyed) native.relayAbort(handle);
+    return socket.destroy();
   };
   return socket;
 }

@@ -1,6 +1,7 @@
 import { createServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { NitroEnclaveError } from '../errors.js';
+import { loadNative, type NativeBinding } from '../internal/native.js';
 import { connectVsock } from './connect.js';
 
 /** The vsock end of a forward: a CID (3 = the parent) and a port. */
@@ -33,11 +34,41 @@ export interface TcpToVsockForwarder {
   readonly port: number;
   /** Connections currently forwarded. */
   readonly connections: number;
-  /** Stops accepting and resets the connections still open. */
+  /** Stops accepting and resets the connections still open (both sides). */
   close(): Promise<void>;
 }
 
 const u32 = (n: unknown) => Number.isInteger(n) && (n as number) >= 0 && (n as number) <= 0xffffffff;
+
+/**
+ * Aborts a stream: `resetAndDestroy()` on a TCP socket or a relay socket (vsock) resets the far end;
+ * a stream that cannot send a reset (an AF_UNIX net.Socket refuses it, a plain Duplex has none) is
+ * destroyed.
+ */
+function abort(stream: Duplex): void {
+  const reset = (stream as Partial<Socket>).resetAndDestroy;
+  if (typeof reset === 'function') {
+    try {
+      reset.call(stream);
+      return;
+    } catch {
+      // ERR_INVALID_HANDLE_TYPE: not a TCP handle
+    }
+  }
+  stream.destroy();
+}
+
+/**
+ * Whether a client whose socket reported 'end' reset the connection. libuv (Node 20: 1.46) turns
+ * bytes and a RST that arrive in one poll wake-up into a clean EOF without reading the error
+ * (the POLLHUP short-cut after a partial read, reworked upstream in libuv#4997); the kernel still
+ * holds it, so ask. A socket without a descriptor cannot be asked and counts as reset: an abort
+ * must not be passed on as a clean end.
+ */
+function endedByReset(native: NativeBinding, client: Socket): boolean {
+  const fd = (client as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd !== 'number' || fd < 0 || native.socketError(fd) !== 0;
+}
 
 function coded(err: unknown, target: VsockTarget): NitroEnclaveError {
   if (err instanceof NitroEnclaveError) return err;
@@ -48,9 +79,16 @@ function coded(err: unknown, target: VsockTarget): NitroEnclaveError {
  * Accepts TCP connections on the enclave's loopback and relays each one to a vsock port, for
  * clients that only take `host:port` (the Temporal worker's native connection, gRPC clients).
  * Bytes flow with backpressure both ways (a slow reader on either side slows the writer), a
- * half-close travels across (the other direction keeps flowing), and a reset on one side resets
- * the other, so a cut-off stream never looks complete. TLS (e.g. to Temporal Cloud) stays end to
- * end: the parent's `vsock-proxy` sees only ciphertext.
+ * half-close travels across (the other direction keeps flowing), and an abort on one side aborts
+ * the other, also when the last bytes and the reset arrive together: a client's TCP reset resets
+ * the vsock side, a reset the relay reads from the target resets the client (`ERR_VSOCK_RESET`).
+ * Bytes still queued in the forwarder when a reset comes are dropped, not flushed: the sender did
+ * not finish, so no tail makes the stream whole. vsock itself has no reset (an abort there shuts
+ * both directions at once), and the parent relays every byte, so it can end a stream cleanly at any
+ * point: completeness comes from the protocol inside (TLS close_notify, HTTP/2 and gRPC framing).
+ * TLS (e.g. to Temporal Cloud) stays end to end: the parent's `vsock-proxy` sees only ciphertext.
+ * Needs the native helper (`ERR_NATIVE_UNAVAILABLE` without it), also with an injected `connect`:
+ * it is what tells a client's reset from its clean end.
  *
  * @example
  * ```ts
@@ -77,18 +115,19 @@ export async function forwardTcpToVsock(options: ForwardTcpToVsockOptions): Prom
       // a throwing observer must not take the forwarder down
     }
   };
+  const native = loadNative(); // endedByReset asks it; the default connector needs it anyway
   const live = new Set<{ client: Socket; upstream?: Duplex }>();
 
   const server = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (client) => {
     const pair: { client: Socket; upstream?: Duplex } = { client };
     live.add(pair);
     client.once('close', () => live.delete(pair));
-    client.on('error', () => pair.upstream?.destroy()); // the local peer reset: drop the vsock side too
+    client.on('error', () => pair.upstream && abort(pair.upstream)); // the local peer reset: reset the vsock side too
     Promise.resolve()
       .then(() => open(target))
       .then(
         (upstream) => {
-          if (client.destroyed) return void upstream.destroy();
+          if (client.destroyed) return void abort(upstream);
           pair.upstream = upstream;
           upstream.on('error', (err: Error & { code?: string }) => {
             report(err instanceof NitroEnclaveError ? err : new NitroEnclaveError('ERR_VSOCK_RESET', `vsock ${target.cid}:${target.port}: connection lost (${err.code ?? err.message})`, { cause: err }));
@@ -99,8 +138,11 @@ export async function forwardTcpToVsock(options: ForwardTcpToVsockOptions): Prom
             if (!upstream.readableEnded && !client.destroyed) client.resetAndDestroy();
           });
           client.once('close', () => upstream.destroy());
-          // pipe() waits for 'drain' (backpressure) and ends the destination when the source ends (half-close).
-          client.pipe(upstream);
+          // pipe() waits for 'drain' (backpressure); upstream.pipe(client) also ends the client when the
+          // vsock side ends (half-close). The client's end is passed on here, as a half-close only if
+          // it was one: an abort resets the vsock side and drops what is still queued there.
+          client.pipe(upstream, { end: false });
+          client.once('end', () => (endedByReset(native, client) ? abort(upstream) : upstream.end()));
           upstream.pipe(client);
           client.resume();
         },
@@ -127,7 +169,7 @@ export async function forwardTcpToVsock(options: ForwardTcpToVsockOptions): Prom
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         for (const { client, upstream } of live) {
-          upstream?.destroy();
+          if (upstream) abort(upstream);
           client.resetAndDestroy();
         }
       }),

@@ -14,8 +14,8 @@ type PythonChild = ChildProcessByStdio<null, Readable, Readable>;
  * prints once its socket is ready. Rejects (and kills the child) if it exits, fails to start, or
  * prints nothing within READY_TIMEOUT_MS: a fixed sleep would race the child on a loaded machine.
  */
-function spawnReady(script: string, what: string): Promise<{ child: PythonChild; line: string }> {
-  const child = spawn('python3', ['-c', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnReady(script: string, what: string, args: string[] = []): Promise<{ child: PythonChild; line: string }> {
+  const child = spawn('python3', ['-c', script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   return new Promise((resolve, reject) => {
     let stdout = '';
     let stderr = '';
@@ -78,4 +78,79 @@ export async function resetOnUnreadData(path: string): Promise<{ close(): void }
   const script = `import socket,time\ns=socket.socket(socket.AF_UNIX)\ns.bind(${JSON.stringify(path)})\ns.listen(1)\nprint("listening",flush=True)\nc,_=s.accept()\nc.recv(1,socket.MSG_PEEK)\nc.close()\ntime.sleep(60)`;
   const { child } = await spawnReady(script, `resetOnUnreadData(${path})`);
   return { close: () => child.kill() };
+}
+
+/** How a stream ended for a reader that calls recv() until it returns 0 or fails: the kernel's answer, no event loop in between. */
+export interface Observed {
+  /** Everything read, as latin1 text. */
+  data: string;
+  /** `EOF` (recv returned 0: a FIN) or the errno name recv() failed with (`ECONNRESET`: a reset). */
+  end: string;
+  /** Server only: after an EOF it answers `bye`; `ok`, or the errno name that send() failed with (EPIPE: the peer closed both ways). */
+  reply?: string;
+}
+
+// A plain recv() loop. Node's own sockets cannot be the observer: libuv 1.46 (Node 20) reports bytes
+// and a RST that arrive in one poll wake-up as a clean end (the POLLHUP short-cut after a partial
+// read in uv__stream_io, reworked upstream in libuv#4997), whoever sent them.
+const OBSERVER = `import errno,json,socket,sys
+def drain(c,data=b""):
+    try:
+        while True:
+            b=c.recv(65536)
+            if not b: return data,"EOF"
+            data+=b
+    except OSError as e: return data,errno.errorcode.get(e.errno,str(e.errno))
+mode,family,rounds=sys.argv[1],sys.argv[2],int(sys.argv[3])
+out=[]
+if mode=="server":
+    s=socket.socket(socket.AF_UNIX if family=="unix" else socket.AF_INET)
+    s.bind(sys.argv[4] if family=="unix" else ("127.0.0.1",0)); s.listen(rounds)
+    print(s.getsockname() if family=="unix" else s.getsockname()[1],flush=True)
+    for _ in range(rounds):
+        c,_=s.accept(); got=b""
+        while len(got)<7:
+            b=c.recv(7-len(got))
+            if not b: break
+            got+=b
+        c.sendall(b"ok")
+        data,end=drain(c,got); r={"data":data.decode("latin1"),"end":end}
+        if end=="EOF":
+            try: c.sendall(b"bye"); r["reply"]="ok"
+            except OSError as e: r["reply"]=errno.errorcode.get(e.errno,str(e.errno))
+        out.append(r); c.close()
+else:
+    for _ in range(rounds):
+        c=socket.create_connection(("127.0.0.1",int(sys.argv[4]))); c.sendall(b"request")
+        data,end=drain(c); out.append({"data":data.decode("latin1"),"end":end}); c.close()
+print(json.dumps(out),flush=True)`;
+
+function collect(child: PythonChild, what: string): Promise<Observed[]> {
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d));
+    child.once('close', (code) => {
+      try {
+        resolve(JSON.parse(stdout.trim().split('\n').pop()!) as Observed[]);
+      } catch {
+        reject(new Error(`${what}: python3 exited (${code}) with ${JSON.stringify(stdout)}`));
+      }
+    });
+  });
+}
+
+/**
+ * A server that observes `rounds` connections one after the other: it reads `request` (7 bytes),
+ * answers `ok`, then reads until EOF or an error (and after an EOF tries to answer `bye`). Resolves
+ * once listening; `observed` resolves with one record per connection.
+ */
+export async function observingServer(rounds: number, at: { family: 'inet' } | { family: 'unix'; path: string }): Promise<{ port: number; observed: Promise<Observed[]>; close(): void }> {
+  const { child, line } = await spawnReady(OBSERVER, 'observingServer()', ['server', at.family, String(rounds), ...(at.family === 'unix' ? [at.path] : [])]);
+  return { port: at.family === 'inet' ? Number(line) : 0, observed: collect(child, 'observingServer()'), close: () => child.kill() };
+}
+
+/** A client that connects to 127.0.0.1:`port` `rounds` times, sends `request` and reads until EOF or an error. */
+export async function observingClient(port: number, rounds: number): Promise<Observed[]> {
+  const child = spawn('python3', ['-c', OBSERVER, 'client', 'inet', String(rounds), String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return collect(child, 'observingClient()');
 }

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readSync, rmSync, writeSync } from 'node:fs';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -185,6 +185,55 @@ describe('native relay (the vsock code path) against AF_UNIX peers', () => {
     unixServer.close();
   });
 
+  it('resetAndDestroy() aborts the remote (TCP: a RST; AF_UNIX: both ways shut, the peer cannot answer), as does closing with bytes unread; end() stays a half-close the peer answers', async () => {
+    // Each round: send 7 bytes, wait for the peer's answer to start, then finish the stream.
+    async function round(address: Parameters<typeof connectSocket>[0], finish: (s: Socket) => void) {
+      const s = await connectSocket(address, { allowHalfOpen: true });
+      let got = '';
+      const ended = new Promise<string>((resolve) => {
+        s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+        s.on('end', () => resolve(got));
+        s.on('close', () => resolve(`closed after ${got.length} bytes`));
+      });
+      s.write('request');
+      await new Promise((r) => s.once('data', r));
+      finish(s);
+      return ended;
+    }
+    const tcp = await observingServer(3, { family: 'inet' });
+    const inet = { family: 'inet' as const, host: '127.0.0.1', port: tcp.port };
+    try {
+      expect(await round(inet, (s) => void s.resetAndDestroy())).toBe('closed after 2 bytes');
+      expect(await round(inet, (s) => void s.end())).toBe('okbye');
+      // Closing with bytes unread is an abort too, as close() is on TCP. Straight on the socketpair
+      // end, with no net.Socket reading ahead: one byte of the 2-byte answer is read, one stays.
+      const native = loadNative();
+      const stream = await native.connect(inet, 5000).promise;
+      writeSync(stream.fd, 'request');
+      expect(readSync(stream.fd, Buffer.alloc(1))).toBe(1);
+      native.closeFd(stream.fd);
+      expect(await tcp.observed).toEqual([
+        { data: 'request', end: 'ECONNRESET' },
+        { data: 'request', end: 'EOF', reply: 'ok' },
+        { data: 'request', end: 'ECONNRESET' },
+      ]);
+    } finally {
+      tcp.close();
+    }
+    const path = join(tmp, 'observed.sock');
+    const local = await observingServer(2, { family: 'unix', path });
+    try {
+      expect(await round(unix(path), (s) => void s.resetAndDestroy())).toBe('closed after 2 bytes');
+      expect(await round(unix(path), (s) => void s.end())).toBe('okbye');
+      expect(await local.observed).toEqual([
+        { data: 'request', end: 'EOF', reply: 'EPIPE' },
+        { data: 'request', end: 'EOF', reply: 'ok' },
+      ]);
+    } finally {
+      local.close();
+    }
+  });
+
   it('maps a refused connection to ERR_VSOCK_CONNECT', async () => {
     await expect(connectSocket(unix(join(tmp, 'nobody.sock')))).rejects.toMatchObject({ code: 'ERR_VSOCK_CONNECT', message: expect.stringContaining('ENOENT') });
     await expect(connectSocket({ family: 'inet', host: '127.0.0.1', port: 1 })).rejects.toMatchObject({ code: 'ERR_VSOCK_CONNECT', message: expect.stringContaining('ECONNREFUSED') });
@@ -349,4 +398,4 @@ describe('native relay (the vsock code path) against AF_UNIX peers', () => {
   });
 });
 
-import { rawListen, rawListenTcp, resetOnUnreadData } from './native-helpers.js';
+import { observingServer, rawListen, rawListenTcp, resetOnUnreadData } from './native-helpers.js';
