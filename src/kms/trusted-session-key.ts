@@ -103,7 +103,9 @@ const DOMAIN_PREFIX: Readonly<Record<TskEnvelopeDomain, Buffer>> = Object.freeze
 
 const REDACTED = '[REDACTED]';
 
-type Seal = (tsk: TrustedSessionKey, domain: TskEnvelopeDomain, prefix: Uint8Array | undefined, plaintext: Uint8Array, data: Uint8Array | undefined) => Uint8Array;
+/** The plaintext, or its consecutive parts (sealed as their concatenation, which is never made). */
+type Plaintext = Uint8Array | readonly Uint8Array[];
+type Seal = (tsk: TrustedSessionKey, domain: TskEnvelopeDomain, prefix: Uint8Array | undefined, plaintext: Plaintext, data: Uint8Array | undefined) => Uint8Array;
 type Open = (tsk: TrustedSessionKey, domain: TskEnvelopeDomain, envelope: Uint8Array, data: Uint8Array | undefined) => Uint8Array;
 type Brand = (value: unknown) => boolean;
 let seal!: Seal;
@@ -112,9 +114,11 @@ let brand!: Brand;
 
 /**
  * @internal For sealed state and the payload codec: `prefix ‖ envelope v2` in one buffer, sealed in
- * `domain` with `data` authenticated after the label.
+ * `domain` with `data` authenticated after the label. `plaintext` may be given in parts: the
+ * envelope is that of their concatenation, without the concatenation ever being made (the codec
+ * seals a payload's serialized head and its data this way, with no plaintext copy to zero).
  */
-export function sealInDomain(tsk: TrustedSessionKey, domain: Exclude<TskEnvelopeDomain, 'encrypt'>, prefix: Uint8Array | undefined, plaintext: Uint8Array, data: Uint8Array | undefined): Uint8Array {
+export function sealInDomain(tsk: TrustedSessionKey, domain: Exclude<TskEnvelopeDomain, 'encrypt'>, prefix: Uint8Array | undefined, plaintext: Plaintext, data: Uint8Array | undefined): Uint8Array {
   return seal(tsk, domain, prefix, plaintext, data);
 }
 
@@ -191,13 +195,17 @@ export class TrustedSessionKey {
 
   // `prefix` bytes are written before the envelope in the same buffer (one allocation, no concat):
   // for sealed workflow state, whose clear header precedes its envelope.
-  #seal(domain: TskEnvelopeDomain, prefix: Uint8Array | undefined, plaintext: Uint8Array, data: Uint8Array | undefined): Uint8Array {
+  #seal(domain: TskEnvelopeDomain, prefix: Uint8Array | undefined, plaintext: Plaintext, data: Uint8Array | undefined): Uint8Array {
     this.#live();
-    if (!(plaintext instanceof Uint8Array)) throw new TypeError('plaintext must be a Uint8Array');
-    // One allocation for the envelope; the header is written in place and the ciphertext copied once
-    // (node:crypto has no encrypt-into), where v1 concatenated three times (measured in bench/envelope.mjs).
+    let length = 0;
+    if (plaintext instanceof Uint8Array) length = plaintext.length;
+    else if (Array.isArray(plaintext) && plaintext.every((part) => part instanceof Uint8Array)) for (const part of plaintext) length += part.length;
+    else throw new TypeError('plaintext must be a Uint8Array');
+    // One allocation for the envelope, made before the cipher's output exists (allocated after it, the
+    // same buffer cost several times more: docs/performance-notes.md); the header is written in place
+    // and the ciphertext copied once (node:crypto has no encrypt-into), where v1 concatenated three times.
     const p = prefix?.length ?? 0;
-    const buffer = Buffer.allocUnsafeSlow(p + V2_HEADER + plaintext.length + TAG);
+    const buffer = Buffer.allocUnsafeSlow(p + V2_HEADER + length + TAG);
     if (prefix) buffer.set(prefix);
     const out = buffer.subarray(p);
     out[0] = TSK_ENVELOPE_VERSION;
@@ -208,10 +216,19 @@ export class TrustedSessionKey {
     cipher.setAAD(header);
     cipher.setAAD(DOMAIN_PREFIX[domain]);
     if (data?.length) cipher.setAAD(data);
-    const body = cipher.update(plaintext);
+    let at = V2_HEADER;
+    if (plaintext instanceof Uint8Array) {
+      out.set(cipher.update(plaintext), at);
+      at += plaintext.length;
+    } else {
+      // GCM is a stream mode: update() returns exactly as many bytes as it is given.
+      for (const part of plaintext as readonly Uint8Array[]) {
+        out.set(cipher.update(part), at);
+        at += part.length;
+      }
+    }
     cipher.final();
-    out.set(body, V2_HEADER);
-    out.set(cipher.getAuthTag(), V2_HEADER + body.length);
+    out.set(cipher.getAuthTag(), at);
     return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
   }
 
