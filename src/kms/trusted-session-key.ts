@@ -87,6 +87,8 @@ export const TSK_KEY_ID_LABEL = 'nitro-enclave-sdk/tsk/key-id';
 const V1_HEADER = 21;
 const V2_HEADER = 1 + 8 + XAES_NONCE_BYTES;
 const TAG = 16;
+/** Most bytes given to one cipher update() when sealing (see #seal). */
+const UPDATE_SLICE = 64 * 1024;
 
 // u16be(len(label)) ‖ label, per domain: the bytes authenticated between the header and the data.
 const DOMAIN_PREFIX: Readonly<Record<TskEnvelopeDomain, Buffer>> = Object.freeze(
@@ -217,14 +219,15 @@ export class TrustedSessionKey {
     cipher.setAAD(DOMAIN_PREFIX[domain]);
     if (data?.length) cipher.setAAD(data);
     let at = V2_HEADER;
-    if (plaintext instanceof Uint8Array) {
-      out.set(cipher.update(plaintext), at);
-      at += plaintext.length;
-    } else {
-      // GCM is a stream mode: update() returns exactly as many bytes as it is given.
-      for (const part of plaintext as readonly Uint8Array[]) {
-        out.set(cipher.update(part), at);
-        at += part.length;
+    for (const part of plaintext instanceof Uint8Array ? [plaintext] : plaintext) {
+      // GCM is a stream mode: update() returns exactly as many bytes as it is given, so a part is fed
+      // in slices of at most UPDATE_SLICE and each slice's output copied while it is still in cache.
+      // One update() over 1 MiB allocated a 1 MiB output per message (above glibc's mmap threshold:
+      // fresh pages, faults) only to copy and drop it: docs/performance-notes.md, codec 1 MiB.
+      for (let from = 0; from < part.length; from += UPDATE_SLICE) {
+        const slice = part.length <= UPDATE_SLICE ? part : part.subarray(from, from + UPDATE_SLICE);
+        out.set(cipher.update(slice), at);
+        at += slice.length;
       }
     }
     cipher.final();
