@@ -87,6 +87,8 @@ export const TSK_KEY_ID_LABEL = 'nitro-enclave-sdk/tsk/key-id';
 const V1_HEADER = 21;
 const V2_HEADER = 1 + 8 + XAES_NONCE_BYTES;
 const TAG = 16;
+/** Most bytes given to one cipher update() when sealing (see #seal). */
+const UPDATE_SLICE = 64 * 1024;
 
 // u16be(len(label)) ‖ label, per domain: the bytes authenticated between the header and the data.
 const DOMAIN_PREFIX: Readonly<Record<TskEnvelopeDomain, Buffer>> = Object.freeze(
@@ -103,7 +105,9 @@ const DOMAIN_PREFIX: Readonly<Record<TskEnvelopeDomain, Buffer>> = Object.freeze
 
 const REDACTED = '[REDACTED]';
 
-type Seal = (tsk: TrustedSessionKey, domain: TskEnvelopeDomain, prefix: Uint8Array | undefined, plaintext: Uint8Array, data: Uint8Array | undefined) => Uint8Array;
+/** The plaintext, or its consecutive parts (sealed as their concatenation, which is never made). */
+type Plaintext = Uint8Array | readonly Uint8Array[];
+type Seal = (tsk: TrustedSessionKey, domain: TskEnvelopeDomain, prefix: Uint8Array | undefined, plaintext: Plaintext, data: Uint8Array | undefined) => Uint8Array;
 type Open = (tsk: TrustedSessionKey, domain: TskEnvelopeDomain, envelope: Uint8Array, data: Uint8Array | undefined) => Uint8Array;
 type Brand = (value: unknown) => boolean;
 let seal!: Seal;
@@ -112,9 +116,11 @@ let brand!: Brand;
 
 /**
  * @internal For sealed state and the payload codec: `prefix ‖ envelope v2` in one buffer, sealed in
- * `domain` with `data` authenticated after the label.
+ * `domain` with `data` authenticated after the label. `plaintext` may be given in parts: the
+ * envelope is that of their concatenation, without the concatenation ever being made (the codec
+ * seals a payload's serialized head and its data this way, with no plaintext copy to zero).
  */
-export function sealInDomain(tsk: TrustedSessionKey, domain: Exclude<TskEnvelopeDomain, 'encrypt'>, prefix: Uint8Array | undefined, plaintext: Uint8Array, data: Uint8Array | undefined): Uint8Array {
+export function sealInDomain(tsk: TrustedSessionKey, domain: Exclude<TskEnvelopeDomain, 'encrypt'>, prefix: Uint8Array | undefined, plaintext: Plaintext, data: Uint8Array | undefined): Uint8Array {
   return seal(tsk, domain, prefix, plaintext, data);
 }
 
@@ -191,13 +197,17 @@ export class TrustedSessionKey {
 
   // `prefix` bytes are written before the envelope in the same buffer (one allocation, no concat):
   // for sealed workflow state, whose clear header precedes its envelope.
-  #seal(domain: TskEnvelopeDomain, prefix: Uint8Array | undefined, plaintext: Uint8Array, data: Uint8Array | undefined): Uint8Array {
+  #seal(domain: TskEnvelopeDomain, prefix: Uint8Array | undefined, plaintext: Plaintext, data: Uint8Array | undefined): Uint8Array {
     this.#live();
-    if (!(plaintext instanceof Uint8Array)) throw new TypeError('plaintext must be a Uint8Array');
-    // One allocation for the envelope; the header is written in place and the ciphertext copied once
-    // (node:crypto has no encrypt-into), where v1 concatenated three times (measured in bench/envelope.mjs).
+    let length = 0;
+    if (plaintext instanceof Uint8Array) length = plaintext.length;
+    else if (Array.isArray(plaintext) && plaintext.every((part) => part instanceof Uint8Array)) for (const part of plaintext) length += part.length;
+    else throw new TypeError('plaintext must be a Uint8Array');
+    // One allocation for the envelope, made before the cipher's output exists (allocated after it, the
+    // same buffer cost several times more: docs/performance-notes.md); the header is written in place
+    // and the ciphertext copied once (node:crypto has no encrypt-into), where v1 concatenated three times.
     const p = prefix?.length ?? 0;
-    const buffer = Buffer.allocUnsafeSlow(p + V2_HEADER + plaintext.length + TAG);
+    const buffer = Buffer.allocUnsafeSlow(p + V2_HEADER + length + TAG);
     if (prefix) buffer.set(prefix);
     const out = buffer.subarray(p);
     out[0] = TSK_ENVELOPE_VERSION;
@@ -208,10 +218,20 @@ export class TrustedSessionKey {
     cipher.setAAD(header);
     cipher.setAAD(DOMAIN_PREFIX[domain]);
     if (data?.length) cipher.setAAD(data);
-    const body = cipher.update(plaintext);
+    let at = V2_HEADER;
+    for (const part of plaintext instanceof Uint8Array ? [plaintext] : plaintext) {
+      // GCM is a stream mode: update() returns exactly as many bytes as it is given, so a part is fed
+      // in slices of at most UPDATE_SLICE and each slice's output copied while it is still in cache.
+      // One update() over 1 MiB allocated a 1 MiB output per message (above glibc's mmap threshold:
+      // fresh pages, faults) only to copy and drop it: docs/performance-notes.md, codec 1 MiB.
+      for (let from = 0; from < part.length; from += UPDATE_SLICE) {
+        const slice = part.length <= UPDATE_SLICE ? part : part.subarray(from, from + UPDATE_SLICE);
+        out.set(cipher.update(slice), at);
+        at += slice.length;
+      }
+    }
     cipher.final();
-    out.set(body, V2_HEADER);
-    out.set(cipher.getAuthTag(), V2_HEADER + body.length);
+    out.set(cipher.getAuthTag(), at);
     return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
   }
 

@@ -1,5 +1,6 @@
 import type { Payload, PayloadCodec } from '@temporalio/common';
 import proto from '@temporalio/proto';
+import { types } from 'node:util';
 import { NitroEnclaveError } from '../errors.js';
 import { openInDomain, sealInDomain, TSK_ENVELOPE_VERSION } from '../kms/trusted-session-key.js';
 import { toKeyRing, type CodecKey, type TskKeyRing } from './key-ring.js';
@@ -70,51 +71,35 @@ export interface TskPayloadCodecOptions {
   rejectUnencrypted?: boolean;
 }
 
-/** Scratch buffers up to this size are kept and reused (zeroed after every use); larger payloads get their own. */
-const SCRATCH_MAX = 8 * 1024 * 1024;
-
-function varintLength(n: number): number {
-  let len = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 128);
-    len++;
-  }
-  return len;
+/**
+ * `bytes` as a Uint8Array of this realm over the same memory (no copy). Why: a workflow's payloads
+ * are made inside its vm sandbox, and with `debugMode` (what `Worker.runReplayHistory` uses) the
+ * codec receives them on the same thread, as Uint8Arrays of the sandbox's realm: `instanceof
+ * Uint8Array` is false for those, and the envelope refuses them. Detected by the internal slot
+ * (`types.isUint8Array`), which holds in every realm; anything else is not bytes.
+ */
+function ownRealm(bytes: unknown, what: string): Uint8Array {
+  if (bytes instanceof Uint8Array) return bytes;
+  if (!types.isUint8Array(bytes)) throw new TypeError(`${what} must be a Uint8Array`);
+  return new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**
- * Serializes `payload` as Temporal's Payload message into `scratch` (grown as needed) and returns the
- * bytes used. Every field but `data` is encoded by @temporalio/proto; `data` (field 2, bytes) is
- * appended by hand, which protobuf allows (fields may come in any order). Why: protobufjs allocates a
- * fresh buffer per message, and for large payloads that allocation (page faults, GC pressure) cost as
- * much as the AES-GCM pass itself (measured: codec/raw GCM at 1 MiB 2.4 x with it; see bench/codec.mjs).
+ * Temporal's Payload message for `payload`, as the parts its serialization is the concatenation of:
+ * every field but `data`, encoded by @temporalio/proto, followed by `data`'s key and length (field 2,
+ * bytes: protobuf allows fields in any order), then `data` itself, not copied. The envelope is
+ * sealed over these parts without ever concatenating them. Why: a serialization buffer per payload
+ * (protobufjs's own, or a reused one that must be zeroed) cost a copy and a clear of the whole
+ * payload, and at 1 MiB their allocation and page faults as much as the AES-GCM pass itself
+ * (measured: docs/performance-notes.md). The first part holds plaintext metadata: the caller zeroes it.
  */
-function serialize(payload: Payload, scratch: { buffer: Buffer }): Buffer {
-  const data = payload.data ?? undefined;
-  const head = ProtoPayload.encode({ ...payload, data: undefined }).finish();
-  const dataLength = data?.length ?? 0;
-  const size = head.length + (dataLength > 0 ? 1 + varintLength(dataLength) + dataLength : 0);
-  let out = scratch.buffer;
-  if (out.length < size) {
-    out = Buffer.alloc(size);
-    if (size <= SCRATCH_MAX) scratch.buffer = out;
-  }
-  out.set(head, 0);
-  let at = head.length;
-  if (dataLength > 0) {
-    out[at++] = 0x12; // field 2, wire type 2 (length-delimited)
-    for (let n = dataLength; ; ) {
-      if (n < 0x80) {
-        out[at++] = n;
-        break;
-      }
-      out[at++] = (n & 0x7f) | 0x80;
-      n = Math.floor(n / 128);
-    }
-    out.set(data!, at);
-  }
-  head.fill(0);
-  return out.subarray(0, size);
+function serializeParts(payload: Payload): [head: Uint8Array, data: Uint8Array] | [head: Uint8Array] {
+  const data = payload.data == null ? undefined : ownRealm(payload.data, 'payload.data');
+  const writer = ProtoPayload.encode({ ...payload, data: undefined });
+  if (!data?.length) return [writer.finish()];
+  // field 2, wire type 2 (length-delimited), then the length: appended to the same writer, so the
+  // head is one buffer of protobufjs's own (no second allocation, no copy).
+  return [writer.uint32(0x12).uint32(data.length).finish(), data];
 }
 
 const show = (s: string) => JSON.stringify(s.length > 64 ? `${s.slice(0, 64)}…` : s);
@@ -178,8 +163,8 @@ export function createTskPayloadCodec(options: TskPayloadCodecOptions): PayloadC
     if (!cipherBytes || !Buffer.from(cipherBytes).equals(CIPHER_TAG_BYTES)) {
       throw new NitroEnclaveError('ERR_CODEC_MALFORMED', `payload sealed with key ${keyId} has cipher ${show(cipherBytes ? untext.decode(cipherBytes) : '')}, not ${TSK_CIPHER_TAG} (another codec or version made it?)`);
     }
-    const data = payload.data;
-    if (!(data instanceof Uint8Array) || data.length === 0) throw new NitroEnclaveError('ERR_CODEC_MALFORMED', `payload sealed with key ${keyId} has no data`);
+    const data = types.isUint8Array(payload.data) ? ownRealm(payload.data, 'payload.data') : undefined;
+    if (!data?.length) throw new NitroEnclaveError('ERR_CODEC_MALFORMED', `payload sealed with key ${keyId} has no data`);
     if (data[0] !== TSK_ENVELOPE_VERSION) throw new NitroEnclaveError('ERR_CODEC_MALFORMED', `payload sealed with key ${keyId}: cipher tag ${TSK_CIPHER_TAG} but envelope version ${data[0]}`);
     const key = ring.get(keyId);
     if (!key) throw missing(keyId, 'decoding this payload');
@@ -200,17 +185,16 @@ export function createTskPayloadCodec(options: TskPayloadCodecOptions): PayloadC
     }
   }
 
-  const scratch = { buffer: Buffer.alloc(0) };
   return {
     async encode(payloads: Payload[]): Promise<Payload[]> {
       const key = encodeKey();
       return payloads.map((payload) => {
-        const plain = serialize(payload, scratch);
+        const parts = serializeParts(payload);
         let sealed: Uint8Array;
         try {
-          sealed = sealInDomain(key, 'temporalPayload', undefined, plain, undefined);
+          sealed = sealInDomain(key, 'temporalPayload', undefined, parts, undefined);
         } finally {
-          plain.fill(0);
+          parts[0].fill(0);
         }
         return {
           metadata: {

@@ -1,7 +1,8 @@
 import { createCipheriv, randomBytes } from 'node:crypto';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { TrustedSessionKey, TSK_ENVELOPE_VERSION } from '../../src/kms/trusted-session-key.js';
+import { sealInDomain, TrustedSessionKey, TSK_ENVELOPE_VERSION } from '../../src/kms/trusted-session-key.js';
+import { openEnvelopeBySpec } from '../helpers/formats-reference.js';
 import { forgeXaesOpen, forgeXaesSeal } from '../helpers/forge-xaes.js';
 
 const meta = { keyArn: 'arn:aws:kms:us-east-1:111122223333:key/tsk', pcr0: 'aa'.repeat(48), moduleId: 'i-0-enc0', obtainedAt: new Date(0) };
@@ -93,6 +94,21 @@ describe('TrustedSessionKey envelope v2 (XAES-256-GCM)', () => {
     expect(code(() => other.decrypt(sealed))).toBe('ERR_TSK_WRONG_KEY');
     expect(() => tsk.encrypt('text' as never)).toThrow(TypeError);
     expect(() => tsk.decrypt(sealed, 'aad' as never)).toThrow(TypeError);
+  });
+
+  // The seal feeds the cipher at most 64 KiB per update() (docs/performance-notes.md): every length
+  // around a slice boundary, whole or in parts cut anywhere, is the spec's envelope of the concatenation.
+  it('seals across update() slices exactly as the spec: lengths around 64 KiB boundaries, whole and in parts', () => {
+    const K = 64 * 1024;
+    for (const length of [K - 1, K, K + 1, 2 * K, 2 * K + 17, 200_003]) {
+      const pt = randomBytes(length);
+      expect(openEnvelopeBySpec(keyBytes, tsk.encrypt(pt, enc('agent-7')), 'encrypt', enc('agent-7'))?.equals(pt), `${length}`).toBe(true);
+      for (const cut of [[0], [7], [K - 3, K + 5], [1, K, K + 1]]) {
+        const parts = [...cut, length].map((end, i, ends) => pt.subarray(i === 0 ? 0 : ends[i - 1], end));
+        const sealed = sealInDomain(tsk, 'temporalPayload', undefined, parts, undefined);
+        expect(openEnvelopeBySpec(keyBytes, sealed, 'temporalPayload')?.equals(pt), `${length} cut at ${cut}`).toBe(true);
+      }
+    }
   });
 
   it('seals empty and 16 MiB plaintexts', () => {

@@ -2,6 +2,7 @@ import { DefaultFailureConverter, defaultPayloadConverter, type Payload } from '
 import { decodeFailure, decodeFromPayloadsAtIndex, encodeFailure, encodeToPayloads, loadDataConverter } from '@temporalio/common/lib/internal-non-workflow/index.js';
 import proto from '@temporalio/proto';
 import { createCipheriv, randomBytes } from 'node:crypto';
+import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { NitroEnclaveError } from '../../src/errors.js';
@@ -52,6 +53,31 @@ describe('createTskPayloadCodec through Temporal’s own data converter helpers'
       ),
       { numRuns: 200 },
     );
+  });
+
+  // Worker.runReplayHistory (and any worker with debugMode) runs the workflow in a vm context on the
+  // codec's own thread: its payloads' bytes are Uint8Arrays of the sandbox's realm, not of ours.
+  it('payloads made in another realm (a workflow sandbox, as replay and debugMode deliver them) seal as the same bytes and open', async () => {
+    const { tsk, raw } = makeTsk();
+    const codec = createTskPayloadCodec({ keys: tsk });
+    const P = proto.temporal.api.common.v1.Payload;
+    // Bytes made by the sandbox's own Uint8Array; `from` > 0 gives a view that does not start its buffer.
+    const inSandbox = runInNewContext('(text, from) => new Uint8Array(Array.from(text, (c) => c.charCodeAt(0))).subarray(from)') as (text: string, from: number) => Uint8Array;
+    const sandbox: Payload = { metadata: { encoding: inSandbox('json/plain', 0) }, data: inSandbox('xx"a secret from the sandbox"', 2) };
+    const empty: Payload = { metadata: { encoding: inSandbox('binary/null', 0) }, data: inSandbox('', 0) };
+    expect(sandbox.data instanceof Uint8Array).toBe(false); // the realm under test, not ours
+    const [sealed, sealedEmpty] = await codec.encode([sandbox, empty]);
+    const ours = { metadata: { encoding: Buffer.from('json/plain') }, data: Buffer.from('"a secret from the sandbox"') };
+    expect(Buffer.from(openPayloadBySpec(raw, sealed!)!)).toEqual(Buffer.from(P.encode(ours).finish()));
+    expect(Buffer.from(openPayloadBySpec(raw, sealedEmpty!)!)).toEqual(Buffer.from(P.encode({ metadata: { encoding: Buffer.from('binary/null') } }).finish()));
+    // An encrypted payload whose bytes come from the other realm opens too.
+    const foreign = { metadata: sealed!.metadata, data: inSandbox(Buffer.from(sealed!.data!).toString('latin1'), 0) };
+    expect(foreign.data instanceof Uint8Array).toBe(false);
+    const [opened] = await codec.decode([foreign]);
+    expect(str(opened!.data)).toBe('"a secret from the sandbox"');
+    expect(meta(opened!)).toEqual({ encoding: 'json/plain' });
+    // Bytes are required in any realm: data that is not a Uint8Array is refused, not serialized.
+    await expect(codec.encode([{ metadata: {}, data: [1, 2, 3] as unknown as Uint8Array }])).rejects.toThrow(new TypeError('payload.data must be a Uint8Array'));
   });
 
   it('control: without the codec the same value is plaintext on the wire', async () => {
