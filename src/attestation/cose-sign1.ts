@@ -1,5 +1,4 @@
 import { NitroEnclaveError } from '../errors.js';
-import { concatBytes } from '../internal/bytes.js';
 import { CborDecodeError, CborTag, decodeCbor, type CborKey, type CborValue } from '../internal/cbor.js';
 import { webCryptoBackend, type CryptoBackend, type EcCurve, type ShaName, type VerifyKey } from './webcrypto.js';
 
@@ -71,20 +70,47 @@ export function decodeCoseSign1(bytes: Uint8Array): CoseSign1 {
 
 /** CBOR encoding of `["Signature1", protected, external_aad, payload]`, built from the bytes as received. */
 export function sigStructure(protectedBytes: Uint8Array, payload: Uint8Array, externalAad: Uint8Array = EMPTY): Uint8Array {
-  const parts = [SIG_STRUCTURE_START, head(2, protectedBytes.length), protectedBytes, head(2, externalAad.length), externalAad, head(2, payload.length), payload];
-  return concatBytes(parts);
+  // Written straight into one buffer: the heads are at most 5 bytes each, and building each as
+  // its own array and then concatenating showed as 5 % of a verification's own JavaScript.
+  const out = new Uint8Array(SIG_STRUCTURE_START.length + 15 + protectedBytes.length + externalAad.length + payload.length);
+  out.set(SIG_STRUCTURE_START, 0);
+  let at = SIG_STRUCTURE_START.length;
+  for (const part of [protectedBytes, externalAad, payload]) {
+    at = writeHead(out, at, 2, part.length);
+    out.set(part, at);
+    at += part.length;
+  }
+  return out.subarray(0, at);
 }
 
 const EMPTY = new Uint8Array(0);
 /** `84 6A "Signature1"`: the array head and the context string, the same in every Sig_structure. */
 const SIG_STRUCTURE_START = Uint8Array.of(0x84, 0x6a, ...[...'Signature1'].map((c) => c.charCodeAt(0)));
 
-function head(major: number, length: number): Uint8Array {
+/** Writes the shortest CBOR head of `major` with `length` at `at`; returns the offset after it. */
+function writeHead(out: Uint8Array, at: number, major: number, length: number): number {
   const m = major << 5;
-  if (length < 24) return Uint8Array.of(m | length);
-  if (length < 0x100) return Uint8Array.of(m | 24, length);
-  if (length < 0x10000) return Uint8Array.of(m | 25, length >> 8, length & 0xff);
-  return Uint8Array.of(m | 26, (length >>> 24) & 0xff, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
+  if (length < 24) {
+    out[at] = m | length;
+    return at + 1;
+  }
+  if (length < 0x100) {
+    out[at] = m | 24;
+    out[at + 1] = length;
+    return at + 2;
+  }
+  if (length < 0x10000) {
+    out[at] = m | 25;
+    out[at + 1] = length >> 8;
+    out[at + 2] = length & 0xff;
+    return at + 3;
+  }
+  out[at] = m | 26;
+  out[at + 1] = (length >>> 24) & 0xff;
+  out[at + 2] = (length >>> 16) & 0xff;
+  out[at + 3] = (length >>> 8) & 0xff;
+  out[at + 4] = length & 0xff;
+  return at + 5;
 }
 
 /**

@@ -62,6 +62,12 @@ function isAllZero(bytes: Uint8Array | undefined): boolean {
   return bytes !== undefined && bytes.every((b) => b === 0);
 }
 
+function hexOf(pcrs: Readonly<Record<number, Uint8Array>>): Record<number, string> {
+  const out: Record<number, string> = {};
+  for (const index of Object.keys(pcrs)) out[Number(index)] = toHex(pcrs[Number(index)]!);
+  return out;
+}
+
 /** Applies the Nitro profile of COSE_Sign1 and decodes the payload, with every structural check. */
 export function decodeDocument(document: Uint8Array): DecodedDocument {
   if (!(document instanceof Uint8Array)) throw new TypeError('document must be a Uint8Array');
@@ -101,13 +107,12 @@ export function decodeDocument(document: Uint8Array): DecodedDocument {
   const pcrMap = get('pcrs');
   if (!(pcrMap instanceof Map) || pcrMap.size < 1 || pcrMap.size > LIMITS.maxPcrs) throw malformed('pcrs must be a map of 1 to 32 entries');
   const pcrs: Record<number, Uint8Array> = {};
-  const pcrsHex: Record<number, string> = {};
   for (const [index, value] of pcrMap as Map<CborKey, CborValue>) {
     if (typeof index !== 'number' || !Number.isInteger(index) || index < 0 || index > 31) throw malformed(`pcrs key ${String(index)} is not an index 0..31`);
     if (!(value instanceof Uint8Array) || !PCR_SIZES.has(value.length)) throw malformed(`pcrs[${index}] must be 32, 48 or 64 bytes`);
     pcrs[index] = value;
-    pcrsHex[index] = toHex(value);
   }
+  let pcrsHex: Record<number, string> | undefined;
 
   const certificate = get('certificate');
   if (!(certificate instanceof Uint8Array) || certificate.length === 0) throw malformed('certificate must be DER bytes');
@@ -139,7 +144,11 @@ export function decodeDocument(document: Uint8Array): DecodedDocument {
       digest,
       timestamp: new Date(timestamp),
       pcrs,
-      pcrsHex,
+      // Hex on first read: 16 PCRs of 48 bytes took longer than the rest of decoding (--cpu-prof),
+      // and a verifier's caller reads one PCR, often none. Computed once, then the same object.
+      get pcrsHex() {
+        return (pcrsHex ??= hexOf(pcrs));
+      },
       certificate,
       cabundle,
       publicKey,

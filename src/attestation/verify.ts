@@ -218,7 +218,10 @@ async function check(document: Uint8Array, opts: ResolvedOptions, cache: ChainCa
     digest: 'SHA384',
     timestamp: attestation.timestamp,
     pcrs: attestation.pcrs,
-    pcrsHex: attestation.pcrsHex,
+    // Read through to the decoded document's lazy hex (document.ts says why).
+    get pcrsHex() {
+      return attestation.pcrsHex;
+    },
     certificate: attestation.certificate,
     cabundle: attestation.cabundle,
     certificateNotAfter: leaf.notAfter,
