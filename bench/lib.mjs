@@ -6,16 +6,22 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { fileURLToPath } from 'node:url';
 
-/** One repetition: `rounds` interleaved samples of every case after `warmup` untimed ones; the median of each. */
-export async function interleaved(cases, { rounds = 300, warmup = 30 } = {}) {
+/**
+ * One repetition: `rounds` interleaved samples of every case after `warmup` untimed ones; the median
+ * of each. `before`, when given, runs untimed before every sample of every case alike (see {@link isolate}).
+ */
+export async function interleaved(cases, { rounds = 300, warmup = 30, before } = {}) {
   const names = Object.keys(cases);
   const samples = Object.fromEntries(names.map((n) => [n, []]));
   for (let r = 0; r < warmup + rounds; r++) {
     for (let k = 0; k < names.length; k++) {
       // Rotated so that no case always runs right after the same neighbour (caches, GC debt).
       const name = names[(k + r) % names.length];
+      if (before) await before();
       const t = performance.now();
       await cases[name](r);
       if (r >= warmup) samples[name].push(performance.now() - t);
@@ -33,15 +39,31 @@ export async function interleaved(cases, { rounds = 300, warmup = 30 } = {}) {
  * `reps` repetitions of {@link interleaved} (warm-up in each). Returns, per case, the list of
  * per-repetition medians; {@link spread} and {@link ratio} summarise them.
  */
-export async function repeated(cases, { reps = 5, rounds = 100, warmup = 10, prime = warmup * 3 } = {}) {
+export async function repeated(cases, { reps = 5, rounds = 100, warmup = 10, prime = warmup * 3, before } = {}) {
   const out = Object.fromEntries(Object.keys(cases).map((n) => [n, []]));
   // Untimed first, so that no repetition measures the JIT compiling the case (the first one did).
   for (let i = 0; i < prime; i++) for (const run of Object.values(cases)) await run(i);
   for (let i = 0; i < reps; i++) {
-    const r = await interleaved(cases, { rounds, warmup });
+    const r = await interleaved(cases, { rounds, warmup, before });
     for (const n of Object.keys(cases)) out[n].push(r[n].median);
   }
   return out;
+}
+
+/**
+ * A `before` hook for {@link repeated} that gives every sample the same start, whatever ran before
+ * it: a full garbage collection (so no case pays for another's garbage) and a short sleep (so the
+ * scheduler does not preempt a short case for the CPU a long one just used). Applied to floor and
+ * case alike; it takes each case's own collection work out of its time, so use it where a case's
+ * neighbour, not its own allocation, is what moves the figure (a 50 ms wasm call beside a 4 ms one).
+ */
+export function isolate({ sleepMs = 2 } = {}) {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc');
+  return async () => {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, sleepMs));
+  };
 }
 
 /** Median, min and max of a list. */
