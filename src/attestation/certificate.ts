@@ -39,7 +39,8 @@ const utf8 = new TextDecoder();
  * spares building a dotted string for each (decodeOid was 4 % of a cold verification's own
  * JavaScript in a --cpu-prof). Any other OID is decoded, and validated, as before.
  */
-const KNOWN_OIDS: ReadonlyArray<readonly [Uint8Array, string]> = (
+/** @internal Exported for the test that checks each entry against decodeOid. */
+export const KNOWN_OIDS: ReadonlyArray<readonly [Uint8Array, string]> = (
   [
     [[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03], '1.2.840.10045.4.3.3'], // ecdsa-with-SHA384
     [[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02], '1.2.840.10045.4.3.2'], // ecdsa-with-SHA256
