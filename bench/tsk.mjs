@@ -131,7 +131,7 @@ async function benchTskWith({ rounds, separate }) {
   const c = r.client.median;
   const a = r.clientAuditing.median;
   const k = r.audit.median;
-  console.log(`all samples' medians, then per block: median [min–max] over ${reps} consecutive blocks of the interleaved rounds`);
+  console.log(`rows with [min–max]: median of the ${reps} block medians (consecutive blocks of the interleaved rounds) and their spread; rows without: median of all samples`);
   row('floor: bare KMS Decrypt round trip, same client/transport', blocks.floor);
   row('by hand: NSM attest, Decrypt+Recipient, open CMS (bare SDK)', blocks.byHand, { vs: blocks.floor });
   if (separate) row('TSK client get(), key pair prepared, key audit on', blocks.client, { vs: blocks.byHand, vsName: 'by hand', goal: { max: 1.15 }, name: 'TSK client get(), prepared, audit on, KMS in its own process (x by hand)' });
