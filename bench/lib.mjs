@@ -70,8 +70,10 @@ export async function repeated(cases, { reps = 5, rounds = 100, warmup = 10, pri
  * A `before` hook for {@link repeated} that gives every sample the same start, whatever ran before
  * it: a full garbage collection (so no case pays for another's garbage) and a short sleep (so the
  * scheduler does not preempt a short case for the CPU a long one just used). Applied to floor and
- * case alike; it takes each case's own collection work out of its time, so use it where a case's
- * neighbour, not its own allocation, is what moves the figure (a 50 ms wasm call beside a 4 ms one).
+ * case alike; it takes each case's own collection work out of its time. Measured on the 2-vCPU
+ * development machine, it made the short cases slower, not steadier (the vCPU idles in the sleep,
+ * and concurrent sweeping runs on into the sample): the attestation bench uses it only with
+ * NES_BENCH_ISOLATE=1 (docs/performance-notes.md, evervault).
  */
 export function isolate({ sleepMs = 2 } = {}) {
   v8.setFlagsFromString('--expose-gc');
