@@ -6,25 +6,40 @@
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { fileURLToPath } from 'node:url';
 
-/** One repetition: `rounds` interleaved samples of every case after `warmup` untimed ones; the median of each. */
-export async function interleaved(cases, { rounds = 300, warmup = 30 } = {}) {
+/**
+ * One repetition: `rounds` interleaved samples of every case after `warmup` untimed ones; the median
+ * of each. `before`, when given, runs untimed before every sample of every case alike (see {@link isolate}).
+ */
+export async function interleaved(cases, { rounds = 300, warmup = 30, before, cpu = false } = {}) {
   const names = Object.keys(cases);
   const samples = Object.fromEntries(names.map((n) => [n, []]));
+  const cpuSamples = Object.fromEntries(names.map((n) => [n, []]));
   for (let r = 0; r < warmup + rounds; r++) {
     for (let k = 0; k < names.length; k++) {
       // Rotated so that no case always runs right after the same neighbour (caches, GC debt).
       const name = names[(k + r) % names.length];
+      if (before) await before();
+      const c = cpu ? process.cpuUsage() : null;
       const t = performance.now();
       await cases[name](r);
-      if (r >= warmup) samples[name].push(performance.now() - t);
+      const elapsed = performance.now() - t;
+      if (r < warmup) continue;
+      samples[name].push(elapsed);
+      if (c) {
+        const used = process.cpuUsage(c);
+        cpuSamples[name].push((used.user + used.system) / 1000);
+      }
     }
   }
+  const mid = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   return Object.fromEntries(
     names.map((n) => {
       const s = samples[n].sort((a, b) => a - b);
-      return [n, { median: s[Math.floor(s.length / 2)], p90: s[Math.floor(s.length * 0.9)] }];
+      return [n, { median: s[Math.floor(s.length / 2)], p90: s[Math.floor(s.length * 0.9)], ...(cpu ? { cpuMedian: mid(cpuSamples[n]) } : {}) }];
     }),
   );
 }
@@ -33,15 +48,40 @@ export async function interleaved(cases, { rounds = 300, warmup = 30 } = {}) {
  * `reps` repetitions of {@link interleaved} (warm-up in each). Returns, per case, the list of
  * per-repetition medians; {@link spread} and {@link ratio} summarise them.
  */
-export async function repeated(cases, { reps = 5, rounds = 100, warmup = 10, prime = warmup * 3 } = {}) {
+export async function repeated(cases, { reps = 5, rounds = 100, warmup = 10, prime = warmup * 3, before, cpu = false } = {}) {
   const out = Object.fromEntries(Object.keys(cases).map((n) => [n, []]));
+  const cpuOut = Object.fromEntries(Object.keys(cases).map((n) => [n, []]));
   // Untimed first, so that no repetition measures the JIT compiling the case (the first one did).
   for (let i = 0; i < prime; i++) for (const run of Object.values(cases)) await run(i);
   for (let i = 0; i < reps; i++) {
-    const r = await interleaved(cases, { rounds, warmup });
-    for (const n of Object.keys(cases)) out[n].push(r[n].median);
+    const r = await interleaved(cases, { rounds, warmup, before, cpu });
+    for (const n of Object.keys(cases)) {
+      out[n].push(r[n].median);
+      if (cpu) cpuOut[n].push(r[n].cpuMedian);
+    }
   }
+  // With `cpu`, the same samples' CPU time (process.cpuUsage: every thread of the process) as
+  // `out.cpu[name]`, not enumerable so that callers iterating the cases do not meet it.
+  if (cpu) Object.defineProperty(out, 'cpu', { value: cpuOut, enumerable: false });
   return out;
+}
+
+/**
+ * A `before` hook for {@link repeated} that gives every sample the same start, whatever ran before
+ * it: a full garbage collection (so no case pays for another's garbage) and a short sleep (so the
+ * scheduler does not preempt a short case for the CPU a long one just used). Applied to floor and
+ * case alike; it takes each case's own collection work out of its time. Measured on the 2-vCPU
+ * development machine, it made the short cases slower, not steadier (the vCPU idles in the sleep,
+ * and concurrent sweeping runs on into the sample): the attestation bench uses it only with
+ * NES_BENCH_ISOLATE=1 (docs/performance-notes.md, evervault).
+ */
+export function isolate({ sleepMs = 2 } = {}) {
+  v8.setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc');
+  return async () => {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, sleepMs));
+  };
 }
 
 /** Median, min and max of a list. */

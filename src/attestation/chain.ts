@@ -1,7 +1,7 @@
 import { NitroEnclaveError } from '../errors.js';
 import { bytesEqual, copyBytes } from '../internal/bytes.js';
 import { CertificateParseError, parseCertificate, type ParsedCertificate } from './certificate.js';
-import { derSignatureToP1363, webCryptoBackend, type CryptoBackend, type ShaName, type VerifyKey } from './webcrypto.js';
+import { derSignatureToP1363, isStrictDerSignature, webCryptoBackend, type CryptoBackend, type ShaName, type VerifyKey } from './webcrypto.js';
 
 const ECDSA_HASH: Record<string, ShaName> = {
   '1.2.840.10045.4.3.2': 'SHA-256',
@@ -10,21 +10,20 @@ const ECDSA_HASH: Record<string, ShaName> = {
 };
 
 /**
- * A cheap lookup key: the length and the last 12 bytes, which lie in the certificate's signature
- * (random per certificate). It only finds a candidate: a hit counts only when the cached DER
- * equals the input byte for byte, so a collision costs a re-parse, never trust; anyone can make
- * one (as with the FNV-1a hash of the whole DER this replaced, which read every byte twice per
- * lookup). SHA-256 through WebCrypto is asynchronous and a thread hop per certificate on the warm path.
+ * A cheap lookup key: the length and the last 4 bytes, which lie in the certificate's signature
+ * (random per certificate), as one number (a Map hashes a number faster than a string built per
+ * lookup, which was most of a warm lookup's cost). It only finds a candidate: a hit counts only
+ * when the cached DER equals the input byte for byte, so a collision costs a re-parse, never
+ * trust; anyone can make one (as with the FNV-1a hash of the whole DER before, which read every
+ * byte twice per lookup). SHA-256 through WebCrypto is asynchronous and a thread hop per
+ * certificate on the warm path.
  */
-function lookupKey(der: Uint8Array): string {
+function lookupKey(der: Uint8Array): number {
   const n = der.length;
-  let a = 0;
-  let b = 0;
-  let c = 0;
-  for (let i = Math.max(0, n - 12); i < n - 8; i++) a = a * 256 + der[i]!;
-  for (let i = Math.max(0, n - 8); i < n - 4; i++) b = b * 256 + der[i]!;
-  for (let i = Math.max(0, n - 4); i < n; i++) c = c * 256 + der[i]!;
-  return `${n}:${a}:${b}:${c}`;
+  let tail = 0;
+  for (let i = Math.max(0, n - 4); i < n; i++) tail = tail * 256 + der[i]!;
+  // n < 2^21 (documents are at most 16 KiB) and tail < 2^32: exact in a double.
+  return n * 0x100000000 + tail;
 }
 
 /**
@@ -34,7 +33,7 @@ function lookupKey(der: Uint8Array): string {
  * can never turn a bad chain into a good one; validity windows are never cached.
  */
 export class ChainCache {
-  private readonly parsed = new Map<string, ParsedCertificate>();
+  private readonly parsed = new Map<number, ParsedCertificate>();
   private readonly links = new WeakMap<ParsedCertificate, WeakSet<ParsedCertificate>>();
 
   constructor(
@@ -43,18 +42,58 @@ export class ChainCache {
   ) {}
 
   /** The parsed certificate for `der`; `key` only picks the slot (default: a fast hash of the DER). */
-  certificate(der: Uint8Array, key: string = lookupKey(der)): ParsedCertificate {
-    const hit = this.parsed.get(key);
-    if (hit && bytesEqual(hit.der, der)) {
-      // Least recently used goes first: a fresh leaf per document must not push out the CA chain.
-      this.parsed.delete(key);
-      this.parsed.set(key, hit);
-      return hit;
-    }
+  certificate(der: Uint8Array, key: number = lookupKey(der)): ParsedCertificate {
     // Parsed from a private copy: the DER a caller holds (in the verified facts) can be changed by
     // them later, and a cached certificate must keep the bytes its verified links were made for.
-    const cert = parseCertificate(copyBytes(der), this.backend);
-    if (hit) this.parsed.delete(key);
+    return this.hit(der, key) ?? this.store(key, parseCertificate(copyBytes(der), this.backend));
+  }
+
+  /**
+   * {@link certificate} for each of `ders`, in order, with a parse failure in the place of its
+   * certificate. The misses are copied into one private buffer together: each copy was an
+   * off-heap allocation of its own, microseconds apiece with its collection (measured).
+   */
+  certificates(ders: readonly Uint8Array[]): Array<ParsedCertificate | CertificateParseError> {
+    const out: Array<ParsedCertificate | CertificateParseError | undefined> = [];
+    const keys: number[] = [];
+    let missing = 0;
+    for (const der of ders) {
+      const key = lookupKey(der);
+      const hit = this.hit(der, key);
+      keys.push(key);
+      out.push(hit ?? undefined);
+      if (!hit) missing += der.length;
+    }
+    if (missing > 0) {
+      const copy = new Uint8Array(missing);
+      let at = 0;
+      for (let i = 0; i < ders.length; i++) {
+        if (out[i]) continue;
+        const der = ders[i]!;
+        copy.set(der, at);
+        const own = copy.subarray(at, (at += der.length));
+        try {
+          out[i] = this.store(keys[i]!, parseCertificate(own, this.backend));
+        } catch (err) {
+          if (!(err instanceof CertificateParseError)) throw err;
+          out[i] = err;
+        }
+      }
+    }
+    return out as Array<ParsedCertificate | CertificateParseError>;
+  }
+
+  private hit(der: Uint8Array, key: number): ParsedCertificate | null {
+    const hit = this.parsed.get(key);
+    if (!hit || !bytesEqual(hit.der, der)) return null;
+    // Least recently used goes first: a fresh leaf per document must not push out the CA chain.
+    this.parsed.delete(key);
+    this.parsed.set(key, hit);
+    return hit;
+  }
+
+  private store(key: number, cert: ParsedCertificate): ParsedCertificate {
+    if (this.parsed.has(key)) this.parsed.delete(key);
     else if (this.parsed.size >= this.capacity) this.parsed.delete(this.parsed.keys().next().value!);
     this.parsed.set(key, cert);
     return cert;
@@ -79,15 +118,15 @@ export class ChainCache {
  * private copy, found again only by identical bytes; each verification still checks the
  * fingerprint against its own anchors.
  */
-const sharedAnchors = new WeakMap<CryptoBackend, Map<string, ParsedCertificate>>();
+const sharedAnchors = new WeakMap<CryptoBackend, Map<number, ParsedCertificate>>();
 const SHARED_ANCHORS_MAX = 16;
 
-function knownAnchor(backend: CryptoBackend, der: Uint8Array, key: string): ParsedCertificate | null {
+function knownAnchor(backend: CryptoBackend, der: Uint8Array, key: number): ParsedCertificate | null {
   const hit = sharedAnchors.get(backend)?.get(key);
   return hit && bytesEqual(hit.der, der) ? hit : null;
 }
 
-function rememberAnchor(backend: CryptoBackend, der: Uint8Array, key: string): ParsedCertificate | null {
+function rememberAnchor(backend: CryptoBackend, der: Uint8Array, key: number): ParsedCertificate | null {
   let anchors = sharedAnchors.get(backend);
   if (!anchors) sharedAnchors.set(backend, (anchors = new Map()));
   if (anchors.size >= SHARED_ANCHORS_MAX) return null;
@@ -133,10 +172,18 @@ async function keyOf(cert: ParsedCertificate, what: string | (() => string)): Pr
 async function verifyLink(issuer: ParsedCertificate, subject: ParsedCertificate, hash: ShaName, issuerLabel: () => string, subjectLabel: () => string, cache: ChainCache | null, backend: CryptoBackend): Job {
   try {
     const key = await keyOf(issuer, issuerLabel);
-    const signature = issuer.keyType.curve ? derSignatureToP1363(subject.signature, issuer.keyType.curve) : null;
-    // Off the event loop where the backend can: the links and the COSE check then run at once.
-    const verify = backend.ecdsaVerifyConcurrent ?? backend.ecdsaVerify;
-    const ok = signature !== null && (await verify(key, hash, signature, subject.tbs));
+    const curve = issuer.keyType.curve;
+    let ok: boolean;
+    if (!curve) ok = false;
+    else if (backend.ecdsaVerifyDer && !backend.ecdsaVerifyConcurrent) {
+      // The same strict-DER check as the conversion below, without the converted copy.
+      ok = isStrictDerSignature(subject.signature, curve) && (await backend.ecdsaVerifyDer(key, hash, subject.signature, subject.tbs));
+    } else {
+      const signature = derSignatureToP1363(subject.signature, curve);
+      // Off the event loop where the backend can: the links and the COSE check then run at once.
+      const verify = backend.ecdsaVerifyConcurrent ?? backend.ecdsaVerify;
+      ok = signature !== null && (await verify(key, hash, signature, subject.tbs));
+    }
     if (!ok) return chainError(`signature of ${subjectLabel()} does not verify with the key of ${issuerLabel()}`);
     cache?.addLink(issuer, subject);
     return null;
@@ -178,8 +225,9 @@ export async function verifyChain(
     );
   }
   if (!shared && !(root instanceof CertificateParseError)) root = rememberAnchor(opts.backend, ders[0]!, rootKey) ?? root;
-  const chain = ders.map((der, i) => {
-    const cert = i === 0 ? root : parse(der);
+  const rest = opts.cache ? opts.cache.certificates(ders.slice(1)) : ders.slice(1).map(parse);
+  const chain = ders.map((_der, i) => {
+    const cert = i === 0 ? root : rest[i - 1]!;
     if (cert instanceof CertificateParseError) {
       throw chainError(`${i === ders.length - 1 ? 'leaf certificate' : `cabundle[${i}]`} cannot be parsed: ${cert.message}`);
     }

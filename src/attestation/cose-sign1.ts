@@ -1,5 +1,4 @@
 import { NitroEnclaveError } from '../errors.js';
-import { concatBytes } from '../internal/bytes.js';
 import { CborDecodeError, CborTag, decodeCbor, type CborKey, type CborValue } from '../internal/cbor.js';
 import { webCryptoBackend, type CryptoBackend, type EcCurve, type ShaName, type VerifyKey } from './webcrypto.js';
 
@@ -70,21 +69,50 @@ export function decodeCoseSign1(bytes: Uint8Array): CoseSign1 {
 }
 
 /** CBOR encoding of `["Signature1", protected, external_aad, payload]`, built from the bytes as received. */
-export function sigStructure(protectedBytes: Uint8Array, payload: Uint8Array, externalAad: Uint8Array = EMPTY): Uint8Array {
-  const parts = [SIG_STRUCTURE_START, head(2, protectedBytes.length), protectedBytes, head(2, externalAad.length), externalAad, head(2, payload.length), payload];
-  return concatBytes(parts);
+export function sigStructure(protectedBytes: Uint8Array, payload: Uint8Array, externalAad: Uint8Array = EMPTY, into?: Uint8Array | null): Uint8Array {
+  // Written straight into one buffer: the heads are at most 5 bytes each, and building each as
+  // its own array and then concatenating showed as 5 % of a verification's own JavaScript.
+  // `into`: room the caller allocated for it (see decodeDocument), used when it is large enough.
+  const size = SIG_STRUCTURE_START.length + 15 + protectedBytes.length + externalAad.length + payload.length;
+  const out = into && into.length >= size ? into : new Uint8Array(size);
+  out.set(SIG_STRUCTURE_START, 0);
+  let at = SIG_STRUCTURE_START.length;
+  for (const part of [protectedBytes, externalAad, payload]) {
+    at = writeHead(out, at, 2, part.length);
+    out.set(part, at);
+    at += part.length;
+  }
+  return out.subarray(0, at);
 }
 
 const EMPTY = new Uint8Array(0);
 /** `84 6A "Signature1"`: the array head and the context string, the same in every Sig_structure. */
 const SIG_STRUCTURE_START = Uint8Array.of(0x84, 0x6a, ...[...'Signature1'].map((c) => c.charCodeAt(0)));
 
-function head(major: number, length: number): Uint8Array {
+/** Writes the shortest CBOR head of `major` with `length` at `at`; returns the offset after it. */
+function writeHead(out: Uint8Array, at: number, major: number, length: number): number {
   const m = major << 5;
-  if (length < 24) return Uint8Array.of(m | length);
-  if (length < 0x100) return Uint8Array.of(m | 24, length);
-  if (length < 0x10000) return Uint8Array.of(m | 25, length >> 8, length & 0xff);
-  return Uint8Array.of(m | 26, (length >>> 24) & 0xff, (length >>> 16) & 0xff, (length >>> 8) & 0xff, length & 0xff);
+  if (length < 24) {
+    out[at] = m | length;
+    return at + 1;
+  }
+  if (length < 0x100) {
+    out[at] = m | 24;
+    out[at + 1] = length;
+    return at + 2;
+  }
+  if (length < 0x10000) {
+    out[at] = m | 25;
+    out[at + 1] = length >> 8;
+    out[at + 2] = length & 0xff;
+    return at + 3;
+  }
+  out[at] = m | 26;
+  out[at + 1] = (length >>> 24) & 0xff;
+  out[at + 2] = (length >>> 16) & 0xff;
+  out[at + 3] = (length >>> 8) & 0xff;
+  out[at + 4] = length & 0xff;
+  return at + 5;
 }
 
 /**
@@ -107,13 +135,13 @@ export function coseAlgorithm(sign1: CoseSign1): CoseAlgorithm {
  * curve, as `backend` imported it; by default a WebCrypto `CryptoKey`). The signature is raw r‖s; high-S values are valid.
  * `alg` is the result of {@link coseAlgorithm} when the caller already has it.
  */
-export async function verifyCoseSign1(sign1: CoseSign1, key: VerifyKey, backend: CryptoBackend = webCryptoBackend, alg: CoseAlgorithm = coseAlgorithm(sign1)): Promise<void> {
+export async function verifyCoseSign1(sign1: CoseSign1, key: VerifyKey, backend: CryptoBackend = webCryptoBackend, alg: CoseAlgorithm = coseAlgorithm(sign1), room: Uint8Array | null = null): Promise<void> {
   if (sign1.signature.length !== alg.signatureLength) {
     throw malformed(`COSE_Sign1 signature is ${sign1.signature.length} bytes, ${alg.name} needs ${alg.signatureLength}`);
   }
   if (backend.keyCurve(key) !== alg.curve) {
     throw new NitroEnclaveError('ERR_ATTESTATION_CHAIN_INVALID', `signing key is not an ECDSA key on ${alg.curve}`);
   }
-  const ok = await backend.ecdsaVerify(key, alg.hash, sign1.signature, sigStructure(sign1.protectedBytes, sign1.payload));
+  const ok = await backend.ecdsaVerify(key, alg.hash, sign1.signature, sigStructure(sign1.protectedBytes, sign1.payload, EMPTY, room));
   if (!ok) throw new NitroEnclaveError('ERR_ATTESTATION_SIGNATURE_INVALID', 'COSE_Sign1 signature does not verify with the leaf certificate key');
 }

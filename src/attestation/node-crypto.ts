@@ -25,6 +25,13 @@ export const nodeCryptoBackend: CryptoBackend = {
       return false;
     }
   },
+  async ecdsaVerifyDer(key, hash, derSignature, data) {
+    try {
+      return verify(HASH[hash], data, key as KeyObject, derSignature);
+    } catch {
+      return false;
+    }
+  },
   keyCurve(key) {
     if (!(key instanceof KeyObject) || key.asymmetricKeyType !== 'ec') return null;
     // asymmetricKeyDetails is a native call that builds a new object each time: once per key.

@@ -181,13 +181,13 @@ function expectEqual(
 }
 
 async function check(document: Uint8Array, opts: ResolvedOptions, cache: ChainCache | null, backend: CryptoBackend): Promise<VerifiedAttestation> {
-  const { sign1, algorithm, attestation } = decodeDocument(document);
+  const { sign1, algorithm, attestation, sigStructureRoom } = decodeDocument(document, true);
   const currentDate = opts.currentDate ?? new Date();
   const { leaf } = await verifyChain(
     attestation.cabundle,
     attestation.certificate,
     { anchors: opts.anchors, currentDate, clockToleranceMs: opts.clockToleranceMs, cache, backend },
-    (leafKey) => verifyCoseSign1(sign1, leafKey, backend, algorithm).then(
+    (leafKey) => verifyCoseSign1(sign1, leafKey, backend, algorithm, sigStructureRoom).then(
       () => null,
       (err: unknown) => (err instanceof NitroEnclaveError ? err : new NitroEnclaveError('ERR_ATTESTATION_SIGNATURE_INVALID', 'COSE_Sign1 signature cannot be checked')),
     ),
@@ -218,7 +218,10 @@ async function check(document: Uint8Array, opts: ResolvedOptions, cache: ChainCa
     digest: 'SHA384',
     timestamp: attestation.timestamp,
     pcrs: attestation.pcrs,
-    pcrsHex: attestation.pcrsHex,
+    // Read through to the decoded document's lazy hex (document.ts says why).
+    get pcrsHex() {
+      return attestation.pcrsHex;
+    },
     certificate: attestation.certificate,
     cabundle: attestation.cabundle,
     certificateNotAfter: leaf.notAfter,

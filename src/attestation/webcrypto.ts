@@ -24,6 +24,13 @@ export interface CryptoBackend {
   /** The key's curve when it is an ECDSA public key, else `null`. */
   keyCurve(key: VerifyKey): string | null;
   /**
+   * {@link ecdsaVerify} of a DER ECDSA-Sig-Value (X.509's form), where the backend takes it as is.
+   * The caller has checked it with {@link isStrictDerSignature} first, so it is exactly the r‖s
+   * that {@link derSignatureToP1363} would have produced; node-crypto.ts sets it, which spares an
+   * off-heap 96-byte buffer per chain link (each cost microseconds of allocation and collection).
+   */
+  ecdsaVerifyDer?(key: VerifyKey, hash: ShaName, derSignature: Uint8Array, data: Uint8Array): Promise<boolean>;
+  /**
    * {@link ecdsaVerify} off the calling thread, for the chain links, which then run alongside each
    * other and the COSE check. No backend sets it: on node:crypto (crypto.verify with a callback, on
    * the libuv pool) it measured slower than inline on a shared 2-core machine (bench/attestation.mjs
@@ -75,11 +82,10 @@ export const webCryptoBackend: CryptoBackend = {
 export const sha256Hex = (bytes: Uint8Array): Promise<string> => webCryptoBackend.sha256Hex(bytes);
 
 /**
- * Converts a DER ECDSA-Sig-Value (X.509 signatures) to the r‖s form WebCrypto takes.
- * Strict DER: minimal, positive INTEGERs no wider than the curve; `null` otherwise.
+ * Where the two INTEGERs (r, s) of a strict-DER ECDSA-Sig-Value lie, or `null` when it is not
+ * one: minimal, positive INTEGERs no wider than the curve, nothing after them.
  */
-export function derSignatureToP1363(der: Uint8Array, curve: EcCurve): Uint8Array | null {
-  const size = SCALAR_BYTES[curve];
+function derSignatureParts(der: Uint8Array, size: number): [rStart: number, rEnd: number, sStart: number, sEnd: number] | null {
   if (der.length < 8 || der[0] !== 0x30) return null;
   let pos = 1;
   let seqLen = der[pos++]!;
@@ -88,20 +94,43 @@ export function derSignatureToP1363(der: Uint8Array, curve: EcCurve): Uint8Array
     if (seqLen < 0x80) return null;
   } else if (seqLen > 0x7f) return null;
   if (pos + seqLen !== der.length) return null;
-  const out = new Uint8Array(size * 2);
+  const out: [number, number, number, number] = [0, 0, 0, 0];
   for (let k = 0; k < 2; k++) {
     if (der[pos++] !== 0x02) return null;
     const len = der[pos++];
     if (len === undefined || len === 0 || len > 0x7f || pos + len > der.length) return null;
-    let int = der.subarray(pos, pos + len);
-    pos += len;
-    if (int[0]! & 0x80) return null; // negative
-    if (int[0] === 0) {
-      if (int.length === 1 || !(int[1]! & 0x80)) return null; // zero, or non-minimal
-      int = int.subarray(1);
+    let start = pos;
+    const end = pos + len;
+    pos = end;
+    if (der[start]! & 0x80) return null; // negative
+    if (der[start] === 0) {
+      if (len === 1 || !(der[start + 1]! & 0x80)) return null; // zero, or non-minimal
+      start++;
     }
-    if (int.length > size) return null;
-    out.set(int, k * size + size - int.length);
+    if (end - start > size) return null;
+    out[2 * k] = start;
+    out[2 * k + 1] = end;
   }
   return pos === der.length ? out : null;
+}
+
+/** Whether `der` is a strict-DER ECDSA-Sig-Value for `curve` (the checks of {@link derSignatureToP1363}). */
+export function isStrictDerSignature(der: Uint8Array, curve: EcCurve): boolean {
+  return derSignatureParts(der, SCALAR_BYTES[curve]) !== null;
+}
+
+/**
+ * Converts a DER ECDSA-Sig-Value (X.509 signatures) to the r‖s form WebCrypto takes.
+ * Strict DER: minimal, positive INTEGERs no wider than the curve; `null` otherwise.
+ */
+export function derSignatureToP1363(der: Uint8Array, curve: EcCurve): Uint8Array | null {
+  const size = SCALAR_BYTES[curve];
+  const parts = derSignatureParts(der, size);
+  if (!parts) return null;
+  const out = new Uint8Array(size * 2);
+  for (let k = 0; k < 2; k++) {
+    const int = der.subarray(parts[2 * k]!, parts[2 * k + 1]!);
+    out.set(int, k * size + size - int.length);
+  }
+  return out;
 }

@@ -150,23 +150,44 @@ export function decodeBoolean(buf: Uint8Array, node: Asn1Node): boolean {
 
 /** Parses UTCTime / GeneralizedTime in the forms RFC 5280 allows (UTC, seconds, "Z"). */
 export function decodeTime(buf: Uint8Array, node: Asn1Node): Date {
-  // Not TextDecoder('latin1'): workerd's TextDecoder knows UTF-8 only, and times are ASCII digits.
-  const raw = content(buf, node);
-  if (raw.length > 15) throw new Asn1Error('invalid time', node.start);
-  const text = String.fromCharCode(...raw);
-  const m =
-    node.tag === TAG.UTC_TIME
-      ? /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text)
-      : node.tag === TAG.GENERALIZED_TIME
-        ? /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text)
-        : null;
-  if (!m) throw new Asn1Error('invalid time', node.start);
-  let year = Number(m[1]);
-  if (node.tag === TAG.UTC_TIME) year += year >= 50 ? 1900 : 2000;
-  const fields = [year, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])] as const;
-  const date = new Date(Date.UTC(...fields));
+  // Digits read in place: no string, regular expression or arrays (this ran 8 times per cold
+  // attestation verification and was 9 % of its own JavaScript in a --cpu-prof). Not
+  // TextDecoder('latin1'): workerd's TextDecoder knows UTF-8 only, and times are ASCII digits.
+  const utc = node.tag === TAG.UTC_TIME;
+  const yearDigits = utc ? 2 : 4;
+  const at = node.contentStart;
+  if ((!utc && node.tag !== TAG.GENERALIZED_TIME) || node.contentEnd - at !== yearDigits + 11 || buf[node.contentEnd - 1] !== 0x5a) {
+    throw new Asn1Error('invalid time', node.start);
+  }
+  const digits = (from: number, count: number): number => {
+    let v = 0;
+    for (let i = from; i < from + count; i++) {
+      const d = buf[i]! - 0x30;
+      if (d < 0 || d > 9) throw new Asn1Error('invalid time', node.start);
+      v = v * 10 + d;
+    }
+    return v;
+  };
+  let year = digits(at, yearDigits);
+  if (utc) year += year >= 50 ? 1900 : 2000;
+  const p = at + yearDigits;
+  const month = digits(p, 2) - 1;
+  const day = digits(p + 2, 2);
+  const hours = digits(p + 4, 2);
+  const minutes = digits(p + 6, 2);
+  const seconds = digits(p + 8, 2);
+  const date = new Date(Date.UTC(year, month, day, hours, minutes, seconds));
   // Date.UTC rolls over (month 13, 30 February, 24:00, second 60): a field that moved is invalid.
-  const back = [date.getUTCFullYear(), date.getUTCMonth(), date.getUTCDate(), date.getUTCHours(), date.getUTCMinutes(), date.getUTCSeconds()];
-  if (back.some((v, i) => v !== fields[i])) throw new Asn1Error('invalid time', node.start);
+  // (Date.UTC maps years 0..99 to 1900..1999, which the check below also refuses.)
+  if (
+    date.getUTCFullYear() !== year ||
+    date.getUTCMonth() !== month ||
+    date.getUTCDate() !== day ||
+    date.getUTCHours() !== hours ||
+    date.getUTCMinutes() !== minutes ||
+    date.getUTCSeconds() !== seconds
+  ) {
+    throw new Asn1Error('invalid time', node.start);
+  }
   return date;
 }
