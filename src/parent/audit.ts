@@ -489,8 +489,9 @@ export function auditKeyTrail(records: readonly TrailRecord[], options: AuditOpt
       const weak: string[] = [];
       if ('unreadable' in judged) weak.push(`its text cannot be read (${judged.unreadable})`);
       else {
+        // An unattested Decrypt allowed implies any enclave is too: say the worse.
         if (!judged.deniesUnattestedDecrypt) weak.push('the new policy does NOT deny a Decrypt without attestation');
-        if (judged.admitsAnyEnclave) weak.push('the new policy admits an enclave image it does not name (any attested enclave)');
+        else if (judged.admitsAnyEnclave) weak.push('the new policy admits an enclave image it does not name (any attested enclave)');
         else if (judged.admitsDebugEnclave) weak.push('the new policy admits debug-mode enclaves (PCR0 all zeros)');
       }
       flag(r, 'POLICY_CHANGED', `the key policy was replaced${weak.map((w) => `; ${w}`).join('')}`);

@@ -87,11 +87,11 @@ export async function auditCommand(argv: string[], io: Io, now: () => Date = () 
     options: { ...CLIENT_OPTIONS, 'key-id': { type: 'string' }, since: { type: 'string' }, ack: { type: 'string', multiple: true }, 'max-events': { type: 'string' }, 'cloudtrail-endpoint': { type: 'string' }, json: { type: 'boolean' } },
   });
   if (!values['key-id']) throw new UsageError('--key-id is required');
+  const sinceMs = durationMs('--since', values.since ?? '24h');
+  if (sinceMs > MAX_LOOKBACK_MS) throw new UsageError('--since: CloudTrail keeps 90 days of events for LookupEvents; give at most 90d');
   // An alias (or a bare key id resolved in the caller's account) names whatever it points at when the audit runs.
   if (!KEY_ARN.test(values['key-id'])) throw new UsageError('--key-id must be the key ARN (arn:aws:kms:<region>:<account>:key/<id>): an alias can be re-pointed at another key by whoever may update it');
   const maxEvents = maxEventsFlag(values['max-events']);
-  const sinceMs = durationMs('--since', values.since ?? '24h');
-  if (sinceMs > MAX_LOOKBACK_MS) throw new UsageError('--since: CloudTrail keeps 90 days of events for LookupEvents; give at most 90d');
   const until = now();
   const since = new Date(until.getTime() - sinceMs);
   const kms = kmsClient(values, io.env);

@@ -229,14 +229,26 @@ async function change(values: Flags, io: Io, kms: KMSClient, keyArn: string, bef
   const requestId = put.$metadata.requestId;
   const { Policy } = await kms.send(new GetKeyPolicyCommand({ KeyId: keyArn, PolicyName: 'default' }));
   if (canonical(parsePolicy(Policy ?? '')) !== canonical(after)) throw new Error(`the key policy read back from KMS is not the one just put (someone else changed it?): run \`nitro-enclave rollout status\``);
-  // A PutKeyPolicy by someone else between our read and our put is overwritten by ours: its change is lost.
-  const { records } = await fetchKeyTrail(values, io.env, keyArn, new Date(readAt.getTime() - 1000), new Date(Math.max(now().getTime(), readAt.getTime())));
-  const others = records.filter((r) => r.eventName === 'PutKeyPolicy' && !r.errorCode && r.requestID !== requestId && (r.resources ?? []).some((res) => res.ARN === keyArn) && Date.parse(r.eventTime) >= Math.floor(readAt.getTime() / 1000) * 1000);
-  if (others.length) {
+  // A PutKeyPolicy by someone else between our read and our put is overwritten by ours. The trail
+  // orders puts, its times are whole seconds: the put before ours must be the one that set `before`.
+  const { records } = await fetchKeyTrail(values, io.env, keyArn, new Date(readAt.getTime() - 60_000), new Date(Math.max(now().getTime(), readAt.getTime()) + 1000));
+  const puts = records.filter((r) => r.eventName === 'PutKeyPolicy' && !r.errorCode && (r.resources ?? []).some((res) => res.ARN === keyArn));
+  const ours = puts.findIndex((r) => r.requestID === requestId);
+  const previous = ours > 0 ? puts[ours - 1]! : undefined;
+  let previousPolicy: string | undefined;
+  try {
+    previousPolicy = previous ? canonical(parsePolicy(String(previous.requestParameters?.policy))) : undefined;
+  } catch {
+    previousPolicy = '(unreadable)';
+  }
+  const intruders = [...(previous && previousPolicy !== canonical(before) ? [previous] : []), ...puts.slice(ours + 1)];
+  if (ours >= 0 && intruders.length) {
     throw new Error(
-      `another PutKeyPolicy on ${keyArn} (event ${others.map((r) => `${r.eventID ?? '?'} by ${r.userIdentity?.arn ?? '?'}`).join(', ')}) ran between this command's read and its put (request ${requestId ?? '?'}): its change is overwritten. Run \`nitro-enclave rollout status\` and redo what is missing`,
+      `another PutKeyPolicy on ${keyArn} (event ${intruders.map((r) => `${r.eventID ?? '?'} by ${r.userIdentity?.arn ?? '?'}`).join(', ')}) ran around this command's put (request ${requestId ?? '?'}): one change overwrote the other. Run \`nitro-enclave rollout status\` and redo what is missing`,
     );
   }
+  // CloudTrail delivers events about 5 (up to 15) minutes late: until then a race cannot be ruled out from here.
+  if (ours < 0) io.stderr(`warning: the trail does not show this PutKeyPolicy yet (CloudTrail delivers events minutes late), so a concurrent put cannot be ruled out: any other PutKeyPolicy shows as POLICY_CHANGED in \`nitro-enclave audit\`\n`);
   io.stdout(`✔ ${what.done}\n  PutKeyPolicy request ${requestId ?? '?'}: \`nitro-enclave audit --ack ${requestId ?? '<request id>'}\` acknowledges this change\n`);
   if (!values.blob) {
     io.stdout('  next: nitro-enclave check-policy --blob <TSK blob> (or rerun with --blob)\n');
