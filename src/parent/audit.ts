@@ -320,6 +320,8 @@ function judgePolicy(text: unknown, keyArn: string): NonNullable<KeyChange['poli
   }
 }
 
+const DEFAULT_KEY_POLICY = (account: string): PolicyDocument => ({ Version: '2012-10-17', Statement: [{ Sid: 'Enable IAM User Permissions', Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'kms:*', Resource: '*' }] });
+
 const principalOf = (r: TrailRecord) => r.userIdentity?.arn ?? r.userIdentity?.invokedBy ?? r.userIdentity?.type ?? 'unknown';
 
 /**
@@ -355,7 +357,8 @@ const imageKey = (i: EnclaveImage) => [i.pcr0, i.pcr1, i.pcr2, i.pcr8].map((v) =
  *   or a record without PCR0.
  * - `DEBUG_ENCLAVE_RELEASE`: it succeeded for a debug-mode enclave (PCR0 all zeros).
  * - `IMAGE_NOT_ADMITTED`: each release is judged against the key policy in
- *   force at that moment, rebuilt from the window's PutKeyPolicy texts. A
+ *   force at that moment, rebuilt from the window's CreateKey and
+ *   PutKeyPolicy texts (CreateKey's policy, or KMS's default, is trusted). A
  *   release that policy did not admit is a finding. A policy put by an
  *   unacknowledged PutKeyPolicy is not trusted, and neither is the unknown
  *   policy before the window's first PutKeyPolicy (or after an unreadable
@@ -437,7 +440,7 @@ export function auditKeyTrail(records: readonly TrailRecord[], options: AuditOpt
         const label = observedLabel(enclave);
         if (/^0+$/.test(enclave.pcr0!)) flag(r, 'DEBUG_ENCLAVE_RELEASE', `${r.eventName} released key material to a debug-mode enclave (PCR0 all zeros): whoever started it can read its memory`);
         const byForce = inForce ? admittedImages(inForce.document).some((a) => imageAdmits(a, enclave)) : undefined;
-        if (byForce === false) flag(r, 'IMAGE_NOT_ADMITTED', `${r.eventName} released key material to ${label}, which the key policy in force then (PutKeyPolicy event ${inForce!.eventID}) did not admit`);
+        if (byForce === false) flag(r, 'IMAGE_NOT_ADMITTED', `${r.eventName} released key material to ${label}, which the key policy in force then (event ${inForce!.eventID}) did not name`);
         else if (!inForce?.trusted && !use.admitted) {
           flag(
             r,
@@ -474,6 +477,13 @@ export function auditKeyTrail(records: readonly TrailRecord[], options: AuditOpt
             : `${r.eventName} succeeded with an attestation whose record names no enclave image (PCR0)${module}: not a release this key policy should allow`,
         );
       }
+      continue;
+    }
+    if (r.eventName === 'CreateKey') {
+      // The key's first policy: its creator's, as trusted as the key itself. Without one, KMS's default (account root, kms:*) admits no named image.
+      const text = r.requestParameters?.policy;
+      const judged = text === undefined ? { document: DEFAULT_KEY_POLICY(accountOfKey(keyArn)) } : judgePolicy(text, keyArn);
+      inForce = judged.document ? { document: judged.document, eventID: r.eventID ?? '', trusted: true } : null;
       continue;
     }
     if (r.eventName === 'ScheduleKeyDeletion') {
