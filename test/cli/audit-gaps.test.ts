@@ -167,3 +167,15 @@ describe("auditKeyTrail classifies KMS's own events", () => {
     ]);
   });
 });
+
+describe('the CloudTrail endpoint audit and rollout read', () => {
+  it("is the Region's own unless --endpoint is a loopback kms-simulator: a FIPS or VPC endpoint of KMS does not serve CloudTrail", async () => {
+    const { cloudTrailEndpoint } = await import('../../src/cli/trail.js');
+    expect(cloudTrailEndpoint({ endpoint: 'https://kms-fips.us-east-1.amazonaws.com' })).toBeUndefined();
+    expect(cloudTrailEndpoint({ endpoint: 'https://vpce-0abc-kms.us-east-1.vpce.amazonaws.com' })).toBeUndefined();
+    expect(cloudTrailEndpoint({})).toBeUndefined();
+    expect(cloudTrailEndpoint({ endpoint: 'https://localhost:4443' })).toBe('https://localhost:4443');
+    expect(cloudTrailEndpoint({ endpoint: 'https://127.0.0.1:4443' })).toBe('https://127.0.0.1:4443');
+    expect(cloudTrailEndpoint({ endpoint: 'https://kms-fips.us-east-1.amazonaws.com', 'cloudtrail-endpoint': 'https://cloudtrail-fips.us-east-1.amazonaws.com' })).toBe('https://cloudtrail-fips.us-east-1.amazonaws.com');
+  });
+});
