@@ -280,6 +280,8 @@ export async function rolloutCommand(argv: string[], io: Io, now: () => Date = (
       const { report, last } = await lastUses(values, io, keyArn, policy, new Date(until.getTime() - sinceMs), until);
       const rows = images.map((i) => ({ image: i, lastRelease: last(i) ?? null }));
       const others = report.images.filter((u) => !u.admitted);
+      const tooLarge = report.findings.find((f) => f.code === 'TRAIL_TOO_LARGE');
+      if (tooLarge) io.stderr(`warning: ${tooLarge.message}: a last release older than that is not shown\n`);
       if (values.json) io.stdout(json({ keyArn, since: report.since, admitted: rows, notAdmitted: others }));
       else {
         io.stdout(`${keyArn} admits ${images.length} image(s):\n`);
