@@ -337,7 +337,9 @@ const SERVICE_EVENTS: Record<string, { finding?: AuditFindingCode; why: string }
   DeleteExpiredKeyMaterial: { finding: 'KEY_DELETION', why: 'KMS deleted the imported key material at its expiration: the key cannot open a TSK blob until it is imported again' },
 };
 
-const isServiceEvent = (r: TrailRecord) => r.eventType === 'AwsServiceEvent' || (r.userIdentity?.invokedBy !== undefined && r.userIdentity.arn === undefined);
+// An AWS service calling the API for someone (userIdentity.type AWSService, invokedBy ec2.amazonaws.com, …) is an AwsApiCall, judged as any call.
+const isServiceEvent = (r: TrailRecord) =>
+  r.eventType === 'AwsServiceEvent' || (r.eventType === undefined && r.userIdentity?.invokedBy !== undefined && r.userIdentity.arn === undefined && Object.hasOwn(SERVICE_EVENTS, r.eventName));
 
 const isNitroTpm = (r: TrailRecord) => Object.keys(r.additionalEventData?.recipient ?? {}).some((k) => /^attestationDocumentNitroTPM/i.test(k));
 

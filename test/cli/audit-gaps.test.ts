@@ -156,8 +156,10 @@ describe("auditKeyTrail classifies KMS's own events", () => {
     expect(r.findings[0]!.message).toBe('the key was scheduled for deletion in 7 days: every TSK blob under it will be lost (CancelKeyDeletion stops it)');
   });
 
-  it('a caller cannot pass off an API call as a service event: RotateKey by a user is UNKNOWN_OPERATION', () => {
+  it('a caller cannot pass off an API call as a service event: RotateKey by a user is UNKNOWN_OPERATION; a Decrypt an AWS service made (AwsApiCall, invokedBy) is judged as a call', () => {
     expect(codes(auditKeyTrail([rec('RotateKey', 1)], { keyArn, policy: good, since, until }))).toEqual([['UNKNOWN_OPERATION', 'RotateKey']]);
+    const byService = rec('Decrypt', 2, { userIdentity: { type: 'AWSService', invokedBy: 'ec2.amazonaws.com' } });
+    expect(auditKeyTrail([byService], { keyArn, policy: good, since, until }).findings.map((f) => [f.code, f.principal])).toEqual([['UNATTESTED_RELEASE', 'ec2.amazonaws.com']]);
   });
 
   it('an incomplete read is TRAIL_TOO_LARGE, which no acknowledgement hides', () => {
