@@ -379,6 +379,9 @@ const imageKey = (i: EnclaveImage) => [i.pcr0, i.pcr1, i.pcr2, i.pcr8].map((v) =
  * - `UNKNOWN_OPERATION`: a successful operation the table does not classify.
  * - `TRAIL_TOO_LARGE`: `incomplete` was given; never acknowledged.
  *
+ * `records` oldest first, as a trail file holds them (LookupEvents pages are
+ * newest first: reverse them); events of the same second keep that order.
+ *
  * Pure: it reads the records and the policy it is given (fetch them with
  * CloudTrail `LookupEvents` and KMS `GetKeyPolicy`; `nitro-enclave audit`
  * does).

@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
-import { CreateKeyCommand, DecryptCommand, GenerateDataKeyWithoutPlaintextCommand, KMSClient, ScheduleKeyDeletionCommand } from '@aws-sdk/client-kms';
+import { constants, createPublicKey, publicEncrypt, randomBytes } from 'node:crypto';
+import { CreateKeyCommand, DecryptCommand, GenerateDataKeyWithoutPlaintextCommand, GetParametersForImportCommand, ImportKeyMaterialCommand, KMSClient, ScheduleKeyDeletionCommand } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { auditCommand } from '../../src/cli/commands/audit.js';
 import { auditKeyTrail, type AuditReport, type TrailRecord } from '../../src/parent/audit.js';
@@ -167,6 +168,26 @@ describe("KMS's own events", () => {
     expect(report.findings.map((f) => [f.code, f.eventName])).toEqual([
       ['KEY_DELETION', 'ScheduleKeyDeletion'],
       ['KEY_DELETION', 'DeleteKey'],
+    ]);
+  });
+
+  it('DeleteExpiredKeyMaterial is recorded when imported material reaches its ValidTo, and the audit flags it as KEY_DELETION', async () => {
+    const admin = kms(sim.principal('user/admin'));
+    const { KeyMetadata } = await admin.send(new CreateKeyCommand({ Origin: 'EXTERNAL' }));
+    const keyArn = KeyMetadata!.Arn!;
+    const params = await admin.send(new GetParametersForImportCommand({ KeyId: keyArn, WrappingAlgorithm: 'RSAES_OAEP_SHA_256', WrappingKeySpec: 'RSA_2048' }));
+    const wrapped = publicEncrypt({ key: createPublicKey({ key: Buffer.from(params.PublicKey!), format: 'der', type: 'spki' }), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, randomBytes(32));
+    await admin.send(new ImportKeyMaterialCommand({ KeyId: keyArn, ImportToken: params.ImportToken, EncryptedKeyMaterial: wrapped, ExpirationModel: 'KEY_MATERIAL_EXPIRES', ValidTo: new Date(clock().getTime() + 3600_000) }));
+    admin.destroy();
+    offsetMs += 2 * 3600_000;
+    const records = (await lookup(sim.principal('user/admin'), keyArn)).map((e) => JSON.parse(e.CloudTrailEvent!) as TrailRecord & Record<string, unknown>);
+    expect(records[0]).toMatchObject({ eventName: 'DeleteExpiredKeyMaterial', eventType: 'AwsServiceEvent', userIdentity: { accountId: sim.accountId, invokedBy: 'AWS Internal' }, requestParameters: null });
+    // auditKeyTrail takes records oldest first (LookupEvents answers newest first): same-second events keep that order.
+    const report = auditKeyTrail([...records].reverse(), { keyArn, policy: { Version: '2012-10-17', Statement: [] }, since: new Date(clock().getTime() - 86_400_000), until: clock() });
+    expect(report.findings.map((f) => [f.code, f.eventName])).toEqual([
+      ['AUTHORITY_CHANGED', 'GetParametersForImport'],
+      ['AUTHORITY_CHANGED', 'ImportKeyMaterial'],
+      ['KEY_DELETION', 'DeleteExpiredKeyMaterial'],
     ]);
   });
 });
