@@ -64,7 +64,7 @@ export interface TrailReadOptions {
 }
 
 /**
- * Every CloudTrail record of `keyArn` between `since` and `until`, oldest
+ * Every CloudTrail record of `keyArn` between `since` and `until` (each optional), oldest
  * first: LookupEvents by ResourceName, page by page, newest first, spaced to
  * LookupEvents' two requests a second, a throttled page retried with doubling
  * waits. It stops after `maxEvents` and says so (`incomplete`): a trail
@@ -72,7 +72,7 @@ export interface TrailReadOptions {
  * caller reports what it did not read. The CloudTrail client has the same
  * credentials and region chain as the KMS one; see {@link cloudTrailEndpoint}.
  */
-export async function fetchKeyTrail(flags: ClientFlags & { 'cloudtrail-endpoint'?: string }, env: NodeJS.ProcessEnv, keyArn: string, since: Date, until: Date, options: TrailReadOptions = {}): Promise<KeyTrail> {
+export async function fetchKeyTrail(flags: ClientFlags & { 'cloudtrail-endpoint'?: string }, env: NodeJS.ProcessEnv, keyArn: string, since: Date | undefined, until: Date | undefined, options: TrailReadOptions = {}): Promise<KeyTrail> {
   // Loaded here, not at start: only audit and rollout read CloudTrail.
   const { CloudTrailClient, LookupEventsCommand } = await import('@aws-sdk/client-cloudtrail');
   const maxEvents = options.maxEvents ?? DEFAULT_MAX_EVENTS;
@@ -95,7 +95,7 @@ export async function fetchKeyTrail(flags: ClientFlags & { 'cloudtrail-endpoint'
     do {
       if (!first) await sleep(LOOKUP_INTERVAL_MS);
       first = false;
-      const input = { LookupAttributes: [{ AttributeKey: 'ResourceName' as const, AttributeValue: keyArn }], StartTime: since, EndTime: until, MaxResults: 50, ...(nextToken ? { NextToken: nextToken } : {}) };
+      const input = { LookupAttributes: [{ AttributeKey: 'ResourceName' as const, AttributeValue: keyArn }], ...(since ? { StartTime: since } : {}), ...(until ? { EndTime: until } : {}), MaxResults: 50, ...(nextToken ? { NextToken: nextToken } : {}) };
       let page;
       for (let attempt = 0; ; attempt++) {
         try {

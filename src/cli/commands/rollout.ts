@@ -210,11 +210,12 @@ async function lastUses(values: Flags, io: Io, keyArn: string, policy: PolicyDoc
  * Puts `after` in place of `before`. KMS has no conditional put, so a
  * concurrent change (another rollout, an administrator) could be overwritten
  * unseen: the policy is read again just before the put and must still be
- * `before`; after the put it must read back as `after`; and the trail must
- * show no other PutKeyPolicy on the key since this command first read it
- * (CloudTrail shows one up to 15 minutes late: see docs/operations.md).
+ * `before`; after the put it must read back as `after`; and in the trail
+ * the PutKeyPolicy just before ours must be the one that set `before`, with
+ * none after ours (CloudTrail shows one up to 15 minutes late: see
+ * docs/operations.md).
  */
-async function change(values: Flags, io: Io, kms: KMSClient, keyArn: string, before: PolicyDocument, after: PolicyDocument, what: { do: string; done: string }, readAt: Date, now: () => Date): Promise<number> {
+async function change(values: Flags, io: Io, kms: KMSClient, keyArn: string, before: PolicyDocument, after: PolicyDocument, what: { do: string; done: string }): Promise<number> {
   io.stdout(`policy diff (${keyArn}):\n${policyDiff(before, after)}`);
   if (values['dry-run']) {
     io.stdout(`dry run: would ${what.do}; nothing changed\n`);
@@ -231,10 +232,12 @@ async function change(values: Flags, io: Io, kms: KMSClient, keyArn: string, bef
   if (canonical(parsePolicy(Policy ?? '')) !== canonical(after)) throw new Error(`the key policy read back from KMS is not the one just put (someone else changed it?): run \`nitro-enclave rollout status\``);
   // A PutKeyPolicy by someone else between our read and our put is overwritten by ours. The trail
   // orders puts, its times are whole seconds: the put before ours must be the one that set `before`.
-  const { records } = await fetchKeyTrail(values, io.env, keyArn, new Date(readAt.getTime() - 60_000), new Date(Math.max(now().getTime(), readAt.getTime()) + 1000));
+  // The newest events of the key, by no clock of ours (an injected or skewed one must not hide them).
+  const { records, incomplete } = await fetchKeyTrail(values, io.env, keyArn, undefined, undefined, { maxEvents: 200 });
   const puts = records.filter((r) => r.eventName === 'PutKeyPolicy' && !r.errorCode && (r.resources ?? []).some((res) => res.ARN === keyArn));
   const ours = puts.findIndex((r) => r.requestID === requestId);
   const previous = ours > 0 ? puts[ours - 1]! : undefined;
+  if (ours >= 0 && !previous && incomplete) io.stderr(`warning: more than ${incomplete.readEvents} events on the key since the policy before this one: a concurrent put cannot be ruled out from here; \`nitro-enclave audit\` shows every PutKeyPolicy\n`);
   let previousPolicy: string | undefined;
   try {
     previousPolicy = previous ? canonical(parsePolicy(String(previous.requestParameters?.policy))) : undefined;
@@ -272,7 +275,6 @@ export async function rolloutCommand(argv: string[], io: Io, now: () => Date = (
   if (drainMs < 15 * 60_000) throw new UsageError('--drain-window must be at least 15m: CloudTrail shows an event up to 15 minutes after the call');
   const kms = kmsClient(values, io.env);
   try {
-    const readAt = now();
     const { keyArn, policy } = await readKey(kms, values['key-id']);
     const until = now();
     if (action === 'status') {
@@ -297,7 +299,7 @@ export async function rolloutCommand(argv: string[], io: Io, now: () => Date = (
         io.stdout(`✔ no change: ${imageLabel(image)} is already admitted by ${keyArn}\n`);
         return EXIT.OK;
       }
-      return await change(values, io, kms, keyArn, policy, buildKeyPolicy({ ...options, images: [...images, image] }), { do: `admit ${imageLabel(image)}`, done: `admitted ${imageLabel(image)}` }, readAt, now);
+      return await change(values, io, kms, keyArn, policy, buildKeyPolicy({ ...options, images: [...images, image] }), { do: `admit ${imageLabel(image)}`, done: `admitted ${imageLabel(image)}` });
     }
     // A build goes with every admitted PCR0 image that admits it; a named image only as named.
     const subject = build ?? image;
@@ -326,7 +328,7 @@ export async function rolloutCommand(argv: string[], io: Io, now: () => Date = (
       throw new Refusal(`${targetLabel} received key material at ${used}, within --drain-window ${values['drain-window'] ?? '1h'}: its enclaves may still be running. Drain them, wait, and run this again (or --force)`);
     }
     if (used) io.stderr(`warning: --force: ${targetLabel} was used at ${used}, within the drain window\n`);
-    return await change(values, io, kms, keyArn, policy, buildKeyPolicy({ ...options, images: remaining }), { do: `remove ${targetLabel}`, done: `removed ${targetLabel}` }, readAt, now);
+    return await change(values, io, kms, keyArn, policy, buildKeyPolicy({ ...options, images: remaining }), { do: `remove ${targetLabel}`, done: `removed ${targetLabel}` });
   } catch (err) {
     if (!(err instanceof Refusal)) throw err;
     io.stderr(`nitro-enclave rollout ${action}: refused: ${err.message}\n`);
