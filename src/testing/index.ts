@@ -7,7 +7,7 @@ export { createSimulatedNsm } from './nsm.js';
 export type { SimulatedNsm } from './nsm.js';
 export { startKmsSimulator, defaultPrincipals, TEST_ACCOUNT } from './kms/simulator.js';
 export type { KmsSimulator, KmsSimulatorOptions, SimulatedPrincipal, AuditEvent } from './kms/simulator.js';
-export type { CloudTrailRecord, CloudTrailUserIdentity, CloudTrailResource } from './kms/cloudtrail.js';
+export type { CloudTrailRecord, CloudTrailServiceEvent, CloudTrailUserIdentity, CloudTrailResource } from './kms/cloudtrail.js';
 export type { TestPrincipal } from './kms/sigv4.js';
 export { FaultInjector } from './kms/faults.js';
 export { kmsClientConfig } from './kms/client-config.js';

@@ -98,7 +98,7 @@ describe('nitro-enclave audit', () => {
     expect(report.findings[0]!.message).toBe('the key policy was replaced; the new policy does NOT deny a Decrypt without attestation');
     expect(report.findings[0]!.requestID).toBe(put.$metadata.requestId);
     expect(report.findings[1]!.message).toBe('Decrypt succeeded without an attestation: its caller received key material');
-    expect(report.changes).toEqual([expect.objectContaining({ eventName: 'PutKeyPolicy', policy: { images: [{ pcr0: v1.imageSha384 }], deniesUnattestedDecrypt: false } })]);
+    expect(report.changes).toEqual([expect.objectContaining({ eventName: 'PutKeyPolicy', policy: { images: [{ pcr0: v1.imageSha384 }], deniesUnattestedDecrypt: false, admitsAnyEnclave: true, admitsDebugEnclave: true } })]);
     const text = await run(['audit', '--key-id', keyArn, ...flags()], sim.principal('user/admin'));
     expect(text.code).toBe(4);
     expect(text.stdout).toContain('✘ 2 finding(s):\n  POLICY_CHANGED ');

@@ -34,7 +34,8 @@ const errorOf = async (p: Promise<unknown>) => {
 };
 
 beforeAll(async () => {
-  sim = await startKmsSimulator({ accounts: ['111122223333', '444455556666'], trustAnchors: [enclave.trustAnchor] });
+  // These tests read the trail page by page as fast as they can: CloudTrail's 2 lookups a second is tested in kms-simulator-cloudtrail-fidelity.
+  sim = await startKmsSimulator({ accounts: ['111122223333', '444455556666'], trustAnchors: [enclave.trustAnchor], lookupEventsPerSecond: 1000 });
   admin = client(sim, sim.principal('user/admin'));
   role = client(sim, sim.principal('EnclaveInstanceRole'));
   const policy = buildKeyPolicy({ accountId: sim.accountId, enclaveRole: 'EnclaveInstanceRole', pcr0: enclave.imageSha384 });

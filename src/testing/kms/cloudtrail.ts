@@ -65,6 +65,58 @@ export interface CloudTrailRecord {
   tlsDetails?: { tlsVersion: string; cipherSuite: string; clientProvidedHostHeader: string };
 }
 
+/**
+ * A record of something KMS did by itself (`eventType: AwsServiceEvent`), in
+ * the shape of AWS's example events (AWS KMS Developer Guide, "DeleteKey",
+ * "DeleteExpiredKeyMaterial", "RotateKey"): no caller, only the account and
+ * `invokedBy`, no request parameters.
+ */
+export interface CloudTrailServiceEvent {
+  eventVersion: string;
+  userIdentity: { accountId: string; invokedBy: 'AWS Internal' };
+  eventTime: string;
+  eventSource: 'kms.amazonaws.com';
+  eventName: 'DeleteKey' | 'DeleteExpiredKeyMaterial' | 'RotateKey' | 'SynchronizeMultiRegionKey';
+  awsRegion: string;
+  sourceIPAddress: 'AWS Internal';
+  userAgent: 'AWS Internal';
+  requestParameters: null;
+  responseElements: Record<string, unknown> | null;
+  eventID: string;
+  readOnly: false;
+  resources: CloudTrailResource[];
+  eventType: 'AwsServiceEvent';
+  managementEvent: true;
+  recipientAccountId: string;
+  serviceEventDetails?: Record<string, unknown>;
+  eventCategory: 'Management';
+}
+
+/** Builds the record of a KMS service event on one key. DeleteKey names the key's ARN in `responseElements.keyId`, as KMS does since December 2022. */
+export function kmsServiceEventRecord(f: { eventName: CloudTrailServiceEvent['eventName']; time: Date; keyArn: string; eventId: string; serviceEventDetails?: Record<string, unknown> }): CloudTrailServiceEvent {
+  const [, region = '', account = ''] = /^arn:aws[\w-]*:kms:([^:]*):(\d{12}):/.exec(f.keyArn) ?? [];
+  return {
+    eventVersion: '1.11',
+    userIdentity: { accountId: account, invokedBy: 'AWS Internal' },
+    eventTime: isoSeconds(f.time),
+    eventSource: 'kms.amazonaws.com',
+    eventName: f.eventName,
+    awsRegion: region,
+    sourceIPAddress: 'AWS Internal',
+    userAgent: 'AWS Internal',
+    requestParameters: null,
+    responseElements: f.eventName === 'DeleteKey' ? { keyId: f.keyArn } : null,
+    eventID: f.eventId,
+    readOnly: false,
+    resources: [{ accountId: account, type: 'AWS::KMS::Key', ARN: f.keyArn }],
+    eventType: 'AwsServiceEvent',
+    managementEvent: true,
+    recipientAccountId: account,
+    ...(f.serviceEventDetails ? { serviceEventDetails: f.serviceEventDetails } : {}),
+    eventCategory: 'Management',
+  };
+}
+
 /** The KMS operations CloudTrail marks `readOnly: true`: reads and the cryptographic operations. */
 const READ_ONLY = /^(Describe|Get|List)|^(Decrypt|Encrypt|ReEncrypt|GenerateDataKey|GenerateDataKeyWithoutPlaintext|GenerateDataKeyPair|GenerateDataKeyPairWithoutPlaintext|GenerateRandom|DeriveSharedSecret|Sign|Verify|GenerateMac|VerifyMac|Encapsulate|Decapsulate)$/;
 
@@ -252,8 +304,13 @@ export function lookupUsername(identity: CloudTrailUserIdentity): string {
 const ATTRIBUTE_KEYS = ['EventId', 'EventName', 'ReadOnly', 'Username', 'ResourceType', 'ResourceName', 'EventSource', 'AccessKeyId'] as const;
 type AttributeKey = (typeof ATTRIBUTE_KEYS)[number];
 
-function attributeMatches(record: CloudTrailRecord, key: AttributeKey, value: string): boolean {
-  const id = record.userIdentity!;
+type TrailEntry = CloudTrailRecord | CloudTrailServiceEvent;
+
+/** A caller's identity: absent for KMS's own events (they have no user name or access key). */
+const callerOf = (r: TrailEntry): CloudTrailUserIdentity | undefined => (r.eventType === 'AwsApiCall' && r.userIdentity ? r.userIdentity : undefined);
+
+function attributeMatches(record: TrailEntry, key: AttributeKey, value: string): boolean {
+  const id = callerOf(record);
   switch (key) {
     case 'EventId':
       return record.eventID === value;
@@ -262,7 +319,7 @@ function attributeMatches(record: CloudTrailRecord, key: AttributeKey, value: st
     case 'ReadOnly':
       return String(record.readOnly) === value;
     case 'Username':
-      return lookupUsername(id) === value;
+      return id !== undefined && lookupUsername(id) === value;
     case 'ResourceType':
       return record.resources.some((r) => r.type === value);
     case 'ResourceName':
@@ -270,7 +327,7 @@ function attributeMatches(record: CloudTrailRecord, key: AttributeKey, value: st
     case 'EventSource':
       return record.eventSource === value;
     case 'AccessKeyId':
-      return id.accessKeyId === value;
+      return id?.accessKeyId === value;
   }
 }
 
@@ -286,13 +343,13 @@ function epochSeconds(v: unknown, field: string): number | undefined {
 /**
  * Answers CloudTrail's `LookupEvents` (API version 2013-11-01) for one
  * account in one region (CloudTrail's event history is regional): the events that account's trail
- * holds (its own calls, and calls by other accounts on its keys), newest
- * first, within the last 90 days, filtered by at most one lookup attribute
+ * holds (its own calls, calls by other accounts on its keys unless access
+ * was denied, and KMS's own events on its keys), newest first, within the last 90 days, filtered by at most one lookup attribute
  * and the time range, `MaxResults` (1-50, default 50) per page with a
  * `NextToken` bound to the parameters it was issued for. `EventCategory`
  * `insight` returns nothing: the simulator has no Insights events.
  */
-export function lookupEvents(records: readonly CloudTrailRecord[], body: Record<string, unknown>, ctx: { accountId: string; region: string; now: Date }): Record<string, unknown> {
+export function lookupEvents(records: readonly TrailEntry[], body: Record<string, unknown>, ctx: { accountId: string; region: string; now: Date }): Record<string, unknown> {
   const attributes = body.LookupAttributes ?? [];
   if (!Array.isArray(attributes)) throw new KmsError('SerializationException', 'LookupAttributes must be a list');
   if (attributes.length > 1) throw new KmsError('InvalidLookupAttributesException', 'You can only specify one lookup attribute.');
@@ -328,18 +385,21 @@ export function lookupEvents(records: readonly CloudTrailRecord[], body: Record<
     if (!r.userIdentity || r.awsRegion !== ctx.region) continue;
     const ownCall = r.recipientAccountId === ctx.accountId;
     if (!ownCall && !r.resources.some((res) => res.accountId === ctx.accountId)) continue;
+    // AWS KMS Developer Guide: "cross-account AWS KMS requests that are rejected because access is denied are logged only in the caller's account".
+    if (!ownCall && r.eventType === 'AwsApiCall' && r.errorCode === 'AccessDeniedException') continue;
     const t = Date.parse(r.eventTime);
     if (t < oldest || (start !== undefined && t < start) || (end !== undefined && t > end)) continue;
     if (attribute && !attributeMatches(r, attribute.AttributeKey as AttributeKey, attribute.AttributeValue as string)) continue;
-    const delivered: CloudTrailRecord = ownCall ? r : { ...r, recipientAccountId: ctx.accountId, sharedEventID: r.eventID };
+    const delivered: object = ownCall ? r : { ...r, recipientAccountId: ctx.accountId, sharedEventID: r.eventID };
+    const caller = callerOf(r);
     events.push({
       EventId: r.eventID,
       EventName: r.eventName,
       ReadOnly: String(r.readOnly),
-      AccessKeyId: r.userIdentity.accessKeyId,
+      ...(caller ? { AccessKeyId: caller.accessKeyId } : {}),
       EventTime: t / 1000,
       EventSource: r.eventSource,
-      Username: lookupUsername(r.userIdentity),
+      ...(caller ? { Username: lookupUsername(caller) } : {}),
       Resources: r.resources.map((res) => ({ ResourceType: res.type, ResourceName: res.ARN })),
       CloudTrailEvent: JSON.stringify(delivered),
     });

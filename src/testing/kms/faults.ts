@@ -24,8 +24,25 @@ interface Queued {
  */
 export class FaultInjector {
   private queue: Queued[] = [];
+  private hooks: Array<{ operation: string; run: () => Promise<void> | void }> = [];
   /** Milliseconds added before every response. */
   latencyMs = 0;
+
+  /**
+   * Runs `run` (awaited) before the simulator handles the next request of
+   * `operation`, e.g. another client's call that lands between a read and a
+   * write: a race, made deterministic.
+   */
+  before(operation: string, run: () => Promise<void> | void): this {
+    this.hooks.push({ operation, run });
+    return this;
+  }
+
+  /** Takes the hook for this request, if any. */
+  takeHook(operation: string): (() => Promise<void> | void) | undefined {
+    const i = this.hooks.findIndex((h) => h.operation === operation);
+    return i < 0 ? undefined : this.hooks.splice(i, 1)[0]!.run;
+  }
 
   /** The next `count` requests get `ThrottlingException` (HTTP 400). */
   throttle(count = 1, operation?: string): this {
@@ -55,6 +72,7 @@ export class FaultInjector {
 
   clear(): void {
     this.queue = [];
+    this.hooks = [];
     this.latencyMs = 0;
   }
 

@@ -7,7 +7,7 @@ import type { PolicyDocument } from '../../internal/iam-policy.js';
 import type { TLSSocket } from 'node:tls';
 import { FaultInjector } from './faults.js';
 import { accountOfPrincipal, authorizeIam, roleOfSession } from './access.js';
-import { kmsEventRecord, lookupEvents, type CloudTrailRecord } from './cloudtrail.js';
+import { kmsEventRecord, kmsServiceEventRecord, lookupEvents, type CloudTrailRecord, type CloudTrailServiceEvent } from './cloudtrail.js';
 import { KmsError, OPERATIONS, type CallContext } from './operations.js';
 import { verifySigV4, type TestPrincipal } from './sigv4.js';
 import { KmsState } from './state.js';
@@ -36,6 +36,12 @@ export interface KmsSimulatorOptions {
    * its grant token, as it must against KMS.
    */
   grantPropagationMs?: number;
+  /**
+   * LookupEvents requests allowed per second, per account and Region, by the
+   * simulator's clock; more get `ThrottlingException`. Default 2, CloudTrail's
+   * documented limit.
+   */
+  lookupEventsPerSecond?: number;
   /** The home account: `accountId` of the simulator, owner of a single-account state file. Default `accounts[0]`, else {@link TEST_ACCOUNT}. */
   accountId?: string;
   /**
@@ -104,6 +110,14 @@ export interface KmsSimulator {
    * `@aws-sdk/client-cloudtrail` read it as they read a real trail.
    */
   readonly audit: AuditEvent[];
+  /**
+   * What KMS did by itself, as CloudTrail records it (`AwsServiceEvent`):
+   * DeleteKey when a key's deletion date has passed, DeleteExpiredKeyMaterial
+   * when imported material expires. Recorded when the simulator next handles
+   * a request (KMS or LookupEvents) after they fall due; LookupEvents returns
+   * them with the requests, in time order.
+   */
+  readonly serviceEvents: CloudTrailServiceEvent[];
   readonly faults: FaultInjector;
   /** The principal with this ARN suffix (e.g. `role/EnclaveInstanceRole`), in `accountId` (default: the home account), for its credentials. */
   principal(suffix: string, accountId?: string): SimulatedPrincipal;
@@ -224,6 +238,17 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
   const state = new KmsState(region, accountId, options.stateFile ?? null);
   const faults = new FaultInjector();
   const audit: AuditEvent[] = [];
+  const serviceEvents: CloudTrailServiceEvent[] = [];
+  // What LookupEvents reads: requests and service events in the order they happened.
+  const trail: Array<AuditEvent | CloudTrailServiceEvent> = [];
+  state.onServiceEvent = (eventName, keyArn, at) => {
+    const record = kmsServiceEventRecord({ eventName, time: at, keyArn, eventId: randomUUID(), ...(eventName === 'DeleteExpiredKeyMaterial' ? { serviceEventDetails: { keyOrigin: 'EXTERNAL' } } : {}) });
+    serviceEvents.push(record);
+    trail.push(record);
+  };
+  const lookupsPerSecond = options.lookupEventsPerSecond ?? 2;
+  if (!(lookupsPerSecond > 0)) throw new TypeError('lookupEventsPerSecond must be a positive number');
+  const recentLookups = new Map<string, number[]>();
   const cfg = {
     state,
     trustAnchors: options.trustAnchors ?? [],
@@ -272,6 +297,14 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
       const principal = auth.principal as SimulatedPrincipal;
       const caller = { arn: principal.arn, accountId: accountOfPrincipal(principal.arn)!, identityPolicies: principal.identityPolicies ?? [] };
       authorizeIam('cloudtrail:LookupEvents', caller);
+      // CloudTrail: "The rate of lookup requests is limited to two per second, per account, per Region."
+      const bucket = `${caller.accountId}/${auth.region}`;
+      const recent = (recentLookups.get(bucket) ?? []).filter((t) => t > now.getTime() - 1000);
+      if (recent.length >= lookupsPerSecond) throw new KmsError('ThrottlingException', 'Rate exceeded');
+      recent.push(now.getTime());
+      recentLookups.set(bucket, recent);
+      // KMS deletes keys and expired material when they fall due, whether or not anyone calls KMS.
+      state.expire(now);
       let json: Record<string, unknown>;
       try {
         json = JSON.parse(body.toString('utf8') || '{}') as Record<string, unknown>;
@@ -279,7 +312,7 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
         throw new KmsError('SerializationException', 'Start of structure or map found where not expected.');
       }
       if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new KmsError('SerializationException', 'Expected a JSON object');
-      send(res, 200, lookupEvents(audit, json, { accountId: caller.accountId, region: auth.region, now }));
+      send(res, 200, lookupEvents(trail, json, { accountId: caller.accountId, region: auth.region, now }));
     } catch (err) {
       const e = err instanceof KmsError ? err : new KmsError('InternalFailure', 'An internal error occurred.', 500);
       if (!res.headersSent) sendError(res, e);
@@ -307,6 +340,7 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
         setImmediate(() => req.socket.destroy());
         return;
       }
+      await faults.takeHook(operation)?.();
       if (req.method !== 'POST' || req.url !== '/') throw new KmsError('UnknownOperationException', '', 404);
       const auth = await verifySigV4({ method: req.method, url: req.url, headers: req.headers, body }, { region: regions, service: 'kms', principals: byKey, now });
       if ('error' in auth) throw new KmsError(auth.error.type, auth.error.message, auth.error.type === 'MissingAuthenticationTokenException' ? 403 : 400);
@@ -350,8 +384,7 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
       if (!res.headersSent) sendError(res, kmsError, requestId);
     } finally {
       const tls = req.socket as TLSSocket;
-      audit.push(
-        kmsEventRecord({
+      const record = kmsEventRecord({
           eventName: operation || target,
           time: now,
           region: ctx?.region ?? region,
@@ -366,8 +399,9 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
           requestId,
           eventId: randomUUID(),
           ...(typeof tls.getProtocol === 'function' ? { tls: { tlsVersion: tls.getProtocol() ?? '', cipherSuite: tls.getCipher()?.standardName ?? '', clientProvidedHostHeader: String(req.headers.host ?? '') } } : {}),
-        }),
-      );
+      });
+      audit.push(record);
+      trail.push(record);
     }
   }
 
@@ -388,6 +422,7 @@ export async function startKmsSimulator(options: KmsSimulatorOptions = {}): Prom
     caPem: tls.caPem,
     principals,
     audit,
+    serviceEvents,
     faults,
     principal(suffix, account = accountId) {
       const p = principals.find((x) => accountOfPrincipal(x.arn) === account && (x.arn.endsWith(suffix) || x.arn.includes(`/${suffix}/`) || x.arn.includes(`${suffix}/`)));

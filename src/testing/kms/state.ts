@@ -128,6 +128,8 @@ export class KmsState {
   readonly grants = new Map<string, GrantRecord>();
   /** Import token (base64) → its wrapping key; kept in memory only (a restarted simulator has forgotten them, so its tokens fail). */
   readonly importParameters = new Map<string, ImportParameters>();
+  /** Told what KMS does by itself (deleting a key, expired imported material), for the trail's service events. */
+  onServiceEvent?: (eventName: 'DeleteKey' | 'DeleteExpiredKeyMaterial', keyArn: string, now: Date) => void;
 
   constructor(
     /** The home region (of a state file written before keys had a region). */
@@ -241,6 +243,7 @@ export class KmsState {
         const prefix = this.aliasArn(key.region, key.accountId, '');
         for (const [alias, target] of this.aliases) if (target === key.keyId && alias.startsWith(prefix)) this.aliases.delete(alias);
         for (const [id, grant] of this.grants) if (grant.keyArn === arn) this.grants.delete(id);
+        this.onServiceEvent?.('DeleteKey', arn, now);
         changed = true;
       }
       // A primary whose replicas are all gone starts its own waiting period.
@@ -252,6 +255,7 @@ export class KmsState {
       // Imported material that expires is deleted by KMS at its ValidTo.
       if (key.imported?.validTo !== undefined && key.imported.validTo * 1000 <= now.getTime() && key.material.length > 0) {
         this.deleteMaterial(key);
+        this.onServiceEvent?.('DeleteExpiredKeyMaterial', arn, now);
         changed = true;
       }
     }
