@@ -32,9 +32,8 @@ export interface CryptoBackend {
   ecdsaVerifyDer?(key: VerifyKey, hash: ShaName, derSignature: Uint8Array, data: Uint8Array): Promise<boolean>;
   /**
    * {@link ecdsaVerify} off the calling thread, for the chain links, which then run alongside each
-   * other and the COSE check. No backend sets it: on node:crypto (crypto.verify with a callback, on
-   * the libuv pool) it measured slower than inline on a shared 2-core machine (bench/attestation.mjs
-   * keeps measuring it; docs/performance-notes.md). WebCrypto already runs every verify off-thread.
+   * other and the COSE check. No backend sets it: node-crypto.ts's {@link ecdsaVerifyDer} already
+   * runs on the libuv pool, and WebCrypto runs every verify off-thread.
    */
   ecdsaVerifyConcurrent?(key: VerifyKey, hash: ShaName, signature: Uint8Array, data: Uint8Array): Promise<boolean>;
 }
