@@ -73,6 +73,9 @@ export function signCoseSign1(payload: Uint8Array, key: KeyObject): Uint8Array {
   return encodeCbor([protectedBytes, new Map(), payload, new Uint8Array(signature)]);
 }
 
+/** How long a simulated enclave signs with one leaf (its leaves are valid 3 h, as AWS's). */
+const LEAF_REUSE_MS = 2 * 60 * 60 * 1000;
+
 /**
  * Creates a simulated Nitro enclave whose attestation documents the real
  * verifier accepts when given `trustAnchors: [enclave.trustAnchor]` — and
@@ -102,6 +105,20 @@ export function createSimulatedEnclave(options: SimulatedEnclaveOptions = {}): S
     }
   }
   const moduleId = options.moduleId ?? 'i-00000000000000000-enc0000000000000000';
+  // Like the real NSM, one leaf signs the documents of a stretch of time: the AWS documents in
+  // ../shared/fixtures carry leaves issued from 3 s up to 2 h 22 min before their timestamps, each
+  // valid 3 h. A leaf is reused while the document's time is within LEAF_REUSE_MS of its start
+  // (the clock is injectable and may go back: a time before it gets a new leaf).
+  let leaf: ReturnType<typeof pki.issueLeaf> | null = null;
+  let leafFrom = 0;
+  const leafAt = (now: Date) => {
+    const t = now.getTime();
+    if (leaf === null || t < leafFrom || t - leafFrom >= LEAF_REUSE_MS) {
+      leafFrom = Math.floor(t / 1000) * 1000 - 3000;
+      leaf = pki.issueLeaf(new Date(leafFrom));
+    }
+    return leaf;
+  };
   return {
     pki,
     trustAnchor: pki.root.der,
@@ -113,7 +130,7 @@ export function createSimulatedEnclave(options: SimulatedEnclaveOptions = {}): S
     clock,
     attest(request = {}) {
       const now = clock();
-      const leaf = pki.issueLeaf(new Date(Math.floor(now.getTime() / 1000) * 1000 - 3000));
+      const leaf = leafAt(now);
       const entries = new Map<string, unknown>([
         ['module_id', moduleId],
         ['digest', 'SHA384'],

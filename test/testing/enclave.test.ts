@@ -31,7 +31,19 @@ describe('simulated enclave', () => {
     await expect(verifyAttestationDocument(doc, { currentDate: T0 })).rejects.toMatchObject({ code: 'ERR_ATTESTATION_UNTRUSTED_ROOT' });
   });
 
-  it('issues a leaf per document that lives about three hours, as AWS does', async () => {
+  it('signs with one leaf for two hours, each leaf living about three hours, as AWS does (the fixtures: leaves 3 s to 2 h 22 min older than their documents)', async () => {
+    const leafOf = (d: Uint8Array) => Buffer.from((decodeCbor((decodeCbor(d) as unknown[])[2] as Uint8Array) as Map<string, Uint8Array>).get('certificate')!).toString('hex');
+    const leafAt = (t: number) => {
+      now = new Date(T0.getTime() + t);
+      return leafOf(enclave.attest());
+    };
+    const first = leafAt(0);
+    expect(leafAt(60_000)).toBe(first);
+    expect(leafAt(2 * 3_600_000 - 4_000)).toBe(first);
+    const second = leafAt(2 * 3_600_000);
+    expect(second).not.toBe(first);
+    expect(leafAt(-60_000)).not.toBe(second); // a clock that went back gets a leaf valid at its time
+    now = T0;
     const doc = enclave.attest();
     const anchors = { trustAnchors: [enclave.trustAnchor] };
     await expect(verifyAttestationDocument(doc, { ...anchors, currentDate: new Date(T0.getTime() + 2.9 * 3_600_000) })).resolves.toBeTruthy();
