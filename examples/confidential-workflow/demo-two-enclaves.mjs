@@ -9,15 +9,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { CreateAliasCommand, CreateKeyCommand, GenerateDataKeyWithoutPlaintextCommand, KMSClient } from '@aws-sdk/client-kms';
 import { Client, Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { buildKeyPolicy, serveParentCredentials } from 'nitro-enclave-sdk/parent';
-import { createSimulatedEnclave, createSimulatedNsm, kmsClientConfig, startKmsSimulator, startVsockProxyStandIn, testImagePcr } from 'nitro-enclave-sdk/testing';
+import { createSimulatedEnclave, createSimulatedNsm, startVsockProxyStandIn, testImagePcr } from 'nitro-enclave-sdk/testing';
 import { startTemporalStandIn } from 'nitro-enclave-sdk/testing/temporal';
 import { connectSocket } from 'nitro-enclave-sdk/vsock';
-import { demoBrief, describeSealed, temporalAnswers } from './demo.mjs';
+import { demoBrief, describeSealed, startSimulatedParent, temporalAnswers } from './demo.mjs';
 import { runConfidentialWorkflow } from './enclave/starter.mjs';
 import { forwardLoopbackToParent } from './enclave/temporal-forwarder.mjs';
 import { startReportEnclave, startResearchEnclave, unixHandoff } from './enclave/two-enclaves.mjs';
@@ -42,28 +40,11 @@ export async function startTwoEnclaveDeployment({ dir, log = () => {}, route, ta
     const imageA = createSimulatedEnclave({ pcrs: { 0: testImagePcr('confidential-workflow image A: research, analysis') } });
     const imageB = createSimulatedEnclave({ pki: imageA.pki, pcrs: { 0: testImagePcr('confidential-workflow image B: report') } });
     const trustAnchors = [imageA.trustAnchor];
-    const kms = await startKmsSimulator({ trustAnchors });
-    cleanup.push(() => kms.close());
-    const admin = new KMSClient(kmsClientConfig(kms, kms.principal('user/admin')));
-    const policy = buildKeyPolicy({ accountId: kms.accountId, enclaveRole: 'EnclaveInstanceRole', images: [{ pcr0: imageA.imageSha384 }, { pcr0: imageB.imageSha384 }] });
-    const { KeyMetadata } = await admin.send(new CreateKeyCommand({ Description: 'Trusted Session Key for Confidential Multi-Agent Workflow (two images)', Policy: JSON.stringify(policy) }));
-    await admin.send(new CreateAliasCommand({ AliasName: 'alias/confidential-workflow-tsk', TargetKeyId: KeyMetadata.KeyId }));
-    const { CiphertextBlob: blob } = await admin.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: 'alias/confidential-workflow-tsk', KeySpec: 'AES_256' }));
-    log(`KMS simulator: key ${KeyMetadata.Arn}, policy admits image A ${imageA.imageSha384.slice(0, 16)}… and image B ${imageB.imageSha384.slice(0, 16)}…`);
-
-    const kmsProxy = await startVsockProxyStandIn({ listen: { path: join(dir, 'kms-proxy.sock') }, target: { port: kms.port } });
-    cleanup.push(() => kmsProxy.close());
-    const role = kms.principal('EnclaveInstanceRole');
-    const credentialsServer = await serveParentCredentials({
-      address: { family: 'unix', path: join(dir, 'credentials.sock') },
-      allowPeer: () => true,
-      credentials: async () => ({ accessKeyId: role.accessKeyId, secretAccessKey: role.secretAccessKey, sessionToken: role.sessionToken, expiration: new Date(Date.now() + 3_600_000) }),
-      files: { tsk: blob },
-    });
-    cleanup.push(() => credentialsServer.close());
+    const { kms, keyArn } = await startSimulatedParent({ dir, images: [imageA, imageB], cleanup, description: 'Trusted Session Key for Confidential Multi-Agent Workflow (two images)' });
+    log(`KMS simulator: key ${keyArn}, policy admits image A ${imageA.imageSha384.slice(0, 16)}… and image B ${imageB.imageSha384.slice(0, 16)}…`);
     const common = (image) => ({
       region: kms.region,
-      keyId: KeyMetadata.Arn,
+      keyId: keyArn,
       transport: { kind: 'custom', connect: () => connectSocket({ family: 'unix', path: join(dir, 'kms-proxy.sock') }) },
       credentialsAddress: { family: 'unix', path: join(dir, 'credentials.sock') },
       nsm: createSimulatedNsm(image),

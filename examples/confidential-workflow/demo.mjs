@@ -53,6 +53,35 @@ export async function temporalAnswers(address) {
 }
 
 /**
+ * The parent's side on the simulators, as the operator's steps 2-5 set it up: the KMS simulator, a
+ * key whose policy admits `images` (by PCR0) with its alias and TSK blob, the vsock-proxy stand-in
+ * for KMS (`kms-proxy.sock`) and the credentials server (`credentials.sock`) in `dir`. Each thing
+ * started is pushed onto `cleanup`.
+ */
+export async function startSimulatedParent({ dir, images, cleanup, description }) {
+  const kms = await startKmsSimulator({ trustAnchors: [images[0].trustAnchor] });
+  cleanup.push(() => kms.close());
+  const admin = new KMSClient(kmsClientConfig(kms, kms.principal('user/admin')));
+  const policy = buildKeyPolicy({ accountId: kms.accountId, enclaveRole: 'EnclaveInstanceRole', images: images.map((image) => ({ pcr0: image.imageSha384 })) });
+  const { KeyMetadata } = await admin.send(new CreateKeyCommand({ Description: description, Policy: JSON.stringify(policy) }));
+  await admin.send(new CreateAliasCommand({ AliasName: 'alias/confidential-workflow-tsk', TargetKeyId: KeyMetadata.KeyId }));
+  const { CiphertextBlob: blob } = await admin.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: 'alias/confidential-workflow-tsk', KeySpec: 'AES_256' }));
+  admin.destroy();
+
+  const kmsProxy = await startVsockProxyStandIn({ listen: { path: join(dir, 'kms-proxy.sock') }, target: { port: kms.port } });
+  cleanup.push(() => kmsProxy.close());
+  const role = kms.principal('EnclaveInstanceRole');
+  const credentialsServer = await serveParentCredentials({
+    address: { family: 'unix', path: join(dir, 'credentials.sock') },
+    allowPeer: () => true,
+    credentials: async () => ({ accessKeyId: role.accessKeyId, secretAccessKey: role.secretAccessKey, sessionToken: role.sessionToken, expiration: new Date(Date.now() + 3_600_000) }),
+    files: { tsk: blob },
+  });
+  cleanup.push(() => credentialsServer.close());
+  return { kms, keyArn: KeyMetadata.Arn };
+}
+
+/**
  * The AWS side and the enclave, simulated: KMS key with the attestation policy for the simulated
  * image's PCR0 and the TSK blob (as parent/2-3 do), the parent's KMS relay and credentials server
  * (AF_UNIX stand-ins for vsock), and the enclave app: TSK via attested Decrypt, agents served as
@@ -65,30 +94,13 @@ export async function startSimulatedDeployment({ dir, log = () => {} }) {
   };
   try {
     const image = createSimulatedEnclave();
-    const kms = await startKmsSimulator({ trustAnchors: [image.trustAnchor] });
-    cleanup.push(() => kms.close());
-    const admin = new KMSClient(kmsClientConfig(kms, kms.principal('user/admin')));
-    const policy = buildKeyPolicy({ accountId: kms.accountId, enclaveRole: 'EnclaveInstanceRole', pcr0: image.imageSha384 });
-    const { KeyMetadata } = await admin.send(new CreateKeyCommand({ Description: 'Trusted Session Key for Confidential Multi-Agent Workflow', Policy: JSON.stringify(policy) }));
-    await admin.send(new CreateAliasCommand({ AliasName: 'alias/confidential-workflow-tsk', TargetKeyId: KeyMetadata.KeyId }));
-    const { CiphertextBlob: blob } = await admin.send(new GenerateDataKeyWithoutPlaintextCommand({ KeyId: 'alias/confidential-workflow-tsk', KeySpec: 'AES_256' }));
-    log(`KMS simulator: key ${KeyMetadata.Arn}, policy bound to PCR0 ${image.imageSha384.slice(0, 16)}…`);
-
-    const kmsProxy = await startVsockProxyStandIn({ listen: { path: join(dir, 'kms-proxy.sock') }, target: { port: kms.port } });
-    cleanup.push(() => kmsProxy.close());
-    const role = kms.principal('EnclaveInstanceRole');
-    const credentialsServer = await serveParentCredentials({
-      address: { family: 'unix', path: join(dir, 'credentials.sock') },
-      allowPeer: () => true,
-      credentials: async () => ({ accessKeyId: role.accessKeyId, secretAccessKey: role.secretAccessKey, sessionToken: role.sessionToken, expiration: new Date(Date.now() + 3_600_000) }),
-      files: { tsk: blob },
-    });
-    cleanup.push(() => credentialsServer.close());
+    const { kms, keyArn } = await startSimulatedParent({ dir, images: [image], cleanup, description: 'Trusted Session Key for Confidential Multi-Agent Workflow' });
+    log(`KMS simulator: key ${keyArn}, policy bound to PCR0 ${image.imageSha384.slice(0, 16)}…`);
 
     const agentsAddress = { family: 'unix', path: join(dir, 'agents.sock') };
     const enclave = await startEnclave({
       region: kms.region,
-      keyId: KeyMetadata.Arn, // in the image: the ARN baked in at build time
+      keyId: keyArn, // in the image: the ARN baked in at build time
       transport: { kind: 'custom', connect: () => connectSocket({ family: 'unix', path: join(dir, 'kms-proxy.sock') }) },
       credentialsAddress: { family: 'unix', path: join(dir, 'credentials.sock') },
       nsm: createSimulatedNsm(image),

@@ -41,6 +41,26 @@ function peerOptions(config) {
 }
 
 /**
+ * Serves `handlers` as sealed activities (vsock 5000 by default). `extra` is the image's handoff
+ * end (A's forwarder or B's receiver): returned beside the server and closed after it.
+ */
+function serveAgents(config, { tsk, identity, handlers, extra }) {
+  const server = serveSealedActivities({ listen: config.listen ?? { family: 'vsock', cid: 0xffffffff, port: 5000 }, key: tsk, handlers });
+  return {
+    tsk,
+    identity,
+    server,
+    ...extra,
+    async close() {
+      await server.close();
+      for (const part of Object.values(extra)) await part.close();
+      identity.close();
+      tsk.dispose();
+    },
+  };
+}
+
+/**
  * Image A: serves research and analysis. analysis sends its result to image B over attested TLS
  * (through `handoffTarget`, the parent's vsock port, reached from a loopback TCP forwarder) and
  * returns B's receipt, which the sealed-activity server seals for report, step 3.
@@ -67,19 +87,7 @@ export async function startResearchEnclave(config) {
       },
     },
   };
-  const server = serveSealedActivities({ listen: config.listen ?? { family: 'vsock', cid: 0xffffffff, port: 5000 }, key: tsk, handlers });
-  return {
-    tsk,
-    identity,
-    server,
-    forwarder,
-    async close() {
-      await server.close();
-      await forwarder.close();
-      identity.close();
-      tsk.dispose();
-    },
-  };
+  return serveAgents(config, { tsk, identity, handlers, extra: { forwarder } });
 }
 
 /**
@@ -108,19 +116,7 @@ export async function startReportEnclave(config) {
       },
     },
   };
-  const server = serveSealedActivities({ listen: config.listen ?? { family: 'vsock', cid: 0xffffffff, port: 5000 }, key: tsk, handlers });
-  return {
-    tsk,
-    identity,
-    server,
-    receiver,
-    async close() {
-      await server.close();
-      await receiver.close();
-      identity.close();
-      tsk.dispose();
-    },
-  };
+  return serveAgents(config, { tsk, identity, handlers, extra: { receiver } });
 }
 
 /** For tests and the demo: a stand-in `connectHandoff` that reaches the parent over AF_UNIX instead of vsock. */
