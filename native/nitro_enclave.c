@@ -1,5 +1,5 @@
 /*
- * nitro-enclave-sdk native helper: the two things Node cannot do by itself.
+ * nitro-enclave-sdk native helper: what Node cannot do by itself.
  *
  *  1. NSM: ioctl() on /dev/nsm with the driver's two-iovec message, off the
  *     JavaScript thread (Node-API async work).
@@ -12,6 +12,8 @@
  *     on libuv's loop because the Duplex semantics then come from libuv's own
  *     net.Socket; measured cost: 669 MB/s through the relay against 722 MB/s on
  *     a direct AF_UNIX socket (npm run bench), plus two threads per stream.
+ *  3. AES-256-GCM into an existing buffer (node:crypto always allocates its
+ *     output): the TSK envelope without the extra allocation and copy.
  *
  * Every address is data ({family: "vsock"|"unix"|"inet", ...}), so tests run
  * this exact code against AF_UNIX and loopback TCP peers.
@@ -21,6 +23,7 @@
 #include <node_api.h>
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vm_sockets.h>
@@ -1005,6 +1008,256 @@ static napi_value do_listen(napi_env env, napi_callback_info info) {
 }
 
 /* ------------------------------------------------------------------ */
+/* AES-256-GCM into a caller's buffer (TSK envelope v2, sealed state, payload codec).
+ *
+ * Why native: node:crypto's ciphers return a new buffer from every update(), so an envelope
+ * (header ‖ ciphertext ‖ tag, one Uint8Array) costs one allocation and one copy of the whole
+ * ciphertext more than bare GCM, and each message crosses into C++ six to eight times
+ * (createCipheriv, setAAD, update, final, getAuthTag). One call here encrypts straight into the
+ * envelope and decrypts into the caller's buffer. Measured: docs/performance-notes.md (codec and
+ * envelope rows).
+ *
+ * The cipher is Node's own OpenSSL, the one node:crypto runs on. Its symbols are looked up at run
+ * time (dlsym), not linked: where a Node build does not export them, the helper still loads (NSM,
+ * vsock) and gcmAvailable() is false, so the JavaScript side keeps node:crypto. Only the few
+ * stable OpenSSL 3 entry points below are used, so they are declared here rather than needing
+ * OpenSSL's headers at build time. A context lives for one call and is freed (which cleanses its
+ * key schedule) before the call returns: no key material outlives the message.
+ */
+typedef struct evp_cipher_st EVP_CIPHER;
+typedef struct evp_cipher_ctx_st EVP_CIPHER_CTX;
+typedef struct ossl_lib_ctx_st OSSL_LIB_CTX;
+typedef struct ossl_param_st OSSL_PARAM;
+#define GCM_GET_TAG 0x10 /* EVP_CTRL_GCM_GET_TAG */
+#define GCM_SET_TAG 0x11 /* EVP_CTRL_GCM_SET_TAG */
+#define GCM_KEY 32
+#define GCM_IV 12
+#define GCM_TAG 16
+/* EVP_*Update take an int length: feed at most this much per call. */
+#define GCM_CHUNK ((size_t)1 << 30)
+
+typedef int (*evp_init_fn)(EVP_CIPHER_CTX *, const EVP_CIPHER *, const unsigned char *, const unsigned char *, const OSSL_PARAM *);
+typedef int (*evp_update_fn)(EVP_CIPHER_CTX *, unsigned char *, int *, const unsigned char *, int);
+typedef int (*evp_final_fn)(EVP_CIPHER_CTX *, unsigned char *, int *);
+static struct {
+  EVP_CIPHER *(*fetch)(OSSL_LIB_CTX *, const char *, const char *);
+  EVP_CIPHER_CTX *(*ctx_new)(void);
+  void (*ctx_free)(EVP_CIPHER_CTX *);
+  int (*ctrl)(EVP_CIPHER_CTX *, int, int, void *);
+  evp_init_fn enc_init, dec_init;
+  evp_update_fn enc_update, dec_update;
+  evp_final_fn enc_final, dec_final;
+  EVP_CIPHER *aes_256_gcm; /* fetched once: an implicit fetch per message costs more than 1 KiB of GCM */
+} ossl;
+static pthread_once_t ossl_once = PTHREAD_ONCE_INIT;
+
+static void ossl_resolve(void) {
+#define SYM(field, name) *(void **)&ossl.field = dlsym(RTLD_DEFAULT, name)
+  SYM(fetch, "EVP_CIPHER_fetch");
+  SYM(ctx_new, "EVP_CIPHER_CTX_new");
+  SYM(ctx_free, "EVP_CIPHER_CTX_free");
+  SYM(ctrl, "EVP_CIPHER_CTX_ctrl");
+  SYM(enc_init, "EVP_EncryptInit_ex2");
+  SYM(dec_init, "EVP_DecryptInit_ex2");
+  SYM(enc_update, "EVP_EncryptUpdate");
+  SYM(dec_update, "EVP_DecryptUpdate");
+  SYM(enc_final, "EVP_EncryptFinal_ex");
+  SYM(dec_final, "EVP_DecryptFinal_ex");
+#undef SYM
+  if (ossl.fetch && ossl.ctx_new && ossl.ctx_free && ossl.ctrl && ossl.enc_init && ossl.dec_init && ossl.enc_update &&
+      ossl.dec_update && ossl.enc_final && ossl.dec_final)
+    ossl.aes_256_gcm = ossl.fetch(NULL, "AES-256-GCM", NULL);
+}
+
+static int gcm_ready(void) {
+  pthread_once(&ossl_once, ossl_resolve);
+  return ossl.aes_256_gcm != NULL;
+}
+
+static napi_value gcm_available(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  CHECK(env, napi_get_boolean(env, gcm_ready(), &out));
+  return out;
+}
+
+typedef struct {
+  unsigned char *data;
+  size_t length;
+} span;
+
+/* A Uint8Array argument, or a TypeError naming it. */
+static int get_u8(napi_env env, napi_value value, const char *what, span *out) {
+  bool is_typed = false;
+  napi_typedarray_type type;
+  void *data = NULL;
+  if (napi_is_typedarray(env, value, &is_typed) != napi_ok || !is_typed ||
+      napi_get_typedarray_info(env, value, &type, &out->length, &data, NULL, NULL) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, NULL, what);
+    return 0;
+  }
+  out->data = data;
+  return 1;
+}
+
+/* An array of Uint8Array (at most `max`), into `out`; returns the count, or -1 after throwing. */
+static int get_u8_list(napi_env env, napi_value value, const char *what, span *out, uint32_t max) {
+  bool is_array = false;
+  uint32_t n = 0;
+  if (napi_is_array(env, value, &is_array) != napi_ok || !is_array || napi_get_array_length(env, value, &n) != napi_ok || n > max) {
+    napi_throw_type_error(env, NULL, what);
+    return -1;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    napi_value item;
+    if (napi_get_element(env, value, i, &item) != napi_ok || !get_u8(env, item, what, &out[i])) return -1;
+  }
+  return (int)n;
+}
+
+static int overlaps(const span *a, const unsigned char *b, size_t b_length) {
+  if (!a->length || !b_length) return 0;
+  return a->data < b + b_length && b < a->data + a->length;
+}
+
+static int gcm_feed(evp_update_fn update, EVP_CIPHER_CTX *ctx, unsigned char *out, const span *in) {
+  for (size_t done = 0; done < in->length;) {
+    size_t n = in->length - done < GCM_CHUNK ? in->length - done : GCM_CHUNK;
+    int written = 0;
+    if (!update(ctx, out ? out + done : NULL, &written, in->data + done, (int)n) || (size_t)written != n) return 0;
+    done += n;
+  }
+  return 1;
+}
+
+#define GCM_MAX_PARTS 16
+
+/*
+ * gcmSeal(key, iv, aad[], parts[], out, at): AES-256-GCM of the concatenation of `parts` (never
+ * made), authenticating the concatenation of `aad`, written to out[at ..] as ciphertext ‖ tag.
+ * The written range must not overlap any input.
+ */
+static napi_value gcm_seal(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  span key, iv, out, aad[GCM_MAX_PARTS], parts[GCM_MAX_PARTS];
+  double at_d = -1;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 6) {
+    napi_throw_type_error(env, NULL, "gcmSeal takes 6 arguments");
+    return NULL;
+  }
+  if (!get_u8(env, argv[0], "key must be a Uint8Array", &key) || !get_u8(env, argv[1], "iv must be a Uint8Array", &iv)) return NULL;
+  int naad = get_u8_list(env, argv[2], "aad must be an array of at most 16 Uint8Arrays", aad, GCM_MAX_PARTS);
+  if (naad < 0) return NULL;
+  int nparts = get_u8_list(env, argv[3], "parts must be an array of at most 16 Uint8Arrays", parts, GCM_MAX_PARTS);
+  if (nparts < 0) return NULL;
+  if (!get_u8(env, argv[4], "out must be a Uint8Array", &out)) return NULL;
+  if (napi_get_value_double(env, argv[5], &at_d) != napi_ok || !(at_d >= 0) || at_d != (double)(size_t)at_d) {
+    napi_throw_type_error(env, NULL, "at must be a non-negative integer");
+    return NULL;
+  }
+  if (key.length != GCM_KEY || iv.length != GCM_IV) {
+    napi_throw_range_error(env, NULL, "key must be 32 bytes and iv 12");
+    return NULL;
+  }
+  size_t at = (size_t)at_d, total = 0;
+  for (int i = 0; i < nparts; i++) total += parts[i].length;
+  if (at > out.length || out.length - at < total || out.length - at - total < GCM_TAG) {
+    napi_throw_range_error(env, NULL, "out is too small for the ciphertext and tag");
+    return NULL;
+  }
+  unsigned char *dst = out.data + at;
+  for (int i = 0; i < nparts; i++)
+    if (overlaps(&parts[i], dst, total + GCM_TAG)) {
+      napi_throw_range_error(env, NULL, "out overlaps a plaintext part");
+      return NULL;
+    }
+  for (int i = 0; i < naad; i++)
+    if (overlaps(&aad[i], dst, total + GCM_TAG)) {
+      napi_throw_range_error(env, NULL, "out overlaps the aad");
+      return NULL;
+    }
+  if (!gcm_ready()) {
+    napi_throw_error(env, "ERR_NATIVE_INTERNAL", "OpenSSL's AES-256-GCM is not available to the native helper");
+    return NULL;
+  }
+  EVP_CIPHER_CTX *ctx = ossl.ctx_new();
+  int ok = ctx && ossl.enc_init(ctx, ossl.aes_256_gcm, key.data, iv.data, NULL);
+  for (int i = 0; ok && i < naad; i++) ok = gcm_feed(ossl.enc_update, ctx, NULL, &aad[i]);
+  size_t done = 0;
+  for (int i = 0; ok && i < nparts; i++) {
+    ok = gcm_feed(ossl.enc_update, ctx, dst + done, &parts[i]);
+    done += parts[i].length;
+  }
+  int tail = 0;
+  ok = ok && ossl.enc_final(ctx, dst + done, &tail) && tail == 0 && ossl.ctrl(ctx, GCM_GET_TAG, GCM_TAG, dst + done);
+  if (ctx) ossl.ctx_free(ctx);
+  if (!ok) {
+    memset(dst, 0, total + GCM_TAG);
+    napi_throw_error(env, "ERR_NATIVE_INTERNAL", "AES-256-GCM encryption failed in OpenSSL");
+    return NULL;
+  }
+  return NULL;
+}
+
+/*
+ * gcmOpen(key, iv, aad[], ciphertext, tag, out): decrypts `ciphertext` into `out` (the same length)
+ * and checks the tag; true when it authenticates. When it does not, `out` is zeroed (GCM writes
+ * plaintext before the tag is known) and the result is false. `out` must not overlap any input.
+ */
+static napi_value gcm_open(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6], result;
+  span key, iv, ct, tag, out, aad[GCM_MAX_PARTS];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc != 6) {
+    napi_throw_type_error(env, NULL, "gcmOpen takes 6 arguments");
+    return NULL;
+  }
+  if (!get_u8(env, argv[0], "key must be a Uint8Array", &key) || !get_u8(env, argv[1], "iv must be a Uint8Array", &iv)) return NULL;
+  int naad = get_u8_list(env, argv[2], "aad must be an array of at most 16 Uint8Arrays", aad, GCM_MAX_PARTS);
+  if (naad < 0) return NULL;
+  if (!get_u8(env, argv[3], "ciphertext must be a Uint8Array", &ct) || !get_u8(env, argv[4], "tag must be a Uint8Array", &tag) ||
+      !get_u8(env, argv[5], "out must be a Uint8Array", &out))
+    return NULL;
+  if (key.length != GCM_KEY || iv.length != GCM_IV || tag.length != GCM_TAG) {
+    napi_throw_range_error(env, NULL, "key must be 32 bytes, iv 12 and tag 16");
+    return NULL;
+  }
+  if (out.length != ct.length) {
+    napi_throw_range_error(env, NULL, "out must be as long as the ciphertext");
+    return NULL;
+  }
+  int bad = overlaps(&ct, out.data, out.length) || overlaps(&tag, out.data, out.length);
+  for (int i = 0; i < naad; i++) bad = bad || overlaps(&aad[i], out.data, out.length);
+  if (bad) {
+    napi_throw_range_error(env, NULL, "out overlaps an input");
+    return NULL;
+  }
+  if (!gcm_ready()) {
+    napi_throw_error(env, "ERR_NATIVE_INTERNAL", "OpenSSL's AES-256-GCM is not available to the native helper");
+    return NULL;
+  }
+  EVP_CIPHER_CTX *ctx = ossl.ctx_new();
+  int ok = ctx && ossl.dec_init(ctx, ossl.aes_256_gcm, key.data, iv.data, NULL);
+  for (int i = 0; ok && i < naad; i++) ok = gcm_feed(ossl.dec_update, ctx, NULL, &aad[i]);
+  ok = ok && gcm_feed(ossl.dec_update, ctx, out.data, &ct) && ossl.ctrl(ctx, GCM_SET_TAG, GCM_TAG, tag.data);
+  int tail = 0;
+  unsigned char none[GCM_TAG]; /* GCM's final writes nothing */
+  /* EVP_DecryptFinal_ex compares the tag in constant time; 0 is "does not authenticate". */
+  int authentic = ok && ossl.dec_final(ctx, none, &tail) > 0 && tail == 0;
+  if (ctx) ossl.ctx_free(ctx);
+  if (!authentic && out.length) memset(out.data, 0, out.length);
+  if (!ok) {
+    napi_throw_error(env, "ERR_NATIVE_INTERNAL", "AES-256-GCM decryption failed in OpenSSL");
+    return NULL;
+  }
+  CHECK(env, napi_get_boolean(env, authentic, &result));
+  return result;
+}
+
+/* ------------------------------------------------------------------ */
 
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor props[] = {
@@ -1016,6 +1269,9 @@ static napi_value init(napi_env env, napi_value exports) {
       {"relayError", NULL, relay_error, NULL, NULL, NULL, napi_default, NULL},
       {"relayAbort", NULL, relay_abort, NULL, NULL, NULL, napi_default, NULL},
       {"socketError", NULL, socket_error, NULL, NULL, NULL, napi_default, NULL},
+      {"gcmAvailable", NULL, gcm_available, NULL, NULL, NULL, napi_default, NULL},
+      {"gcmSeal", NULL, gcm_seal, NULL, NULL, NULL, napi_default, NULL},
+      {"gcmOpen", NULL, gcm_open, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

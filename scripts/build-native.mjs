@@ -68,7 +68,7 @@ function buildSanitized() {
     process.exit(1);
   }
   mkdirSync(outDir, { recursive: true });
-  const args = ['-shared', '-fPIC', '-std=gnu11', '-Wall', '-Wextra', '-g', '-O1', '-fno-omit-frame-pointer', '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined', `-I${include}`, '-DNODE_GYP_MODULE_NAME=nitro_enclave', '-DBUILDING_NODE_EXTENSION', '-o', target, sources[0], '-lpthread'];
+  const args = ['-shared', '-fPIC', '-std=gnu11', '-Wall', '-Wextra', '-g', '-O1', '-fno-omit-frame-pointer', '-fsanitize=address,undefined', '-fno-sanitize-recover=undefined', `-I${include}`, '-DNODE_GYP_MODULE_NAME=nitro_enclave', '-DBUILDING_NODE_EXTENSION', '-o', target, sources[0], '-lpthread', '-ldl'];
   const result = spawnSync(process.env.CC ?? 'cc', args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
   if (result.status !== 0) {
     console.error('nitro-enclave-sdk: building the sanitized helper failed (it needs gcc with libasan and libubsan)');

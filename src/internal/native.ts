@@ -34,6 +34,12 @@ export interface NativeBinding {
   relayAbort(handle: object): void;
   /** A socket's pending error (getsockopt SO_ERROR, which clears it): an errno, 0 if none. */
   socketError(fd: number): number;
+  /** True when the helper found OpenSSL's AES-256-GCM (Node's own) at run time: src/internal/gcm.ts. */
+  gcmAvailable(): boolean;
+  /** AES-256-GCM of the parts into out[at..] as ciphertext ‖ tag (src/internal/gcm.ts). */
+  gcmSeal(key: Uint8Array, iv: Uint8Array, aad: readonly Uint8Array[], parts: readonly Uint8Array[], out: Uint8Array, at: number): void;
+  /** Decrypts into `out`; false (and `out` zeroed) when the tag does not authenticate. */
+  gcmOpen(key: Uint8Array, iv: Uint8Array, aad: readonly Uint8Array[], ciphertext: Uint8Array, tag: Uint8Array, out: Uint8Array): boolean;
 }
 
 const HOW_TO_BUILD =
@@ -90,5 +96,9 @@ function guarded(addon: NativeBinding): NativeBinding {
     relayError: wrap(addon.relayError),
     relayAbort: wrap(addon.relayAbort),
     socketError: wrap(addon.socketError),
+    // Not wrapped: they run once per envelope, and src/internal/gcm.ts turns their errors into coded ones.
+    gcmAvailable: addon.gcmAvailable ?? (() => false),
+    gcmSeal: addon.gcmSeal,
+    gcmOpen: addon.gcmOpen,
   };
 }

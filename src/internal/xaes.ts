@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, randomFillSync, type Cipher, type CipherGCM, type DecipherGCM } from 'node:crypto';
+import { createCipheriv, randomFillSync, type Cipher } from 'node:crypto';
+import { defaultGcm, type Gcm } from './gcm.js';
 
 /**
  * XAES-256-GCM (C2SP, https://c2sp.org/XAES-256-GCM): AES-256-GCM with 192-bit nonces, so random
@@ -31,9 +32,12 @@ export class XaesKey {
   #nonces = Buffer.alloc(BATCH * XAES_NONCE_BYTES);
   #keys: Buffer = Buffer.alloc(0);
   #next = BATCH;
+  readonly #gcm: Gcm;
 
-  constructor(key: Uint8Array) {
+  /** `gcm`: the AES-256-GCM under the derived keys (default: the native helper's, else node:crypto's). */
+  constructor(key: Uint8Array, gcm: Gcm = defaultGcm()) {
     if (key.length !== 32) throw new RangeError('XAES-256-GCM needs a 32-byte key');
+    this.#gcm = gcm;
     this.#ecb = createCipheriv('aes-256-ecb', key, null).setAutoPadding(false);
     const l = this.#ecb.update(Buffer.alloc(16));
     this.#k1 = subkey(l);
@@ -66,9 +70,11 @@ export class XaesKey {
   }
 
   /**
-   * A GCM cipher for one message under a fresh random nonce, written to `nonceOut` (24 bytes).
+   * Seals under a fresh random nonce, written to `nonceOut` (24 bytes) first, so `aad` may cover it:
+   * the concatenation of `parts`, authenticating the concatenation of `aad`, into out[at..] as
+   * ciphertext ‖ tag (see {@link Gcm.seal}).
    */
-  sealer(nonceOut: Uint8Array): CipherGCM {
+  seal(nonceOut: Uint8Array, aad: readonly Uint8Array[], parts: readonly Uint8Array[], out: Uint8Array, at: number): void {
     if (!this.#ecb) throw new Error('XaesKey was disposed');
     if (this.#next === BATCH) this.#refill();
     const i = this.#next++;
@@ -76,10 +82,30 @@ export class XaesKey {
     const kx = this.#keys.subarray(i * 32, i * 32 + 32);
     nonceOut.set(nonce);
     try {
-      return createCipheriv('aes-256-gcm', kx, nonce.subarray(12));
+      this.#gcm.seal(kx, nonce.subarray(12), aad, parts, out, at);
     } finally {
       kx.fill(0);
       nonce.fill(0);
+    }
+  }
+
+  /** Seals under the given `nonce` (24 bytes): for test vectors; envelopes use {@link seal}. */
+  sealWithNonce(nonce: Uint8Array, aad: readonly Uint8Array[], parts: readonly Uint8Array[], out: Uint8Array, at: number): void {
+    const kx = this.deriveKey(nonce);
+    try {
+      this.#gcm.seal(kx, nonce.subarray(12, 24), aad, parts, out, at);
+    } finally {
+      kx.fill(0);
+    }
+  }
+
+  /** The plaintext, or null when the tag does not authenticate (see {@link Gcm.open}). */
+  open(nonce: Uint8Array, aad: readonly Uint8Array[], ciphertext: Uint8Array, tag: Uint8Array): Uint8Array | null {
+    const kx = this.deriveKey(nonce);
+    try {
+      return this.#gcm.open(kx, nonce.subarray(12, 24), aad, ciphertext, tag);
+    } finally {
+      kx.fill(0);
     }
   }
 
@@ -102,26 +128,6 @@ export class XaesKey {
     this.#keys = this.#ecb!.update(m);
     m.fill(0);
     this.#next = 0;
-  }
-
-  /** A GCM cipher for one message under nonce `nonce` (24 bytes). */
-  cipher(nonce: Uint8Array): CipherGCM {
-    const kx = this.deriveKey(nonce);
-    try {
-      return createCipheriv('aes-256-gcm', kx, nonce.subarray(12, 24));
-    } finally {
-      kx.fill(0);
-    }
-  }
-
-  /** A GCM decipher for one message under nonce `nonce` (24 bytes). */
-  decipher(nonce: Uint8Array): DecipherGCM {
-    const kx = this.deriveKey(nonce);
-    try {
-      return createDecipheriv('aes-256-gcm', kx, nonce.subarray(12, 24));
-    } finally {
-      kx.fill(0);
-    }
   }
 
   /** Drops the cipher and zeroes K1 (OpenSSL's copy of the key goes with the cipher object). */
@@ -148,28 +154,15 @@ function subkey(l: Buffer): Buffer {
 
 /** XAES-256-GCM seal: ciphertext ‖ tag. */
 export function xaesSeal(key: XaesKey, nonce: Uint8Array, plaintext: Uint8Array, aad?: Uint8Array): Buffer {
-  const c = key.cipher(nonce);
-  if (aad && aad.length) c.setAAD(aad);
-  const body = c.update(plaintext);
-  c.final();
-  const out = Buffer.allocUnsafeSlow(body.length + XAES_TAG_BYTES);
-  out.set(body);
-  out.set(c.getAuthTag(), body.length);
+  const out = Buffer.allocUnsafeSlow(plaintext.length + XAES_TAG_BYTES);
+  key.sealWithNonce(nonce, aad ? [aad] : [], [plaintext], out, 0);
   return out;
 }
 
 /** XAES-256-GCM open; throws (without detail) when authentication fails. */
-export function xaesOpen(key: XaesKey, nonce: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Buffer {
+export function xaesOpen(key: XaesKey, nonce: Uint8Array, sealed: Uint8Array, aad?: Uint8Array): Uint8Array {
   if (sealed.length < XAES_TAG_BYTES) throw new Error('sealed message is shorter than the tag');
-  const d = key.decipher(nonce);
-  if (aad && aad.length) d.setAAD(aad);
-  d.setAuthTag(sealed.subarray(sealed.length - XAES_TAG_BYTES));
-  const out = d.update(sealed.subarray(0, sealed.length - XAES_TAG_BYTES));
-  try {
-    d.final();
-  } catch (err) {
-    out.fill(0);
-    throw err;
-  }
+  const out = key.open(nonce, aad ? [aad] : [], sealed.subarray(0, sealed.length - XAES_TAG_BYTES), sealed.subarray(sealed.length - XAES_TAG_BYTES));
+  if (!out) throw new Error('XAES-256-GCM: the message does not authenticate');
   return out;
 }

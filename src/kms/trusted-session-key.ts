@@ -1,6 +1,7 @@
-import { createDecipheriv, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { inspect } from 'node:util';
 import { NitroEnclaveError } from '../errors.js';
+import { defaultGcm, type Gcm } from '../internal/gcm.js';
 import { XAES_NONCE_BYTES, XaesKey } from '../internal/xaes.js';
 import type { TskTimings } from './trusted-session-key-client.js';
 
@@ -87,8 +88,6 @@ export const TSK_KEY_ID_LABEL = 'nitro-enclave-sdk/tsk/key-id';
 const V1_HEADER = 21;
 const V2_HEADER = 1 + 8 + XAES_NONCE_BYTES;
 const TAG = 16;
-/** Most bytes given to one cipher update() when sealing (see #seal). */
-const UPDATE_SLICE = 64 * 1024;
 
 // u16be(len(label)) ‖ label, per domain: the bytes authenticated between the header and the data.
 const DOMAIN_PREFIX: Readonly<Record<TskEnvelopeDomain, Buffer>> = Object.freeze(
@@ -155,6 +154,7 @@ export class TrustedSessionKey {
   #key: Buffer | null;
   #keyObject: KeyObject | null;
   #xaes: XaesKey | null;
+  readonly #gcm: Gcm;
   readonly #keyIdBytes: Buffer;
 
   /** Takes ownership of `key` (32 bytes): the caller must not reuse the buffer. */
@@ -162,7 +162,8 @@ export class TrustedSessionKey {
     if (!(key instanceof Uint8Array) || key.length !== 32) throw new NitroEnclaveError('ERR_TSK_INVALID_KEY', `a Trusted Session Key must be 32 bytes (AES-256), got ${key?.length ?? 'none'}`);
     this.#key = Buffer.from(key.buffer, key.byteOffset, key.byteLength);
     this.#keyObject = createSecretKey(this.#key);
-    this.#xaes = new XaesKey(this.#key);
+    this.#gcm = defaultGcm();
+    this.#xaes = new XaesKey(this.#key, this.#gcm);
     this.#keyIdBytes = createHmac('sha256', this.#key).update(TSK_KEY_ID_LABEL).digest().subarray(0, 8);
     this.metadata = Object.freeze({ ...metadata, keyId: this.#keyIdBytes.toString('hex') });
   }
@@ -205,7 +206,8 @@ export class TrustedSessionKey {
     else throw new TypeError('plaintext must be a Uint8Array');
     // One allocation for the envelope, made before the cipher's output exists (allocated after it, the
     // same buffer cost several times more: docs/performance-notes.md); the header is written in place
-    // and the ciphertext copied once (node:crypto has no encrypt-into), where v1 concatenated three times.
+    // and the ciphertext encrypted into it (src/internal/gcm.ts: natively, or copied once from
+    // node:crypto's output), where v1 concatenated three times.
     const p = prefix?.length ?? 0;
     const buffer = Buffer.allocUnsafeSlow(p + V2_HEADER + length + TAG);
     if (prefix) buffer.set(prefix);
@@ -213,25 +215,10 @@ export class TrustedSessionKey {
     out[0] = TSK_ENVELOPE_VERSION;
     this.#keyIdBytes.copy(out, 1);
     const header = out.subarray(0, V2_HEADER);
-    const cipher = this.#xaes!.sealer(out.subarray(9, V2_HEADER));
-    // Successive AAD updates are one GHASH input (header ‖ u16 ‖ label ‖ data): GCM buffers partial AAD blocks.
-    cipher.setAAD(header);
-    cipher.setAAD(DOMAIN_PREFIX[domain]);
-    if (data?.length) cipher.setAAD(data);
-    let at = V2_HEADER;
-    for (const part of plaintext instanceof Uint8Array ? [plaintext] : plaintext) {
-      // GCM is a stream mode: update() returns exactly as many bytes as it is given, so a part is fed
-      // in slices of at most UPDATE_SLICE and each slice's output copied while it is still in cache.
-      // One update() over 1 MiB allocated a 1 MiB output per message (above glibc's mmap threshold:
-      // fresh pages, faults) only to copy and drop it: docs/performance-notes.md, codec 1 MiB.
-      for (let from = 0; from < part.length; from += UPDATE_SLICE) {
-        const slice = part.length <= UPDATE_SLICE ? part : part.subarray(from, from + UPDATE_SLICE);
-        out.set(cipher.update(slice), at);
-        at += slice.length;
-      }
-    }
-    cipher.final();
-    out.set(cipher.getAuthTag(), at);
+    // The nonce is written into the header before encryption, so the AAD (header ‖ u16 ‖ label ‖
+    // data) covers it; the parts are encrypted straight into the envelope after the header.
+    const aad = data?.length ? [header, DOMAIN_PREFIX[domain], data] : [header, DOMAIN_PREFIX[domain]];
+    this.#xaes!.seal(out.subarray(9, V2_HEADER), aad, plaintext instanceof Uint8Array ? [plaintext] : plaintext, out, V2_HEADER);
     return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length);
   }
 
@@ -258,20 +245,15 @@ export class TrustedSessionKey {
     }
     const header = envelope.subarray(0, headerLength);
     const nonce = envelope.subarray(9, headerLength);
-    const decipher = version === 1 ? createDecipheriv('aes-256-gcm', key, nonce) : this.#xaes!.decipher(nonce);
-    decipher.setAAD(header);
+    const ciphertext = envelope.subarray(headerLength, envelope.length - TAG);
+    const tag = envelope.subarray(envelope.length - TAG);
     // v1 predates domains: it is reachable only from decrypt (allowV1), where the domain is `encrypt`.
-    if (version !== 1) decipher.setAAD(DOMAIN_PREFIX[domain]);
-    if (data?.length) decipher.setAAD(data);
-    decipher.setAuthTag(envelope.subarray(envelope.length - TAG));
-    const out = decipher.update(envelope.subarray(headerLength, envelope.length - TAG));
-    try {
-      decipher.final();
-    } catch {
-      out.fill(0);
-      throw new NitroEnclaveError('ERR_TSK_DECRYPT_FAILED', 'envelope failed authentication (wrong AAD, tampered, or sealed for another use)');
-    }
-    return new Uint8Array(out.buffer, out.byteOffset, out.length);
+    const out =
+      version === 1
+        ? this.#gcm.open(key, nonce, data?.length ? [header, data] : [header], ciphertext, tag)
+        : this.#xaes!.open(nonce, data?.length ? [header, DOMAIN_PREFIX[domain], data] : [header, DOMAIN_PREFIX[domain]], ciphertext, tag);
+    if (!out) throw new NitroEnclaveError('ERR_TSK_DECRYPT_FAILED', 'envelope failed authentication (wrong AAD, tampered, or sealed for another use)');
+    return out;
   }
 
   static {
