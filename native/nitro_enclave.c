@@ -1064,9 +1064,16 @@ static void ossl_resolve(void) {
   SYM(enc_final, "EVP_EncryptFinal_ex");
   SYM(dec_final, "EVP_DecryptFinal_ex");
 #undef SYM
-  if (ossl.fetch && ossl.ctx_new && ossl.ctx_free && ossl.ctrl && ossl.enc_init && ossl.dec_init && ossl.enc_update &&
-      ossl.dec_update && ossl.enc_final && ossl.dec_final)
-    ossl.aes_256_gcm = ossl.fetch(NULL, "AES-256-GCM", NULL);
+  void *all[] = {(void *)ossl.fetch, (void *)ossl.ctx_new, (void *)ossl.ctx_free, (void *)ossl.ctrl, (void *)ossl.enc_init,
+                 (void *)ossl.dec_init, (void *)ossl.enc_update, (void *)ossl.dec_update, (void *)ossl.enc_final, (void *)ossl.dec_final};
+  /* Every entry point from the same object (two libcrypto copies in the global scope, e.g. one
+   * preloaded, must not be mixed): otherwise the helper reports no GCM and node:crypto is used. */
+  Dl_info first, each;
+  for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+    if (!all[i] || !dladdr(all[i], i ? &each : &first)) return;
+    if (i && each.dli_fbase != first.dli_fbase) return;
+  }
+  ossl.aes_256_gcm = ossl.fetch(NULL, "AES-256-GCM", NULL);
 }
 
 static int gcm_ready(void) {
@@ -1100,24 +1107,37 @@ static int get_u8(napi_env env, napi_value value, const char *what, span *out) {
   return 1;
 }
 
-/* An array of Uint8Array (at most `max`), into `out`; returns the count, or -1 after throwing. */
-static int get_u8_list(napi_env env, napi_value value, const char *what, span *out, uint32_t max) {
+/*
+ * The elements of an array of at most `max` items, into `out`; returns the count, or -1 after
+ * throwing. Reading an element can run JavaScript (a getter), which could detach or shrink a buffer
+ * already looked at: so every argument's elements are collected first, and only then are the
+ * buffers' pointers taken (get_u8), with no JavaScript in between.
+ */
+static int get_list(napi_env env, napi_value value, const char *what, napi_value *out, uint32_t max) {
   bool is_array = false;
   uint32_t n = 0;
   if (napi_is_array(env, value, &is_array) != napi_ok || !is_array || napi_get_array_length(env, value, &n) != napi_ok || n > max) {
     napi_throw_type_error(env, NULL, what);
     return -1;
   }
-  for (uint32_t i = 0; i < n; i++) {
-    napi_value item;
-    if (napi_get_element(env, value, i, &item) != napi_ok || !get_u8(env, item, what, &out[i])) return -1;
-  }
+  for (uint32_t i = 0; i < n; i++)
+    if (napi_get_element(env, value, i, &out[i]) != napi_ok) {
+      napi_throw_type_error(env, NULL, what);
+      return -1;
+    }
   return (int)n;
+}
+
+static int get_u8_each(napi_env env, const napi_value *values, int n, const char *what, span *out) {
+  for (int i = 0; i < n; i++)
+    if (!get_u8(env, values[i], what, &out[i])) return 0;
+  return 1;
 }
 
 static int overlaps(const span *a, const unsigned char *b, size_t b_length) {
   if (!a->length || !b_length) return 0;
-  return a->data < b + b_length && b < a->data + a->length;
+  uintptr_t a0 = (uintptr_t)a->data, b0 = (uintptr_t)b; /* unrelated objects: compare addresses, not pointers */
+  return a0 < b0 + b_length && b0 < a0 + a->length;
 }
 
 static int gcm_feed(evp_update_fn update, EVP_CIPHER_CTX *ctx, unsigned char *out, const span *in) {
@@ -1140,6 +1160,7 @@ static int gcm_feed(evp_update_fn update, EVP_CIPHER_CTX *ctx, unsigned char *ou
 static napi_value gcm_seal(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6];
+  napi_value aad_v[GCM_MAX_PARTS], parts_v[GCM_MAX_PARTS];
   span key, iv, out, aad[GCM_MAX_PARTS], parts[GCM_MAX_PARTS];
   double at_d = -1;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
@@ -1147,16 +1168,21 @@ static napi_value gcm_seal(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "gcmSeal takes 6 arguments");
     return NULL;
   }
-  if (!get_u8(env, argv[0], "key must be a Uint8Array", &key) || !get_u8(env, argv[1], "iv must be a Uint8Array", &iv)) return NULL;
-  int naad = get_u8_list(env, argv[2], "aad must be an array of at most 16 Uint8Arrays", aad, GCM_MAX_PARTS);
+  /* Everything that can run JavaScript first (see get_list), then the pointers. */
+  int naad = get_list(env, argv[2], "aad must be an array of at most 16 Uint8Arrays", aad_v, GCM_MAX_PARTS);
   if (naad < 0) return NULL;
-  int nparts = get_u8_list(env, argv[3], "parts must be an array of at most 16 Uint8Arrays", parts, GCM_MAX_PARTS);
+  int nparts = get_list(env, argv[3], "parts must be an array of at most 16 Uint8Arrays", parts_v, GCM_MAX_PARTS);
   if (nparts < 0) return NULL;
-  if (!get_u8(env, argv[4], "out must be a Uint8Array", &out)) return NULL;
-  if (napi_get_value_double(env, argv[5], &at_d) != napi_ok || !(at_d >= 0) || at_d != (double)(size_t)at_d) {
+  /* napi_get_value_double takes numbers only (no valueOf): no JavaScript runs. 2^53: exact in a double. */
+  if (napi_get_value_double(env, argv[5], &at_d) != napi_ok || !(at_d >= 0 && at_d <= 9007199254740991.0) || at_d != (double)(uint64_t)at_d) {
     napi_throw_type_error(env, NULL, "at must be a non-negative integer");
     return NULL;
   }
+  if (!get_u8(env, argv[0], "key must be a Uint8Array", &key) || !get_u8(env, argv[1], "iv must be a Uint8Array", &iv) ||
+      !get_u8_each(env, aad_v, naad, "aad must be an array of at most 16 Uint8Arrays", aad) ||
+      !get_u8_each(env, parts_v, nparts, "parts must be an array of at most 16 Uint8Arrays", parts) ||
+      !get_u8(env, argv[4], "out must be a Uint8Array", &out))
+    return NULL;
   if (key.length != GCM_KEY || iv.length != GCM_IV) {
     napi_throw_range_error(env, NULL, "key must be 32 bytes and iv 12");
     return NULL;
@@ -1209,16 +1235,19 @@ static napi_value gcm_seal(napi_env env, napi_callback_info info) {
 static napi_value gcm_open(napi_env env, napi_callback_info info) {
   size_t argc = 6;
   napi_value argv[6], result;
+  napi_value aad_v[GCM_MAX_PARTS];
   span key, iv, ct, tag, out, aad[GCM_MAX_PARTS];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc != 6) {
     napi_throw_type_error(env, NULL, "gcmOpen takes 6 arguments");
     return NULL;
   }
-  if (!get_u8(env, argv[0], "key must be a Uint8Array", &key) || !get_u8(env, argv[1], "iv must be a Uint8Array", &iv)) return NULL;
-  int naad = get_u8_list(env, argv[2], "aad must be an array of at most 16 Uint8Arrays", aad, GCM_MAX_PARTS);
+  /* Everything that can run JavaScript first (see get_list), then the pointers. */
+  int naad = get_list(env, argv[2], "aad must be an array of at most 16 Uint8Arrays", aad_v, GCM_MAX_PARTS);
   if (naad < 0) return NULL;
-  if (!get_u8(env, argv[3], "ciphertext must be a Uint8Array", &ct) || !get_u8(env, argv[4], "tag must be a Uint8Array", &tag) ||
+  if (!get_u8(env, argv[0], "key must be a Uint8Array", &key) || !get_u8(env, argv[1], "iv must be a Uint8Array", &iv) ||
+      !get_u8_each(env, aad_v, naad, "aad must be an array of at most 16 Uint8Arrays", aad) ||
+      !get_u8(env, argv[3], "ciphertext must be a Uint8Array", &ct) || !get_u8(env, argv[4], "tag must be a Uint8Array", &tag) ||
       !get_u8(env, argv[5], "out must be a Uint8Array", &out))
     return NULL;
   if (key.length != GCM_KEY || iv.length != GCM_IV || tag.length != GCM_TAG) {

@@ -115,6 +115,25 @@ describe('native AES-256-GCM (the helper, over Node\'s own OpenSSL)', () => {
     expect(() => addon.gcmOpen(key, iv, [], buf.subarray(0, 100), buf.subarray(100, 115), Buffer.alloc(100))).toThrow(RangeError);
     expect(buf.equals(before)).toBe(true);
   });
+
+  it('takes no pointer until every list element is read: a getter that shrinks or detaches an earlier input makes no stale read', () => {
+    const key = new Uint8Array(32).fill(3);
+    const iv = new Uint8Array(12).fill(4);
+    // A resizable buffer read as parts[0], shrunk to nothing by the getter of parts[1]: the part is
+    // sealed as it is after the getter (empty), not as the 1 MiB that was freed.
+    const rab = new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void })(1 << 20, { maxByteLength: 1 << 20 });
+    const tail = new Uint8Array([1, 2, 3, 4]);
+    const parts: Uint8Array[] = [new Uint8Array(rab), tail];
+    Object.defineProperty(parts, 1, { get: () => (rab.resize(0), tail) });
+    const out = Buffer.alloc(4 + 16);
+    native.seal(key, iv, [], parts, out, 0);
+    expect(out.equals(reference(key, iv, [], [tail]))).toBe(true);
+    // The key, detached by the getter of aad[0]: refused as 0 bytes, never read.
+    const aad: Uint8Array[] = [];
+    Object.defineProperty(aad, 0, { get: () => (structuredClone(key.buffer, { transfer: [key.buffer] }), new Uint8Array(1)) });
+    expect(() => addon.gcmOpen(key, iv, aad, new Uint8Array(16), new Uint8Array(16), new Uint8Array(16))).toThrow(/key must be 32 bytes/);
+    expect(() => addon.gcmSeal(new Uint8Array(32), iv, [], [], Buffer.alloc(16), 2 ** 64)).toThrow(/at must be a non-negative integer/);
+  });
 });
 
 describe('which AES-256-GCM envelopes use', () => {
