@@ -1,5 +1,4 @@
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import { NitroEnclaveError } from '../errors.js';
 import { loadNative, type NativeBinding } from './native.js';
 
 /**
@@ -66,34 +65,17 @@ export const nodeCryptoGcm: Gcm = Object.freeze({
 
 type NativeGcmBinding = Pick<NativeBinding, 'gcmAvailable' | 'gcmSeal' | 'gcmOpen'>;
 
-/** The helper throws a plain Error with code ERR_NATIVE_INTERNAL when OpenSSL fails: made a coded one. */
-function coded(err: unknown): unknown {
-  if ((err as { code?: unknown }).code === 'ERR_NATIVE_INTERNAL' && !(err instanceof NitroEnclaveError)) return new NitroEnclaveError('ERR_NATIVE_INTERNAL', `native helper: ${(err as Error).message}`);
-  return err;
-}
-
 /** The native implementation over `addon`, or undefined when its OpenSSL lookup failed. */
 export function nativeGcm(addon: NativeGcmBinding): Gcm | undefined {
   if (typeof addon.gcmAvailable !== 'function' || !addon.gcmAvailable()) return undefined;
   return Object.freeze({
     name: 'native' as const,
-    seal(key: Uint8Array, iv: Uint8Array, aad: readonly Uint8Array[], parts: readonly Uint8Array[], out: Uint8Array, at: number): void {
-      try {
-        addon.gcmSeal(key, iv, aad, parts, out, at);
-      } catch (err) {
-        throw coded(err);
-      }
-    },
+    // loadNative's binding already turns the helper's ERR_NATIVE_INTERNAL into a NitroEnclaveError.
+    seal: (key: Uint8Array, iv: Uint8Array, aad: readonly Uint8Array[], parts: readonly Uint8Array[], out: Uint8Array, at: number): void => addon.gcmSeal(key, iv, aad, parts, out, at),
     open(key: Uint8Array, iv: Uint8Array, aad: readonly Uint8Array[], ciphertext: Uint8Array, tag: Uint8Array): Uint8Array | null {
       const out = Buffer.allocUnsafeSlow(ciphertext.length);
-      let authentic: boolean;
-      try {
-        authentic = addon.gcmOpen(key, iv, aad, ciphertext, tag, out);
-      } catch (err) {
-        throw coded(err);
-      }
       // On a tag mismatch the helper has zeroed `out` before returning false.
-      return authentic ? new Uint8Array(out.buffer, out.byteOffset, out.length) : null;
+      return addon.gcmOpen(key, iv, aad, ciphertext, tag, out) ? new Uint8Array(out.buffer, out.byteOffset, out.length) : null;
     },
   });
 }

@@ -96,9 +96,8 @@ function guarded(addon: NativeBinding): NativeBinding {
     relayError: wrap(addon.relayError),
     relayAbort: wrap(addon.relayAbort),
     socketError: wrap(addon.socketError),
-    // Not wrapped: they run once per envelope, and src/internal/gcm.ts turns their errors into coded ones.
     gcmAvailable: addon.gcmAvailable ?? (() => false),
-    gcmSeal: addon.gcmSeal,
-    gcmOpen: addon.gcmOpen,
+    gcmSeal: wrap(addon.gcmSeal),
+    gcmOpen: wrap(addon.gcmOpen),
   };
 }

@@ -3,12 +3,9 @@
 // enclave certificate, once with a CertificateVerify signed by another key (`wrongPort`) and once
 // with the certificate's own key (`rightPort`). Each client writes a request as soon as it accepts;
 // the server records whether any of it arrived. Input in RT_INPUT (JSON), one JSON line of outcomes out.
-import https from 'node:https';
-const { wrongPort, rightPort, pcr0, anchor, dist } = JSON.parse(process.env.RT_INPUT);
-const { createAttestedHttpsAgent, connectAttested } = await import(`${dist}/tls/index.js`);
-const trustAnchors = [Uint8Array.from(atob(anchor), (c) => c.charCodeAt(0))];
+import { attestedGet, connectAttested, input, outcome, trustAnchors } from './client-kit.mjs';
+const { wrongPort, rightPort, pcr0 } = input;
 const expectedPcrs = { 0: pcr0 };
-const outcome = (e) => `${e.code ?? 'uncoded'} ${e.message}`;
 const REQUEST = 'GET / HTTP/1.1\r\nhost: enclave\r\nconnection: close\r\n\r\n';
 
 async function viaConnectAttested(port) {
@@ -26,24 +23,7 @@ async function viaConnectAttested(port) {
   }
 }
 
-async function viaAgent(port) {
-  const agent = createAttestedHttpsAgent({ expectedPcrs, trustAnchors });
-  try {
-    return await new Promise((resolve, reject) => {
-      https
-        .get({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
-          let body = '';
-          res.on('data', (c) => (body += c));
-          res.on('end', () => resolve(`ok ${body}`));
-        })
-        .on('error', reject);
-    });
-  } catch (e) {
-    return outcome(e);
-  } finally {
-    agent.destroy();
-  }
-}
+const viaAgent = (port) => attestedGet(port, { expectedPcrs });
 
 // One after the other, so that the server's connection records come in this order.
 const out = {

@@ -1,29 +1,8 @@
 // Run by test/tls/runtimes.test.ts in Deno, Bun and Node: the attested clients through each
 // runtime's own node:https / node:tls. Input in RT_INPUT (JSON), one JSON line of outcomes out.
-import https from 'node:https';
-const { port, pcr0, anchor, wrongPcr, dist } = JSON.parse(process.env.RT_INPUT);
-const { createAttestedHttpsAgent, connectAttested } = await import(`${dist}/tls/index.js`);
-const trustAnchors = [Uint8Array.from(atob(anchor), (c) => c.charCodeAt(0))];
-const outcome = (e) => `${e.code ?? 'uncoded'} ${e.message}`;
-
-async function get(expectedPcrs, extra = {}) {
-  const agent = createAttestedHttpsAgent({ expectedPcrs, trustAnchors, ...extra });
-  try {
-    return await new Promise((resolve, reject) => {
-      https
-        .get({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
-          let body = '';
-          res.on('data', (c) => (body += c));
-          res.on('end', () => resolve(`ok ${body}`));
-        })
-        .on('error', reject);
-    });
-  } catch (e) {
-    return outcome(e);
-  } finally {
-    agent.destroy();
-  }
-}
+import { attestedGet, connectAttested, input, outcome, trustAnchors } from './client-kit.mjs';
+const { port, pcr0, wrongPcr } = input;
+const get = (expectedPcrs, extra = {}) => attestedGet(port, { expectedPcrs, ...extra });
 
 const out = {
   agent: await get({ 0: pcr0 }),
