@@ -1,4 +1,4 @@
-import { generateKeyPair, type KeyObject } from 'node:crypto';
+import { generateKeyPair, sign, type KeyObject } from 'node:crypto';
 
 /** RSA modulus sizes KMS accepts for the `Recipient` key (`RSAES_OAEP_SHA_256`). */
 export type RsaModulusLength = 2048 | 3072 | 4096;
@@ -35,10 +35,36 @@ export function generateEphemeralKeyPair(modulusLength: RsaModulusLength = 2048)
   });
 }
 
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Does one private-key operation with a fresh pair on the calling thread, so the one that counts (the
+ * CMS unwrap) does not pay OpenSSL's first-use set-up. The first RSA private operation of a key on a
+ * thread costs about half an operation more than the next ones (RSA-2048 OAEP decrypt: 1.01 against
+ * 0.67 ms, measured); the set-up (blinding) belongs to the thread, so a warm-up on the thread pool does
+ * not help the main thread. The signature (PKCS#1 v1.5 over the empty message) is zeroed and dropped:
+ * nothing leaves the process, and the key is used for nothing else.
+ */
+export function warmPrivateKey(pair: EphemeralKeyPair): void {
+  sign('sha256', EMPTY, pair.privateKey).fill(0);
+}
+
+export interface EphemeralKeyPoolOptions {
+  /** Makes a pair. Default {@link generateEphemeralKeyPair} (libuv's thread pool). */
+  generate?: (modulusLength: RsaModulusLength) => Promise<EphemeralKeyPair>;
+  /**
+   * Runs on the JavaScript thread once a prepared pair exists, before anyone can take it. Default
+   * {@link warmPrivateKey}. A warm-up that throws leaves the pair as it was: it only saves time.
+   */
+  warm?: (pair: EphemeralKeyPair) => void;
+}
+
 /**
  * Keeps one key pair per modulus length generated ahead of time, so key
  * generation is off the critical path: `take()` hands out the prepared pair
- * (each pair is used once) and starts making the next one.
+ * (each pair is used once) and starts making the next one. A prepared pair has done one private-key
+ * operation on this thread ({@link warmPrivateKey}), so its first real one is not slower; a fresh pair
+ * for a caller that did not prepare is handed out as generated (warming it would only add time).
  *
  * @example
  * ```ts
@@ -52,13 +78,27 @@ export class EphemeralKeyPool {
   private readonly ready = new Map<RsaModulusLength, Promise<EphemeralKeyPair>>();
   private readonly taken = new Set<RsaModulusLength>();
   private inUse = 0;
+  private readonly generate: (modulusLength: RsaModulusLength) => Promise<EphemeralKeyPair>;
+  private readonly warm: (pair: EphemeralKeyPair) => void;
+
+  constructor(options: EphemeralKeyPoolOptions = {}) {
+    this.generate = options.generate ?? generateEphemeralKeyPair;
+    this.warm = options.warm ?? warmPrivateKey;
+  }
 
   /** Starts generating a pair for this size if none is prepared. */
   prepare(modulusLength: RsaModulusLength = 2048): Promise<void> {
     checkModulus(modulusLength);
     let next = this.ready.get(modulusLength);
     if (!next) {
-      next = generateEphemeralKeyPair(modulusLength);
+      next = this.generate(modulusLength).then((pair) => {
+        try {
+          this.warm(pair);
+        } catch {
+          // Only time is lost: the pair is as good as it was.
+        }
+        return pair;
+      });
       next.catch(() => this.ready.delete(modulusLength));
       this.ready.set(modulusLength, next);
     }
@@ -74,7 +114,7 @@ export class EphemeralKeyPool {
   take(modulusLength: RsaModulusLength = 2048): Promise<EphemeralKeyPair> {
     this.inUse++;
     const prepared = this.ready.get(modulusLength);
-    if (!prepared) return generateEphemeralKeyPair(modulusLength);
+    if (!prepared) return this.generate(modulusLength);
     this.ready.delete(modulusLength);
     this.taken.add(modulusLength);
     return prepared;

@@ -1,6 +1,6 @@
-import { createPublicKey } from 'node:crypto';
+import { constants, createPublicKey, privateDecrypt, publicEncrypt, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { EphemeralKeyPool, generateEphemeralKeyPair } from '../../src/kms/keypair.js';
+import { EphemeralKeyPool, generateEphemeralKeyPair, warmPrivateKey, type EphemeralKeyPair } from '../../src/kms/keypair.js';
 
 describe('generateEphemeralKeyPair', () => {
   it('makes an RSA pair whose SPKI is the private key\'s public half', async () => {
@@ -51,5 +51,57 @@ describe('EphemeralKeyPool', () => {
     await pool.take(2048);
     pool.release();
     expect(preparing(pool)).toBe(0);
+  });
+});
+
+describe('EphemeralKeyPool warm-up', () => {
+  it('warms every prepared pair once, before it can be taken, and never a fresh one', async () => {
+    const warmed: EphemeralKeyPair[] = [];
+    const pool = new EphemeralKeyPool({ warm: (pair) => warmed.push(pair) });
+    await pool.prepare(2048);
+    expect(warmed).toHaveLength(1);
+    const prepared = await pool.take(2048);
+    expect(warmed).toEqual([prepared]);
+    const fresh = await pool.take(2048); // nothing prepared: generated for this caller, not warmed
+    expect(warmed).toEqual([prepared]);
+    expect(fresh.spki).not.toEqual(prepared.spki);
+    pool.release();
+    pool.release(); // the prepared size was taken: the next pair is prepared, and warmed
+    await pool.prepare(2048);
+    expect(warmed).toHaveLength(2);
+    expect(warmed[1]!.spki).not.toEqual(prepared.spki);
+  });
+
+  it('a take() that meets a pair still being prepared gets it warmed', async () => {
+    let finish!: (pair: EphemeralKeyPair) => void;
+    const pair = await generateEphemeralKeyPair(2048);
+    const warmed: EphemeralKeyPair[] = [];
+    const pool = new EphemeralKeyPool({ generate: () => new Promise((resolve) => (finish = resolve)), warm: (p) => warmed.push(p) });
+    void pool.prepare(2048);
+    const taking = pool.take(2048);
+    finish(pair);
+    expect(await taking).toBe(pair);
+    expect(warmed).toEqual([pair]);
+  });
+
+  it('a warm-up that throws costs nothing but the time: the pair is still handed out', async () => {
+    const pool = new EphemeralKeyPool({
+      warm: () => {
+        throw new Error('no');
+      },
+    });
+    await pool.prepare(2048);
+    const pair = await pool.take(2048);
+    expect(pair.privateKey.type).toBe('private');
+  });
+
+  it('the default warm-up leaves the key as it was: KMS-shaped OAEP still opens, and nothing is kept', async () => {
+    const pair = await generateEphemeralKeyPair(2048);
+    const before = pair.privateKey.export({ format: 'jwk' });
+    warmPrivateKey(pair);
+    expect(pair.privateKey.export({ format: 'jwk' })).toEqual(before);
+    const secret = randomBytes(32);
+    const wrapped = publicEncrypt({ key: createPublicKey({ key: Buffer.from(pair.spki), format: 'der', type: 'spki' }), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, secret);
+    expect(privateDecrypt({ key: pair.privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, wrapped)).toEqual(secret);
   });
 });
