@@ -143,7 +143,7 @@ export async function benchAttestation({ reps = 5 } = {}) {
   // the work floor (no single-thread verifier can beat it) and the inline variant (every verify
   // on one thread). Each sample starts from a collected heap and a short sleep (lib.mjs isolate()):
   // without it the case that follows a 50 ms call is the one the scheduler preempts.
-  // CPU time is recorded with the same samples: the goal is judged on it (below).
+  // CPU time is recorded with the same samples; the goal is judged on wall time (below).
   const e = ev ? await repeated({ evervault: ev, cold: cases.cold, work: work.cold, coldInline: cases.coldInline }, { reps, rounds: 8, warmup: 2, prime: 2, before: process.env.NES_BENCH_ISOLATE ? isolate() : undefined, cpu: true }) : null;
 
   console.log(`medians over ${reps} interleaved repetitions, [min–max]; ratios per repetition against the floor of the same repetition`);

@@ -19,6 +19,8 @@ export interface ParsedCertificate {
   readonly keyType: { readonly algorithm: 'ec'; readonly curve: EcCurve } | { readonly algorithm: string; readonly curve: null };
   /** The subject public key (EC only), imported once on first use through WebCrypto. */
   publicKey(): Promise<VerifyKey>;
+  /** The key once {@link publicKey}'s import has finished, else `null`: lets a caller start work at once. */
+  importedKey(): VerifyKey | null;
   /** `null` when the certificate has no basicConstraints extension. */
   readonly basicConstraints: { readonly ca: boolean; readonly pathLength: number | null } | null;
   /** Key usage bits, `null` when the extension is absent. */
@@ -141,6 +143,7 @@ function parse(der: Uint8Array, backend: CryptoBackend): ParsedCertificate {
 
   const keyType = subjectKeyType(der, spkiNode);
   let imported: Promise<VerifyKey> | undefined;
+  let ready: VerifyKey | null = null;
   let fingerprint: Promise<string> | undefined;
 
   return {
@@ -162,8 +165,11 @@ function parse(der: Uint8Array, backend: CryptoBackend): ParsedCertificate {
     spki,
     keyType,
     publicKey() {
-      imported ??= importKey(spki, keyType, backend);
+      imported ??= importKey(spki, keyType, backend).then((key) => (ready = key));
       return imported;
+    },
+    importedKey() {
+      return ready;
     },
     basicConstraints,
     keyUsage,

@@ -171,7 +171,9 @@ async function keyOf(cert: ParsedCertificate, what: string | (() => string)): Pr
 
 async function verifyLink(issuer: ParsedCertificate, subject: ParsedCertificate, hash: ShaName, issuerLabel: () => string, subjectLabel: () => string, cache: ChainCache | null, backend: CryptoBackend): Job {
   try {
-    const key = await keyOf(issuer, issuerLabel);
+    // A key already imported (the pinned root's, shared by every verifier) starts its verify at
+    // once, before this chain's other keys are imported, so a pool thread has it while they are.
+    const key = issuer.importedKey() ?? (await keyOf(issuer, issuerLabel));
     const curve = issuer.keyType.curve;
     let ok: boolean;
     if (!curve) ok = false;
