@@ -1,4 +1,4 @@
-import { generateKeyPair, sign, type KeyObject } from 'node:crypto';
+import { constants, generateKeyPair, privateDecrypt, publicEncrypt, type KeyObject } from 'node:crypto';
 
 /** RSA modulus sizes KMS accepts for the `Recipient` key (`RSAES_OAEP_SHA_256`). */
 export type RsaModulusLength = 2048 | 3072 | 4096;
@@ -35,25 +35,27 @@ export function generateEphemeralKeyPair(modulusLength: RsaModulusLength = 2048)
   });
 }
 
-const EMPTY = new Uint8Array(0);
-
 /**
  * Does one private-key operation with a fresh pair on the calling thread, so the one that counts (the
  * CMS unwrap) does not pay OpenSSL's first-use set-up. The first RSA private operation of a key on a
  * thread costs about half an operation more than the next ones (RSA-2048 OAEP decrypt: 1.01 against
  * 0.67 ms, measured); the set-up (blinding) belongs to the thread, so a warm-up on the thread pool does
- * not help the main thread. The signature (PKCS#1 v1.5 over the empty message) is zeroed and dropped:
- * nothing leaves the process, and the key is used for nothing else.
+ * not help the main thread. The operation is the one the key is for: an RSAES-OAEP-SHA-256 round trip
+ * of 32 zero bytes to itself, both results zeroed; nothing leaves the process.
  */
 export function warmPrivateKey(pair: EphemeralKeyPair): void {
-  sign('sha256', EMPTY, pair.privateKey).fill(0);
+  const oaep = { padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' };
+  const wrapped = publicEncrypt({ key: pair.privateKey, ...oaep }, new Uint8Array(32));
+  privateDecrypt({ key: pair.privateKey, ...oaep }, wrapped).fill(0);
+  wrapped.fill(0);
 }
 
 export interface EphemeralKeyPoolOptions {
   /** Makes a pair. Default {@link generateEphemeralKeyPair} (libuv's thread pool). */
   generate?: (modulusLength: RsaModulusLength) => Promise<EphemeralKeyPair>;
   /**
-   * Runs on the JavaScript thread once a prepared pair exists, before anyone can take it. Default
+   * Runs on the JavaScript thread once a prepared pair exists, if nobody has taken it yet (a request
+   * waiting for the pair would only wait longer) and the pool was not cleared. Default
    * {@link warmPrivateKey}. A warm-up that throws leaves the pair as it was: it only saves time.
    */
   warm?: (pair: EphemeralKeyPair) => void;
@@ -62,9 +64,10 @@ export interface EphemeralKeyPoolOptions {
 /**
  * Keeps one key pair per modulus length generated ahead of time, so key
  * generation is off the critical path: `take()` hands out the prepared pair
- * (each pair is used once) and starts making the next one. A prepared pair has done one private-key
- * operation on this thread ({@link warmPrivateKey}), so its first real one is not slower; a fresh pair
- * for a caller that did not prepare is handed out as generated (warming it would only add time).
+ * (each pair is used once) and starts making the next one. A pair prepared ahead has done one
+ * private-key operation on this thread ({@link warmPrivateKey}), so its first real one is not slower; a
+ * pair a request is already waiting for, or a fresh one for a caller that did not prepare, is handed
+ * out as generated (warming it would only add time).
  *
  * @example
  * ```ts
@@ -75,7 +78,7 @@ export interface EphemeralKeyPoolOptions {
  * ```
  */
 export class EphemeralKeyPool {
-  private readonly ready = new Map<RsaModulusLength, Promise<EphemeralKeyPair>>();
+  private readonly ready = new Map<RsaModulusLength, { pair: Promise<EphemeralKeyPair> }>();
   private readonly taken = new Set<RsaModulusLength>();
   private inUse = 0;
   private readonly generate: (modulusLength: RsaModulusLength) => Promise<EphemeralKeyPair>;
@@ -89,20 +92,27 @@ export class EphemeralKeyPool {
   /** Starts generating a pair for this size if none is prepared. */
   prepare(modulusLength: RsaModulusLength = 2048): Promise<void> {
     checkModulus(modulusLength);
-    let next = this.ready.get(modulusLength);
-    if (!next) {
-      next = this.generate(modulusLength).then((pair) => {
-        try {
-          this.warm(pair);
-        } catch {
-          // Only time is lost: the pair is as good as it was.
+    let entry = this.ready.get(modulusLength);
+    if (!entry) {
+      const mine: { pair: Promise<EphemeralKeyPair> } = { pair: null as never };
+      // Still ours when it resolves: not taken (take() removes it) and not cleared or replaced.
+      const waiting = () => this.ready.get(modulusLength) === mine;
+      mine.pair = this.generate(modulusLength).then((pair) => {
+        if (waiting()) {
+          try {
+            this.warm(pair);
+          } catch {
+            // Only time is lost: the pair is as good as it was.
+          }
         }
         return pair;
       });
-      next.catch(() => this.ready.delete(modulusLength));
-      this.ready.set(modulusLength, next);
+      mine.pair.catch(() => {
+        if (waiting()) this.ready.delete(modulusLength);
+      });
+      this.ready.set(modulusLength, (entry = mine));
     }
-    return next.then(() => undefined);
+    return entry.pair.then(() => undefined);
   }
 
   /**
@@ -117,7 +127,7 @@ export class EphemeralKeyPool {
     if (!prepared) return this.generate(modulusLength);
     this.ready.delete(modulusLength);
     this.taken.add(modulusLength);
-    return prepared;
+    return prepared.pair;
   }
 
   /**

@@ -29,6 +29,18 @@ describe.skipIf(!fixturesDir)('shared trust anchors', () => {
       expect(imports).toHaveBeenCalledTimes(4);
     });
 
+    it(`${name}: the link from the shared root starts its verify before any of the chain's own keys is imported`, async () => {
+      const { doc, currentDate } = load();
+      await create().verify(doc, { currentDate });
+      const order: string[] = [];
+      const real = { import: backend.importEcPoint, verify: backend.ecdsaVerify, der: backend.ecdsaVerifyDer };
+      vi.spyOn(backend, 'importEcPoint').mockImplementation((...args) => (order.push('import'), real.import.apply(backend, args)));
+      vi.spyOn(backend, 'ecdsaVerify').mockImplementation((...args) => (order.push('verify'), real.verify.apply(backend, args)));
+      if (real.der) vi.spyOn(backend, 'ecdsaVerifyDer').mockImplementation((...args) => (order.push('verify'), real.der!.apply(backend, args)));
+      await create().verify(doc, { currentDate });
+      expect(order).toEqual(['verify', 'import', 'import', 'import', 'import', 'verify', 'verify', 'verify', 'verify']);
+    });
+
     it(`${name}: a root shared by an earlier verifier is still refused by a verifier that does not trust it`, async () => {
       const { doc, currentDate } = load();
       await create().verify(doc, { currentDate });

@@ -55,7 +55,7 @@ describe('EphemeralKeyPool', () => {
 });
 
 describe('EphemeralKeyPool warm-up', () => {
-  it('warms every prepared pair once, before it can be taken, and never a fresh one', async () => {
+  it('warms every pair prepared ahead once, before it can be taken, and never a fresh one', async () => {
     const warmed: EphemeralKeyPair[] = [];
     const pool = new EphemeralKeyPool({ warm: (pair) => warmed.push(pair) });
     await pool.prepare(2048);
@@ -72,30 +72,61 @@ describe('EphemeralKeyPool warm-up', () => {
     expect(warmed[1]!.spki).not.toEqual(prepared.spki);
   });
 
-  it('a take() that meets a pair still being prepared gets it warmed', async () => {
-    let finish!: (pair: EphemeralKeyPair) => void;
-    const pair = await generateEphemeralKeyPair(2048);
+  /** A pool whose generations the test finishes or fails by hand. */
+  function manualPool() {
+    const pending: Array<{ resolve: (pair: EphemeralKeyPair) => void; reject: (err: Error) => void }> = [];
     const warmed: EphemeralKeyPair[] = [];
-    const pool = new EphemeralKeyPool({ generate: () => new Promise((resolve) => (finish = resolve)), warm: (p) => warmed.push(p) });
+    const pool = new EphemeralKeyPool({ generate: () => new Promise((resolve, reject) => pending.push({ resolve, reject })), warm: (p) => warmed.push(p) });
+    return { pool, pending, warmed };
+  }
+
+  it('a pair a request already waits for is handed out unwarmed: the warm-up would only make it wait longer', async () => {
+    const pair = await generateEphemeralKeyPair(2048);
+    const { pool, pending, warmed } = manualPool();
     void pool.prepare(2048);
     const taking = pool.take(2048);
-    finish(pair);
+    pending[0]!.resolve(pair);
     expect(await taking).toBe(pair);
-    expect(warmed).toEqual([pair]);
+    expect(warmed).toEqual([]);
   });
 
-  it('a warm-up that throws costs nothing but the time: the pair is still handed out', async () => {
+  it('a pair that finishes after clear() is not warmed, and a late failure does not drop the pair prepared since', async () => {
+    const [a, b] = await Promise.all([generateEphemeralKeyPair(2048), generateEphemeralKeyPair(2048)]);
+    const { pool, pending, warmed } = manualPool();
+    void pool.prepare(2048).catch(() => {});
+    pool.clear();
+    const second = pool.prepare(2048); // a new generation after clear()
+    pending[0]!.reject(new Error('the dropped generation fails late'));
+    await Promise.resolve();
+    pending[1]!.resolve(b);
+    await second;
+    // Still the prepared pair: the old failure did not remove it (else take() would wait on a new generation).
+    expect(await Promise.race([pool.take(2048), Promise.resolve('generating anew')])).toBe(b);
+    expect(warmed).toEqual([b]);
+    void a;
+    const third = manualPool();
+    void third.pool.prepare(2048);
+    third.pool.clear();
+    third.pending[0]!.resolve(a);
+    await new Promise((r) => setImmediate(r));
+    expect(third.warmed).toEqual([]); // dropped before it finished: no private-key work for nobody
+  });
+
+  it('a warm-up that throws costs nothing but the time: prepare() resolves and the pair is handed out', async () => {
+    let calls = 0;
     const pool = new EphemeralKeyPool({
       warm: () => {
+        calls++;
         throw new Error('no');
       },
     });
     await pool.prepare(2048);
+    expect(calls).toBe(1);
     const pair = await pool.take(2048);
     expect(pair.privateKey.type).toBe('private');
   });
 
-  it('the default warm-up leaves the key as it was: KMS-shaped OAEP still opens, and nothing is kept', async () => {
+  it('the default warm-up leaves the key as it was, and KMS-shaped OAEP still opens with it', async () => {
     const pair = await generateEphemeralKeyPair(2048);
     const before = pair.privateKey.export({ format: 'jwk' });
     warmPrivateKey(pair);
