@@ -42,6 +42,12 @@ export function generateEphemeralKeyPair(modulusLength: RsaModulusLength = 2048)
  * 0.67 ms, measured); the set-up (blinding) belongs to the thread, so a warm-up on the thread pool does
  * not help the main thread. The operation is the one the key is for: an RSAES-OAEP-SHA-256 round trip
  * of 32 zero bytes to itself, both results zeroed; nothing leaves the process.
+ *
+ * @example
+ * ```ts
+ * const pair = await generateEphemeralKeyPair(2048);
+ * warmPrivateKey(pair); // ahead of the request, on the thread that will unwrap
+ * ```
  */
 export function warmPrivateKey(pair: EphemeralKeyPair): void {
   const oaep = { padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' };
@@ -50,6 +56,7 @@ export function warmPrivateKey(pair: EphemeralKeyPair): void {
   wrapped.fill(0);
 }
 
+/** Where an {@link EphemeralKeyPool} gets its pairs and how it warms them (both injectable for tests). */
 export interface EphemeralKeyPoolOptions {
   /** Makes a pair. Default {@link generateEphemeralKeyPair} (libuv's thread pool). */
   generate?: (modulusLength: RsaModulusLength) => Promise<EphemeralKeyPair>;
