@@ -35,6 +35,8 @@ export function generateEphemeralKeyPair(modulusLength: RsaModulusLength = 2048)
   });
 }
 
+const OAEP = { padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' } as const;
+
 /**
  * Does one private-key operation with a fresh pair on the calling thread, so the one that counts (the
  * CMS unwrap) does not pay OpenSSL's first-use set-up. The first RSA private operation of a key on a
@@ -50,9 +52,8 @@ export function generateEphemeralKeyPair(modulusLength: RsaModulusLength = 2048)
  * ```
  */
 export function warmPrivateKey(pair: EphemeralKeyPair): void {
-  const oaep = { padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' };
-  const wrapped = publicEncrypt({ key: pair.privateKey, ...oaep }, new Uint8Array(32));
-  privateDecrypt({ key: pair.privateKey, ...oaep }, wrapped).fill(0);
+  const wrapped = publicEncrypt({ key: pair.privateKey, ...OAEP }, new Uint8Array(32));
+  privateDecrypt({ key: pair.privateKey, ...OAEP }, wrapped).fill(0);
   wrapped.fill(0);
 }
 
@@ -85,7 +86,7 @@ export interface EphemeralKeyPoolOptions {
  * ```
  */
 export class EphemeralKeyPool {
-  private readonly ready = new Map<RsaModulusLength, { pair: Promise<EphemeralKeyPair> }>();
+  private readonly ready = new Map<RsaModulusLength, Promise<EphemeralKeyPair>>();
   private readonly taken = new Set<RsaModulusLength>();
   private inUse = 0;
   private readonly generate: (modulusLength: RsaModulusLength) => Promise<EphemeralKeyPair>;
@@ -99,12 +100,11 @@ export class EphemeralKeyPool {
   /** Starts generating a pair for this size if none is prepared. */
   prepare(modulusLength: RsaModulusLength = 2048): Promise<void> {
     checkModulus(modulusLength);
-    let entry = this.ready.get(modulusLength);
-    if (!entry) {
-      const mine: { pair: Promise<EphemeralKeyPair> } = { pair: null as never };
-      // Still ours when it resolves: not taken (take() removes it) and not cleared or replaced.
+    let next = this.ready.get(modulusLength);
+    if (!next) {
+      // Still ours when it settles: not taken (take() removes it) and not cleared or replaced.
       const waiting = () => this.ready.get(modulusLength) === mine;
-      mine.pair = this.generate(modulusLength).then((pair) => {
+      const mine: Promise<EphemeralKeyPair> = this.generate(modulusLength).then((pair) => {
         if (waiting()) {
           try {
             this.warm(pair);
@@ -114,12 +114,12 @@ export class EphemeralKeyPool {
         }
         return pair;
       });
-      mine.pair.catch(() => {
+      mine.catch(() => {
         if (waiting()) this.ready.delete(modulusLength);
       });
-      this.ready.set(modulusLength, (entry = mine));
+      this.ready.set(modulusLength, (next = mine));
     }
-    return entry.pair.then(() => undefined);
+    return next.then(() => undefined);
   }
 
   /**
@@ -134,7 +134,7 @@ export class EphemeralKeyPool {
     if (!prepared) return this.generate(modulusLength);
     this.ready.delete(modulusLength);
     this.taken.add(modulusLength);
-    return prepared.pair;
+    return prepared;
   }
 
   /**

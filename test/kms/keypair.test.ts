@@ -103,7 +103,6 @@ describe('EphemeralKeyPool warm-up', () => {
     // Still the prepared pair: the old failure did not remove it (else take() would wait on a new generation).
     expect(await Promise.race([pool.take(2048), Promise.resolve('generating anew')])).toBe(b);
     expect(warmed).toEqual([b]);
-    void a;
     const third = manualPool();
     void third.pool.prepare(2048);
     third.pool.clear();
